@@ -125,12 +125,10 @@ const (
 	// SubstituteFromGap: a postBuild.substituteFrom ConfigMap or Secret is
 	// neither in the revision nor given on the command line.
 	SubstituteFromGap GapReason = "SubstituteFromMissing"
-	// UnresolvedImageGap: an image reference is still a template after
-	// rendering, or is not a valid reference.
+	// UnresolvedImageGap: a container's image is still a template after
+	// rendering, is not a valid reference, is missing, or the pod spec
+	// holding it is malformed.
 	UnresolvedImageGap GapReason = "UnresolvedImage"
-	// SkippedFileGap: a file in the source was dropped before rendering, as
-	// Flux drops it (a symbolic link).
-	SkippedFileGap GapReason = "SkippedFile"
 )
 
 // Gap is a part of the revision whose images pregate cannot list. A gap is

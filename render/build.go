@@ -1,0 +1,344 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	fluxkustomize "github.com/fluxcd/pkg/kustomize"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/resource"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/yaml"
+)
+
+// renderUnit builds one path the way kustomize-controller does for a
+// Kustomization: generate or amend kustomization.yaml from the spec, build
+// it with kustomize (local bases only), check each object's identity, run
+// postBuild substitution and add commonMetadata.
+func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
+	fail := func(file string, err error) error {
+		return &Error{Path: u.path, Object: u.id, File: file, Err: err, root: r.root}
+	}
+	dir, err := joinUnder(r.root, u.path)
+	if err != nil {
+		return nil, fail("", err)
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fail("", errPathMissing)
+	case err != nil:
+		return nil, fail("", err)
+	case !fi.IsDir():
+		return nil, fail("", errors.New("path is not a directory"))
+	}
+	if err := checkLocalBases(r.root, dir, u.ks); err != nil {
+		return nil, fail(remoteFile(err), err)
+	}
+	vars, err := r.pool.vars(u)
+	if err != nil {
+		return nil, fail("", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	ks := u.ks
+	if ks == nil {
+		ks = map[string]any{"apiVersion": kustomizeGroup + "/v1", "kind": "Kustomization",
+			"metadata": map[string]any{"name": "render"}, "spec": map[string]any{}}
+	}
+	restore, tracked, err := writeKustomization(r.root, dir, ks)
+	if err != nil {
+		return nil, fail("", err)
+	}
+	m, err := fluxkustomize.SecureBuild(r.root, dir, false)
+	if rerr := restore(); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return nil, fail("", fmt.Errorf("kustomize build: %w", err))
+	}
+
+	postBuild := hasPostBuild(ks)
+	substituter := withVars(ks, vars)
+	var objs []Object
+	for _, res := range m.Resources() {
+		if res.GetName() == "" || res.GetKind() == "" || res.GetApiVersion() == "" {
+			return nil, fail("", fmt.Errorf("an object has no apiVersion, kind or name: %s", res.MustYaml()))
+		}
+		file, err := originFile(res, u.path, tracked)
+		if err != nil {
+			return nil, fail("", err)
+		}
+		if postBuild {
+			out, err := fluxkustomize.SubstituteVariables(ctx, nil, substituter, res,
+				fluxkustomize.SubstituteWithDryRun(true),
+				fluxkustomize.SubstituteWithAlways(substituteAlways(ks)))
+			if err != nil {
+				return nil, fail(file, fmt.Errorf("postBuild substitution in %s/%s: %w", res.GetKind(), res.GetName(), err))
+			}
+			if out != nil {
+				if _, err := m.Replace(out); err != nil {
+					return nil, fail(file, err)
+				}
+				res = out
+			}
+		}
+		content, err := res.Map()
+		if err != nil {
+			return nil, fail(file, fmt.Errorf("reading %s/%s: %w", res.GetKind(), res.GetName(), err))
+		}
+		setCommonMetadata(content, ks)
+		objs = append(objs, Object{Content: content, Origin: Origin{File: file, Chain: u.chain}})
+	}
+	return objs, nil
+}
+
+// errPathMissing is a Kustomization path that is not in the revision.
+var errPathMissing = errors.New("path does not exist in the revision")
+
+// writeKustomization writes the kustomization file kustomize-controller
+// would generate for ks into dir, with origin annotations on so each object
+// can be traced to its file. It returns a function that puts back what was
+// there, and whether origin tracking was added by us (and must be removed).
+func writeKustomization(root, dir string, ks map[string]any) (restore func() error, tracked bool, err error) {
+	gen := fluxkustomize.NewGenerator(root, unstructured.Unstructured{Object: ks})
+	manifest, kfile, action, err := gen.GenerateManifest(dir)
+	if err != nil {
+		return nil, false, fmt.Errorf("generating kustomization: %w", err)
+	}
+	var k kustypes.Kustomization
+	if err := yaml.Unmarshal(manifest, &k); err != nil {
+		return nil, false, fmt.Errorf("reading generated kustomization: %w", err)
+	}
+	tracked = !contains(k.BuildMetadata, kustypes.OriginAnnotations)
+	if tracked {
+		k.BuildMetadata = append(k.BuildMetadata, kustypes.OriginAnnotations)
+		if manifest, err = yaml.Marshal(k); err != nil {
+			return nil, false, err
+		}
+	}
+	var original []byte
+	if action != fluxkustomize.CreatedAction {
+		if original, err = os.ReadFile(kfile); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := os.WriteFile(kfile, manifest, 0o600); err != nil {
+		return nil, false, fmt.Errorf("writing kustomization: %w", err)
+	}
+	return func() error {
+		if action == fluxkustomize.CreatedAction {
+			return os.Remove(kfile)
+		}
+		return os.WriteFile(kfile, original, 0o600) //nolint:gosec // kfile is the kustomization file GenerateManifest found under the source root.
+	}, tracked, nil
+}
+
+// originFile returns the source file of a built object, relative to the
+// source root, and removes the origin annotation if we added it.
+func originFile(res *resource.Resource, unitPath string, tracked bool) (string, error) {
+	type origin struct {
+		Path         string `json:"path"`
+		Repo         string `json:"repo"`
+		ConfiguredIn string `json:"configuredIn"`
+	}
+	const key = "config.kubernetes.io/origin"
+	ann := res.GetAnnotations()
+	raw, ok := ann[key]
+	if !ok {
+		return "", nil
+	}
+	if tracked {
+		delete(ann, key)
+		if err := res.SetAnnotations(ann); err != nil {
+			return "", err
+		}
+	}
+	var o origin
+	if err := yaml.Unmarshal([]byte(raw), &o); err != nil {
+		return "", fmt.Errorf("reading origin annotation: %w", err)
+	}
+	p := o.Path
+	if p == "" {
+		p = o.ConfiguredIn
+	}
+	if p == "" || o.Repo != "" {
+		return p, nil
+	}
+	return path.Clean(path.Join(unitPath, filepath.ToSlash(p))), nil
+}
+
+func hasPostBuild(ks map[string]any) bool {
+	spec, _ := ks["spec"].(map[string]any)
+	_, ok := spec["postBuild"]
+	return ok
+}
+
+func substituteAlways(ks map[string]any) bool {
+	spec, _ := ks["spec"].(map[string]any)
+	pb, _ := spec["postBuild"].(map[string]any)
+	return str(pb, "substituteStrategy") == "Always"
+}
+
+// withVars returns a copy of ks whose postBuild.substitute holds every
+// variable, those from substituteFrom included, so substitution needs no
+// cluster.
+func withVars(ks map[string]any, vars map[string]string) unstructured.Unstructured {
+	u := unstructured.Unstructured{Object: ks}
+	c := u.DeepCopy()
+	sub := make(map[string]any, len(vars))
+	for k, v := range vars {
+		sub[k] = v
+	}
+	if len(sub) > 0 {
+		_ = unstructured.SetNestedField(c.Object, sub, "spec", "postBuild", "substitute")
+	} else {
+		unstructured.RemoveNestedField(c.Object, "spec", "postBuild", "substitute")
+	}
+	unstructured.RemoveNestedField(c.Object, "spec", "postBuild", "substituteFrom")
+	return *c
+}
+
+// setCommonMetadata adds spec.commonMetadata's labels and annotations to an
+// object, as kustomize-controller does before applying.
+func setCommonMetadata(obj, ks map[string]any) {
+	spec, _ := ks["spec"].(map[string]any)
+	cm, _ := spec["commonMetadata"].(map[string]any)
+	if cm == nil {
+		return
+	}
+	md, _ := obj["metadata"].(map[string]any)
+	if md == nil {
+		md = map[string]any{}
+		obj["metadata"] = md
+	}
+	for _, field := range []string{"labels", "annotations"} {
+		add, _ := cm[field].(map[string]any)
+		if len(add) == 0 {
+			continue
+		}
+		have, _ := md[field].(map[string]any)
+		if have == nil {
+			have = map[string]any{}
+			md[field] = have
+		}
+		for k, v := range add {
+			have[k] = v
+		}
+	}
+}
+
+// remoteBaseError is a kustomization that refers to a remote base.
+type remoteBaseError struct {
+	File  string // relative to the source root
+	Entry string
+}
+
+func (e *remoteBaseError) Error() string {
+	return fmt.Sprintf("%s refers to remote %s; pregate renders offline and does not fetch remote bases", e.File, e.Entry)
+}
+
+func remoteFile(err error) string {
+	var re *remoteBaseError
+	if errors.As(err, &re) {
+		return re.File
+	}
+	return ""
+}
+
+// checkLocalBases walks the kustomization files reachable from dir and
+// fails on the first remote resource, base or component, naming the file.
+func checkLocalBases(root, dir string, ks map[string]any) error {
+	spec, _ := ks["spec"].(map[string]any)
+	comps, _ := spec["components"].([]any)
+	seen := map[string]bool{}
+	var walk func(dir string, extra []string) error
+	walk = func(dir string, extra []string) error {
+		if seen[dir] {
+			return nil
+		}
+		seen[dir] = true
+		kfile, k, err := readKustomization(dir)
+		if err != nil || kfile == "" {
+			return err // no kustomization file: a plain directory
+		}
+		entries := append(append(append(append([]string(nil), k.Resources...), k.Components...), k.Bases...), extra...) //nolint:staticcheck // Bases is deprecated but still read by kustomize.
+		for _, e := range entries {
+			local := filepath.Join(dir, filepath.FromSlash(e))
+			if fi, err := os.Stat(local); err == nil {
+				if fi.IsDir() && isInside(root, local) {
+					if err := walk(local, nil); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if isRemote(e) {
+				rel, _ := filepath.Rel(root, kfile)
+				return &remoteBaseError{File: filepath.ToSlash(rel), Entry: e}
+			}
+		}
+		return nil
+	}
+	var extra []string
+	for _, c := range comps {
+		if s, ok := c.(string); ok {
+			extra = append(extra, s)
+		}
+	}
+	return walk(dir, extra)
+}
+
+func readKustomization(dir string) (string, *kustypes.Kustomization, error) {
+	for _, name := range konfig.RecognizedKustomizationFileNames() {
+		p := filepath.Join(dir, name)
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		var k kustypes.Kustomization
+		if err := yaml.Unmarshal(b, &k); err != nil {
+			// kustomize reports this, in its own words, when it builds.
+			return "", nil, nil //nolint:nilerr // not this walk's error to report
+		}
+		return p, &k, nil
+	}
+	return "", nil, nil
+}
+
+// isRemote says whether a kustomization entry that is not a local file
+// names something kustomize would fetch: a URL, a git or OCI reference, or a
+// host/path form.
+func isRemote(entry string) bool {
+	if strings.Contains(entry, "://") || !fluxkustomize.IsLocalRelativePath(entry) {
+		return true
+	}
+	first, _, found := strings.Cut(entry, "/")
+	return found && strings.Contains(first, ".") && !strings.HasPrefix(first, ".")
+}
+
+func isInside(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,549 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+)
+
+// Flux API groups render knows about.
+const (
+	kustomizeGroup = "kustomize.toolkit.fluxcd.io"
+	helmGroup      = "helm.toolkit.fluxcd.io"
+)
+
+// SourceRef names a Flux source: GitRepository/flux-system/flux-system.
+type SourceRef struct {
+	Kind, Namespace, Name string
+}
+
+func (s SourceRef) String() string { return s.Kind + "/" + s.Namespace + "/" + s.Name }
+
+// ParseSourceRef parses Kind/namespace/name.
+func ParseSourceRef(s string) (SourceRef, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return SourceRef{}, fmt.Errorf("source reference %q: want Kind/namespace/name", s)
+	}
+	return SourceRef{Kind: parts[0], Namespace: parts[1], Name: parts[2]}, nil
+}
+
+// DefaultSourceRef is the source flux bootstrap creates.
+var DefaultSourceRef = SourceRef{Kind: "GitRepository", Namespace: "flux-system", Name: "flux-system"}
+
+type options struct {
+	source        SourceRef
+	kustomization map[string]any
+	substitutes   []map[string]any
+}
+
+// Option configures Render.
+type Option func(*options) error
+
+// WithSourceRef names the Flux source the tree is a revision of. Flux
+// Kustomizations in the tree that apply this source are followed; those that
+// apply another source are reported as gaps. Default: DefaultSourceRef.
+func WithSourceRef(s SourceRef) Option {
+	return func(o *options) error {
+		if s.Kind == "" || s.Name == "" {
+			return fmt.Errorf("source reference %v: kind and name are required", s)
+		}
+		o.source = s
+		return nil
+	}
+}
+
+// WithKustomization renders the path as the given Flux Kustomization object
+// would (its images, patches, prefixes, targetNamespace, components,
+// commonMetadata and postBuild), as `flux build kustomization
+// --kustomization-file` does. Default: the path is rendered as a plain
+// directory, like the Kustomization flux bootstrap creates.
+func WithKustomization(obj map[string]any) Option {
+	return func(o *options) error {
+		u := Object{Content: obj}
+		if u.Group() != kustomizeGroup || u.Kind() != "Kustomization" {
+			return fmt.Errorf("%s is not a Flux Kustomization (%s)", u.ID(), u.APIVersion())
+		}
+		o.kustomization = obj
+		return nil
+	}
+}
+
+// WithSubstituteFrom adds ConfigMaps and Secrets that live in the cluster,
+// not in the revision, for postBuild.substituteFrom. Objects of other kinds
+// are ignored. Default: none; only objects found in the revision are used.
+func WithSubstituteFrom(objs []map[string]any) Option {
+	return func(o *options) error {
+		o.substitutes = append(o.substitutes, objs...)
+		return nil
+	}
+}
+
+// Result is what a revision renders to.
+type Result struct {
+	// Objects are every rendered object, in render order.
+	Objects []Object `json:"-"`
+	// Images are every container image, deduplicated and sorted.
+	Images []Image `json:"images"`
+	// Kustomizations are the Flux Kustomizations found and what became of
+	// each, sorted by object.
+	Kustomizations []Kustomization `json:"kustomizations"`
+	// Gaps are the parts whose images could not be listed, sorted.
+	Gaps []Gap `json:"gaps"`
+}
+
+// KustomizationStatus says what render did with a Flux Kustomization.
+type KustomizationStatus string
+
+// The outcomes for a Flux Kustomization found in the revision.
+const (
+	// Rendered: its path was rendered with its spec.
+	Rendered KustomizationStatus = "Rendered"
+	// Cycle: it is already on the chain that applies it (the
+	// flux-system Kustomization applying itself, or a longer loop); it is
+	// rendered once.
+	Cycle KustomizationStatus = "Cycle"
+	// Duplicate: an object with the same name was already rendered from
+	// another place in the revision.
+	Duplicate KustomizationStatus = "Duplicate"
+	// NotRendered: it could not be rendered; a Gap says why.
+	NotRendered KustomizationStatus = "NotRendered"
+)
+
+// Kustomization is a Flux Kustomization found in the revision.
+type Kustomization struct {
+	// Object is Kustomization/namespace/name.
+	Object string `json:"object"`
+	// Path is spec.path, relative to the source root ("." for the root).
+	Path string `json:"path"`
+	// Origin is where the Kustomization object itself was found.
+	Origin
+	Status KustomizationStatus `json:"status"`
+}
+
+// Error is an error rendering a path of the revision.
+type Error struct {
+	// Path is the directory being rendered, relative to the source root.
+	Path string
+	// Object is the Flux Kustomization being rendered, if any.
+	Object string
+	// File is the file at fault, relative to the source root, if known.
+	File string
+	Err  error
+
+	root string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("rendering ")
+	if e.Object != "" {
+		b.WriteString(e.Object + " ")
+	}
+	b.WriteString("path " + e.Path)
+	if e.File != "" {
+		b.WriteString(" (" + e.File + ")")
+	}
+	b.WriteString(": ")
+	b.WriteString(relativize(e.Err.Error(), e.root))
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// relativize rewrites absolute paths under root in a message to paths
+// relative to the source root, so messages name the files users know.
+func relativize(msg, root string) string {
+	if root == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, root+string(filepath.Separator), "")
+}
+
+// unit is one render of a path: the plain root, or a Flux Kustomization.
+type unit struct {
+	ks     map[string]any // nil for the plain root
+	id     string         // Kustomization/ns/name, or "" for the plain root
+	path   string         // slash-separated, relative to root, cleaned
+	chain  []string       // the Kustomizations applying this unit, outermost first, including id
+	origin Origin         // where the Kustomization object was found
+}
+
+type renderer struct {
+	root    string
+	opts    options
+	result  Result
+	seen    map[string]bool // Kustomization ids rendered or queued
+	pool    *varPool
+	pending []unit // units waiting for a substituteFrom object
+}
+
+// Render renders dir, a directory inside root, as Flux would apply it, and
+// follows every Flux Kustomization it finds that applies the same source.
+// root is the source's root directory (the extracted artifact). Render may
+// rewrite kustomization files under root while it builds and puts them back
+// afterwards; give it a copy of the source, never a user's checkout.
+//
+// An error means the path itself could not be rendered. What could not be
+// rendered below it is reported as Gaps in the Result.
+func Render(ctx context.Context, root, dir string, opts ...Option) (*Result, error) {
+	o := options{source: DefaultSourceRef}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("resolving root %s: %w", root, err)
+	}
+	if root, err = filepath.EvalSymlinks(root); err != nil {
+		return nil, fmt.Errorf("resolving root: %w", err)
+	}
+	rel, err := relPath(root, dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &renderer{root: root, opts: o, seen: map[string]bool{}, pool: newVarPool(o.substitutes)}
+
+	first := unit{path: rel}
+	if o.kustomization != nil {
+		first = r.kustomizationUnit(Object{Content: o.kustomization}, nil)
+		first.path = rel
+	}
+	objs, err := r.renderRoot(ctx, first)
+	if err != nil {
+		return nil, err
+	}
+	if first.ks == nil {
+		// flux bootstrap's layout: the directory holds the Kustomization that
+		// applies it (flux-system). Render the directory as that Kustomization,
+		// with its spec, as Flux does.
+		if self, ok := r.selfKustomization(objs, rel); ok {
+			r.pool.add(objs)
+			first = r.kustomizationUnit(self, nil)
+			if objs, err = r.renderRoot(ctx, first); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if first.id != "" {
+		r.seen[first.id] = true
+		r.result.Kustomizations = append(r.result.Kustomizations, Kustomization{
+			Object: first.id, Path: first.path, Origin: first.origin, Status: Rendered,
+		})
+	}
+	r.add(objs)
+	if err := r.follow(ctx, first, objs); err != nil {
+		return nil, err
+	}
+	if err := r.drainPending(ctx); err != nil {
+		return nil, err
+	}
+	r.finish()
+	return &r.result, nil
+}
+
+// renderRoot renders the first Kustomization. Its substituteFrom objects
+// may be among the objects its own path renders (they are in the cluster
+// from the previous revision): when one is missing, the path is rendered
+// plainly once to find them.
+func (r *renderer) renderRoot(ctx context.Context, u unit) ([]Object, error) {
+	objs, err := r.renderUnit(ctx, u)
+	var missing *missingVarsError
+	if !errors.As(err, &missing) {
+		return objs, err
+	}
+	plain, perr := r.renderUnit(ctx, unit{path: u.path})
+	if perr != nil {
+		return nil, err
+	}
+	r.pool.add(plain)
+	return r.renderUnit(ctx, u)
+}
+
+// relPath returns dir relative to root, slash-separated, refusing paths
+// outside root.
+func relPath(root, dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", dir, err)
+	}
+	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = resolved
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("path %s is outside the source root %s", dir, root)
+	}
+	return filepath.ToSlash(rel), nil
+}
+
+// selfKustomization finds, among the objects rendered from the plain root
+// path, the Flux Kustomization of this source whose path is that same
+// directory.
+func (r *renderer) selfKustomization(objs []Object, rel string) (Object, bool) {
+	for _, o := range objs {
+		if !isKustomization(o) || !r.sameSource(o) {
+			continue
+		}
+		if specPath(o) == rel {
+			return o, true
+		}
+	}
+	return Object{}, false
+}
+
+func (r *renderer) kustomizationUnit(o Object, parent []string) unit {
+	p := specPath(o)
+	id := o.ID()
+	chain := append(append([]string(nil), parent...), id)
+	return unit{ks: o.Content, id: id, path: p, chain: chain, origin: o.Origin}
+}
+
+func isKustomization(o Object) bool {
+	return o.Group() == kustomizeGroup && o.Kind() == "Kustomization"
+}
+
+// specPath returns a Flux Kustomization's spec.path, cleaned and relative
+// to the source root.
+func specPath(o Object) string {
+	spec, _ := o.Content["spec"].(map[string]any)
+	p, _ := spec["path"].(string)
+	if filepath.IsAbs(p) {
+		// Flux joins the path securely under the source root.
+		p = strings.TrimLeft(p, "/")
+	}
+	p = path.Clean("/" + filepath.ToSlash(p))
+	if p == "/" {
+		return "."
+	}
+	return p[1:]
+}
+
+func (r *renderer) sameSource(o Object) bool {
+	ref := sourceRefOf(o)
+	return ref.Kind == r.opts.source.Kind && ref.Name == r.opts.source.Name &&
+		(ref.Namespace == "" || r.opts.source.Namespace == "" || ref.Namespace == r.opts.source.Namespace)
+}
+
+// sourceRefOf returns a Flux Kustomization's spec.sourceRef, its namespace
+// defaulting to the Kustomization's, as Flux does.
+func sourceRefOf(o Object) SourceRef {
+	spec, _ := o.Content["spec"].(map[string]any)
+	ref, _ := spec["sourceRef"].(map[string]any)
+	s := SourceRef{Kind: str(ref, "kind"), Namespace: str(ref, "namespace"), Name: str(ref, "name")}
+	if s.Namespace == "" {
+		s.Namespace = o.Namespace()
+	}
+	return s
+}
+
+// add records a unit's objects.
+func (r *renderer) add(objs []Object) {
+	r.result.Objects = append(r.result.Objects, objs...)
+	r.pool.add(objs)
+}
+
+// follow finds Flux objects in a unit's output: Kustomizations of this
+// source are rendered in turn, depth first, in name order; others, and
+// HelmReleases, become gaps.
+func (r *renderer) follow(ctx context.Context, parent unit, objs []Object) error {
+	var next []Object
+	for _, o := range objs {
+		switch {
+		case o.Group() == helmGroup && o.Kind() == "HelmRelease":
+			r.gap(Gap{Reason: HelmReleaseGap, Origin: o.Origin, Object: o.ID(),
+				Message: helmChart(o) + " is rendered by helm-controller, not by pregate; its images are not listed"})
+		case isKustomization(o):
+			next = append(next, o)
+		}
+	}
+	sort.SliceStable(next, func(i, j int) bool { return next[i].ID() < next[j].ID() })
+	for _, o := range next {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.visit(ctx, parent, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// visit handles one Flux Kustomization object found in parent's output.
+func (r *renderer) visit(ctx context.Context, parent unit, o Object) error {
+	u := r.kustomizationUnit(o, parent.chain)
+	record := Kustomization{Object: u.id, Path: u.path, Origin: o.Origin}
+	switch {
+	case !r.sameSource(o):
+		record.Status = NotRendered
+		r.gap(Gap{Reason: OtherSourceGap, Origin: o.Origin, Object: u.id,
+			Message: fmt.Sprintf("applies %s, not %s; render that source separately", sourceRefOf(o), r.opts.source)})
+	case u.id == parent.id:
+		// A Kustomization applying itself, as flux bootstrap's does.
+		return nil
+	case onChain(parent.chain, u.id):
+		record.Status = Cycle
+	case r.seen[u.id]:
+		record.Status = Duplicate
+	default:
+		r.seen[u.id] = true
+		objs, err := r.renderUnit(ctx, u)
+		var missing *missingVarsError
+		switch {
+		case errors.As(err, &missing):
+			// Another part of the revision may still produce the object.
+			r.pending = append(r.pending, u)
+			return nil
+		case err != nil:
+			record.Status = NotRendered
+			r.gapFor(u, err)
+		default:
+			record.Status = Rendered
+			r.add(objs)
+			r.result.Kustomizations = append(r.result.Kustomizations, record)
+			return r.follow(ctx, u, objs)
+		}
+	}
+	r.result.Kustomizations = append(r.result.Kustomizations, record)
+	return nil
+}
+
+// drainPending renders the units that waited for substituteFrom objects,
+// until none makes progress; what is still missing becomes a gap.
+func (r *renderer) drainPending(ctx context.Context) error {
+	for len(r.pending) > 0 {
+		pending := r.pending
+		r.pending = nil
+		progress := false
+		var stuck []unit
+		for _, u := range pending {
+			objs, err := r.renderUnit(ctx, u)
+			var missing *missingVarsError
+			switch {
+			case errors.As(err, &missing):
+				stuck = append(stuck, u)
+				continue
+			case err != nil:
+				r.gapFor(u, err)
+				r.result.Kustomizations = append(r.result.Kustomizations,
+					Kustomization{Object: u.id, Path: u.path, Origin: u.origin, Status: NotRendered})
+			default:
+				r.add(objs)
+				r.result.Kustomizations = append(r.result.Kustomizations,
+					Kustomization{Object: u.id, Path: u.path, Origin: u.origin, Status: Rendered})
+				if err := r.follow(ctx, u, objs); err != nil {
+					return err
+				}
+			}
+			progress = true
+		}
+		if !progress {
+			for _, u := range stuck {
+				_, err := r.renderUnit(ctx, u)
+				r.gapFor(u, err)
+				r.result.Kustomizations = append(r.result.Kustomizations,
+					Kustomization{Object: u.id, Path: u.path, Origin: u.origin, Status: NotRendered})
+			}
+			return nil
+		}
+		r.pending = append(r.pending, stuck...)
+	}
+	return nil
+}
+
+// gapFor turns the error rendering a nested Kustomization into a gap.
+func (r *renderer) gapFor(u unit, err error) {
+	g := Gap{Reason: BuildFailedGap, Origin: u.origin, Object: u.id, Message: relativize(err.Error(), r.root)}
+	var missing *missingVarsError
+	var remote *remoteBaseError
+	var re *Error
+	switch {
+	case errors.As(err, &missing):
+		g.Reason = SubstituteFromGap
+	case errors.As(err, &remote):
+		g.Reason = RemoteBaseGap
+	case errors.Is(err, errPathMissing):
+		g.Reason = MissingPathGap
+		g.Message = fmt.Sprintf("path %s does not exist in the revision", u.path)
+		r.gap(g)
+		return
+	}
+	if errors.As(err, &re) {
+		g.Message = relativize(re.Err.Error(), r.root)
+	}
+	r.gap(g)
+}
+
+func (r *renderer) gap(g Gap) { r.result.Gaps = append(r.result.Gaps, g) }
+
+func onChain(chain []string, id string) bool {
+	for _, c := range chain {
+		if c == id {
+			return true
+		}
+	}
+	return false
+}
+
+// helmChart describes a HelmRelease's chart for a gap message.
+func helmChart(o Object) string {
+	spec, _ := o.Content["spec"].(map[string]any)
+	chart, _ := spec["chart"].(map[string]any)
+	cs, _ := chart["spec"].(map[string]any)
+	if name := str(cs, "chart"); name != "" {
+		if v := str(cs, "version"); v != "" {
+			return fmt.Sprintf("chart %s %s", name, v)
+		}
+		return "chart " + name
+	}
+	if ref, _ := spec["chartRef"].(map[string]any); ref != nil {
+		return fmt.Sprintf("chart %s/%s", str(ref, "kind"), str(ref, "name"))
+	}
+	return "its chart"
+}
+
+// finish extracts the images and sorts everything.
+func (r *renderer) finish() {
+	images, gaps := Images(r.result.Objects)
+	r.result.Images = images
+	r.result.Gaps = append(r.result.Gaps, gaps...)
+	sort.SliceStable(r.result.Gaps, func(i, j int) bool {
+		a, b := r.result.Gaps[i], r.result.Gaps[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Object != b.Object {
+			return a.Object < b.Object
+		}
+		return a.Path < b.Path
+	})
+	sort.SliceStable(r.result.Kustomizations, func(i, j int) bool {
+		a, b := r.result.Kustomizations[i], r.result.Kustomizations[j]
+		if a.Object != b.Object {
+			return a.Object < b.Object
+		}
+		return strings.Join(a.Chain, ">") < strings.Join(b.Chain, ">")
+	})
+	if r.result.Images == nil {
+		r.result.Images = []Image{}
+	}
+	if r.result.Gaps == nil {
+		r.result.Gaps = []Gap{}
+	}
+	if r.result.Kustomizations == nil {
+		r.result.Kustomizations = []Kustomization{}
+	}
+}
+
+// joinUnder joins a slash path under root, never escaping it.
+func joinUnder(root, rel string) (string, error) {
+	return securejoin.SecureJoin(root, filepath.FromSlash(rel))
+}
