@@ -6,8 +6,13 @@
 package render
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
 // Object is one rendered Kubernetes object with where it came from.
@@ -160,4 +165,29 @@ func (g Gap) String() string {
 	}
 	b.WriteString(": " + g.Message)
 	return b.String()
+}
+
+// DecodeObjects decodes a multi-document YAML (or JSON) file into objects,
+// naming the file and document in errors. Empty documents are skipped.
+func DecodeObjects(name string, data []byte) ([]map[string]any, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var out []map[string]any
+	for i := 0; ; i++ {
+		var obj map[string]any
+		err := dec.Decode(&obj)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, i+1, err)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		o := Object{Content: obj}
+		if o.Kind() == "" || o.APIVersion() == "" {
+			return nil, fmt.Errorf("%s: document %d: no apiVersion or kind", name, i+1)
+		}
+		out = append(out, obj)
+	}
 }

@@ -255,6 +255,26 @@ func typeName(t fs.FileMode) string {
 	}
 }
 
+// WorkTree returns the top directory of the git work tree that holds dir, or "" when dir is not
+// in one: the root a GitRepository source would archive.
+func WorkTree(dir string) (string, error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("opening repository at %s: %w", dir, err)
+	}
+	wt, err := repo.Worktree()
+	if errors.Is(err, git.ErrIsBareRepository) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("opening work tree at %s: %w", dir, err)
+	}
+	return wt.Filesystem.Root(), nil
+}
+
 // gitRevision returns the Flux revision of HEAD in the git work tree holding dir, or "" when dir
 // is not in a repository or the repository has no commit.
 func gitRevision(dir string) (string, error) {

@@ -57,7 +57,7 @@ Exit codes: 0 allowed, 1 blocked by a policy, 2 could not decide.`,
 
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := NewRootCmd()
+	cmd := NewRootCmd() //nolint:contextcheck // commands read the context from cmd.Context(), set by ExecuteContext below
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
