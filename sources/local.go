@@ -14,6 +14,7 @@ import (
 	"github.com/fluxcd/pkg/sourceignore/gitignore"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	gogitignore "github.com/go-git/go-git/v5/plumbing/format/gitignore"
 )
 
 // Local copies the directory dir into dst the way source-controller archives a checkout, so the
@@ -91,7 +92,19 @@ func copyLocal(ctx context.Context, dir, dst string, opts []Option) (*Tree, erro
 	if err != nil {
 		return nil, err
 	}
-	skipped, err := copyTree(ctx, src, d.root, sourceIgnoreFilter(ps, domain), o)
+	ignore := sourceIgnoreFilter(ps, domain)
+	gitIgnored, err := gitIgnoreFilter(src)
+	if err != nil {
+		d.cleanup()
+		return nil, err
+	}
+	if gitIgnored != nil {
+		// A commit never holds what .gitignore excludes (build output, say),
+		// so neither does the artifact of a GitRepository.
+		sourceIgnored := ignore
+		ignore = func(p string, isDir bool) bool { return sourceIgnored(p, isDir) || gitIgnored(p, isDir) }
+	}
+	skipped, err := copyTree(ctx, src, d.root, ignore, o)
 	if err != nil {
 		d.cleanup()
 		return nil, err
@@ -273,6 +286,36 @@ func WorkTree(dir string) (string, error) {
 		return "", fmt.Errorf("opening work tree at %s: %w", dir, err)
 	}
 	return wt.Filesystem.Root(), nil
+}
+
+// gitIgnoreFilter returns a filter reporting whether an absolute path under dir is excluded by
+// the .gitignore files of the git work tree holding dir, or nil when dir
+// is not in a work tree.
+func gitIgnoreFilter(dir string) (func(p string, isDir bool) bool, error) {
+	top, err := WorkTree(dir)
+	if err != nil || top == "" {
+		return nil, err
+	}
+	repo, err := git.PlainOpenWithOptions(top, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	if err != nil {
+		return nil, fmt.Errorf("opening repository at %s: %w", top, err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return nil, fmt.Errorf("opening work tree at %s: %w", top, err)
+	}
+	ps, err := gogitignore.ReadPatterns(wt.Filesystem, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading .gitignore files: %w", err)
+	}
+	m := gogitignore.NewMatcher(append(wt.Excludes, ps...))
+	return func(p string, isDir bool) bool {
+		rel, err := filepath.Rel(top, p)
+		if err != nil || !filepath.IsLocal(rel) {
+			return false
+		}
+		return m.Match(strings.Split(filepath.ToSlash(rel), "/"), isDir)
+	}, nil
 }
 
 // gitRevision returns the Flux revision of HEAD in the git work tree holding dir, or "" when dir

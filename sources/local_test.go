@@ -181,6 +181,33 @@ func TestLocal_sourceignore(t *testing.T) {
 	}
 }
 
+func TestLocal_gitignore(t *testing.T) {
+	t.Parallel()
+	top := t.TempDir()
+	writeFiles(t, top, map[string]string{
+		".gitignore":           "bin/\n*.log\n",
+		"deploy/app.yaml":      "a",
+		"deploy/.gitignore":    "local.yaml\n",
+		"deploy/local.yaml":    "ignored by the nested .gitignore",
+		"deploy/debug.log":     "ignored by the top .gitignore",
+		"deploy/bin/tool":      "ignored: bin/ matches at any depth",
+	})
+	commit(t, top)
+	writeFiles(t, top, map[string]string{"deploy/untracked.yml": "untracked but not ignored: copied"})
+	// Copy a subdirectory: the work tree's .gitignore files still apply.
+	tree, err := Local(t.Context(), filepath.Join(top, "deploy"), filepath.Join(t.TempDir(), "tree"))
+	if err != nil {
+		t.Fatalf("Local() = %v", err)
+	}
+	want := map[string]string{
+		"app.yaml":      "a",
+		"untracked.yml": "untracked but not ignored: copied",
+	}
+	if diff := cmp.Diff(want, readTree(t, tree.Root)); diff != "" {
+		t.Errorf("copied files mismatch (-want +got):\n%s", diff)
+	}
+}
+
 func TestLocal_revision(t *testing.T) {
 	t.Parallel()
 	repoWith := func(t *testing.T) (string, *git.Repository, plumbing.Hash) {
