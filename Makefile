@@ -9,9 +9,13 @@ export GOTOOLCHAIN := go1.27.4
 # Pinned tools, built from source into ./bin on first use. The version is
 # part of the file name, so changing a pin here installs the new version.
 GOLANGCI_LINT_VERSION := v2.15.0
+# controller-gen v0.23 is built on k8s.io v0.37, the minor go.mod requires:
+# move the two together.
+CONTROLLER_GEN_VERSION := v0.23.0
 
-BIN           := $(CURDIR)/bin
-GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+BIN            := $(CURDIR)/bin
+GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 
 # Extra flags for go test, such as TESTFLAGS='-run TestX -count=1 -v'.
 TESTFLAGS ?=
@@ -56,8 +60,11 @@ vet:
 fmt: $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) fmt ./...
 
-generate:
-	@echo "make generate: nothing to generate yet"
+# The API types in config/v1alpha1: their DeepCopy methods
+# (zz_generated.deepcopy.go) and their CRDs in manifests/crd/bases.
+generate: $(CONTROLLER_GEN)
+	$(CONTROLLER_GEN) object paths=./config/v1alpha1/...
+	$(CONTROLLER_GEN) crd paths=./config/v1alpha1/... output:crd:artifacts:config=manifests/crd/bases
 
 tidy:
 	go mod tidy
@@ -71,11 +78,15 @@ verify: tidy generate fmt
 demo: build
 	@echo "make demo: not yet: the verification half lands with issue 3 (pregate check); try: bin/pregate images examples/"
 
-tools: $(GOLANGCI_LINT)
+tools: $(GOLANGCI_LINT) $(CONTROLLER_GEN)
 
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/golangci-lint $@
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/controller-gen $@
 
 # Keeps the pinned tools in ./bin (they take minutes to build); rm -rf bin
 # removes them too.

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/pregate/pregate/gate"
 )
 
 // Object is one rendered Kubernetes object with where it came from.
@@ -190,4 +192,20 @@ func DecodeObjects(name string, data []byte) ([]map[string]any, error) {
 		}
 		out = append(out, obj)
 	}
+}
+
+// Gate returns what the revision rendered to, in the gate package's terms.
+func (r *Result) Gate() gate.Rendered {
+	out := gate.Rendered{Images: make([]gate.Image, 0, len(r.Images)), Gaps: make([]gate.Gap, 0, len(r.Gaps))}
+	for _, img := range r.Images {
+		gi := gate.Image{Ref: img.Ref, Locations: make([]gate.Location, 0, len(img.Locations))}
+		for _, l := range img.Locations {
+			gi.Locations = append(gi.Locations, gate.Location{File: l.File, Chain: l.Chain, Object: l.Object, Container: l.Container, Path: l.Path})
+		}
+		out.Images = append(out.Images, gi)
+	}
+	for _, g := range r.Gaps {
+		out.Gaps = append(out.Gaps, gate.Gap{Reason: string(g.Reason), File: g.File, Object: g.Object, Path: g.Path, Message: g.Message})
+	}
+	return out
 }

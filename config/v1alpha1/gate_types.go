@@ -1,0 +1,305 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MaxImageResults bounds Gate status.images; the controller keeps failures
+// first.
+const MaxImageResults = 100
+
+// Gate verifies every revision of a Flux source, or of what a Flux
+// Kustomization applies, before it goes out: it renders the revision, checks
+// each image against the TrustPolicies and reports the verdict in its Ready
+// condition.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=pregate
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAttemptedRevision`
+// +kubebuilder:printcolumn:name="Verified Revision",type=string,JSONPath=`.status.lastVerifiedRevision`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Gate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec GateSpec `json:"spec"`
+
+	// +optional
+	Status GateStatus `json:"status,omitempty"`
+}
+
+// GateSpec says what to gate and how. Exactly one of SourceRef and
+// KustomizationRef is set.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.sourceRef) != has(self.kustomizationRef)",message="exactly one of sourceRef and kustomizationRef must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.kustomizationRef) || (!has(self.path) && !has(self.postBuild))",message="path and postBuild are read from the Kustomization when kustomizationRef is set"
+type GateSpec struct {
+	// SourceRef is the Flux source whose revisions are gated.
+	// +optional
+	SourceRef *SourceReference `json:"sourceRef,omitempty"`
+
+	// KustomizationRef is a Flux Kustomization: the Gate renders exactly what
+	// it would apply (its source, path, images, patches and postBuild).
+	// +optional
+	KustomizationRef *KustomizationReference `json:"kustomizationRef,omitempty"`
+
+	// Path is the directory of the source to render, relative to its root.
+	// Defaults to the root.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// PostBuild is the variable substitution applied after rendering, as in a
+	// Flux Kustomization.
+	// +optional
+	PostBuild *PostBuild `json:"postBuild,omitempty"`
+
+	// PolicySelector selects the TrustPolicies that apply, by label. Empty
+	// selects all of them.
+	// +optional
+	PolicySelector *metav1.LabelSelector `json:"policySelector,omitempty"`
+
+	// UnmatchedImages says what happens to an image that no selected
+	// TrustPolicy matches.
+	// +kubebuilder:default=deny
+	// +optional
+	UnmatchedImages UnmatchedImagesAction `json:"unmatchedImages,omitempty"`
+
+	// Artifact republishes every verified revision as a Flux ExternalArtifact
+	// that a Kustomization can use as its source, so that only verified bytes
+	// are applied.
+	// +optional
+	Artifact *ArtifactSpec `json:"artifact,omitempty"`
+
+	// Interval is how often the Gate checks the source for a new revision
+	// and re-verifies the current one.
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Interval metav1.Duration `json:"interval"`
+
+	// Suspend stops the Gate from gating new revisions; its status keeps the
+	// last verdict.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// SourceReference names a Flux source.
+type SourceReference struct {
+	// APIVersion of the source. Defaults to the version the controller
+	// serves for the kind.
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+
+	// Kind of the source.
+	// +required
+	// +kubebuilder:validation:Enum=GitRepository;OCIRepository;Bucket;ExternalArtifact
+	Kind string `json:"kind"`
+
+	// Name of the source.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the source. Defaults to the Gate's namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// KustomizationReference names a Flux Kustomization.
+type KustomizationReference struct {
+	// Name of the Kustomization.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the Kustomization. Defaults to the Gate's namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// PostBuild is Flux Kustomization post-build variable substitution.
+type PostBuild struct {
+	// Substitute maps variable names to values.
+	// +optional
+	Substitute map[string]string `json:"substitute,omitempty"`
+
+	// SubstituteFrom lists ConfigMaps and Secrets, in the Gate's namespace,
+	// whose data are variables. Later entries win.
+	// +optional
+	SubstituteFrom []SubstituteReference `json:"substituteFrom,omitempty"`
+}
+
+// SubstituteReference names a ConfigMap or Secret of variables.
+type SubstituteReference struct {
+	// Kind is ConfigMap or Secret.
+	// +required
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	Kind string `json:"kind"`
+
+	// Name of the ConfigMap or Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Optional tolerates a missing ConfigMap or Secret.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
+}
+
+// UnmatchedImagesAction is what happens to an image no TrustPolicy matches.
+// +kubebuilder:validation:Enum=allow;warn;deny
+type UnmatchedImagesAction string
+
+// The actions for unmatched images.
+const (
+	UnmatchedImagesAllow UnmatchedImagesAction = "allow"
+	UnmatchedImagesWarn  UnmatchedImagesAction = "warn"
+	// UnmatchedImagesDeny blocks the revision. The default.
+	UnmatchedImagesDeny UnmatchedImagesAction = "deny"
+)
+
+// ArtifactSpec configures the ExternalArtifact a Gate publishes.
+type ArtifactSpec struct {
+	// PinDigests rewrites every image reference in the published revision to
+	// the digest that was verified.
+	// +optional
+	PinDigests bool `json:"pinDigests,omitempty"`
+}
+
+// GateStatus is the observed state of a Gate.
+type GateStatus struct {
+	// ObservedGeneration is the generation of the spec the status is about.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions are Ready, Reconciling and Stalled, as in Flux.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// LastAttemptedRevision is the last revision the Gate checked.
+	// +optional
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+
+	// LastVerifiedRevision is the last revision the Gate allowed.
+	// +optional
+	LastVerifiedRevision string `json:"lastVerifiedRevision,omitempty"`
+
+	// Summary counts the images of the last attempted revision.
+	// +optional
+	Summary *ImageSummary `json:"summary,omitempty"`
+
+	// Images are the per-image results of the last attempted revision,
+	// failures first, at most 100 of them.
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=atomic
+	// +optional
+	Images []ImageResult `json:"images,omitempty"`
+
+	// Artifact is the last ExternalArtifact the Gate published.
+	// +optional
+	Artifact *Artifact `json:"artifact,omitempty"`
+}
+
+// ImageSummary counts images by result.
+type ImageSummary struct {
+	Total    int32 `json:"total"`
+	Verified int32 `json:"verified"`
+	Warned   int32 `json:"warned"`
+	Denied   int32 `json:"denied"`
+}
+
+// ImageResult is the verdict on one image.
+type ImageResult struct {
+	// Image is the reference as the revision writes it, fully qualified.
+	// +required
+	Image string `json:"image"`
+
+	// Digest is the digest that was verified (the tag resolved at
+	// verification time).
+	// +optional
+	Digest string `json:"digest,omitempty"`
+
+	// Policy is the TrustPolicy that decided; empty when none matched.
+	// +optional
+	Policy string `json:"policy,omitempty"`
+
+	// Result is Verified, Warned or Denied.
+	// +required
+	Result ImageResultType `json:"result"`
+
+	// Reason is a CamelCase reason, such as Unsigned or IdentityMismatch.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// Message explains the result.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Locations are where the image appears, such as
+	// "Deployment/apps/web container=web", at most 10 of them.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	Locations []string `json:"locations,omitempty"`
+}
+
+// ImageResultType is the verdict on one image.
+// +kubebuilder:validation:Enum=Verified;Warned;Denied
+type ImageResultType string
+
+// The verdicts on one image.
+const (
+	ImageVerified ImageResultType = "Verified"
+	ImageWarned   ImageResultType = "Warned"
+	ImageDenied   ImageResultType = "Denied"
+)
+
+// Artifact is a published ExternalArtifact revision.
+type Artifact struct {
+	// URL the artifact is served from.
+	// +required
+	URL string `json:"url"`
+
+	// Revision is the source revision the artifact holds.
+	// +required
+	Revision string `json:"revision"`
+
+	// Digest of the artifact's tarball, "sha256:<hex>".
+	// +optional
+	Digest string `json:"digest,omitempty"`
+
+	// LastUpdateTime is when the artifact was published.
+	// +required
+	LastUpdateTime metav1.Time `json:"lastUpdateTime"`
+}
+
+// GetConditions returns the status conditions, for Flux's condition helpers.
+func (in *Gate) GetConditions() []metav1.Condition {
+	return in.Status.Conditions
+}
+
+// SetConditions sets the status conditions, for Flux's condition helpers.
+func (in *Gate) SetConditions(conditions []metav1.Condition) {
+	in.Status.Conditions = conditions
+}
+
+// +kubebuilder:object:root=true
+
+// GateList is a list of Gates.
+type GateList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Gate `json:"items"`
+}

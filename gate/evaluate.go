@@ -1,0 +1,363 @@
+package gate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Mode says what a policy's failure does.
+type Mode string
+
+// The policy modes.
+const (
+	// Enforce: a failure blocks the revision.
+	Enforce Mode = "enforce"
+	// Warn: a failure is reported as a warning; the revision may go out.
+	Warn Mode = "warn"
+	// Audit: a failure is recorded only.
+	Audit Mode = "audit"
+)
+
+// Unmatched says what happens to an image no policy matches.
+type Unmatched string
+
+// The choices for images no policy matches.
+const (
+	AllowUnmatched Unmatched = "allow"
+	WarnUnmatched  Unmatched = "warn"
+	DenyUnmatched  Unmatched = "deny"
+)
+
+// Policy is the part of a trust policy gate needs: which images it covers
+// and what its failure does. The verifier knows how to verify it by name.
+type Policy struct {
+	Name   string
+	Images []*Glob
+	Mode   Mode
+}
+
+// Matches says whether the policy covers the image reference.
+func (p Policy) Matches(ref string) bool {
+	for _, g := range p.Images {
+		if g.Match(ref) {
+			return true
+		}
+	}
+	return false
+}
+
+// Config is what Evaluate decides with.
+type Config struct {
+	Policies []Policy
+	// Unmatched is the fate of images no policy matches; default deny.
+	Unmatched Unmatched
+	// Strict makes coverage gaps block the revision.
+	Strict bool
+}
+
+func (c Config) matching(ref string) []Policy {
+	var out []Policy
+	for _, p := range c.Policies {
+		if p.Matches(ref) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Outcome is what became of one image.
+type Outcome string
+
+// The image outcomes, from worst to best.
+const (
+	// Denied: it blocks the revision.
+	Denied Outcome = "Denied"
+	// Warned: a warn-mode policy failed, or no policy matched and unmatched
+	// images warn.
+	Warned Outcome = "Warned"
+	// Audited: only audit-mode policies failed.
+	Audited Outcome = "Audited"
+	// Passed: every matching policy verified it.
+	Passed Outcome = "Verified"
+	// Allowed: no policy matched and unmatched images are allowed.
+	Allowed Outcome = "Allowed"
+)
+
+var outcomeRank = map[Outcome]int{Denied: 0, Warned: 1, Audited: 2, Passed: 3, Allowed: 4}
+
+// Reasons a Verdict gives; they become the Ready condition's reason.
+const (
+	SucceededReason           = "Succeeded"
+	NoSignaturesReason        = "NoSignatures"
+	IdentityMismatchReason    = "IdentityMismatch"
+	VerificationFailedReason  = "VerificationFailed"
+	RegistryUnreachableReason = "RegistryUnreachable"
+	UnmatchedImageReason      = "UnmatchedImage"
+	CoverageGapReason         = "CoverageGap"
+)
+
+// ImageVerdict is what became of one image and why.
+type ImageVerdict struct {
+	Ref     string  `json:"ref"`
+	Digest  string  `json:"digest,omitempty"`
+	Outcome Outcome `json:"outcome"`
+	// Status is the worst status among the findings that count, or empty
+	// when no policy matched.
+	Status Status `json:"status,omitempty"`
+	// Policies are the names of the policies that match the image.
+	Policies []string `json:"policies"`
+	// Detail explains the outcome in one line.
+	Detail    string     `json:"detail"`
+	Findings  []Finding  `json:"findings"`
+	Locations []Location `json:"locations"`
+}
+
+// Summary counts the images by outcome.
+type Summary struct {
+	Total    int `json:"total"`
+	Verified int `json:"verified"`
+	Warned   int `json:"warned"`
+	Denied   int `json:"denied"`
+	// Unmatched counts the images no policy matched, whatever their fate.
+	Unmatched int `json:"unmatched"`
+}
+
+// Verdict is the decision about one revision.
+type Verdict struct {
+	Revision Revision `json:"revision"`
+	Allowed  bool     `json:"allowed"`
+	// Retry is true when the verdict rests only on failed lookups: the
+	// registry may answer next time, so this is "could not decide".
+	Retry bool `json:"retry"`
+	// Reason is a XxxReason constant.
+	Reason string `json:"reason"`
+	// Message is one deterministic line: counts and the first offenders.
+	Message string  `json:"message"`
+	Summary Summary `json:"summary"`
+	// Images are sorted failures first, then by reference.
+	Images []ImageVerdict `json:"images"`
+	Gaps   []Gap          `json:"gaps"`
+}
+
+// maxOffenders bounds how many images a Verdict's message names.
+const maxOffenders = 3
+
+// Evaluate decides a revision from what it rendered to and the findings of
+// verifying its images. It is pure and deterministic: the same input gives
+// the same Verdict, byte for byte.
+func Evaluate(cfg Config, rev Revision, rendered Rendered, findings []Finding) Verdict {
+	byImage := map[string][]Finding{}
+	for _, f := range findings {
+		byImage[f.Image] = append(byImage[f.Image], f)
+	}
+	v := Verdict{Revision: rev, Gaps: append([]Gap{}, rendered.Gaps...), Images: []ImageVerdict{}}
+	for _, img := range rendered.Images {
+		iv := judge(cfg, img, byImage[img.Ref])
+		v.Images = append(v.Images, iv)
+		v.Summary.Total++
+		switch iv.Outcome {
+		case Passed:
+			v.Summary.Verified++
+		case Warned:
+			v.Summary.Warned++
+		case Denied:
+			v.Summary.Denied++
+		}
+		if len(iv.Policies) == 0 {
+			v.Summary.Unmatched++
+		}
+	}
+	sort.SliceStable(v.Images, func(i, j int) bool {
+		a, b := v.Images[i], v.Images[j]
+		if outcomeRank[a.Outcome] != outcomeRank[b.Outcome] {
+			return outcomeRank[a.Outcome] < outcomeRank[b.Outcome]
+		}
+		return a.Ref < b.Ref
+	})
+	sort.SliceStable(v.Gaps, func(i, j int) bool {
+		a, b := v.Gaps[i], v.Gaps[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Object != b.Object {
+			return a.Object < b.Object
+		}
+		return a.Path < b.Path
+	})
+	decide(cfg, &v)
+	return v
+}
+
+// judge decides one image: every matching policy must pass; a failing
+// policy counts by its mode.
+func judge(cfg Config, img Image, findings []Finding) ImageVerdict {
+	iv := ImageVerdict{Ref: img.Ref, Locations: img.Locations, Policies: []string{}, Findings: []Finding{}}
+	policies := cfg.matching(img.Ref)
+	if len(policies) == 0 {
+		switch cfg.unmatched() {
+		case AllowUnmatched:
+			iv.Outcome, iv.Detail = Allowed, "no policy matches; unmatched images are allowed"
+		case WarnUnmatched:
+			iv.Outcome, iv.Detail = Warned, "no policy matches; unmatched images warn"
+		default:
+			iv.Outcome, iv.Detail = Denied, "no policy matches; unmatched images are denied"
+		}
+		return iv
+	}
+	modes := map[string]Mode{}
+	for _, p := range policies {
+		iv.Policies = append(iv.Policies, p.Name)
+		modes[p.Name] = p.Mode
+	}
+	sort.Strings(iv.Policies)
+	iv.Findings = append(iv.Findings, findings...)
+	sort.Slice(iv.Findings, func(i, j int) bool { return iv.Findings[i].Policy < iv.Findings[j].Policy })
+
+	iv.Outcome = Passed
+	for _, name := range iv.Policies {
+		f, ok := findingFor(iv.Findings, name)
+		if !ok {
+			// Check always verifies every matching policy; a missing finding
+			// is a caller's bug, and never a pass.
+			f = Finding{Image: img.Ref, Policy: name, Status: LookupFailed, Detail: "not verified"}
+		}
+		if iv.Digest == "" {
+			iv.Digest = f.Digest
+		}
+		if f.Status == Verified {
+			continue
+		}
+		outcome := Denied
+		switch modes[name] {
+		case Warn:
+			outcome = Warned
+		case Audit:
+			outcome = Audited
+		}
+		if outcomeRank[outcome] < outcomeRank[iv.Outcome] {
+			iv.Outcome, iv.Status = outcome, f.Status
+			iv.Detail = fmt.Sprintf("policy %q: %s", name, f.Detail)
+		}
+	}
+	if iv.Outcome == Passed {
+		iv.Status = Verified
+		iv.Detail = "verified by " + quoteJoin(iv.Policies)
+	}
+	return iv
+}
+
+func findingFor(fs []Finding, policy string) (Finding, bool) {
+	for _, f := range fs {
+		if f.Policy == policy {
+			return f, true
+		}
+	}
+	return Finding{}, false
+}
+
+func (c Config) unmatched() Unmatched {
+	if c.Unmatched == "" {
+		return DenyUnmatched
+	}
+	return c.Unmatched
+}
+
+// decide sets Allowed, Retry, Reason and Message from the judged images.
+func decide(cfg Config, v *Verdict) {
+	var denied []ImageVerdict
+	for _, iv := range v.Images {
+		if iv.Outcome == Denied {
+			denied = append(denied, iv)
+		}
+	}
+	blockingGaps := cfg.Strict && len(v.Gaps) > 0
+	if len(denied) == 0 && !blockingGaps {
+		v.Allowed, v.Reason = true, SucceededReason
+		v.Message = fmt.Sprintf("%d of %d images verified", v.Summary.Verified, v.Summary.Total)
+		for _, o := range []Outcome{Warned, Audited, Allowed} {
+			if n := count(v.Images, o); n > 0 {
+				v.Message += fmt.Sprintf(", %d %s", n, strings.ToLower(string(o)))
+			}
+		}
+		if len(v.Gaps) > 0 {
+			v.Message += fmt.Sprintf("; %d coverage gaps", len(v.Gaps))
+		}
+		return
+	}
+	if len(denied) == 0 {
+		v.Reason = CoverageGapReason
+		g := v.Gaps[0]
+		v.Message = fmt.Sprintf("%d coverage gaps and strict mode: %s %s: %s", len(v.Gaps), g.Reason, strings.TrimSpace(g.File+" "+g.Object), g.Message)
+		return
+	}
+	// A definite denial outranks a failed lookup: only when every denial
+	// rests on a failed lookup could the next try decide otherwise.
+	definite := denied[:0:0]
+	for _, iv := range denied {
+		if !iv.Status.transient() {
+			definite = append(definite, iv)
+		}
+	}
+	offenders := definite
+	if len(definite) == 0 {
+		v.Retry = true
+		offenders = denied
+	}
+	v.Reason = reasonFor(offenders)
+	var names []string
+	for i, iv := range offenders {
+		if i == maxOffenders {
+			names = append(names, fmt.Sprintf("and %d more", len(offenders)-maxOffenders))
+			break
+		}
+		where := ""
+		if len(iv.Locations) > 0 {
+			where = " in " + iv.Locations[0].String()
+		}
+		names = append(names, fmt.Sprintf("%s%s: %s", iv.Ref, where, iv.Detail))
+	}
+	v.Message = fmt.Sprintf("%d of %d images denied: %s", len(denied), v.Summary.Total, strings.Join(names, "; "))
+}
+
+// reasonFor names the offenders' common failure, or VerificationFailed
+// when they differ.
+func reasonFor(offenders []ImageVerdict) string {
+	reason := ""
+	for _, iv := range offenders {
+		r := VerificationFailedReason
+		switch {
+		case len(iv.Policies) == 0:
+			r = UnmatchedImageReason
+		case iv.Status == NoSignatures:
+			r = NoSignaturesReason
+		case iv.Status == IdentityMismatch:
+			r = IdentityMismatchReason
+		case iv.Status.transient():
+			r = RegistryUnreachableReason
+		}
+		if reason != "" && reason != r {
+			return VerificationFailedReason
+		}
+		reason = r
+	}
+	return reason
+}
+
+func count(ivs []ImageVerdict, o Outcome) int {
+	n := 0
+	for _, iv := range ivs {
+		if iv.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+func quoteJoin(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}

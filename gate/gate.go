@@ -1,0 +1,195 @@
+// Package gate is pregate's core: Check gathers what a revision renders to
+// and what verifying each image found (all the I/O, behind small
+// interfaces), and Evaluate decides (pure: policies and findings in, a
+// sorted, deterministic Verdict out).
+//
+// A returned error means "could not decide" and is worth retrying; a denial
+// is a Verdict, not an error.
+//
+// gate imports only the standard library; the renderer, verifier and
+// fetchers that feed it live in render, verify and sources.
+package gate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Revision names what is being gated.
+type Revision struct {
+	// Source is where it came from: "GitRepository/flux-system/apps", a
+	// directory, an artifact URL.
+	Source string `json:"source"`
+	// ID is the revision in Flux form ("main@sha1:…"); empty when unknown.
+	ID string `json:"id,omitempty"`
+}
+
+// Location is one place an image appears in the rendered revision.
+type Location struct {
+	File      string   `json:"file,omitempty"`
+	Chain     []string `json:"chain,omitempty"`
+	Object    string   `json:"object"`
+	Container string   `json:"container,omitempty"`
+	Path      string   `json:"path"`
+}
+
+func (l Location) String() string {
+	if l.File == "" {
+		return l.Object
+	}
+	return l.Object + " (" + l.File + ")"
+}
+
+// Image is one image of the revision, by its normalised reference.
+type Image struct {
+	Ref       string     `json:"ref"`
+	Locations []Location `json:"locations"`
+}
+
+// Gap is a part of the revision whose images could not be listed.
+type Gap struct {
+	Reason  string `json:"reason"`
+	File    string `json:"file,omitempty"`
+	Object  string `json:"object,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+}
+
+// Rendered is what a revision renders to.
+type Rendered struct {
+	Images []Image
+	Gaps   []Gap
+}
+
+// Status is the outcome of verifying one image against one policy.
+type Status string
+
+// The statuses a Verifier reports. Only Verified passes.
+const (
+	Verified           Status = "Verified"
+	NoSignatures       Status = "NoSignatures"
+	LookupFailed       Status = "LookupFailed"
+	IdentityMismatch   Status = "IdentityMismatch"
+	InvalidSignature   Status = "InvalidSignature"
+	AttestationMissing Status = "AttestationMissing"
+	StaticFail         Status = "StaticFail"
+	ResolveFailed      Status = "ResolveFailed"
+)
+
+// transient says whether a status rests on a failed lookup rather than on
+// what the registry holds: retrying may change it.
+func (s Status) transient() bool { return s == LookupFailed || s == ResolveFailed }
+
+// Finding is what verifying one image against one policy found.
+type Finding struct {
+	Image  string `json:"image"`
+	Policy string `json:"policy"`
+	// Digest is what the image reference resolved to; every finding is
+	// about this digest. Empty when it could not be resolved.
+	Digest string `json:"digest,omitempty"`
+	Status Status `json:"status"`
+	// Detail explains Status in one deterministic line.
+	Detail string `json:"detail"`
+}
+
+// Renderer renders a revision's files.
+type Renderer interface {
+	Render(ctx context.Context) (Rendered, error)
+}
+
+// Verifier verifies one image against one policy, by name. Registry and
+// signature failures are Findings; an error means the verifier itself
+// could not run (an unknown policy, a cancelled context).
+type Verifier interface {
+	Verify(ctx context.Context, image, policy string) (Finding, error)
+}
+
+// Gate checks revisions against a set of policies.
+type Gate struct {
+	Renderer Renderer
+	Verifier Verifier
+	Config   Config
+	// Concurrency bounds the verifications in flight; default 8.
+	Concurrency int
+}
+
+// Check renders the revision, verifies every image against every policy
+// that matches it, and evaluates the result.
+func (g *Gate) Check(ctx context.Context, rev Revision) (Verdict, error) {
+	rendered, err := g.Renderer.Render(ctx)
+	if err != nil {
+		return Verdict{}, fmt.Errorf("rendering %s: %w", rev, err)
+	}
+	findings, err := g.verify(ctx, rendered.Images)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return Evaluate(g.Config, rev, rendered, findings), nil
+}
+
+func (r Revision) String() string {
+	if r.ID == "" {
+		return r.Source
+	}
+	return r.Source + "@" + r.ID
+}
+
+// verify runs the verifier for each image and each policy matching it,
+// each pair once, at most Concurrency at a time.
+func (g *Gate) verify(ctx context.Context, images []Image) ([]Finding, error) {
+	type job struct{ image, policy string }
+	var jobs []job
+	seen := map[job]bool{}
+	for _, img := range images {
+		for _, p := range g.Config.matching(img.Ref) {
+			j := job{img.Ref, p.Name}
+			if !seen[j] {
+				seen[j] = true
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	limit := g.Concurrency
+	if limit <= 0 {
+		limit = 8
+	}
+	findings := make([]Finding, len(jobs))
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			f, err := g.Verifier.Verify(ctx, j.image, j.policy)
+			if err != nil {
+				errs[i] = fmt.Errorf("verifying %s against policy %q: %w", j.image, j.policy, err)
+				return
+			}
+			f.Image, f.Policy = j.image, j.policy
+			findings[i] = f
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(findings, func(a, b int) bool {
+		if findings[a].Image != findings[b].Image {
+			return findings[a].Image < findings[b].Image
+		}
+		return findings[a].Policy < findings[b].Policy
+	})
+	return findings, nil
+}
