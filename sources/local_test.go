@@ -185,12 +185,12 @@ func TestLocal_gitignore(t *testing.T) {
 	t.Parallel()
 	top := t.TempDir()
 	writeFiles(t, top, map[string]string{
-		".gitignore":           "bin/\n*.log\n",
-		"deploy/app.yaml":      "a",
-		"deploy/.gitignore":    "local.yaml\n",
-		"deploy/local.yaml":    "ignored by the nested .gitignore",
-		"deploy/debug.log":     "ignored by the top .gitignore",
-		"deploy/bin/tool":      "ignored: bin/ matches at any depth",
+		".gitignore":        "bin/\n*.log\n",
+		"deploy/app.yaml":   "a",
+		"deploy/.gitignore": "local.yaml\n",
+		"deploy/local.yaml": "ignored by the nested .gitignore",
+		"deploy/debug.log":  "ignored by the top .gitignore",
+		"deploy/bin/tool":   "ignored: bin/ matches at any depth",
 	})
 	commit(t, top)
 	writeFiles(t, top, map[string]string{"deploy/untracked.yml": "untracked but not ignored: copied"})

@@ -1,0 +1,597 @@
+package verify
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// The layer media types Discover takes as signatures and attestations.
+const (
+	// bundleMediaTypePrefix starts every Sigstore bundle media type
+	// ("application/vnd.dev.sigstore.bundle.v0.3+json",
+	// "application/vnd.dev.sigstore.bundle+json;version=0.1").
+	bundleMediaTypePrefix = "application/vnd.dev.sigstore.bundle"
+	// simpleSigningMediaType is a legacy cosign signature layer.
+	simpleSigningMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
+	// dsseMediaType is a legacy cosign attestation layer.
+	dsseMediaType = "application/vnd.dsse.envelope.v1+json"
+)
+
+// layerFormat says how a layer of mediaType is stored, and whether it is a
+// signature or attestation at all.
+func layerFormat(mediaType string) (Format, bool) {
+	switch {
+	case strings.HasPrefix(mediaType, bundleMediaTypePrefix):
+		return BundleFormat, true
+	case mediaType == simpleSigningMediaType:
+		return SimpleSigningFormat, true
+	case mediaType == dsseMediaType:
+		return DSSEFormat, true
+	}
+	return "", false
+}
+
+// places are the four places Discover reads, in the order their results are
+// merged and reported.
+var places = []Step{ReferrersStep, FallbackTagStep, SignatureTagStep, AttestationTagStep}
+
+func placeRank(s Step) int {
+	if i := slices.Index(places, s); i >= 0 {
+		return i
+	}
+	return len(places)
+}
+
+const (
+	// maxConcurrentFetches caps the manifest and blob requests Discover has
+	// in flight at once for one subject.
+	maxConcurrentFetches = 8
+	// maxDiscoveryBytes caps the blob bytes Discover reads for one subject.
+	maxDiscoveryBytes = 128 << 20
+)
+
+// Discover finds every signature and attestation stored for s.Digest in
+// s.Repository. It never returns an error: every request is recorded in
+// Discovery.Lookups, and a failed one has Lookup.Err set.
+//
+// It reads four places concurrently, each request with its own timeout
+// derived from ctx, and merges what they list by manifest digest (a manifest
+// listed in several places is read once and reported with the first of them
+// in this order):
+//
+//   - the OCI 1.1 referrers API, GET /v2/<repo>/referrers/<digest>, its pages
+//     followed through Link headers on the same host. A 404, 400 or 406 means
+//     the registry has no referrers API: recorded, not a failure. A redirect
+//     is followed only within the registry's host and port; a redirect to
+//     another host is not followed and fails the lookup at once (GHCR has
+//     answered 303 to its web UI, and egress policies block such hosts: a
+//     redirect never delays the rest of the discovery);
+//   - the sha256-<hex> referrers fallback tag index, always, even when the
+//     referrers API answered 200 (GHCR has answered with an empty list);
+//   - the legacy sha256-<hex>.sig and sha256-<hex>.att tag manifests.
+//
+// A 404 on a tag means nothing is stored there: recorded, not a failure.
+// Other statuses (401, 429, 5xx), transport errors and timeouts fail that
+// lookup only; the other places are still read.
+//
+// Every referrer manifest is opened (Step ManifestStep), whatever artifactType
+// its index descriptor claims, and judged by its layers: a layer whose media
+// type starts with application/vnd.dev.sigstore.bundle is a BundleFormat
+// artifact, application/vnd.dev.cosign.simplesigning.v1+json a
+// SimpleSigningFormat one and application/vnd.dsse.envelope.v1+json a
+// DSSEFormat one, wherever the manifest was found. Each such layer is fetched
+// (Step BlobStep, at most 32 MiB each and 128 MiB per subject) and checked
+// against its digest. Referrers with no such layer (SBOMs, anything else) are
+// skipped; they are counted in the Found of the lookup that listed them. A
+// listed manifest that cannot be fetched or parsed, and a layer whose blob is
+// missing or fails its digest, yield an Artifact with Err set. Manifests and
+// indexes are read up to 4 MiB, and at most 256 referrers per place.
+//
+// Artifacts are sorted by Source (in the order above), Manifest and Layer.
+// Lookups list the four places in the order above (referrers pages in page
+// order), then the manifest requests and the blob requests, each sorted by
+// URL. URLs and messages never carry credentials.
+func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
+	d := Discovery{Subject: s}
+	repo, err := r.parseRepository(s.Repository)
+	if err != nil {
+		d.Lookups = failPlaces(nil, fmt.Sprintf("parsing repository %q: %v", s.Repository, err))
+		return d
+	}
+	nameOpts := []name.Option{name.WeakValidation}
+	if r.insecure[repo.RegistryStr()] {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	dig, err := name.NewDigest(repo.Name()+"@"+s.Digest, nameOpts...)
+	if err != nil {
+		d.Lookups = failPlaces(nil, fmt.Sprintf("parsing digest %q: %v", s.Digest, err))
+		return d
+	}
+
+	hctx, cancel := context.WithTimeout(ctx, r.timeout)
+	sess, err := r.session(hctx, repo)
+	cancel()
+	if err != nil {
+		d.Lookups = failPlaces(placeURLs(repo, dig), err.Error())
+		return d
+	}
+
+	// Read the four places concurrently.
+	results := make([]placeResult, len(places))
+	var wg sync.WaitGroup
+	for i, step := range places {
+		wg.Go(func() { results[i] = sess.readPlace(ctx, dig, step) })
+	}
+	wg.Wait()
+
+	// Merge by manifest digest, the first place (in places order) winning.
+	var opens []*openManifest
+	seen := map[string]bool{}
+	for _, res := range results {
+		d.Lookups = append(d.Lookups, res.lookups...)
+		for _, o := range res.manifests {
+			if seen[o.digest] {
+				continue
+			}
+			seen[o.digest] = true
+			opens = append(opens, o)
+		}
+	}
+
+	// Open each manifest and fetch its signature and attestation layers.
+	run := &opening{sess: sess, sem: make(chan struct{}, maxConcurrentFetches), budget: maxDiscoveryBytes}
+	for _, o := range opens {
+		wg.Go(func() { run.open(ctx, o) })
+	}
+	wg.Wait()
+	fetches := run.lookups
+	d.Artifacts = run.artifacts
+
+	slices.SortFunc(fetches, func(a, b Lookup) int {
+		return cmp.Or(
+			cmp.Compare(fetchRank(a.Step), fetchRank(b.Step)), // manifests, then blobs
+			cmp.Compare(a.URL, b.URL),
+			cmp.Compare(a.Status, b.Status),
+			cmp.Compare(a.Err, b.Err),
+		)
+	})
+	d.Lookups = append(d.Lookups, fetches...)
+	slices.SortFunc(d.Artifacts, func(a, b Artifact) int {
+		return cmp.Or(
+			cmp.Compare(placeRank(a.Source), placeRank(b.Source)),
+			cmp.Compare(a.Manifest, b.Manifest),
+			cmp.Compare(a.Layer, b.Layer),
+		)
+	})
+	return d
+}
+
+func fetchRank(s Step) int {
+	if s == ManifestStep {
+		return 0
+	}
+	return 1
+}
+
+// failPlaces returns a failed Lookup for each place; urls may be nil.
+func failPlaces(urls map[Step]*url.URL, msg string) []Lookup {
+	out := make([]Lookup, 0, len(places))
+	for _, step := range places {
+		out = append(out, Lookup{Step: step, URL: redactURL(urls[step]), Err: msg})
+	}
+	return out
+}
+
+// fallbackTag is the referrers tag schema's tag for digest: sha256-<hex>.
+func fallbackTag(digest string) string { return strings.Replace(digest, ":", "-", 1) }
+
+func placeURLs(repo name.Repository, dig name.Digest) map[Step]*url.URL {
+	u := func(kind, ref string) *url.URL {
+		return &url.URL{
+			Scheme: repo.Scheme(),
+			Host:   repo.RegistryStr(),
+			Path:   fmt.Sprintf("/v2/%s/%s/%s", repo.RepositoryStr(), kind, ref),
+		}
+	}
+	tag := fallbackTag(dig.DigestStr())
+	return map[Step]*url.URL{
+		ReferrersStep:      u("referrers", dig.DigestStr()),
+		FallbackTagStep:    u("manifests", tag),
+		SignatureTagStep:   u("manifests", tag+".sig"),
+		AttestationTagStep: u("manifests", tag+".att"),
+	}
+}
+
+// placeResult is what one place listed.
+type placeResult struct {
+	lookups   []Lookup
+	manifests []*openManifest
+}
+
+// openManifest is a manifest to open: listed by an index (raw is nil until
+// fetched) or read directly from a legacy tag.
+type openManifest struct {
+	source Step
+	digest string
+	size   int64
+	raw    []byte
+}
+
+// imageManifest is the part of an OCI or Docker image manifest Discover
+// reads.
+type imageManifest struct {
+	MediaType string             `json:"mediaType"`
+	Layers    []gcrv1.Descriptor `json:"layers"`
+}
+
+// imageIndex is the part of an OCI image index Discover reads.
+type imageIndex struct {
+	SchemaVersion int                `json:"schemaVersion"`
+	MediaType     string             `json:"mediaType"`
+	Manifests     []gcrv1.Descriptor `json:"manifests"`
+}
+
+// legacyManifestTypes are the media types a .sig or .att manifest has.
+var legacyManifestTypes = []string{string(types.OCIManifestSchema1), string(types.DockerManifestSchema2)}
+
+// referrerManifestTypes are the media types a referrer may have: any
+// manifest (judged by its layers), an index or a (withdrawn) OCI artifact
+// manifest (no layers: skipped). Registries that negotiate content answer
+// 404 to a GET whose Accept leaves out the stored type.
+var referrerManifestTypes = []string{
+	string(types.OCIManifestSchema1),
+	string(types.DockerManifestSchema2),
+	string(types.OCIImageIndex),
+	string(types.DockerManifestList),
+	"application/vnd.oci.artifact.manifest.v1+json",
+}
+
+func (s *session) readPlace(ctx context.Context, dig name.Digest, step Step) placeResult {
+	u := placeURLs(s.repo, dig)[step]
+	switch step {
+	case ReferrersStep:
+		return s.readReferrers(ctx, u)
+	case FallbackTagStep:
+		return s.readFallbackTag(ctx, u)
+	default:
+		return s.readLegacyTag(ctx, u, step)
+	}
+}
+
+// readReferrers reads the referrers API, following its pages.
+func (s *session) readReferrers(ctx context.Context, u *url.URL) placeResult {
+	var res placeResult
+	var descs []gcrv1.Descriptor
+	for page := 0; u != nil; page++ {
+		a, l := s.do(ctx, request{
+			step: ReferrersStep, method: http.MethodGet, url: u, strict: true,
+			accept: []string{string(types.OCIImageIndex)}, limit: maxManifestSize,
+		})
+		var next *url.URL
+		switch {
+		case l.Err != "":
+		case a.status == http.StatusOK:
+			idx, err := parseIndex(a.body)
+			if err != nil {
+				l.Err = "decoding the referrers list: " + err.Error()
+				break
+			}
+			l.Found = len(idx.Manifests)
+			descs = append(descs, idx.Manifests...)
+			if next, err = nextPage(u, a.header); err != nil {
+				l.Err = err.Error()
+			} else if next != nil && page+1 >= maxReferrersPages {
+				l.Err = fmt.Sprintf("more than %d pages of referrers; the rest were not read", maxReferrersPages)
+				next = nil
+			}
+		case page == 0 && (a.status == http.StatusNotFound || a.status == http.StatusBadRequest || a.status == http.StatusNotAcceptable):
+			// No referrers API here: the fallback tag is the place.
+		case a.status >= 300 && a.status < 400:
+			l.Err = s.redirectMessage(a)
+		default:
+			l.Err = s.statusMessage(a)
+		}
+		res.lookups = append(res.lookups, l)
+		u = next
+	}
+	res.manifests = s.listed(ReferrersStep, descs, &res.lookups[len(res.lookups)-1])
+	return res
+}
+
+// redirectMessage describes a redirect of the referrers API that was not
+// followed.
+func (s *session) redirectMessage(a answer) string {
+	if a.location == nil {
+		return fmt.Sprintf("HTTP %d %s without a usable Location", a.status, http.StatusText(a.status))
+	}
+	return s.scrub(fmt.Sprintf("redirected (%d) to %s://%s, another host: the referrers API is only read from %s",
+		a.status, a.location.Scheme, a.location.Host, s.repo.RegistryStr()))
+}
+
+// nextPage returns the next page of a referrers list from a Link header
+// (RFC 8288, rel="next"), which must stay on the same host.
+func nextPage(cur *url.URL, h http.Header) (*url.URL, error) {
+	for _, link := range h.Values("Link") {
+		for _, part := range strings.Split(link, ",") {
+			target, params, ok := strings.Cut(strings.TrimSpace(part), ";")
+			if !ok || !strings.HasPrefix(target, "<") || !strings.HasSuffix(target, ">") {
+				continue
+			}
+			isNext := false
+			for _, p := range strings.Split(params, ";") {
+				k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+				if strings.EqualFold(k, "rel") && slices.Contains(strings.Fields(strings.Trim(v, `"`)), "next") {
+					isNext = true
+				}
+			}
+			if !isNext {
+				continue
+			}
+			ref, err := url.Parse(target[1 : len(target)-1])
+			if err != nil {
+				return nil, fmt.Errorf("parsing the next page link: %w", err)
+			}
+			next := cur.ResolveReference(ref)
+			if next.Host != cur.Host || next.Scheme != cur.Scheme {
+				return nil, fmt.Errorf("the next page of referrers is on another host (%s); not read", next.Host)
+			}
+			return next, nil
+		}
+	}
+	return nil, nil
+}
+
+func (s *session) readFallbackTag(ctx context.Context, u *url.URL) placeResult {
+	a, l := s.do(ctx, request{
+		step: FallbackTagStep, method: http.MethodGet, url: u,
+		accept: []string{string(types.OCIImageIndex)}, limit: maxManifestSize,
+	})
+	var descs []gcrv1.Descriptor
+	switch {
+	case l.Err != "":
+	case a.status == http.StatusOK:
+		idx, err := parseIndex(a.body)
+		switch {
+		case err != nil:
+			l.Err = "decoding the fallback tag index: " + err.Error()
+		case idx.MediaType != "" && idx.MediaType != string(types.OCIImageIndex):
+			l.Err = fmt.Sprintf("the fallback tag holds a %s, not an image index", idx.MediaType)
+		default:
+			l.Found = len(idx.Manifests)
+			descs = idx.Manifests
+		}
+	case a.status == http.StatusNotFound:
+		// No referrers stored in the fallback tag.
+	default:
+		l.Err = s.statusMessage(a)
+	}
+	res := placeResult{lookups: []Lookup{l}}
+	res.manifests = s.listed(FallbackTagStep, descs, &res.lookups[0])
+	return res
+}
+
+// readLegacyTag reads a .sig or .att tag, which is itself the manifest whose
+// layers are the signatures or attestations.
+func (s *session) readLegacyTag(ctx context.Context, u *url.URL, step Step) placeResult {
+	a, l := s.do(ctx, request{step: step, method: http.MethodGet, url: u, accept: legacyManifestTypes, limit: maxManifestSize})
+	res := placeResult{}
+	switch {
+	case l.Err != "":
+	case a.status == http.StatusOK:
+		d, _ := digestOf("sha256", a.body) // sha256 is always supported
+		o := &openManifest{source: step, digest: d, size: int64(len(a.body)), raw: a.body}
+		var mf imageManifest
+		if err := json.Unmarshal(a.body, &mf); err == nil {
+			l.Found = len(mf.Layers)
+		}
+		res.manifests = []*openManifest{o}
+	case a.status == http.StatusNotFound:
+		// Nothing stored in the legacy layout.
+	default:
+		l.Err = s.statusMessage(a)
+	}
+	res.lookups = []Lookup{l}
+	return res
+}
+
+// parseIndex decodes an image index (a referrers list or a fallback tag).
+func parseIndex(b []byte) (*imageIndex, error) {
+	var idx imageIndex
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, err
+	}
+	if idx.SchemaVersion != 2 {
+		return nil, fmt.Errorf("schemaVersion %d, want 2", idx.SchemaVersion)
+	}
+	return &idx, nil
+}
+
+// listed turns the descriptors an index listed into manifests to open,
+// capped at maxReferrers (failing l beyond that), in digest order.
+func (s *session) listed(step Step, descs []gcrv1.Descriptor, l *Lookup) []*openManifest {
+	slices.SortFunc(descs, func(a, b gcrv1.Descriptor) int { return cmp.Compare(a.Digest.String(), b.Digest.String()) })
+	descs = slices.CompactFunc(descs, func(a, b gcrv1.Descriptor) bool { return a.Digest == b.Digest })
+	if len(descs) > maxReferrers {
+		if l.Err == "" {
+			l.Err = fmt.Sprintf("lists %d referrers; only the first %d (by digest) were read", len(descs), maxReferrers)
+		}
+		descs = descs[:maxReferrers]
+	}
+	out := make([]*openManifest, 0, len(descs))
+	for _, desc := range descs {
+		out = append(out, &openManifest{source: step, digest: desc.Digest.String(), size: desc.Size})
+	}
+	return out
+}
+
+// opening is the second half of a discovery: opening the listed manifests
+// and fetching their signature and attestation layers, concurrently.
+type opening struct {
+	sess *session
+	sem  chan struct{} // bounds the requests in flight
+
+	mu        sync.Mutex
+	budget    int64 // bytes of blobs still allowed
+	lookups   []Lookup
+	artifacts []Artifact
+}
+
+func (op *opening) record(l *Lookup, arts ...Artifact) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if l != nil {
+		op.lookups = append(op.lookups, *l)
+	}
+	op.artifacts = append(op.artifacts, arts...)
+}
+
+// reserve takes n bytes from the budget, reporting whether they were there.
+func (op *opening) reserve(n int64) bool {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if n > op.budget {
+		return false
+	}
+	op.budget -= n
+	return true
+}
+
+// open fetches o if it was only listed, then its layers.
+func (op *opening) open(ctx context.Context, o *openManifest) {
+	s := op.sess
+	broken := func(msg string) Artifact {
+		return Artifact{Source: o.source, Manifest: o.digest, Err: msg}
+	}
+	var l *Lookup
+	if o.raw == nil {
+		if o.size > maxManifestSize {
+			op.record(nil, broken(fmt.Sprintf("manifest of %d bytes is over the %d-byte limit; not read", o.size, maxManifestSize)))
+			return
+		}
+		op.sem <- struct{}{}
+		a, ml := s.do(ctx, request{
+			step: ManifestStep, method: http.MethodGet, url: s.registryURL("manifests", o.digest),
+			accept: referrerManifestTypes, limit: maxManifestSize,
+		})
+		<-op.sem
+		l = &ml
+		if l.Err == "" && a.status != http.StatusOK {
+			l.Err = s.statusMessage(a)
+		}
+		if l.Err == "" {
+			if err := checkDigest(o.digest, a.body); err != nil {
+				l.Err = "manifest " + err.Error()
+			}
+		}
+		if l.Err != "" {
+			op.record(l, broken("fetching manifest: "+l.Err))
+			return
+		}
+		o.raw = a.body
+	}
+	var mf imageManifest
+	if err := json.Unmarshal(o.raw, &mf); err != nil {
+		op.record(l, broken("parsing manifest: "+err.Error()))
+		return
+	}
+	var (
+		wg   sync.WaitGroup
+		arts []Artifact
+		n    int
+	)
+	for _, layer := range mf.Layers {
+		format, ok := layerFormat(string(layer.MediaType))
+		if !ok {
+			continue
+		}
+		if n++; n > maxReferrers {
+			arts = append(arts, broken(fmt.Sprintf("more than %d signature or attestation layers; the rest were not read", maxReferrers)))
+			break
+		}
+		art := Artifact{
+			Source:      o.source,
+			Manifest:    o.digest,
+			Layer:       layer.Digest.String(),
+			Format:      format,
+			MediaType:   string(layer.MediaType),
+			Annotations: layer.Annotations,
+		}
+		wg.Go(func() {
+			if content, err := op.blob(ctx, layer); err != "" {
+				art.Err = "fetching blob: " + err
+			} else {
+				art.Content = content
+			}
+			op.record(nil, art)
+		})
+	}
+	wg.Wait()
+	if l != nil {
+		l.Found = min(n, maxReferrers)
+	}
+	op.record(l, arts...)
+}
+
+// blob fetches and checks one layer, recording the request.
+func (op *opening) blob(ctx context.Context, layer gcrv1.Descriptor) ([]byte, string) {
+	switch {
+	case layer.Size < 0:
+		return nil, fmt.Sprintf("layer has a negative size %d", layer.Size)
+	case layer.Size > maxBlobSize:
+		return nil, fmt.Sprintf("layer of %d bytes is over the %d-byte limit; not read", layer.Size, maxBlobSize)
+	case !op.reserve(layer.Size):
+		return nil, fmt.Sprintf("layer of %d bytes is over what is left of the %d-byte budget for one image; not read", layer.Size, maxDiscoveryBytes)
+	}
+	s := op.sess
+	op.sem <- struct{}{}
+	a, l := s.do(ctx, request{
+		step: BlobStep, method: http.MethodGet, url: s.registryURL("blobs", layer.Digest.String()),
+		limit: layer.Size,
+	})
+	<-op.sem
+	switch {
+	case l.Err != "":
+	case a.status != http.StatusOK:
+		l.Err = s.statusMessage(a)
+	case int64(len(a.body)) != layer.Size:
+		l.Err = fmt.Sprintf("blob has %d bytes, the manifest says %d", len(a.body), layer.Size)
+	default:
+		if err := checkDigest(layer.Digest.String(), a.body); err != nil {
+			l.Err = "blob " + err.Error()
+		} else {
+			l.Found = 1
+		}
+	}
+	op.record(&l)
+	if l.Err != "" {
+		return nil, l.Err
+	}
+	return a.body, ""
+}
+
+// checkDigest checks that b has digest want ("sha256:<hex>").
+func checkDigest(want string, b []byte) error {
+	h, err := gcrv1.NewHash(want)
+	if err != nil {
+		return err
+	}
+	got, err := digestOf(h.Algorithm, b)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("digest is %s, want %s", got, want)
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package verify
+
+import (
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/registry"
+)
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"https://ghcr.io/v2/acme/app/referrers/sha256:ab":                        "https://ghcr.io/v2/acme/app/referrers/sha256:ab",
+		"https://user:pass@ghcr.io/v2/acme/app/manifests/v1":                     "https://ghcr.io/v2/acme/app/manifests/v1",
+		"https://cdn.example/blob?X-Amz-Signature=abc&X-Amz-Credential=k#frag":   "https://cdn.example/blob?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED",
+		"https://r.example/v2/a/referrers/sha256:ab?n=10&last=sha256:cd&token=t": "https://r.example/v2/a/referrers/sha256:ab?last=sha256%3Acd&n=10&token=REDACTED",
+	}
+	for in, want := range tests {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := redactURL(u); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestNextPage(t *testing.T) {
+	t.Parallel()
+	cur, err := url.Parse("https://r.example/v2/app/referrers/sha256:ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		links   []string
+		want    string
+		wantErr string
+	}{
+		"none":           {},
+		"relative":       {links: []string{`</v2/app/referrers/sha256:ab?last=x>; rel="next"`}, want: "https://r.example/v2/app/referrers/sha256:ab?last=x"},
+		"absolute":       {links: []string{`<https://r.example/v2/app/referrers/sha256:ab?last=y>; rel=next`}, want: "https://r.example/v2/app/referrers/sha256:ab?last=y"},
+		"among others":   {links: []string{`</a>; rel="prev", </b?last=z>; rel="next"`}, want: "https://r.example/b?last=z"},
+		"not next":       {links: []string{`</a>; rel="prev"`}},
+		"another host":   {links: []string{`<https://evil.example/x>; rel="next"`}, wantErr: "another host (evil.example)"},
+		"scheme changed": {links: []string{`<http://r.example/x>; rel="next"`}, wantErr: "another host"},
+		"malformed":      {links: []string{`no brackets; rel="next"`}},
+	}
+	for name, tc := range tests {
+		h := http.Header{}
+		for _, l := range tc.links {
+			h.Add("Link", l)
+		}
+		got, err := nextPage(cur, h)
+		gotS := ""
+		if got != nil {
+			gotS = got.String()
+		}
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: nextPage() = %v, want an error containing %q", name, err, tc.wantErr)
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: nextPage() = %v, want no error", name, err)
+		case gotS != tc.want:
+			t.Errorf("%s: nextPage() = %q, want %q", name, gotS, tc.want)
+		}
+	}
+}
+
+func TestScrub(t *testing.T) {
+	t.Parallel()
+	s := &session{secrets: secretsOf(&authn.AuthConfig{Username: "alice", Password: "hunter22", RegistryToken: "tok-123456"})}
+	tests := map[string]string{
+		"denied for hunter22":                           "denied for REDACTED",
+		"got Authorization: Basic YWxpY2U6aHVudGVyMjI=": "got Authorization: Basic REDACTED",
+		"got Bearer eyJhbGciOi.abc-def_ghi":             "got Bearer REDACTED",
+		"token tok-123456 expired":                      "token REDACTED expired",
+		"nothing secret here":                           "nothing secret here",
+	}
+	for in, want := range tests {
+		if got := s.scrub(in); got != want {
+			t.Errorf("scrub(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFollowRedirect(t *testing.T) {
+	t.Parallel()
+	req := func(raw string) *http.Request {
+		r, err := http.NewRequestWithContext(t.Context(), http.MethodGet, raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Response = &http.Response{StatusCode: http.StatusTemporaryRedirect}
+		return r
+	}
+	tests := map[string]struct {
+		from, to string
+		wantErr  bool
+	}{
+		"to a CDN":                  {from: "https://registry.example/v2/a/blobs/x", to: "https://cdn.example/x"},
+		"same host":                 {from: "https://registry.example/v2/a/blobs/x", to: "https://registry.example/y"},
+		"public to metadata":        {from: "https://registry.example/v2/a/blobs/x", to: "http://169.254.169.254/latest", wantErr: true},
+		"public to loopback":        {from: "https://registry.example/v2/a/blobs/x", to: "http://127.0.0.1:8080/x", wantErr: true},
+		"public to mapped private":  {from: "https://registry.example/v2/a/blobs/x", to: "http://[::ffff:10.0.0.1]/x", wantErr: true},
+		"public to short loopback":  {from: "https://registry.example/v2/a/blobs/x", to: "http://127.1/x", wantErr: true},
+		"public to hex loopback":    {from: "https://registry.example/v2/a/blobs/x", to: "http://0x7f000001/x", wantErr: true},
+		"public to decimal private": {from: "https://registry.example/v2/a/blobs/x", to: "http://167772161/x", wantErr: true},
+		"public to numeric name":    {from: "https://registry.example/v2/a/blobs/x", to: "https://1.2.3.4.example/x"},
+		"private to private":        {from: "http://10.0.0.5:5000/v2/a/blobs/x", to: "http://10.0.0.6/x"},
+		"to another scheme":         {from: "https://registry.example/v2/a/blobs/x", to: "ftp://cdn.example/x", wantErr: true},
+	}
+	for name, tc := range tests {
+		err := followRedirect(req(tc.to), []*http.Request{req(tc.from)})
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: followRedirect() = %v, want error %t", name, err, tc.wantErr)
+		}
+	}
+}
+
+// TestSession_reusesHandshake checks that the authentication handshake is
+// made once per repository and made again once it has expired.
+func TestSession_reusesHandshake(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	r, err := NewRegistry(WithKeychain(authn.NewMultiKeychain()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	r.now = func() time.Time { return now }
+	pings := func() int { return r.Requests().ByHost[host][http.StatusOK] }
+	s := Subject{Repository: host + "/app", Digest: "sha256:" + strings.Repeat("a", 64)}
+
+	r.Discover(t.Context(), s) // a ping (200), four places (404)
+	r.Discover(t.Context(), s)
+	if got := pings(); got != 1 {
+		t.Errorf("pings after two discoveries = %d, want 1", got)
+	}
+	now = now.Add(authTTL)
+	r.Discover(t.Context(), s)
+	if got := pings(); got != 2 {
+		t.Errorf("pings after the handshake expired = %d, want 2", got)
+	}
+}

@@ -1,0 +1,301 @@
+package verify
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/cryptoutils/goodkey"
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// CosignSignPredicateType is the in-toto predicate type of a cosign v3
+// image signature: a DSSE statement with this predicate type whose subject
+// is the image digest is a signature; any other predicate type makes the
+// statement an attestation.
+const CosignSignPredicateType = "https://sigstore.dev/cosign/sign/v1"
+
+// SignatureKind is Consideration.Kind for an artifact judged as a
+// signature. An attestation's Kind is its predicate type, and an artifact
+// that could not be read or classified has Kind UnknownKind.
+const (
+	SignatureKind = "signature"
+	UnknownKind   = "unknown"
+)
+
+// Policy says which signatures and attestations an image needs. Check
+// judges a Discovery against it; Validate reports configuration errors
+// up front (Check also rejects what an invalid authority would accept,
+// naming the error).
+type Policy struct {
+	// Name identifies the policy in results and messages.
+	Name string
+	// Authorities: any one of them may accept the image's signature.
+	Authorities []Authority
+	// Attestations: every one must be present and verified (by any
+	// authority).
+	Attestations []Attestation
+	// Trusted is the policy's trust root (Fulcio CAs, Rekor logs, CT logs,
+	// TSAs). It may be nil only when every authority is a key or static
+	// authority that checks neither the transparency log nor signed
+	// timestamps.
+	Trusted root.TrustedMaterial
+}
+
+// Authority is one way to accept a signature: keyless identities, a
+// public key, or a static verdict. Exactly one of Keyless, Key and Static
+// is set.
+type Authority struct {
+	Name    string
+	Keyless *Keyless
+	Key     *Key
+	Static  *Static
+	// IgnoreTlog, IgnoreSCT and SignedTimestamps mean what cosign's
+	// --insecure-ignore-tlog, --insecure-ignore-sct and
+	// --use-signed-timestamps mean (see verifierOptions).
+	IgnoreTlog       bool
+	IgnoreSCT        bool
+	SignedTimestamps bool
+}
+
+// Keyless accepts Fulcio certificates whose identity matches any of
+// Identities.
+type Keyless struct {
+	Identities []Identity
+}
+
+// Identity matches a certificate's OIDC issuer and subject (SAN). Set one
+// of Issuer and IssuerRegExp, and one of Subject and SubjectRegExp. Exact
+// values compare exactly; regular expressions (RE2) must match the whole
+// value: "https://github.com/acme/" does not match
+// "https://github.com/acme-evil/x".
+type Identity struct {
+	Issuer        string
+	IssuerRegExp  string
+	Subject       string
+	SubjectRegExp string
+}
+
+// Key accepts signatures made with one public key. Build it with NewKey,
+// which parses and validates the PEM once; a Key literal is parsed on
+// every Check.
+type Key struct {
+	// PEM is a PKIX public key (ECDSA, RSA or Ed25519) in PEM form.
+	PEM []byte
+
+	verifier signature.Verifier
+	hint     string
+}
+
+// Static accepts (Pass) or rejects every image without looking at its
+// signatures.
+type Static struct {
+	Pass bool
+}
+
+// Attestation is an attestation the policy requires.
+type Attestation struct {
+	// Name identifies the requirement in messages.
+	Name string
+	// PredicateType is the in-toto predicate type that must be present
+	// ("https://slsa.dev/provenance/v1").
+	PredicateType string
+}
+
+// NewKey parses and validates a PEM public key.
+func NewKey(pem []byte) (*Key, error) {
+	v, hint, err := loadKey(pem)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{PEM: pem, verifier: v, hint: hint}, nil
+}
+
+// loadKey parses a PEM public key into a verifier with the hash its type
+// calls for, and computes cosign's key hint (base64 of the SHA-256 of the
+// PKIX DER).
+func loadKey(pem []byte) (signature.Verifier, string, error) {
+	if len(pem) == 0 {
+		return nil, "", errors.New("no public key given")
+	}
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pem)
+	if err != nil {
+		return nil, "", fmt.Errorf("parsing public key: %w", err)
+	}
+	if err := goodkey.ValidatePubKey(pub); err != nil {
+		return nil, "", fmt.Errorf("validating public key: %w", err)
+	}
+	v, err := signature.LoadDefaultVerifier(pub)
+	if err != nil {
+		return nil, "", fmt.Errorf("loading public key: %w", err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding public key: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return v, base64.StdEncoding.EncodeToString(sum[:]), nil
+}
+
+// Validate reports the first configuration error in the policy: no
+// authority, an authority with zero or several kinds, an identity without
+// issuer or subject, a regular expression that does not compile, a key
+// that does not parse, a keyless or transparency-log-checking authority
+// without a trust root, an attestation without predicate type.
+func (p *Policy) Validate() error {
+	if len(p.Authorities) == 0 {
+		return fmt.Errorf("policy %q: no authorities", p.Name)
+	}
+	for i := range p.Authorities {
+		if _, err := p.compile(i); err != nil {
+			return fmt.Errorf("policy %q: %w", p.Name, err)
+		}
+	}
+	for i, a := range p.Attestations {
+		if a.PredicateType == "" {
+			return fmt.Errorf("policy %q: attestation %d (%q): no predicate type", p.Name, i, a.Name)
+		}
+	}
+	return nil
+}
+
+// authorityName names authority i in messages.
+func (p *Policy) authorityName(i int) string {
+	if n := p.Authorities[i].Name; n != "" {
+		return n
+	}
+	return fmt.Sprintf("#%d", i)
+}
+
+// authority is an Authority ready to verify: identities anchored and
+// compiled, key parsed, trust material assembled.
+type authority struct {
+	name     string
+	static   *Static
+	key      *Key
+	keyless  bool
+	ids      []sgverify.CertificateIdentity
+	material root.TrustedMaterial
+	opts     Authority
+}
+
+// compile readies authority i of the policy.
+func (p *Policy) compile(i int) (*authority, error) {
+	a := p.Authorities[i]
+	name := p.authorityName(i)
+	n := 0
+	for _, set := range []bool{a.Keyless != nil, a.Key != nil, a.Static != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, fmt.Errorf("authority %q: set exactly one of keyless, key and static (%d set)", name, n)
+	}
+	c := &authority{name: name, opts: a}
+	switch {
+	case a.Static != nil:
+		c.static = a.Static
+		return c, nil
+	case a.Keyless != nil:
+		if len(a.Keyless.Identities) == 0 {
+			return nil, fmt.Errorf("authority %q: keyless without identities", name)
+		}
+		for j, id := range a.Keyless.Identities {
+			cid, err := id.compile()
+			if err != nil {
+				return nil, fmt.Errorf("authority %q: identity %d: %w", name, j, err)
+			}
+			c.ids = append(c.ids, cid)
+		}
+		if p.Trusted == nil {
+			return nil, fmt.Errorf("authority %q: keyless verification needs a trust root (Fulcio CA), and the policy has none", name)
+		}
+		c.keyless = true
+		c.material = p.Trusted
+		return c, nil
+	default:
+		k := *a.Key
+		if k.verifier == nil {
+			v, hint, err := loadKey(k.PEM)
+			if err != nil {
+				return nil, fmt.Errorf("authority %q: %w", name, err)
+			}
+			k.verifier, k.hint = v, hint
+		}
+		c.key = &k
+		expiring := root.NewExpiringKey(k.verifier, time.Time{}, time.Time{})
+		keys := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+			return expiring, nil
+		})
+		needRoot := !a.IgnoreTlog || a.SignedTimestamps
+		switch {
+		case needRoot && p.Trusted == nil:
+			what := "the transparency log"
+			if a.IgnoreTlog {
+				what = "signed timestamps"
+			}
+			return nil, fmt.Errorf("authority %q: checking %s needs a trust root, and the policy has none (set IgnoreTlog for keys used without Rekor)", name, what)
+		case needRoot:
+			c.material = root.TrustedMaterialCollection{keys, p.Trusted}
+		default:
+			c.material = keys
+		}
+		return c, nil
+	}
+}
+
+// compile turns an Identity into a sigstore-go CertificateIdentity with
+// anchored regular expressions.
+func (id Identity) compile() (sgverify.CertificateIdentity, error) {
+	switch {
+	case id.Issuer == "" && id.IssuerRegExp == "":
+		return sgverify.CertificateIdentity{}, errors.New("no issuer (set issuer or issuerRegExp)")
+	case id.Issuer != "" && id.IssuerRegExp != "":
+		return sgverify.CertificateIdentity{}, errors.New("both issuer and issuerRegExp set")
+	case id.Subject == "" && id.SubjectRegExp == "":
+		return sgverify.CertificateIdentity{}, errors.New("no subject (set subject or subjectRegExp)")
+	case id.Subject != "" && id.SubjectRegExp != "":
+		return sgverify.CertificateIdentity{}, errors.New("both subject and subjectRegExp set")
+	}
+	issuerRE, err := anchor(id.IssuerRegExp)
+	if err != nil {
+		return sgverify.CertificateIdentity{}, fmt.Errorf("issuerRegExp: %w", err)
+	}
+	subjectRE, err := anchor(id.SubjectRegExp)
+	if err != nil {
+		return sgverify.CertificateIdentity{}, fmt.Errorf("subjectRegExp: %w", err)
+	}
+	return sgverify.NewShortCertificateIdentity(id.Issuer, issuerRE, id.Subject, subjectRE)
+}
+
+// anchor makes a regular expression match whole values only:
+// sigstore-go's matchers call MatchString, which finds a match anywhere.
+func anchor(re string) (string, error) {
+	if re == "" {
+		return "", nil
+	}
+	if _, err := regexp.Compile(re); err != nil {
+		return "", err
+	}
+	return `^(?:` + re + `)$`, nil
+}
+
+// String renders the identity for messages.
+func (id Identity) String() string {
+	s, i := id.Subject, id.Issuer
+	if id.SubjectRegExp != "" {
+		s = "/" + id.SubjectRegExp + "/"
+	}
+	if id.IssuerRegExp != "" {
+		i = "/" + id.IssuerRegExp + "/"
+	}
+	return s + " (issuer " + i + ")"
+}

@@ -1,0 +1,320 @@
+package verify
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Check judges everything discovery found for one image against the
+// policy. It does no I/O: the trust material is in the policy, the
+// artifacts in the discovery. (sigstore-go reads the clock only for
+// authorities that verify certificates at the current time, IgnoreTlog
+// without SignedTimestamps.)
+//
+// The status, decided in this order:
+//
+//   - ResolveFailed: the subject carries no usable digest.
+//   - Verified: a static authority passes every image (no artifact is
+//     looked at).
+//   - StaticFail: every authority that could accept is a static fail.
+//   - Verified: a signature was accepted by an authority and every
+//     required attestation was verified (by any authority). A signature is
+//     a cosign v3 bundle (DSSE statement of predicate type
+//     https://sigstore.dev/cosign/sign/v1 whose subject is the image
+//     digest), a message-signature bundle over the image digest, or a
+//     legacy simple-signing payload naming the image digest. Attestations
+//     never sign an image.
+//   - AttestationMissing: signed, but a required attestation was not
+//     found or did not verify.
+//   - IdentityMismatch: a signature verified against the trust material,
+//     but its signer matched no authority's identities.
+//   - InvalidSignature: signature-like artifacts were found (or could not
+//     be read), and none verified.
+//   - LookupFailed: nothing signature-like was found and a lookup failed,
+//     so absence cannot be concluded.
+//   - NoSignatures: every lookup succeeded and found no signature.
+//
+// Failed lookups are named in Detail whatever the status.
+// Considered has one entry per artifact, saying what it is and which
+// check accepted or rejected it.
+func (p *Policy) Check(d Discovery) Result {
+	res := Result{Policy: p.Name, Subject: d.Subject, Lookups: d.Lookups}
+	dg, err := parseDigest(d.Subject.Digest)
+	if err != nil {
+		res.Status = ResolveFailed
+		res.Detail = fmt.Sprintf("%s: nothing to verify without a digest: %v", subjectName(d.Subject), err)
+		return res
+	}
+
+	var auths []*authority
+	var invalid []error
+	var staticFails []string
+	for i := range p.Authorities {
+		a, err := p.compile(i)
+		if err != nil {
+			invalid = append(invalid, err)
+			continue
+		}
+		if a.static != nil {
+			if a.static.Pass {
+				res.Status = Verified
+				res.Detail = fmt.Sprintf("%s: policy %q accepts every image (static authority %q)", dg.text, p.Name, a.name)
+				return res
+			}
+			staticFails = append(staticFails, a.name)
+			continue
+		}
+		auths = append(auths, a)
+	}
+	if len(auths) == 0 && len(staticFails) > 0 {
+		res.Status = StaticFail
+		res.Detail = fmt.Sprintf("%s: policy %q rejects every image (static authority %q)", dg.text, p.Name, staticFails[0])
+		return res
+	}
+
+	arts := orderArtifacts(d.Artifacts)
+	outs := make([]outcome, 0, len(arts))
+	for _, a := range arts {
+		o := p.evaluate(a, auths, invalid, dg)
+		outs = append(outs, o)
+		res.Considered = append(res.Considered, o.c)
+	}
+	res.Status, res.Detail = p.decide(dg, outs, d.Lookups)
+	return res
+}
+
+// decide turns the outcomes into a status and a one-line detail.
+func (p *Policy) decide(dg imageDigest, outs []outcome, lookups []Lookup) (Status, string) {
+	found := foundSummary(outs)
+	failed := failedSummary(lookups)
+
+	var signed *outcome
+	for i := range outs {
+		if outs[i].class == signatureClass && outs[i].c.Accepted {
+			signed = &outs[i]
+			break
+		}
+	}
+	if signed != nil {
+		by := fmt.Sprintf("signed by %s, trusted by authority %q of policy %q", signed.c.Signer, signed.c.Authority, p.Name)
+		var missing, verified []string
+		for _, req := range p.Attestations {
+			var rejected *outcome
+			ok := false
+			for i := range outs {
+				o := &outs[i]
+				if o.class != attestationClass || o.predicateType != req.PredicateType {
+					continue
+				}
+				if o.c.Accepted {
+					ok = true
+					break
+				}
+				if rejected == nil {
+					rejected = o
+				}
+			}
+			switch {
+			case ok:
+				verified = append(verified, attestationName(req))
+			case rejected != nil:
+				missing = append(missing, fmt.Sprintf("required attestation %s was found but rejected: %s", attestationName(req), rejected.c.Reason))
+			default:
+				missing = append(missing, fmt.Sprintf("required attestation %s was not found", attestationName(req)))
+			}
+		}
+		if len(missing) > 0 {
+			detail := fmt.Sprintf("%s: %s; %s, but %s", dg.text, found, by, missing[0])
+			if len(missing) > 1 {
+				detail += fmt.Sprintf(" (and %d more missing)", len(missing)-1)
+			}
+			return AttestationMissing, detail + failed
+		}
+		detail := fmt.Sprintf("%s: %s; %s", dg.text, found, by)
+		if len(verified) > 0 {
+			detail += "; attestations verified: " + strings.Join(verified, ", ")
+		}
+		return Verified, detail
+	}
+
+	var mismatch, rejected *outcome
+	signatureLike := 0
+	for i := range outs {
+		o := &outs[i]
+		if o.class == attestationClass {
+			continue
+		}
+		signatureLike++
+		if o.identityMismatch && mismatch == nil {
+			mismatch = o
+		}
+		if rejected == nil {
+			rejected = o
+		}
+	}
+	switch {
+	case mismatch != nil:
+		return IdentityMismatch, fmt.Sprintf("%s: %s; signed by %s, which no authority of policy %q trusts%s",
+			dg.text, found, mismatch.c.Signer, p.Name, failed)
+	case signatureLike > 0:
+		return InvalidSignature, fmt.Sprintf("%s: %s; none verified: %s%s", dg.text, found, rejected.c.Reason, failed)
+	}
+	var also string
+	if len(outs) > 0 {
+		also = fmt.Sprintf("; %s, and an attestation is not a signature", found)
+	}
+	if failed != "" {
+		return LookupFailed, fmt.Sprintf("%s: no signature found%s, so absence cannot be concluded%s", dg.text, failed, also)
+	}
+	if also != "" {
+		return NoSignatures, fmt.Sprintf("%s: no signature found%s", dg.text, also)
+	}
+	return NoSignatures, fmt.Sprintf("%s: no signature found (looked up: %s)", dg.text, lookedUp(lookups))
+}
+
+// sourceRank orders the places artifacts come from.
+func sourceRank(s Step) int {
+	switch s {
+	case ReferrersStep:
+		return 0
+	case FallbackTagStep:
+		return 1
+	case SignatureTagStep:
+		return 2
+	case AttestationTagStep:
+		return 3
+	default:
+		return 4
+	}
+}
+
+// orderArtifacts sorts the artifacts by source, manifest and layer, so
+// results do not depend on the order lookups finished in, and drops the
+// second copy of a manifest layer found in two places (the referrers API
+// and the fallback tag list the same manifests).
+func orderArtifacts(in []Artifact) []Artifact {
+	arts := append([]Artifact(nil), in...)
+	sort.SliceStable(arts, func(i, j int) bool {
+		a, b := arts[i], arts[j]
+		if ra, rb := sourceRank(a.Source), sourceRank(b.Source); ra != rb {
+			return ra < rb
+		}
+		if a.Manifest != b.Manifest {
+			return a.Manifest < b.Manifest
+		}
+		return a.Layer < b.Layer
+	})
+	seen := map[string]bool{}
+	out := arts[:0]
+	for _, a := range arts {
+		if a.Manifest != "" {
+			k := a.Manifest + "|" + a.Layer + "|" + string(a.Format)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// foundSummary says what was found where: "1 signature found (referrers),
+// 1 attestation found (fallback-tag)".
+func foundSummary(outs []outcome) string {
+	type group struct {
+		n       int
+		sources []Step
+	}
+	var order []class
+	groups := map[class]*group{}
+	for _, c := range []class{signatureClass, attestationClass, unreadable} {
+		for _, o := range outs {
+			if o.class != c {
+				continue
+			}
+			g := groups[c]
+			if g == nil {
+				g = &group{}
+				groups[c] = g
+				order = append(order, c)
+			}
+			g.n++
+			if !slices.Contains(g.sources, o.c.Source) {
+				g.sources = append(g.sources, o.c.Source)
+			}
+		}
+	}
+	if len(order) == 0 {
+		return "nothing found"
+	}
+	var parts []string
+	for _, c := range order {
+		g := groups[c]
+		noun := map[class]string{signatureClass: "signature", attestationClass: "attestation", unreadable: "unreadable artifact"}[c]
+		if g.n != 1 {
+			noun += "s"
+		}
+		srcs := make([]string, len(g.sources))
+		for i, s := range g.sources {
+			srcs[i] = string(s)
+		}
+		parts = append(parts, fmt.Sprintf("%d %s found (%s)", g.n, noun, strings.Join(srcs, ", ")))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// failedSummary names the failed lookups, "" when none failed.
+func failedSummary(lookups []Lookup) string {
+	var failed []Lookup
+	for _, l := range lookups {
+		if l.Failed() {
+			failed = append(failed, l)
+		}
+	}
+	switch len(failed) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf(", and 1 lookup failed (%s: %s)", failed[0].Step, failed[0].Err)
+	default:
+		return fmt.Sprintf(", and %d lookups failed (first: %s: %s)", len(failed), failed[0].Step, failed[0].Err)
+	}
+}
+
+// lookedUp lists the discovery steps that ran, in order.
+func lookedUp(lookups []Lookup) string {
+	var steps []string
+	for _, l := range lookups {
+		switch l.Step {
+		case ReferrersStep, FallbackTagStep, SignatureTagStep, AttestationTagStep:
+			if !slices.Contains(steps, string(l.Step)) {
+				steps = append(steps, string(l.Step))
+			}
+		}
+	}
+	if len(steps) == 0 {
+		return "none recorded"
+	}
+	return strings.Join(steps, ", ")
+}
+
+func attestationName(a Attestation) string {
+	if a.Name == "" || a.Name == a.PredicateType {
+		return a.PredicateType
+	}
+	return fmt.Sprintf("%q (%s)", a.Name, a.PredicateType)
+}
+
+func subjectName(s Subject) string {
+	switch {
+	case s.Ref != "":
+		return s.Ref
+	case s.Repository != "":
+		return s.Repository
+	default:
+		return "image"
+	}
+}

@@ -1,0 +1,822 @@
+package verify
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// DefaultLookupTimeout bounds each registry request unless WithLookupTimeout
+// says otherwise.
+const DefaultLookupTimeout = 10 * time.Second
+
+// Limits on what a registry answer may make pregate read.
+const (
+	// maxManifestSize caps a manifest or an index (referrers list, fallback
+	// tag index, .sig/.att manifest). Registries commonly cap manifests at
+	// 4 MiB themselves.
+	maxManifestSize = 4 << 20
+	// maxBlobSize caps a signature or attestation layer. Bundles are a few
+	// KiB; DSSE attestations carrying an SBOM predicate can be large.
+	maxBlobSize = 32 << 20
+	// maxErrorBody caps the body read from an error answer.
+	maxErrorBody = 64 << 10
+	// maxReferrers caps the referrer manifests opened per subject and
+	// place; a longer list is read up to the cap and its lookup fails.
+	maxReferrers = 256
+	// maxReferrersPages caps how many pages of a paginated referrers list
+	// are followed.
+	maxReferrersPages = 16
+	// maxRedirects caps the redirects followed by one request.
+	maxRedirects = 5
+	// authTTL is how long an authenticated transport (the ping, the
+	// keychain's answer, the bearer token) is reused for a repository.
+	authTTL = 5 * time.Minute
+)
+
+// ErrNotFound is returned, wrapped, by Resolve when the registry answers that
+// the reference does not exist.
+var ErrNotFound = errors.New("manifest not found")
+
+// Registry reads images, signatures and attestations from OCI registries. It
+// shares one HTTP transport (and its connections) between all requests and is
+// safe for concurrent use.
+//
+// Every request is bounded by the lookup timeout, derived from the caller's
+// context. Requests are not retried: a failed request is reported (as an
+// error or a failed Lookup) and the caller decides when to try again.
+type Registry struct {
+	keychain  authn.Keychain
+	base      http.RoundTripper // counting, user agent, then the caller's transport
+	timeout   time.Duration
+	insecure  map[string]bool
+	stats     *requestCounter
+	now       func() time.Time
+	authMu    sync.Mutex
+	authCache map[string]authEntry
+}
+
+// RegistryOption configures a Registry.
+type RegistryOption func(*registryOptions) error
+
+type registryOptions struct {
+	keychain  authn.Keychain
+	transport http.RoundTripper
+	timeout   time.Duration
+	insecure  map[string]bool
+	userAgent string
+}
+
+// WithKeychain sets where credentials come from. The default is
+// authn.DefaultKeychain, which reads the docker (and podman) config files.
+func WithKeychain(kc authn.Keychain) RegistryOption {
+	return func(o *registryOptions) error {
+		if kc == nil {
+			return errors.New("keychain must not be nil")
+		}
+		o.keychain = kc
+		return nil
+	}
+}
+
+// WithTransport sets the transport every request goes through. Registry adds
+// authentication, the user agent and request counting on top of it, and no
+// retries. The default is a clone of remote.DefaultTransport (proxy from the
+// environment, 30s dial timeout, HTTP/2).
+func WithTransport(rt http.RoundTripper) RegistryOption {
+	return func(o *registryOptions) error {
+		if rt == nil {
+			return errors.New("transport must not be nil")
+		}
+		o.transport = rt
+		return nil
+	}
+}
+
+// WithLookupTimeout bounds each registry request: the authentication
+// handshake, the resolve, the referrers call, each tag read and each manifest
+// and blob fetch have their own timeout of d, derived from the caller's
+// context. It must be positive. The default is DefaultLookupTimeout (10s).
+func WithLookupTimeout(d time.Duration) RegistryOption {
+	return func(o *registryOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("lookup timeout must be positive, got %s", d)
+		}
+		o.timeout = d
+		return nil
+	}
+}
+
+// WithInsecure lets the named registries ("registry.internal:5000") be
+// reached over plain HTTP, as go-containerregistry's name.Insecure does: the
+// registry is tried over HTTPS first and then over HTTP. Names must be given
+// as they appear in image references. By default only localhost,
+// 127.0.0.1, *.local and RFC 1918 addresses may use plain HTTP (the same
+// go-containerregistry heuristic).
+func WithInsecure(registries ...string) RegistryOption {
+	return func(o *registryOptions) error {
+		if len(registries) == 0 {
+			return errors.New("insecure registries: at least one registry name is required")
+		}
+		for _, r := range registries {
+			reg, err := name.NewRegistry(r, name.StrictValidation)
+			if err != nil {
+				return fmt.Errorf("insecure registry %q: %w", r, err)
+			}
+			o.insecure[reg.RegistryStr()] = true
+		}
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent product sent with every request; the
+// go-containerregistry version is appended. The default is "pregate".
+func WithUserAgent(ua string) RegistryOption {
+	return func(o *registryOptions) error {
+		if strings.TrimSpace(ua) == "" || strings.ContainsAny(ua, "\r\n") {
+			return fmt.Errorf("user agent must be a non-empty single line, got %q", ua)
+		}
+		o.userAgent = ua
+		return nil
+	}
+}
+
+// NewRegistry returns a Registry configured by opts.
+func NewRegistry(opts ...RegistryOption) (*Registry, error) {
+	o := &registryOptions{
+		keychain:  authn.DefaultKeychain,
+		timeout:   DefaultLookupTimeout,
+		insecure:  map[string]bool{},
+		userAgent: "pregate",
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(o); err != nil {
+			return nil, fmt.Errorf("invalid registry option: %w", err)
+		}
+	}
+	if o.transport == nil {
+		t, ok := remote.DefaultTransport.(*http.Transport)
+		if !ok {
+			return nil, fmt.Errorf("remote.DefaultTransport is a %T, not an *http.Transport", remote.DefaultTransport)
+		}
+		o.transport = t.Clone()
+	}
+	stats := &requestCounter{byHost: map[string]map[int]int{}}
+	return &Registry{
+		keychain:  o.keychain,
+		base:      transport.NewUserAgent(&countingTransport{inner: o.transport, stats: stats}, o.userAgent),
+		timeout:   o.timeout,
+		insecure:  o.insecure,
+		stats:     stats,
+		now:       time.Now,
+		authCache: map[string]authEntry{},
+	}, nil
+}
+
+// RequestStats counts the HTTP requests a Registry sent: every attempt,
+// including authentication handshakes, token requests and redirect hops.
+type RequestStats struct {
+	// Total is the number of requests sent.
+	Total int
+	// ByHost maps a host ("ghcr.io", "127.0.0.1:5000") to the number of
+	// requests by HTTP status; status 0 counts requests that got no answer
+	// (refused, timed out, cancelled).
+	ByHost map[string]map[int]int
+}
+
+// Requests returns a snapshot of the requests sent so far.
+func (r *Registry) Requests() RequestStats { return r.stats.snapshot() }
+
+type requestCounter struct {
+	mu     sync.Mutex
+	total  int
+	byHost map[string]map[int]int
+}
+
+func (c *requestCounter) add(host string, status int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total++
+	m := c.byHost[host]
+	if m == nil {
+		m = map[int]int{}
+		c.byHost[host] = m
+	}
+	m[status]++
+}
+
+func (c *requestCounter) snapshot() RequestStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := RequestStats{Total: c.total, ByHost: make(map[string]map[int]int, len(c.byHost))}
+	for h, m := range c.byHost {
+		cp := make(map[int]int, len(m))
+		for k, v := range m {
+			cp[k] = v
+		}
+		s.ByHost[h] = cp
+	}
+	return s
+}
+
+// countingTransport counts each round trip by host and final status.
+type countingTransport struct {
+	inner http.RoundTripper
+	stats *requestCounter
+}
+
+func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.inner.RoundTrip(req)
+	status := 0
+	if err == nil && resp != nil {
+		status = resp.StatusCode
+	}
+	t.stats.add(req.URL.Host, status)
+	return resp, err
+}
+
+// parseReference parses ref, as plain HTTP if its registry is one of the
+// insecure ones.
+func (r *Registry) parseReference(ref string) (name.Reference, error) {
+	parsed, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	if r.insecure[parsed.Context().RegistryStr()] {
+		return name.ParseReference(ref, name.Insecure)
+	}
+	return parsed, nil
+}
+
+func (r *Registry) parseRepository(repo string) (name.Repository, error) {
+	parsed, err := name.NewRepository(repo)
+	if err != nil {
+		return name.Repository{}, err
+	}
+	if r.insecure[parsed.RegistryStr()] {
+		return name.NewRepository(repo, name.Insecure)
+	}
+	return parsed, nil
+}
+
+// authEntry is an authenticated transport for one repository.
+type authEntry struct {
+	rt      http.RoundTripper
+	secrets []string
+	expires time.Time
+}
+
+// session is what one Resolve or Discover uses to talk to one repository.
+type session struct {
+	reg  *Registry
+	repo name.Repository
+	// client follows redirects (registries send blob GETs to CDNs), except
+	// from a public host into private, loopback or link-local addresses.
+	client *http.Client
+	// strict follows redirects only within the registry host: used for the
+	// referrers API (see Discover).
+	strict  *http.Client
+	secrets []string
+}
+
+// session returns a session for repo, authenticating (ping, keychain, token)
+// unless a recent handshake for repo can be reused. ctx bounds the handshake.
+// The error's message is free of credentials.
+func (r *Registry) session(ctx context.Context, repo name.Repository) (*session, error) {
+	key := repo.Scheme() + "://" + repo.Name()
+	r.authMu.Lock()
+	e, ok := r.authCache[key]
+	r.authMu.Unlock()
+	if !ok || !r.now().Before(e.expires) {
+		var err error
+		if e, err = r.authenticate(ctx, repo); err != nil {
+			return nil, err
+		}
+		r.authMu.Lock()
+		now := r.now()
+		for k, old := range r.authCache {
+			if !now.Before(old.expires) {
+				delete(r.authCache, k)
+			}
+		}
+		r.authCache[key] = e
+		r.authMu.Unlock()
+	}
+	return &session{
+		reg:     r,
+		repo:    repo,
+		client:  &http.Client{Transport: e.rt, CheckRedirect: followRedirect},
+		strict:  &http.Client{Transport: e.rt, CheckRedirect: sameHostRedirect},
+		secrets: e.secrets,
+	}, nil
+}
+
+func (r *Registry) authenticate(ctx context.Context, repo name.Repository) (authEntry, error) {
+	fail := func(what string, err error, secrets []string) (authEntry, error) {
+		var msg string
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			msg = "no answer within " + r.timeout.String()
+		case ctx.Err() != nil:
+			msg = "cancelled: " + ctx.Err().Error()
+		default:
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err
+			}
+			msg = err.Error()
+		}
+		s := &session{secrets: secrets}
+		return authEntry{}, fmt.Errorf("%s %s: %s", what, repo.RegistryStr(), s.scrub(msg))
+	}
+	auth, err := authn.Resolve(ctx, r.keychain, repo)
+	if err != nil {
+		return fail("finding credentials for", err, nil)
+	}
+	cfg, err := authn.Authorization(ctx, auth)
+	if err != nil {
+		return fail("finding credentials for", err, nil)
+	}
+	secrets := secretsOf(cfg)
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, r.base, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return fail("contacting registry", err, secrets)
+	}
+	return authEntry{rt: rt, secrets: secrets, expires: r.now().Add(authTTL)}, nil
+}
+
+// secretsOf lists the strings of cfg that must never appear in a message.
+// Secrets shorter than four characters are not scrubbed: replacing them
+// would mangle every message without protecting anything.
+func secretsOf(cfg *authn.AuthConfig) []string {
+	if cfg == nil {
+		return nil
+	}
+	var out []string
+	for _, s := range []string{cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken} {
+		if len(s) >= 4 {
+			out = append(out, s)
+		}
+	}
+	if cfg.Username != "" && cfg.Password != "" {
+		out = append(out, base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password)))
+	}
+	// Longest first, so a secret that contains another is replaced whole.
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
+var authSchemeValue = regexp.MustCompile(`(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]+`)
+
+// scrub removes credentials from a message: the session's secrets, and any
+// "Basic …"/"Bearer …" value a registry echoed back.
+func (s *session) scrub(msg string) string {
+	for _, sec := range s.secrets {
+		msg = strings.ReplaceAll(msg, sec, "REDACTED")
+	}
+	return authSchemeValue.ReplaceAllString(msg, "$1 REDACTED")
+}
+
+// redirectTrace records the redirects one request followed.
+type redirectTrace struct {
+	status int
+	hosts  []string
+}
+
+type redirectTraceKey struct{}
+
+func traceRedirect(req *http.Request) {
+	if tr, ok := req.Context().Value(redirectTraceKey{}).(*redirectTrace); ok && req.Response != nil {
+		tr.status = req.Response.StatusCode
+		tr.hosts = append(tr.hosts, req.URL.Host)
+	}
+}
+
+// followRedirect follows up to maxRedirects redirects, refusing one from a
+// public host to a private, loopback or link-local IP literal (the same SSRF
+// guard as go-containerregistry's fetcher) and any to a scheme other than
+// http or https.
+func followRedirect(req *http.Request, via []*http.Request) error {
+	traceRedirect(req)
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return fmt.Errorf("redirect to scheme %q refused", req.URL.Scheme)
+	}
+	from, to := via[0].URL.Hostname(), req.URL.Hostname()
+	if from != to && !isPrivateAddr(from) && isPrivateAddr(to) {
+		return fmt.Errorf("redirect from %s to private address %s refused", from, to)
+	}
+	return nil
+}
+
+// sameHostRedirect follows redirects that stay on the registry's host and
+// port (an http to https upgrade included) and hands any other back to the
+// caller unfollowed.
+func sameHostRedirect(req *http.Request, via []*http.Request) error {
+	if req.URL.Host != via[0].URL.Host || (via[0].URL.Scheme == "https" && req.URL.Scheme != "https") {
+		return http.ErrUseLastResponse
+	}
+	traceRedirect(req)
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	return nil
+}
+
+// isPrivateAddr reports whether host is an IP literal of a loopback,
+// private, link-local or unspecified address, in any spelling a resolver may
+// accept ("127.0.0.1", "::ffff:10.0.0.1", "127.1", "0x7f000001",
+// "2130706433"), as go-containerregistry's internal/ipaddr does. DNS names
+// are not IP literals.
+func isPrivateAddr(host string) bool {
+	host, _, _ = strings.Cut(host, "%")
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		var ok bool
+		if addr, ok = parseLegacyIPv4(host); !ok {
+			return false
+		}
+	}
+	addr = addr.Unmap()
+	return addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() ||
+		addr.IsLinkLocalMulticast() || addr.IsUnspecified()
+}
+
+// parseLegacyIPv4 parses the inet_aton forms of an IPv4 address: one to four
+// dot-separated parts, each decimal, hexadecimal (0x) or octal (leading 0),
+// the last filling the remaining bytes.
+func parseLegacyIPv4(host string) (netip.Addr, bool) {
+	parts := strings.Split(host, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	var b [4]byte
+	for i, part := range parts[:len(parts)-1] {
+		v, err := strconv.ParseUint(part, 0, 8)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		b[i] = byte(v)
+	}
+	rest := 5 - len(parts) // the bytes the last part fills
+	last, err := strconv.ParseUint(parts[len(parts)-1], 0, 8*rest)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	var be [8]byte
+	binary.BigEndian.PutUint64(be[:], last)
+	copy(b[4-rest:], be[8-rest:])
+	return netip.AddrFrom4(b), true
+}
+
+// request is one registry request.
+type request struct {
+	step   Step
+	method string
+	url    *url.URL
+	accept []string
+	limit  int64
+	strict bool // the referrers API: redirects only within the registry host
+}
+
+// answer is what came back. body is nil for HEAD and for error statuses.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	// errBody is the start of an error answer's body.
+	errBody []byte
+	// location is where an unfollowed redirect pointed.
+	location *url.URL
+}
+
+// do sends one request with its own timeout derived from ctx and returns the
+// answer and the Lookup that records it. A transport failure, a timeout or a
+// body over the limit sets Lookup.Err; otherwise the caller judges the
+// status (and sets Lookup.Err if it is not what it wanted).
+func (s *session) do(ctx context.Context, rq request) (answer, Lookup) {
+	start := time.Now()
+	lctx, cancel := context.WithTimeout(ctx, s.reg.timeout)
+	defer cancel()
+	trace := &redirectTrace{}
+	lctx = context.WithValue(lctx, redirectTraceKey{}, trace)
+
+	l := Lookup{Step: rq.step, URL: redactURL(rq.url)}
+	finish := func(a answer, err error) (answer, Lookup) {
+		if err != nil {
+			l.Err = s.describe(ctx, lctx, trace, err)
+		}
+		l.Duration = time.Since(start)
+		return a, l
+	}
+
+	req, err := http.NewRequestWithContext(lctx, rq.method, rq.url.String(), nil)
+	if err != nil {
+		return finish(answer{}, err)
+	}
+	if len(rq.accept) > 0 {
+		req.Header.Set("Accept", strings.Join(rq.accept, ", "))
+	}
+	client := s.client
+	if rq.strict {
+		client = s.strict
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return finish(answer{}, err)
+	}
+	defer resp.Body.Close()
+	l.Status = resp.StatusCode
+	a := answer{status: resp.StatusCode, header: resp.Header}
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		if loc, err := resp.Location(); err == nil {
+			a.location = loc
+		}
+		return finish(a, nil)
+	case resp.StatusCode != http.StatusOK:
+		a.errBody, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return finish(a, nil)
+	case rq.method == http.MethodHead:
+		return finish(a, nil)
+	}
+	if resp.ContentLength > rq.limit {
+		return finish(a, fmt.Errorf("answer of %d bytes is over the %d-byte limit", resp.ContentLength, rq.limit))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, rq.limit+1))
+	if err != nil {
+		return finish(a, fmt.Errorf("reading answer: %w", err))
+	}
+	if int64(len(body)) > rq.limit {
+		return finish(a, fmt.Errorf("answer is over the %d-byte limit", rq.limit))
+	}
+	a.body = body
+	return finish(a, nil)
+}
+
+// describe turns a request error into a one-line message without
+// credentials.
+func (s *session) describe(parent, lctx context.Context, trace *redirectTrace, err error) string {
+	var msg string
+	switch {
+	case parent.Err() != nil:
+		msg = "cancelled: " + parent.Err().Error()
+	case errors.Is(lctx.Err(), context.DeadlineExceeded):
+		msg = "no answer within " + s.reg.timeout.String()
+	default:
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		msg = err.Error()
+	}
+	if len(trace.hosts) > 0 {
+		msg = fmt.Sprintf("redirected (%d) to %s, then: %s", trace.status, strings.Join(trace.hosts, ", "), msg)
+	}
+	return s.scrub(msg)
+}
+
+// statusMessage describes an unexpected HTTP status, with the registry's
+// error code and message if it sent any.
+func (s *session) statusMessage(a answer) string {
+	msg := fmt.Sprintf("HTTP %d %s", a.status, http.StatusText(a.status))
+	var body struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(a.errBody, &body) == nil && len(body.Errors) > 0 {
+		e := body.Errors[0]
+		detail := e.Code
+		if e.Message != "" {
+			detail += ": " + e.Message
+		}
+		msg += " (" + truncate(detail, 200) + ")"
+	}
+	if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
+		if ra := a.header.Get("Retry-After"); ra != "" {
+			msg += ", retry after " + truncate(retryAfter(ra), 40)
+		}
+	}
+	return s.scrub(msg)
+}
+
+// retryAfter renders a Retry-After value: seconds as a duration, a date as
+// given.
+func retryAfter(v string) string {
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return (time.Duration(n) * time.Second).String()
+	}
+	return v
+}
+
+func truncate(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// redactURL renders u without userinfo, fragment or any query value other
+// than the registry protocol's own (n, last, artifactType), as
+// go-containerregistry's internal/redact does.
+func redactURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	r := *u
+	r.User = nil
+	r.Fragment, r.RawFragment = "", ""
+	if r.RawQuery != "" {
+		q := r.Query()
+		for k, vs := range q {
+			switch k {
+			case "n", "last", "artifactType":
+			default:
+				for i := range vs {
+					vs[i] = "REDACTED"
+				}
+			}
+		}
+		r.RawQuery = q.Encode()
+	}
+	return r.String()
+}
+
+// registryURL is the URL of /v2/<repo>/<kind>/<ref> on the session's
+// registry.
+func (s *session) registryURL(kind, ref string) *url.URL {
+	return &url.URL{
+		Scheme: s.repo.Scheme(),
+		Host:   s.repo.RegistryStr(),
+		Path:   fmt.Sprintf("/v2/%s/%s/%s", s.repo.RepositoryStr(), kind, ref),
+	}
+}
+
+// manifestTypes are the manifest media types Resolve accepts.
+var manifestTypes = []string{
+	string(types.OCIImageIndex),
+	string(types.OCIManifestSchema1),
+	string(types.DockerManifestList),
+	string(types.DockerManifestSchema2),
+}
+
+// Resolve finds the digest ref points to. A tag is resolved with a HEAD
+// request, falling back to a GET when the HEAD answer lacks the digest, size
+// or media type; a digest reference is checked to exist the same way. The
+// returned Lookup records the request that decided (the GET when it was
+// needed), its Duration covering both. A reference that does not exist
+// returns an error wrapping ErrNotFound. The whole call, authentication
+// included, is bounded by the lookup timeout.
+func (r *Registry) Resolve(ctx context.Context, ref string) (Subject, Lookup, error) {
+	l := Lookup{Step: ResolveStep}
+	parsed, err := r.parseReference(ref)
+	if err != nil {
+		l.Err = err.Error()
+		return Subject{}, l, fmt.Errorf("resolving %q: %w", ref, err)
+	}
+	start := time.Now()
+	s, l, err := r.resolve(ctx, parsed)
+	l.Duration = time.Since(start)
+	if err != nil {
+		return Subject{}, l, fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	s.Ref = ref
+	return s, l, nil
+}
+
+func (r *Registry) resolve(ctx context.Context, ref name.Reference) (Subject, Lookup, error) {
+	repo := ref.Context()
+	l := Lookup{Step: ResolveStep}
+	// fail returns l's error, wrapping the caller's cancellation if any.
+	fail := func(l Lookup) (Subject, Lookup, error) {
+		return Subject{}, l, &lookupError{msg: l.Err, cause: ctx.Err()}
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	sess, err := r.session(rctx, repo)
+	if err != nil {
+		l.URL = redactURL(&url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/"})
+		l.Err = err.Error()
+		return fail(l)
+	}
+	u := sess.registryURL("manifests", ref.Identifier())
+	want, byDigest := ref.(name.Digest)
+
+	a, l := sess.do(rctx, request{step: ResolveStep, method: http.MethodHead, url: u, accept: manifestTypes})
+	if l.Err == "" && a.status == http.StatusOK {
+		d, derr := gcrv1.NewHash(a.header.Get("Docker-Content-Digest"))
+		mt := a.header.Get("Content-Type")
+		size, serr := strconv.ParseInt(a.header.Get("Content-Length"), 10, 64)
+		if derr == nil && serr == nil && mt != "" && size > 0 {
+			l.Found = 1
+			if byDigest && d.String() != want.DigestStr() {
+				l.Err = fmt.Sprintf("registry answered digest %s", d)
+				return fail(l)
+			}
+			return Subject{Repository: repo.Name(), Digest: d.String(), MediaType: mt, Size: size}, l, nil
+		}
+	}
+	if a.status == http.StatusNotFound {
+		return Subject{}, l, fmt.Errorf("%w (HTTP 404)", ErrNotFound)
+	}
+	if ctx.Err() != nil || rctx.Err() != nil {
+		if l.Err == "" {
+			l.Err = sess.statusMessage(a)
+		}
+		return fail(l)
+	}
+
+	// The HEAD answer did not do; GET the manifest and hash it.
+	a, l = sess.do(rctx, request{step: ResolveStep, method: http.MethodGet, url: u, accept: manifestTypes, limit: maxManifestSize})
+	if l.Err != "" {
+		return fail(l)
+	}
+	switch a.status {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return Subject{}, l, fmt.Errorf("%w (HTTP 404)", ErrNotFound)
+	default:
+		l.Err = sess.statusMessage(a)
+		return fail(l)
+	}
+	algo := "sha256"
+	if byDigest {
+		h, err := gcrv1.NewHash(want.DigestStr())
+		if err != nil {
+			l.Err = err.Error()
+			return fail(l)
+		}
+		algo = h.Algorithm
+	}
+	d, err := digestOf(algo, a.body)
+	if err != nil {
+		l.Err = err.Error()
+		return fail(l)
+	}
+	if byDigest && d != want.DigestStr() {
+		l.Err = fmt.Sprintf("manifest has digest %s", d)
+		return fail(l)
+	}
+	mt := a.header.Get("Content-Type")
+	var mf struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(a.body, &mf) == nil && mf.MediaType != "" {
+		mt = mf.MediaType
+	}
+	l.Found = 1
+	return Subject{Repository: repo.Name(), Digest: d, MediaType: mt, Size: int64(len(a.body))}, l, nil
+}
+
+// lookupError is a failed lookup's message, wrapping the caller's
+// cancellation (if that is what ended it) for errors.Is.
+type lookupError struct {
+	msg   string
+	cause error
+}
+
+func (e *lookupError) Error() string { return e.msg }
+func (e *lookupError) Unwrap() error { return e.cause }
+
+// digestOf returns "<algo>:<hex>" of b.
+func digestOf(algo string, b []byte) (string, error) {
+	h, err := gcrv1.Hasher(algo)
+	if err != nil {
+		return "", err
+	}
+	h.Write(b)
+	return fmt.Sprintf("%s:%x", algo, h.Sum(nil)), nil
+}

@@ -1,0 +1,734 @@
+// Package verifytest helps test image verification without a network: an
+// in-memory OCI registry on loopback, a fault-injecting front for it, helpers
+// that store signatures and attestations the way cosign does, and helpers
+// that store deliberately broken ones.
+package verifytest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Media types, artifact types and annotations as cosign writes them
+// (research/sigstore-formats.md §1, §2).
+const (
+	// BundleMediaType is a Sigstore bundle v0.3: cosign v3's referrer layer
+	// and artifactType.
+	BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	// SimpleSigningMediaType is a legacy .sig layer.
+	SimpleSigningMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
+	// DSSEMediaType is a legacy .att layer.
+	DSSEMediaType = "application/vnd.dsse.envelope.v1+json"
+	// EmptyMediaType is the OCI empty descriptor's media type: cosign v3's
+	// config, and the artifactType ggcr <= v0.21.5 (cosign v3.0.x) wrote
+	// into fallback tag indexes.
+	EmptyMediaType = "application/vnd.oci.empty.v1+json"
+	// SPDXArtifactType is an SBOM referrer's artifactType and layer type.
+	SPDXArtifactType = "application/spdx+json"
+	// CosignSignPredicateType is the predicate type of a cosign v3
+	// signature.
+	CosignSignPredicateType = "https://sigstore.dev/cosign/sign/v1"
+	// SLSAProvenancePredicateType is an SLSA v1 provenance attestation's.
+	SLSAProvenancePredicateType = "https://slsa.dev/provenance/v1"
+)
+
+// The digest of "{}", the OCI empty blob cosign uses as config.
+const emptyBlobDigest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+// RegistryOption configures NewRegistry.
+type RegistryOption func(*registryConfig)
+
+type registryConfig struct {
+	referrers bool
+}
+
+// WithReferrersAPI turns the OCI 1.1 referrers API on or off. It is off by
+// default, as in ggcr's registry: GET /v2/<repo>/referrers/<digest> answers
+// 404 and writers (ggcr's remote.Put, and so cosign) maintain the
+// sha256-<hex> fallback tag instead.
+func WithReferrersAPI(enabled bool) RegistryOption {
+	return func(c *registryConfig) { c.referrers = enabled }
+}
+
+// NewRegistry starts go-containerregistry's in-memory registry on a loopback
+// httptest server, closed when the test ends, and returns its host:port.
+// The registry logs nothing.
+func NewRegistry(t testing.TB, opts ...RegistryOption) string {
+	t.Helper()
+	var c registryConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	srv := httptest.NewServer(registry.New(
+		registry.Logger(log.New(io.Discard, "", 0)),
+		registry.WithReferrersSupport(c.referrers),
+	))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// Behaviour answers a request the Front intercepted. next passes the request
+// on to the registry behind the Front.
+type Behaviour func(w http.ResponseWriter, r *http.Request, next http.Handler)
+
+// Front is a loopback HTTP server in front of a registry that passes requests
+// through, except those matching a rule, which get that rule's Behaviour. It
+// counts every request by path. Rules may be changed while it serves.
+type Front struct {
+	t        testing.TB
+	srv      *httptest.Server
+	upstream string
+	proxy    http.Handler
+	user     string
+	pass     string
+	closing  chan struct{}
+
+	mu    sync.Mutex
+	rules []rule
+	count map[string]int
+
+	holeOnce sync.Once
+	hole     string
+}
+
+type rule struct {
+	re *regexp.Regexp
+	b  Behaviour
+}
+
+// FrontOption configures NewFront.
+type FrontOption func(*Front)
+
+// WithBasicAuth makes the Front demand HTTP basic authentication with user
+// and pass on every request (401 with a Basic challenge otherwise), the
+// registry's ping included, as a registry with basic auth does.
+func WithBasicAuth(user, pass string) FrontOption {
+	return func(f *Front) { f.user, f.pass = user, pass }
+}
+
+// NewFront starts a Front for the registry at upstream (host:port). Push
+// through the registry itself and read through the Front: the Front's rules
+// apply to writes too.
+func NewFront(t testing.TB, upstream string, opts ...FrontOption) *Front {
+	t.Helper()
+	f := &Front{
+		t:        t,
+		upstream: upstream,
+		proxy:    httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: upstream}),
+		closing:  make(chan struct{}),
+		count:    map[string]int{},
+	}
+	for _, o := range opts {
+		o(f)
+	}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	// Cleanups run last-registered first: release blocked answers before
+	// the server waits for them.
+	t.Cleanup(func() { close(f.closing) })
+	return f
+}
+
+// Host returns the Front's host:port.
+func (f *Front) Host() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+
+// Ref returns ref ("host/repo:tag" or "host/repo@sha256:…") with its
+// registry replaced by the Front.
+func (f *Front) Ref(ref string) string {
+	f.t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		f.t.Fatalf("parsing %q: %v", ref, err)
+	}
+	sep := ":"
+	if _, ok := r.(name.Digest); ok {
+		sep = "@"
+	}
+	return f.Host() + "/" + r.Context().RepositoryStr() + sep + r.Identifier()
+}
+
+// On makes requests whose URL path matches the regular expression pattern
+// get b. Rules are tried in the order they were added; the first match wins.
+func (f *Front) On(pattern string, b Behaviour) {
+	f.t.Helper()
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		f.t.Fatalf("compiling %q: %v", pattern, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, rule{re: re, b: b})
+}
+
+// Clear removes every rule.
+func (f *Front) Clear() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = nil
+}
+
+// Count returns how many requests for path the Front received.
+func (f *Front) Count(path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count[path]
+}
+
+// CountMatching returns how many requests whose path matches the regular
+// expression pattern the Front received.
+func (f *Front) CountMatching(pattern string) int {
+	f.t.Helper()
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		f.t.Fatalf("compiling %q: %v", pattern, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for p, c := range f.count {
+		if re.MatchString(p) {
+			n += c
+		}
+	}
+	return n
+}
+
+func (f *Front) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.count[r.URL.Path]++
+	var b Behaviour
+	for _, ru := range f.rules {
+		if ru.re.MatchString(r.URL.Path) {
+			b = ru.b
+			break
+		}
+	}
+	f.mu.Unlock()
+
+	if f.user != "" {
+		if u, p, ok := r.BasicAuth(); !ok || u != f.user || p != f.pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="verifytest"`)
+			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			return
+		}
+	}
+	if b == nil {
+		f.proxy.ServeHTTP(w, r)
+		return
+	}
+	b(w, withClosing(r, f.closing), f.proxy)
+}
+
+type closingKey struct{}
+
+// withClosing lets Block see the Front shutting down.
+func withClosing(r *http.Request, closing chan struct{}) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), closingKey{}, closing))
+}
+
+// writeError writes an OCI distribution error answer.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]string{{"code": code, "message": msg}},
+	})
+}
+
+// Status answers with status code and an OCI error body.
+func Status(code int) Behaviour {
+	return func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
+		writeError(w, code, "UNKNOWN", http.StatusText(code))
+	}
+}
+
+// TooManyRequests answers 429 with a TOOMANYREQUESTS error, and a
+// Retry-After header unless retryAfter is empty.
+func TooManyRequests(retryAfter string) Behaviour {
+	return func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", "rate limit exceeded")
+	}
+}
+
+// Redirect answers with a redirect (code 3xx) to location.
+func Redirect(code int, location string) Behaviour {
+	return func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
+		w.Header().Set("Location", location)
+		w.WriteHeader(code)
+	}
+}
+
+// RedirectToBlackHole answers with a redirect (code 3xx) to the same path on
+// the Front's black hole (see BlackHole), as GHCR's referrers API answered
+// 303 to a host an egress policy blocked.
+func (f *Front) RedirectToBlackHole(code int) Behaviour {
+	hole := f.BlackHole()
+	return func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+		u := url.URL{Scheme: "http", Host: hole, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+		w.Header().Set("Location", u.String())
+		w.WriteHeader(code)
+	}
+}
+
+// BlackHole returns the host:port of a loopback listener that accepts
+// connections and never answers, closed (with its connections) when the test
+// ends. Every call on one Front returns the same listener.
+func (f *Front) BlackHole() string {
+	f.holeOnce.Do(func() { f.hole = BlackHole(f.t) })
+	return f.hole
+}
+
+// BlackHole starts a loopback listener that accepts connections and never
+// answers, closed (with its connections) when the test ends, and returns its
+// host:port.
+func BlackHole(t testing.TB) string {
+	t.Helper()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening: %v", err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		done  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// Block holds the request until release is closed, then passes it on. If
+// the client gives up (or the test ends) first, the connection is dropped
+// without an answer.
+func Block(release <-chan struct{}) Behaviour {
+	return func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		closing, _ := r.Context().Value(closingKey{}).(chan struct{})
+		select {
+		case <-release:
+			next.ServeHTTP(w, r)
+		case <-r.Context().Done():
+			panic(http.ErrAbortHandler)
+		case <-closing:
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// Respond answers with status code, the Content-Type contentType and body.
+func Respond(code int, contentType string, body []byte) Behaviour {
+	return func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
+		w.Header().Set("Content-Type", contentType)
+		w.WriteHeader(code)
+		_, _ = w.Write(body)
+	}
+}
+
+// EmptyReferrers answers 200 with an empty OCI image index, as GHCR has
+// answered the referrers API.
+func EmptyReferrers() Behaviour {
+	return Respond(http.StatusOK, string(types.OCIImageIndex),
+		[]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`))
+}
+
+// EchoAuthorization answers with status code and an OCI error whose message
+// repeats the request's Authorization header: a registry that leaks
+// credentials into its errors.
+func EchoAuthorization(code int) Behaviour {
+	return func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+		writeError(w, code, "UNKNOWN", "request had Authorization: "+r.Header.Get("Authorization"))
+	}
+}
+
+// remoteOptions are the options helpers push with.
+func remoteOptions(t testing.TB) []remote.Option {
+	return []remote.Option{remote.WithContext(t.Context())}
+}
+
+func parseDigest(t testing.TB, ref string) name.Digest {
+	t.Helper()
+	d, err := name.NewDigest(ref)
+	if err != nil {
+		t.Fatalf("parsing digest reference %q: %v", ref, err)
+	}
+	return d
+}
+
+// PushRandomImage pushes a small random image to ref ("host/repo" or
+// "host/repo:tag", which is then tagged) and returns its digest reference
+// ("host/repo@sha256:…") and digest.
+func PushRandomImage(t testing.TB, ref string) (string, string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatalf("making a random image: %v", err)
+	}
+	h, err := img.Digest()
+	if err != nil {
+		t.Fatalf("hashing the random image: %v", err)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatalf("parsing %q: %v", ref, err)
+	}
+	target := name.Reference(r.Context().Digest(h.String()))
+	if strings.Contains(strings.TrimPrefix(ref, r.Context().RegistryStr()), ":") {
+		target = r
+	}
+	if err := remote.Write(target, img, remoteOptions(t)...); err != nil {
+		t.Fatalf("pushing %s: %v", target, err)
+	}
+	return r.Context().Digest(h.String()).String(), h.String()
+}
+
+// BundleAnnotations returns the manifest annotations cosign v3 writes on a
+// bundle referrer with predicateType (the creation time fixed, so digests
+// are reproducible).
+func BundleAnnotations(predicateType string) map[string]string {
+	return map[string]string{
+		"dev.sigstore.bundle.content":       "dsse-envelope",
+		"dev.sigstore.bundle.predicateType": predicateType,
+		"org.opencontainers.image.created":  "2026-11-22T12:56:40Z",
+	}
+}
+
+// PushBundle stores bundle as a cosign v3 signature or attestation of
+// subjectRef: PushReferrer with the bundle artifact and layer type and
+// BundleAnnotations(predicateType). It returns the referrer's digest.
+func PushBundle(t testing.TB, subjectRef string, bundle []byte, predicateType string) string {
+	t.Helper()
+	return PushReferrer(t, subjectRef, BundleMediaType, BundleMediaType, bundle, BundleAnnotations(predicateType))
+}
+
+// rawManifest is a remote.Taggable for manifest bytes.
+type rawManifest struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
+
+// referrerManifest builds the manifest cosign v3's WriteReferrer writes: an
+// empty config carrying artifactType, one layer, the subject, annotations
+// and a top-level artifactType.
+func referrerManifest(t testing.TB, sub name.Digest, artifactType string, layer gcrv1.Descriptor, annotations map[string]string) []byte {
+	t.Helper()
+	subject, err := remote.Head(sub, remoteOptions(t)...)
+	if err != nil {
+		t.Fatalf("reading subject %s: %v", sub, err)
+	}
+	emptyDigest, err := gcrv1.NewHash(emptyBlobDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf := gcrv1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config: gcrv1.Descriptor{
+			MediaType: EmptyMediaType, Size: 2, Digest: emptyDigest, ArtifactType: artifactType,
+		},
+		Layers:       []gcrv1.Descriptor{layer},
+		Annotations:  annotations,
+		Subject:      &gcrv1.Descriptor{MediaType: subject.MediaType, Size: subject.Size, Digest: subject.Digest},
+		ArtifactType: artifactType,
+	}
+	raw, err := json.Marshal(mf)
+	if err != nil {
+		t.Fatalf("encoding the referrer manifest: %v", err)
+	}
+	return raw
+}
+
+// uploadBlob uploads b to repo and returns its descriptor with media type mt.
+func uploadBlob(t testing.TB, repo name.Repository, b []byte, mt string) gcrv1.Descriptor {
+	t.Helper()
+	l := static.NewLayer(b, types.MediaType(mt))
+	if err := remote.WriteLayer(repo, l, remoteOptions(t)...); err != nil {
+		t.Fatalf("uploading a blob to %s: %v", repo, err)
+	}
+	return descriptorOf(t, b, mt)
+}
+
+func descriptorOf(t testing.TB, b []byte, mt string) gcrv1.Descriptor {
+	t.Helper()
+	h, size, err := gcrv1.SHA256(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gcrv1.Descriptor{MediaType: types.MediaType(mt), Size: size, Digest: h}
+}
+
+// PushReferrer stores content as a referrer of subjectRef (a digest
+// reference) exactly as cosign v3 does (research/sigstore-formats.md §1.2):
+// the "{}" config blob with media type application/vnd.oci.empty.v1+json,
+// one layer of layerMediaType, artifactType on the config and at the top
+// level, annotations, and subject; PUT by digest with ggcr's remote.Put, which
+// also appends it to the sha256-<hex> fallback tag index when the registry
+// has no referrers API. It returns the referrer manifest's digest.
+func PushReferrer(t testing.TB, subjectRef, artifactType, layerMediaType string, content []byte, annotations map[string]string) string {
+	t.Helper()
+	sub := parseDigest(t, subjectRef)
+	uploadBlob(t, sub.Context(), []byte("{}"), string(types.OCIConfigJSON))
+	layer := uploadBlob(t, sub.Context(), content, layerMediaType)
+	return putReferrer(t, sub, referrerManifest(t, sub, artifactType, layer, annotations))
+}
+
+func putReferrer(t testing.TB, sub name.Digest, raw []byte) string {
+	t.Helper()
+	h, _, err := gcrv1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := sub.Context().Digest(h.String())
+	if err := remote.Put(ref, rawManifest{raw: raw, mt: types.OCIManifestSchema1}, remoteOptions(t)...); err != nil {
+		t.Fatalf("pushing referrer %s: %v", ref, err)
+	}
+	return h.String()
+}
+
+// PushReferrerWithMissingBlob stores a cosign v3 style referrer of
+// subjectRef whose single layer (of layerMediaType) was never uploaded. It
+// returns the referrer's digest.
+func PushReferrerWithMissingBlob(t testing.TB, subjectRef, layerMediaType string) string {
+	t.Helper()
+	sub := parseDigest(t, subjectRef)
+	uploadBlob(t, sub.Context(), []byte("{}"), string(types.OCIConfigJSON))
+	layer := descriptorOf(t, randomBytes(t), layerMediaType)
+	return putReferrer(t, sub, referrerManifest(t, sub, BundleMediaType, layer, BundleAnnotations(CosignSignPredicateType)))
+}
+
+// PushMalformedReferrer stores a manifest that is not valid JSON and lists it
+// in subjectRef's fallback tag index (the referrers API cannot list what it
+// cannot parse). It returns the manifest's digest.
+func PushMalformedReferrer(t testing.TB, subjectRef string) string {
+	t.Helper()
+	sub := parseDigest(t, subjectRef)
+	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"mediaType":`)
+	d := putRaw(t, sub.Context(), string(types.OCIManifestSchema1), raw)
+	desc := descriptorOf(t, raw, string(types.OCIManifestSchema1))
+	desc.ArtifactType = BundleMediaType
+	AddFallbackEntry(t, subjectRef, desc)
+	return d
+}
+
+// PushDanglingFallbackEntry lists in subjectRef's fallback tag index a
+// referrer manifest that does not exist (stored, then deleted, as after a
+// registry garbage collection). It returns that manifest's digest. Call it
+// after every other push for subjectRef: ggcr's registry refuses to store an
+// index that lists a missing manifest, so later updates of the fallback tag
+// would fail.
+func PushDanglingFallbackEntry(t testing.TB, subjectRef string) string {
+	t.Helper()
+	sub := parseDigest(t, subjectRef)
+	uploadBlob(t, sub.Context(), []byte("{}"), string(types.OCIConfigJSON))
+	layer := uploadBlob(t, sub.Context(), randomBytes(t), BundleMediaType)
+	raw := referrerManifest(t, sub, BundleMediaType, layer, BundleAnnotations(CosignSignPredicateType))
+	d := putRaw(t, sub.Context(), string(types.OCIManifestSchema1), raw)
+	desc := descriptorOf(t, raw, string(types.OCIManifestSchema1))
+	desc.ArtifactType = BundleMediaType
+	AddFallbackEntry(t, subjectRef, desc)
+	if err := remote.Delete(sub.Context().Digest(d), remoteOptions(t)...); err != nil {
+		t.Fatalf("deleting %s: %v", d, err)
+	}
+	return d
+}
+
+// PushBundleEmptyArtifactType stores bundle as cosign v3.0.x did
+// (research/sigstore-formats.md §1.3): the same referrer manifest as
+// PushBundle, but listed in the fallback tag index with artifactType
+// application/vnd.oci.empty.v1+json and no annotations, as ggcr <= v0.21.5
+// wrote it. The index entry is written whether or not the registry has the
+// referrers API. It returns the referrer's digest.
+func PushBundleEmptyArtifactType(t testing.TB, subjectRef string, bundle []byte, predicateType string) string {
+	t.Helper()
+	sub := parseDigest(t, subjectRef)
+	uploadBlob(t, sub.Context(), []byte("{}"), string(types.OCIConfigJSON))
+	layer := uploadBlob(t, sub.Context(), bundle, BundleMediaType)
+	raw := referrerManifest(t, sub, BundleMediaType, layer, BundleAnnotations(predicateType))
+	// PUT directly: ggcr's remote.Put would write today's index entry.
+	d := putRaw(t, sub.Context(), string(types.OCIManifestSchema1), raw)
+	desc := descriptorOf(t, raw, string(types.OCIManifestSchema1))
+	desc.ArtifactType = EmptyMediaType
+	AddFallbackEntry(t, subjectRef, desc)
+	return d
+}
+
+// AddFallbackEntry appends desc to subjectRef's sha256-<hex> fallback tag
+// index, creating it if needed, keeping it sorted by digest as ggcr does.
+func AddFallbackEntry(t testing.TB, subjectRef string, desc gcrv1.Descriptor) {
+	t.Helper()
+	sub := parseDigest(t, subjectRef)
+	tag := sub.Context().Tag(strings.Replace(sub.DigestStr(), ":", "-", 1))
+	idx := gcrv1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	got, err := remote.Get(tag, remoteOptions(t)...)
+	var terr *transport.Error
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(got.Manifest, &idx); err != nil {
+			t.Fatalf("decoding %s: %v", tag, err)
+		}
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
+	default:
+		t.Fatalf("reading %s: %v", tag, err)
+	}
+	idx.Manifests = append(idx.Manifests, desc)
+	slices.SortFunc(idx.Manifests, func(a, b gcrv1.Descriptor) int { return strings.Compare(a.Digest.String(), b.Digest.String()) })
+	raw, err := json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(tag, rawManifest{raw: raw, mt: types.OCIImageIndex}, remoteOptions(t)...); err != nil {
+		t.Fatalf("writing %s: %v", tag, err)
+	}
+}
+
+// putRaw PUTs a manifest by digest with plain HTTP, bypassing ggcr's writer
+// (which refuses bytes that are not JSON and maintains fallback tags). It
+// returns the digest.
+func putRaw(t testing.TB, repo name.Repository, mediaType string, raw []byte) string {
+	t.Helper()
+	d := fmt.Sprintf("sha256:%x", sha256.Sum256(raw))
+	u := fmt.Sprintf("http://%s/v2/%s/manifests/%s", repo.RegistryStr(), repo.RepositoryStr(), d)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, u, bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mediaType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("putting %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("putting %s: HTTP %d: %s", u, resp.StatusCode, b)
+	}
+	return d
+}
+
+func randomBytes(t testing.TB) []byte {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// PushLegacySignature adds payload (a simple-signing payload) as a layer of
+// the sha256-<hex>.sig manifest of subjectRef, creating it if needed, as
+// cosign's legacy layout does (research/sigstore-formats.md §2.1): an OCI
+// manifest with an application/vnd.oci.image.config.v1+json config and one
+// layer per signature, of media type
+// application/vnd.dev.cosign.simplesigning.v1+json, carrying annotations
+// (dev.cosignproject.cosign/signature, dev.sigstore.cosign/certificate, …).
+// It returns the digest of the .sig manifest.
+func PushLegacySignature(t testing.TB, subjectRef string, payload []byte, annotations map[string]string) string {
+	t.Helper()
+	return pushLegacy(t, subjectRef, ".sig", SimpleSigningMediaType, payload, annotations)
+}
+
+// PushLegacyAttestation adds envelope (a DSSE envelope) as a layer of the
+// sha256-<hex>.att manifest of subjectRef, as PushLegacySignature does for
+// signatures, with media type application/vnd.dsse.envelope.v1+json. Cosign
+// annotates it with dev.cosignproject.cosign/signature "" and predicateType.
+// It returns the digest of the .att manifest.
+func PushLegacyAttestation(t testing.TB, subjectRef string, envelope []byte, annotations map[string]string) string {
+	t.Helper()
+	return pushLegacy(t, subjectRef, ".att", DSSEMediaType, envelope, annotations)
+}
+
+func pushLegacy(t testing.TB, subjectRef, suffix, mediaType string, content []byte, annotations map[string]string) string {
+	t.Helper()
+	sub := parseDigest(t, subjectRef)
+	tag := sub.Context().Tag(strings.Replace(sub.DigestStr(), ":", "-", 1) + suffix)
+	base, err := remote.Image(tag, remoteOptions(t)...)
+	var terr *transport.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
+		base = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	default:
+		t.Fatalf("reading %s: %v", tag, err)
+	}
+	img, err := mutate.Append(base, mutate.Addendum{
+		Layer:       static.NewLayer(content, types.MediaType(mediaType)),
+		Annotations: annotations,
+	})
+	if err != nil {
+		t.Fatalf("appending to %s: %v", tag, err)
+	}
+	if err := remote.Write(tag, img, remoteOptions(t)...); err != nil {
+		t.Fatalf("writing %s: %v", tag, err)
+	}
+	h, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
+}
+
+// SimpleSigningPayload returns the simple-signing payload cosign signs for
+// the image repo ("host/repo") at digest.
+func SimpleSigningPayload(repo, digest string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"critical": map[string]any{
+			"identity": map[string]string{"docker-reference": repo},
+			"image":    map[string]string{"docker-manifest-digest": digest},
+			"type":     "cosign container image signature",
+		},
+		"optional": nil,
+	})
+	return b
+}
