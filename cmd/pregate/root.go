@@ -46,9 +46,10 @@ Exit codes: 0 allowed, 1 blocked by a policy, 2 could not decide.`,
 		SilenceUsage:  true,
 		SilenceErrors: true, // run prints the error once, then maps it to an exit code
 	}
-	// One constructor per command, each in its own file. check, explain and
-	// controller are added here as they land.
+	// One constructor per command, each in its own file.
 	cmd.AddCommand(
+		newCheckCmd(),
+		newExplainCmd(),
 		newImagesCmd(),
 		newVersionCmd(),
 	)

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pregate/pregate/config"
+	"github.com/pregate/pregate/config/v1alpha1"
+	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/verify"
+)
+
+// policyFlags are the flags that say what to trust.
+type policyFlags struct {
+	policyFiles []string
+
+	// cosign-style flags for a one-policy run without a policy file
+	images         []string
+	identity       string
+	identityRegexp string
+	issuer         string
+	issuerRegexp   string
+	key            string
+	ignoreTlog     bool
+	ignoreSCT      bool
+	useTimestamps  bool
+
+	trustedRoot string
+	tufCache    string
+	unmatched   string
+
+	lookupTimeout time.Duration
+}
+
+func (f *policyFlags) bind(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringArrayVar(&f.policyFiles, "policy", nil, "a YAML file of TrustPolicies and TrustRoots (repeatable)")
+	fs.StringArrayVar(&f.images, "images", nil, "without --policy: the images one policy covers, as globs (ghcr.io/acme/**); repeatable")
+	fs.StringVar(&f.identity, "certificate-identity", "", "keyless: the signer's certificate identity (SAN), exactly")
+	fs.StringVar(&f.identityRegexp, "certificate-identity-regexp", "", "keyless: a regular expression the whole certificate identity must match")
+	fs.StringVar(&f.issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer of the signer's certificate, exactly")
+	fs.StringVar(&f.issuerRegexp, "certificate-oidc-issuer-regexp", "", "keyless: a regular expression the whole OIDC issuer must match")
+	fs.StringVar(&f.key, "key", "", "a PEM public key file (ECDSA, RSA or Ed25519) the images must be signed with")
+	fs.BoolVar(&f.ignoreTlog, "insecure-ignore-tlog", false, "with --images: do not require a transparency log entry")
+	fs.BoolVar(&f.ignoreSCT, "insecure-ignore-sct", false, "with --images: do not require a certificate transparency SCT in keyless certificates")
+	fs.BoolVar(&f.useTimestamps, "use-signed-timestamps", false, "with --images: require RFC 3161 timestamps from the trust root's timestamp authority")
+	fs.StringVar(&f.trustedRoot, "trusted-root", "", "a trusted_root.json to use instead of the Sigstore public-good instance (a private Sigstore deployment)")
+	fs.StringVar(&f.tufCache, "tuf-cache", verify.DefaultTUFCacheDir(), "where the Sigstore public-good TUF metadata is cached")
+	fs.StringVar(&f.unmatched, "unmatched-images", string(gate.DenyUnmatched), "what happens to images no policy matches: allow, warn or deny")
+	fs.DurationVar(&f.lookupTimeout, "lookup-timeout", 10*time.Second, "the bound on each registry request")
+}
+
+// load reads and compiles the policies, fetching trust material as needed.
+func (f *policyFlags) load(ctx context.Context) (*config.Compiled, gate.Unmatched, error) {
+	unmatched := gate.Unmatched(f.unmatched)
+	switch unmatched {
+	case gate.AllowUnmatched, gate.WarnUnmatched, gate.DenyUnmatched:
+	default:
+		return nil, "", fmt.Errorf("--unmatched-images %q: want allow, warn or deny", f.unmatched)
+	}
+	set := &config.Set{}
+	for _, file := range f.policyFiles {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, "", fmt.Errorf("--policy: %w", err)
+		}
+		s, err := config.Load(file, b)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := set.Add(s); err != nil {
+			return nil, "", err
+		}
+	}
+	flagPolicy, err := f.flagPolicy()
+	if err != nil {
+		return nil, "", err
+	}
+	if flagPolicy != nil {
+		if err := set.Add(flagPolicy); err != nil {
+			return nil, "", err
+		}
+	}
+	if len(set.TrustPolicies()) == 0 {
+		return nil, "", errors.New("no trust policy: give --policy FILE, or --images with --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp], or --key")
+	}
+	compiled, err := set.Compile(f.trustSource(ctx))
+	if err != nil {
+		return nil, "", err
+	}
+	return compiled, unmatched, nil
+}
+
+// flagPolicy builds the TrustPolicy the cosign-style flags describe, and
+// loads it through the same validation as a policy file.
+func (f *policyFlags) flagPolicy() (*config.Set, error) {
+	keyless := f.identity != "" || f.identityRegexp != "" || f.issuer != "" || f.issuerRegexp != ""
+	if len(f.images) == 0 {
+		if keyless || f.key != "" {
+			return nil, errors.New("--certificate-identity, --certificate-oidc-issuer and --key need --images: the globs of the images they cover")
+		}
+		return nil, nil
+	}
+	a := v1alpha1.Authority{Name: "flags", InsecureIgnoreTlog: f.ignoreTlog, InsecureIgnoreSCT: f.ignoreSCT, SignedTimestamps: f.useTimestamps}
+	switch {
+	case keyless && f.key != "":
+		return nil, errors.New("give either --key or --certificate-identity/--certificate-oidc-issuer, not both")
+	case f.key != "":
+		b, err := os.ReadFile(f.key)
+		if err != nil {
+			return nil, fmt.Errorf("--key: %w", err)
+		}
+		a.Key = &v1alpha1.KeyAuthority{Data: string(b)}
+	case keyless:
+		a.Keyless = &v1alpha1.KeylessAuthority{Identities: []v1alpha1.Identity{{
+			Subject: f.identity, SubjectRegExp: f.identityRegexp, Issuer: f.issuer, IssuerRegExp: f.issuerRegexp,
+		}}}
+	default:
+		return nil, errors.New("--images needs --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp], or --key")
+	}
+	p := v1alpha1.TrustPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.TrustPolicyKind},
+		ObjectMeta: metav1.ObjectMeta{Name: "command-line"},
+		Spec:       v1alpha1.TrustPolicySpec{Authorities: []v1alpha1.Authority{a}},
+	}
+	for _, g := range f.images {
+		p.Spec.Images = append(p.Spec.Images, v1alpha1.ImagePattern{Glob: g})
+	}
+	b, err := yaml.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return config.Load("command line", b)
+}
+
+// trustSource loads trust roots for the CLI: --trusted-root (or the
+// public-good instance through TUF) by default, TUF mirrors and inline
+// trusted_root.json as the TrustRoots say.
+func (f *policyFlags) trustSource(ctx context.Context) config.TrustSource {
+	return func(tr *v1alpha1.TrustRoot) (root.TrustedMaterial, error) {
+		switch {
+		case tr == nil && f.trustedRoot != "":
+			b, err := os.ReadFile(f.trustedRoot)
+			if err != nil {
+				return nil, fmt.Errorf("--trusted-root: %w", err)
+			}
+			m, err := verify.TrustedRootFromJSON(b)
+			if err != nil {
+				return nil, fmt.Errorf("--trusted-root %s: %w", f.trustedRoot, err)
+			}
+			return m, nil
+		case tr == nil || tr.Spec.PublicGood != nil:
+			return verify.PublicGood(ctx, verify.WithTUFCacheDir(f.tufCache))
+		case tr.Spec.TUF != nil:
+			return verify.TUFMirror(ctx, tr.Spec.TUF.Mirror, []byte(tr.Spec.TUF.Root), f.tufCache)
+		case tr.Spec.TrustedRoot != nil && tr.Spec.TrustedRoot.Data != "":
+			return verify.TrustedRootFromJSON([]byte(tr.Spec.TrustedRoot.Data))
+		default:
+			return nil, errors.New("a secretRef is read by the controller only; give trustedRoot.data inline")
+		}
+	}
+}
+
+// newVerifier connects to registries for the compiled policies.
+func (f *policyFlags) newVerifier(c *config.Compiled) (*verify.Verifier, error) {
+	reg, err := verify.NewRegistry(verify.WithLookupTimeout(f.lookupTimeout), verify.WithUserAgent("pregate/"+buildVersion().Version))
+	if err != nil {
+		return nil, err
+	}
+	return verify.NewVerifier(reg, c.Verify)
+}
