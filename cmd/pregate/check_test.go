@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+const (
+	releaseID = "https://github.com/acme/web/.github/workflows/release.yml@refs/tags/v1.0.0"
+	issuer    = "https://token.actions.githubusercontent.com"
+)
+
+// signedRegistry is a loopback registry holding a keyless-signed image, an
+// unsigned one and a third-party one, and the trusted root of the Sigstore
+// that signed.
+type signedRegistry struct {
+	host                     string
+	signed, unsigned, others string // references by tag
+	trustedRoot              string // file
+}
+
+func newSignedRegistry(t *testing.T) signedRegistry {
+	t.Helper()
+	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
+	ss := verifytest.NewSigstore(t)
+	r := signedRegistry{
+		host:     host,
+		signed:   host + "/acme/web:1.0",
+		unsigned: host + "/acme/worker:0.9",
+		others:   host + "/library/redis:7.4",
+	}
+	ref, digest := verifytest.PushRandomImage(t, r.signed)
+	verifytest.PushBundle(t, ref, ss.MustSignImage(t, releaseID, issuer, digest), verify.CosignSignPredicateType)
+	verifytest.PushRandomImage(t, r.unsigned)
+	verifytest.PushRandomImage(t, r.others)
+	r.trustedRoot = filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(r.trustedRoot, ss.TrustedRootJSON(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// manifests writes a directory with one Deployment running images.
+func manifests(t *testing.T, images ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	var containers strings.Builder
+	for i, img := range images {
+		fmt.Fprintf(&containers, "        - name: c%d\n          image: %s\n", i, img)
+	}
+	doc := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {app: app}
+  template:
+    metadata:
+      labels: {app: app}
+    spec:
+      containers:
+%s`, containers.String())
+	if err := os.WriteFile(filepath.Join(dir, "deploy.yaml"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func (r signedRegistry) flags(extra ...string) []string {
+	return append([]string{
+		"--images", r.host + "/acme/**",
+		"--certificate-identity-regexp", `https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/tags/v.+`,
+		"--certificate-oidc-issuer", issuer,
+		"--insecure-ignore-sct", "--trusted-root", r.trustedRoot,
+		"--lookup-timeout", "5s",
+	}, extra...)
+}
+
+func TestCheckCmd(t *testing.T) {
+	t.Parallel()
+	reg := newSignedRegistry(t)
+	for name, tc := range map[string]struct {
+		images []string
+		extra  []string
+		code   int
+		want   []string // in stdout
+	}{
+		"signed first-party and an allowed third party": {
+			images: []string{reg.signed, reg.others},
+			extra:  []string{"--unmatched-images", "allow"},
+			code:   exitOK,
+			want:   []string{"ALLOWED (Succeeded): 1 of 2 images verified, 1 allowed", "Verified"},
+		},
+		"an unsigned first-party image blocks": {
+			images: []string{reg.signed, reg.unsigned},
+			code:   exitBlocked,
+			want:   []string{"BLOCKED (NoSignatures): 1 of 2 images denied: " + reg.unsigned, "Denied (NoSignatures)", "Deployment/shop/app"},
+		},
+		"unmatched images are denied by default": {
+			images: []string{reg.signed, reg.others},
+			code:   exitBlocked,
+			want:   []string{"BLOCKED (UnmatchedImage)", "no policy matches; unmatched images are denied"},
+		},
+		"a registry that does not answer: undecided": {
+			images: []string{"127.0.0.1:1/acme/web:1.0"},
+			extra:  []string{"--images", "127.0.0.1:1/**"},
+			code:   exitUndecided,
+			want:   []string{"UNDECIDED (RegistryUnreachable)", "ResolveFailed"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := manifests(t, tc.images...)
+			args := append([]string{"check", dir, "--root", dir}, reg.flags(tc.extra...)...)
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+}
+
+func TestCheckCmd_json(t *testing.T) {
+	t.Parallel()
+	reg := newSignedRegistry(t)
+	dir := manifests(t, reg.signed, reg.unsigned)
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), append([]string{"check", dir, "--root", dir, "-o", "json"}, reg.flags()...), &stdout, &stderr)
+	if code != exitBlocked {
+		t.Fatalf("exit code = %d, want %d; stderr: %s", code, exitBlocked, stderr.String())
+	}
+	var doc struct {
+		APIVersion, Kind, Reason string
+		Allowed                  bool
+		Summary                  struct{ Total, Verified, Denied int }
+		Images                   []struct {
+			Ref, Digest, Outcome, Status string
+			Locations                    []struct{ File, Object, Path string }
+		}
+		Sources []struct{ Path string }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout.String())
+	}
+	if doc.Kind != "Verdict" || doc.Allowed || doc.Reason != "NoSignatures" || doc.Summary.Total != 2 || doc.Summary.Denied != 1 {
+		t.Errorf("verdict = %+v", doc)
+	}
+	first := doc.Images[0]
+	if first.Ref != reg.unsigned || first.Outcome != "Denied" || first.Status != "NoSignatures" || !strings.HasPrefix(first.Digest, "sha256:") {
+		t.Errorf("first image = %+v, want the unsigned one, denied, with its digest", first)
+	}
+	if l := first.Locations[0]; l.File != "deploy.yaml" || l.Object != "Deployment/shop/app" || l.Path != "spec.template.spec.containers[1]" {
+		t.Errorf("location = %+v", l)
+	}
+}
+
+func TestCheckCmd_policyErrors(t *testing.T) {
+	t.Parallel()
+	dir := manifests(t, "ghcr.io/acme/web:1.0")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: gate.pregate.dev/v1alpha1\nkind: TrustPolicy\nmetadata: {name: p}\nspec:\n  images: [{glob: 'ghcr.io/acme/**'}]\n  mode: block\n  authorities: [{name: a, static: {action: pass}}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		args     []string
+		inStderr string
+	}{
+		"no policy":             {args: nil, inStderr: "no trust policy"},
+		"identity without glob": {args: []string{"--certificate-identity", "x"}, inStderr: "need --images"},
+		"glob without identity": {args: []string{"--images", "ghcr.io/**"}, inStderr: "--images needs"},
+		"key and identity":      {args: []string{"--images", "ghcr.io/**", "--key", "k.pub", "--certificate-identity", "x"}, inStderr: "not both"},
+		"bad unmatched":         {args: []string{"--images", "ghcr.io/**", "--unmatched-images", "maybe"}, inStderr: "--unmatched-images"},
+		"invalid policy file":   {args: []string{"--policy", bad}, inStderr: `bad.yaml: TrustPolicy "p": spec.mode: Unsupported value: "block"`},
+		"missing policy file":   {args: []string{"--policy", "nope.yaml"}, inStderr: "nope.yaml"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append([]string{"check", dir, "--root", dir}, tc.args...), &stdout, &stderr)
+			if code != exitUndecided || !strings.Contains(stderr.String(), tc.inStderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), exitUndecided, tc.inStderr)
+			}
+		})
+	}
+}
+
+func TestExplainCmd(t *testing.T) {
+	t.Parallel()
+	reg := newSignedRegistry(t)
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), append([]string{"explain", reg.signed}, reg.flags()...), &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit code = %d; stderr: %s\n%s", code, stderr.String(), stdout.String())
+	}
+	for _, w := range []string{"Digest:   sha256:", "Policies: command-line (enforce)", "referrers", "fallback-tag", "signature-tag", "sigstore-bundle", releaseID, "ALLOWED"} {
+		if !strings.Contains(stdout.String(), w) {
+			t.Errorf("explain output lacks %q:\n%s", w, stdout.String())
+		}
+	}
+	stdout.Reset()
+	code = run(t.Context(), append([]string{"explain", reg.unsigned, "-o", "json"}, reg.flags()...), &stdout, &stderr)
+	if code != exitBlocked {
+		t.Fatalf("exit code = %d, want %d", code, exitBlocked)
+	}
+	var ex struct {
+		Kind    string
+		Results []struct {
+			Status  string
+			Lookups []struct{ Step string }
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &ex); err != nil {
+		t.Fatal(err)
+	}
+	if ex.Kind != "Explanation" || len(ex.Results) != 1 || ex.Results[0].Status != "NoSignatures" || len(ex.Results[0].Lookups) < 5 {
+		t.Errorf("explanation = %+v", ex)
+	}
+}
