@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -88,14 +87,7 @@ decide (a render error, an unreachable registry, a bad policy).`,
 			if err != nil {
 				return err
 			}
-			switch {
-			case verdict.Allowed:
-				return nil
-			case verdict.Retry:
-				return &exitError{code: exitUndecided}
-			default:
-				return &exitError{code: exitBlocked}
-			}
+			return verdictExit(verdict.Allowed, verdict.Retry)
 		},
 	}
 	rf.bind(cmd)
@@ -160,9 +152,7 @@ func writeVerdictJSON(w io.Writer, v gate.Verdict, revs []*revision) error {
 		doc.Sources = append(doc.Sources, sourceInfo{Root: r.Root, Path: r.Path, Revision: r.Revision, SourceRef: r.Source.String()})
 		doc.Skipped = append(doc.Skipped, skippedFiles(r.Skipped)...)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(w, doc)
 }
 
 // writeVerdictText prints one row per image, failures first, then the gaps

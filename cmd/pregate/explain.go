@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -78,23 +77,14 @@ Exit codes as pregate check: 0 the image passes, 1 it is denied, 2 could not dec
 			}
 			out := cmd.OutOrStdout()
 			if format == outputJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				err = enc.Encode(ex)
+				err = writeJSON(out, ex)
 			} else {
 				err = writeExplanation(out, ex, compiled.Gate)
 			}
 			if err != nil {
 				return err
 			}
-			switch {
-			case v.Allowed:
-				return nil
-			case v.Retry:
-				return &exitError{code: exitUndecided}
-			default:
-				return &exitError{code: exitBlocked}
-			}
+			return verdictExit(v.Allowed, v.Retry)
 		},
 	}
 	pf.bind(cmd)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -108,9 +107,7 @@ func writeImagesJSON(w io.Writer, rev *revision) error {
 		Gaps:           rev.Result.Gaps,
 		Skipped:        skippedFiles(rev.Skipped),
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(w, doc)
 }
 
 func skippedFiles(s []sources.Skipped) []skippedFile {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,4 +111,24 @@ func (f *outputFormat) Type() string { return "format" }
 func addOutputFlag(cmd *cobra.Command, f *outputFormat) {
 	*f = outputText
 	cmd.Flags().VarP(f, "output", "o", "output format: text or json")
+}
+
+// verdictExit maps a decision to the command's exit: nil when allowed,
+// exitUndecided when it rests only on failed lookups, exitBlocked otherwise.
+func verdictExit(allowed, retry bool) error {
+	switch {
+	case allowed:
+		return nil
+	case retry:
+		return &exitError{code: exitUndecided}
+	default:
+		return &exitError{code: exitBlocked}
+	}
+}
+
+// writeJSON prints v as indented JSON, the form of every -o json report.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

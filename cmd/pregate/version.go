@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -54,9 +53,7 @@ func newVersionCmd() *cobra.Command {
 			v := buildVersion()
 			out := cmd.OutOrStdout()
 			if format == outputJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(v)
+				return writeJSON(out, v)
 			}
 			_, err := fmt.Fprintf(out, "version: %s\ncommit:  %s\ngo:      %s\n", v.Version, v.Commit, v.Go)
 			return err
