@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	fluxkustomize "github.com/fluxcd/pkg/kustomize"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -50,6 +51,11 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 		return nil, err
 	}
 
+	// kustomize keeps global state (its OpenAPI schema, which Flux's Build
+	// resets for every build); generating, building and substituting are
+	// one critical section so concurrent renders cannot race on it.
+	kustomizeMu.Lock()
+	defer kustomizeMu.Unlock()
 	ks := u.ks
 	if ks == nil {
 		ks = map[string]any{"apiVersion": kustomizeGroup + "/v1", "kind": "Kustomization",
@@ -101,6 +107,9 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	}
 	return objs, nil
 }
+
+// kustomizeMu serialises every use of kustomize in this package.
+var kustomizeMu sync.Mutex
 
 // errPathMissing is a Kustomization path that is not in the revision.
 var errPathMissing = errors.New("path does not exist in the revision")
