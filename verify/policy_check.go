@@ -136,7 +136,7 @@ func (p *Policy) decide(dg imageDigest, outs []outcome, lookups []Lookup) (Statu
 		if len(verified) > 0 {
 			detail += "; attestations verified: " + strings.Join(verified, ", ")
 		}
-		return Verified, detail
+		return Verified, detail + failed
 	}
 
 	var mismatch, rejected *outcome

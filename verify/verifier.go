@@ -15,6 +15,10 @@ import (
 // lifetime each reference is resolved once, each digest discovered once,
 // and each digest checked against each policy once, however many callers
 // ask at the same time.
+//
+// A lookup shared by several callers is never spoiled by one of them
+// giving up: what a cancelled context computed is neither cached nor handed
+// to the others, who look it up again.
 type Verifier struct {
 	registry *Registry
 	policies map[string]*Policy
@@ -23,6 +27,7 @@ type Verifier struct {
 	mu       sync.Mutex
 	resolved map[string]resolution // by reference
 	found    map[string]Discovery  // by repository@digest
+	checked  map[string]Result     // by policy, repository@digest
 }
 
 type resolution struct {
@@ -34,7 +39,10 @@ type resolution struct {
 // NewVerifier returns a Verifier for the given policies, which must have
 // distinct names and be valid.
 func NewVerifier(r *Registry, policies []*Policy) (*Verifier, error) {
-	v := &Verifier{registry: r, policies: map[string]*Policy{}, resolved: map[string]resolution{}, found: map[string]Discovery{}}
+	v := &Verifier{
+		registry: r, policies: map[string]*Policy{},
+		resolved: map[string]resolution{}, found: map[string]Discovery{}, checked: map[string]Result{},
+	}
 	for _, p := range policies {
 		if _, dup := v.policies[p.Name]; dup {
 			return nil, fmt.Errorf("policy %q is given twice", p.Name)
@@ -64,20 +72,31 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 	if !ok {
 		return Result{}, fmt.Errorf("no policy named %q", policy)
 	}
-	r := v.resolve(ctx, image)
-	if err := ctx.Err(); err != nil {
+	r, err := shared(ctx, v, &v.resolved, "resolve\x00"+image, func(ctx context.Context) resolution {
+		s, l, err := v.registry.Resolve(ctx, image)
+		return resolution{subject: s, lookup: l, err: err}
+	})
+	if err != nil {
 		return Result{}, err
 	}
 	if r.err != nil {
 		// A reference that cannot be resolved is a finding about the image,
 		// not a failure of the verifier.
-		return Result{Policy: policy, Subject: Subject{Ref: image}, Status: ResolveFailed, Detail: r.err.Error(), Lookups: []Lookup{r.lookup}}, nil //nolint:nilerr // see above
+		return Result{Policy: policy, Subject: Subject{Ref: image}, Status: ResolveFailed, Detail: r.err.Error(), Lookups: []Lookup{r.lookup}}, nil
 	}
-	d := v.discover(ctx, r.subject)
-	if err := ctx.Err(); err != nil {
+	key := r.subject.Repository + "@" + r.subject.Digest
+	res, err := shared(ctx, v, &v.checked, policy+"\x00"+key, func(ctx context.Context) Result {
+		d, err := shared(ctx, v, &v.found, key, func(ctx context.Context) Discovery {
+			return v.registry.Discover(ctx, r.subject)
+		})
+		if err != nil {
+			return Result{} // ctx ended: shared neither caches nor returns this
+		}
+		return p.Check(d)
+	})
+	if err != nil {
 		return Result{}, err
 	}
-	res := p.Check(d)
 	res.Subject.Ref = image
 	res.Lookups = append([]Lookup{r.lookup}, res.Lookups...)
 	return res, nil
@@ -93,45 +112,55 @@ func (v *Verifier) Policies() []string {
 	return names
 }
 
-func (v *Verifier) resolve(ctx context.Context, ref string) resolution {
-	v.mu.Lock()
-	r, ok := v.resolved[ref]
-	v.mu.Unlock()
-	if ok {
-		return r
+// shared returns cache[key], or computes it once for all the callers that
+// ask at the same time, and caches it. If the context of the caller whose
+// computation it is ends, the result is not cached and not handed out:
+// callers whose context is still live compute it again.
+func shared[T any](ctx context.Context, v *Verifier, cache *map[string]T, key string, compute func(context.Context) T) (T, error) {
+	lookup := func() (T, bool) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		x, ok := (*cache)[key]
+		return x, ok
 	}
-	out, _, _ := v.flight.Do("resolve\x00"+ref, func() (any, error) {
-		s, l, err := v.registry.Resolve(ctx, ref)
-		r := resolution{subject: s, lookup: l, err: err}
-		if ctx.Err() == nil {
-			v.mu.Lock()
-			v.resolved[ref] = r
-			v.mu.Unlock()
+	for {
+		if err := ctx.Err(); err != nil {
+			var zero T
+			return zero, err
 		}
-		return r, nil
-	})
-	return out.(resolution)
+		if x, ok := lookup(); ok {
+			return x, nil
+		}
+		ch := v.flight.DoChan(key, func() (any, error) {
+			if x, ok := lookup(); ok { // finished between our check and this flight
+				return x, nil
+			}
+			x := compute(ctx)
+			if err := ctx.Err(); err != nil {
+				return nil, err // spoiled by this caller's cancellation
+			}
+			v.mu.Lock()
+			(*cache)[key] = x
+			v.mu.Unlock()
+			return x, nil
+		})
+		val, err := v.await(ctx, ch)
+		if err == nil {
+			return val.(T), nil
+		}
+		// Another caller's context ended: try again with ours.
+	}
 }
 
-func (v *Verifier) discover(ctx context.Context, s Subject) Discovery {
-	key := s.Repository + "@" + s.Digest
-	v.mu.Lock()
-	d, ok := v.found[key]
-	v.mu.Unlock()
-	if ok {
-		d.Subject.Ref = s.Ref
-		return d
+// await waits for a shared computation, or for ctx to end. It stays a
+// frame of its own (tests find waiting callers by it).
+//
+//go:noinline
+func (v *Verifier) await(ctx context.Context, ch <-chan singleflight.Result) (any, error) {
+	select {
+	case res := <-ch:
+		return res.Val, res.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	out, _, _ := v.flight.Do("discover\x00"+key, func() (any, error) {
-		d := v.registry.Discover(ctx, s)
-		if ctx.Err() == nil {
-			v.mu.Lock()
-			v.found[key] = d
-			v.mu.Unlock()
-		}
-		return d, nil
-	})
-	d = out.(Discovery)
-	d.Subject.Ref = s.Ref
-	return d
 }

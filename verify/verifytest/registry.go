@@ -1,7 +1,9 @@
 // Package verifytest helps test image verification without a network: an
 // in-memory OCI registry on loopback, a fault-injecting front for it, helpers
 // that store signatures and attestations the way cosign does, and helpers
-// that store deliberately broken ones.
+// that store deliberately broken ones. The helpers take a testing.TB and fail
+// the test; StartRegistry and Pusher are the same for programs that are not
+// tests, such as the demo, and return errors.
 package verifytest
 
 import (
@@ -24,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -83,16 +86,48 @@ func WithReferrersAPI(enabled bool) RegistryOption {
 // The registry logs nothing.
 func NewRegistry(t testing.TB, opts ...RegistryOption) string {
 	t.Helper()
+	srv := httptest.NewServer(registryHandler(opts))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// StartRegistry is NewRegistry for programs that are not tests, such as the
+// demo: it starts the registry on a loopback port and returns its host:port
+// and a func that stops it (closing its connections). ctx bounds opening the
+// port only.
+func StartRegistry(ctx context.Context, opts ...RegistryOption) (host string, stop func(), err error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("listening: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           registryHandler(opts),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln) // http.ErrServerClosed once stopped
+	}()
+	stop = func() {
+		_ = srv.Close()
+		<-done
+	}
+	return ln.Addr().String(), stop, nil
+}
+
+// registryHandler is ggcr's in-memory registry, logging nothing.
+func registryHandler(opts []RegistryOption) http.Handler {
 	var c registryConfig
 	for _, o := range opts {
 		o(&c)
 	}
-	srv := httptest.NewServer(registry.New(
+	return registry.New(
 		registry.Logger(log.New(io.Discard, "", 0)),
 		registry.WithReferrersSupport(c.referrers),
-	))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	)
 }
 
 // Behaviour answers a request the Front intercepted. next passes the request
@@ -390,45 +425,77 @@ func EchoAuthorization(code int) Behaviour {
 	}
 }
 
-// remoteOptions are the options helpers push with.
-func remoteOptions(t testing.TB) []remote.Option {
-	return []remote.Option{remote.WithContext(t.Context())}
+// Pusher stores images, signatures and attestations in a registry the way
+// cosign does, and reports failures as errors: it is for programs that are
+// not tests, such as the demo (e2e/demo). Each Push… function of this package
+// is the Pusher method of the same name for tests: it pushes with the test's
+// context and fails the test on an error. The zero Pusher is ready to use.
+type Pusher struct {
+	// Transport carries every request. Nil means the defaults: ggcr's
+	// remote.DefaultTransport, and http.DefaultTransport for the raw
+	// manifest PUTs of the broken-referrer helpers.
+	Transport http.RoundTripper
 }
 
-func parseDigest(t testing.TB, ref string) name.Digest {
-	t.Helper()
+// remoteOptions are the options p pushes with.
+func (p *Pusher) remoteOptions(ctx context.Context) []remote.Option {
+	opts := []remote.Option{remote.WithContext(ctx)}
+	if p.Transport != nil {
+		opts = append(opts, remote.WithTransport(p.Transport))
+	}
+	return opts
+}
+
+func (p *Pusher) httpClient() *http.Client {
+	if p.Transport != nil {
+		return &http.Client{Transport: p.Transport}
+	}
+	return http.DefaultClient
+}
+
+func parseDigest(ref string) (name.Digest, error) {
 	d, err := name.NewDigest(ref)
 	if err != nil {
-		t.Fatalf("parsing digest reference %q: %v", ref, err)
+		return name.Digest{}, fmt.Errorf("parsing digest reference %q: %w", ref, err)
 	}
-	return d
+	return d, nil
 }
 
 // PushRandomImage pushes a small random image to ref ("host/repo" or
 // "host/repo:tag", which is then tagged) and returns its digest reference
 // ("host/repo@sha256:…") and digest.
-func PushRandomImage(t testing.TB, ref string) (string, string) {
-	t.Helper()
+func (p *Pusher) PushRandomImage(ctx context.Context, ref string) (digestRef, digest string, err error) {
 	img, err := random.Image(256, 1)
 	if err != nil {
-		t.Fatalf("making a random image: %v", err)
+		return "", "", fmt.Errorf("making a random image: %w", err)
 	}
 	h, err := img.Digest()
 	if err != nil {
-		t.Fatalf("hashing the random image: %v", err)
+		return "", "", fmt.Errorf("hashing the random image: %w", err)
 	}
 	r, err := name.ParseReference(ref)
 	if err != nil {
-		t.Fatalf("parsing %q: %v", ref, err)
+		return "", "", fmt.Errorf("parsing %q: %w", ref, err)
 	}
 	target := name.Reference(r.Context().Digest(h.String()))
 	if strings.Contains(strings.TrimPrefix(ref, r.Context().RegistryStr()), ":") {
 		target = r
 	}
-	if err := remote.Write(target, img, remoteOptions(t)...); err != nil {
-		t.Fatalf("pushing %s: %v", target, err)
+	if err := remote.Write(target, img, p.remoteOptions(ctx)...); err != nil {
+		return "", "", fmt.Errorf("pushing %s: %w", target, err)
 	}
-	return r.Context().Digest(h.String()).String(), h.String()
+	return r.Context().Digest(h.String()).String(), h.String(), nil
+}
+
+// PushRandomImage is Pusher.PushRandomImage for tests.
+func PushRandomImage(t testing.TB, ref string) (string, string) {
+	t.Helper()
+	var p Pusher
+	digestRef, digest, err := p.PushRandomImage(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return digestRef, digest
 }
 
 // BundleAnnotations returns the manifest annotations cosign v3 writes on a
@@ -445,9 +512,19 @@ func BundleAnnotations(predicateType string) map[string]string {
 // PushBundle stores bundle as a cosign v3 signature or attestation of
 // subjectRef: PushReferrer with the bundle artifact and layer type and
 // BundleAnnotations(predicateType). It returns the referrer's digest.
+func (p *Pusher) PushBundle(ctx context.Context, subjectRef string, bundle []byte, predicateType string) (string, error) {
+	return p.PushReferrer(ctx, subjectRef, BundleMediaType, BundleMediaType, bundle, BundleAnnotations(predicateType))
+}
+
+// PushBundle is Pusher.PushBundle for tests.
 func PushBundle(t testing.TB, subjectRef string, bundle []byte, predicateType string) string {
 	t.Helper()
-	return PushReferrer(t, subjectRef, BundleMediaType, BundleMediaType, bundle, BundleAnnotations(predicateType))
+	var p Pusher
+	d, err := p.PushBundle(t.Context(), subjectRef, bundle, predicateType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // rawManifest is a remote.Taggable for manifest bytes.
@@ -462,15 +539,14 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 // referrerManifest builds the manifest cosign v3's WriteReferrer writes: an
 // empty config carrying artifactType, one layer, the subject, annotations
 // and a top-level artifactType.
-func referrerManifest(t testing.TB, sub name.Digest, artifactType string, layer gcrv1.Descriptor, annotations map[string]string) []byte {
-	t.Helper()
-	subject, err := remote.Head(sub, remoteOptions(t)...)
+func (p *Pusher) referrerManifest(ctx context.Context, sub name.Digest, artifactType string, layer gcrv1.Descriptor, annotations map[string]string) ([]byte, error) {
+	subject, err := remote.Head(sub, p.remoteOptions(ctx)...)
 	if err != nil {
-		t.Fatalf("reading subject %s: %v", sub, err)
+		return nil, fmt.Errorf("reading subject %s: %w", sub, err)
 	}
 	emptyDigest, err := gcrv1.NewHash(emptyBlobDigest)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	mf := gcrv1.Manifest{
 		SchemaVersion: 2,
@@ -485,28 +561,36 @@ func referrerManifest(t testing.TB, sub name.Digest, artifactType string, layer 
 	}
 	raw, err := json.Marshal(mf)
 	if err != nil {
-		t.Fatalf("encoding the referrer manifest: %v", err)
+		return nil, fmt.Errorf("encoding the referrer manifest: %w", err)
 	}
-	return raw
+	return raw, nil
 }
 
 // uploadBlob uploads b to repo and returns its descriptor with media type mt.
-func uploadBlob(t testing.TB, repo name.Repository, b []byte, mt string) gcrv1.Descriptor {
-	t.Helper()
+func (p *Pusher) uploadBlob(ctx context.Context, repo name.Repository, b []byte, mt string) (gcrv1.Descriptor, error) {
 	l := static.NewLayer(b, types.MediaType(mt))
-	if err := remote.WriteLayer(repo, l, remoteOptions(t)...); err != nil {
-		t.Fatalf("uploading a blob to %s: %v", repo, err)
+	if err := remote.WriteLayer(repo, l, p.remoteOptions(ctx)...); err != nil {
+		return gcrv1.Descriptor{}, fmt.Errorf("uploading a blob to %s: %w", repo, err)
 	}
-	return descriptorOf(t, b, mt)
+	return descriptorOf(b, mt)
 }
 
-func descriptorOf(t testing.TB, b []byte, mt string) gcrv1.Descriptor {
-	t.Helper()
+func descriptorOf(b []byte, mt string) (gcrv1.Descriptor, error) {
 	h, size, err := gcrv1.SHA256(bytes.NewReader(b))
 	if err != nil {
-		t.Fatal(err)
+		return gcrv1.Descriptor{}, err
 	}
-	return gcrv1.Descriptor{MediaType: types.MediaType(mt), Size: size, Digest: h}
+	return gcrv1.Descriptor{MediaType: types.MediaType(mt), Size: size, Digest: h}, nil
+}
+
+// uploadReferrerBlobs uploads the "{}" config blob cosign v3 referrers use,
+// and content as their layer of media type layerMediaType. It returns the
+// layer's descriptor.
+func (p *Pusher) uploadReferrerBlobs(ctx context.Context, repo name.Repository, content []byte, layerMediaType string) (gcrv1.Descriptor, error) {
+	if _, err := p.uploadBlob(ctx, repo, []byte("{}"), string(types.OCIConfigJSON)); err != nil {
+		return gcrv1.Descriptor{}, err
+	}
+	return p.uploadBlob(ctx, repo, content, layerMediaType)
 }
 
 // PushReferrer stores content as a referrer of subjectRef (a digest
@@ -516,50 +600,122 @@ func descriptorOf(t testing.TB, b []byte, mt string) gcrv1.Descriptor {
 // level, annotations, and subject; PUT by digest with ggcr's remote.Put, which
 // also appends it to the sha256-<hex> fallback tag index when the registry
 // has no referrers API. It returns the referrer manifest's digest.
-func PushReferrer(t testing.TB, subjectRef, artifactType, layerMediaType string, content []byte, annotations map[string]string) string {
-	t.Helper()
-	sub := parseDigest(t, subjectRef)
-	uploadBlob(t, sub.Context(), []byte("{}"), string(types.OCIConfigJSON))
-	layer := uploadBlob(t, sub.Context(), content, layerMediaType)
-	return putReferrer(t, sub, referrerManifest(t, sub, artifactType, layer, annotations))
+func (p *Pusher) PushReferrer(ctx context.Context, subjectRef, artifactType, layerMediaType string, content []byte, annotations map[string]string) (string, error) {
+	sub, err := parseDigest(subjectRef)
+	if err != nil {
+		return "", err
+	}
+	layer, err := p.uploadReferrerBlobs(ctx, sub.Context(), content, layerMediaType)
+	if err != nil {
+		return "", err
+	}
+	raw, err := p.referrerManifest(ctx, sub, artifactType, layer, annotations)
+	if err != nil {
+		return "", err
+	}
+	return p.putReferrer(ctx, sub, raw)
 }
 
-func putReferrer(t testing.TB, sub name.Digest, raw []byte) string {
+// PushReferrer is Pusher.PushReferrer for tests.
+func PushReferrer(t testing.TB, subjectRef, artifactType, layerMediaType string, content []byte, annotations map[string]string) string {
 	t.Helper()
-	h, _, err := gcrv1.SHA256(bytes.NewReader(raw))
+	var p Pusher
+	d, err := p.PushReferrer(t.Context(), subjectRef, artifactType, layerMediaType, content, annotations)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := sub.Context().Digest(h.String())
-	if err := remote.Put(ref, rawManifest{raw: raw, mt: types.OCIManifestSchema1}, remoteOptions(t)...); err != nil {
-		t.Fatalf("pushing referrer %s: %v", ref, err)
+	return d
+}
+
+func (p *Pusher) putReferrer(ctx context.Context, sub name.Digest, raw []byte) (string, error) {
+	h, _, err := gcrv1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return "", err
 	}
-	return h.String()
+	ref := sub.Context().Digest(h.String())
+	if err := remote.Put(ref, rawManifest{raw: raw, mt: types.OCIManifestSchema1}, p.remoteOptions(ctx)...); err != nil {
+		return "", fmt.Errorf("pushing referrer %s: %w", ref, err)
+	}
+	return h.String(), nil
 }
 
 // PushReferrerWithMissingBlob stores a cosign v3 style referrer of
 // subjectRef whose single layer (of layerMediaType) was never uploaded. It
 // returns the referrer's digest.
+func (p *Pusher) PushReferrerWithMissingBlob(ctx context.Context, subjectRef, layerMediaType string) (string, error) {
+	sub, err := parseDigest(subjectRef)
+	if err != nil {
+		return "", err
+	}
+	if _, err := p.uploadBlob(ctx, sub.Context(), []byte("{}"), string(types.OCIConfigJSON)); err != nil {
+		return "", err
+	}
+	b, err := randomBytes()
+	if err != nil {
+		return "", err
+	}
+	layer, err := descriptorOf(b, layerMediaType)
+	if err != nil {
+		return "", err
+	}
+	raw, err := p.referrerManifest(ctx, sub, BundleMediaType, layer, BundleAnnotations(CosignSignPredicateType))
+	if err != nil {
+		return "", err
+	}
+	return p.putReferrer(ctx, sub, raw)
+}
+
+// PushReferrerWithMissingBlob is Pusher.PushReferrerWithMissingBlob for
+// tests.
 func PushReferrerWithMissingBlob(t testing.TB, subjectRef, layerMediaType string) string {
 	t.Helper()
-	sub := parseDigest(t, subjectRef)
-	uploadBlob(t, sub.Context(), []byte("{}"), string(types.OCIConfigJSON))
-	layer := descriptorOf(t, randomBytes(t), layerMediaType)
-	return putReferrer(t, sub, referrerManifest(t, sub, BundleMediaType, layer, BundleAnnotations(CosignSignPredicateType)))
+	var p Pusher
+	d, err := p.PushReferrerWithMissingBlob(t.Context(), subjectRef, layerMediaType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // PushMalformedReferrer stores a manifest that is not valid JSON and lists it
 // in subjectRef's fallback tag index (the referrers API cannot list what it
 // cannot parse). It returns the manifest's digest.
+func (p *Pusher) PushMalformedReferrer(ctx context.Context, subjectRef string) (string, error) {
+	sub, err := parseDigest(subjectRef)
+	if err != nil {
+		return "", err
+	}
+	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"mediaType":`)
+	d, err := p.putRaw(ctx, sub.Context(), string(types.OCIManifestSchema1), raw)
+	if err != nil {
+		return "", err
+	}
+	if err := p.addFallbackEntryFor(ctx, subjectRef, raw, BundleMediaType); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// PushMalformedReferrer is Pusher.PushMalformedReferrer for tests.
 func PushMalformedReferrer(t testing.TB, subjectRef string) string {
 	t.Helper()
-	sub := parseDigest(t, subjectRef)
-	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"mediaType":`)
-	d := putRaw(t, sub.Context(), string(types.OCIManifestSchema1), raw)
-	desc := descriptorOf(t, raw, string(types.OCIManifestSchema1))
-	desc.ArtifactType = BundleMediaType
-	AddFallbackEntry(t, subjectRef, desc)
+	var p Pusher
+	d, err := p.PushMalformedReferrer(t.Context(), subjectRef)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return d
+}
+
+// addFallbackEntryFor lists the manifest raw, with artifactType, in
+// subjectRef's fallback tag index.
+func (p *Pusher) addFallbackEntryFor(ctx context.Context, subjectRef string, raw []byte, artifactType string) error {
+	desc, err := descriptorOf(raw, string(types.OCIManifestSchema1))
+	if err != nil {
+		return err
+	}
+	desc.ArtifactType = artifactType
+	return p.AddFallbackEntry(ctx, subjectRef, desc)
 }
 
 // PushDanglingFallbackEntry lists in subjectRef's fallback tag index a
@@ -568,18 +724,43 @@ func PushMalformedReferrer(t testing.TB, subjectRef string) string {
 // after every other push for subjectRef: ggcr's registry refuses to store an
 // index that lists a missing manifest, so later updates of the fallback tag
 // would fail.
+func (p *Pusher) PushDanglingFallbackEntry(ctx context.Context, subjectRef string) (string, error) {
+	sub, err := parseDigest(subjectRef)
+	if err != nil {
+		return "", err
+	}
+	b, err := randomBytes()
+	if err != nil {
+		return "", err
+	}
+	layer, err := p.uploadReferrerBlobs(ctx, sub.Context(), b, BundleMediaType)
+	if err != nil {
+		return "", err
+	}
+	raw, err := p.referrerManifest(ctx, sub, BundleMediaType, layer, BundleAnnotations(CosignSignPredicateType))
+	if err != nil {
+		return "", err
+	}
+	d, err := p.putRaw(ctx, sub.Context(), string(types.OCIManifestSchema1), raw)
+	if err != nil {
+		return "", err
+	}
+	if err := p.addFallbackEntryFor(ctx, subjectRef, raw, BundleMediaType); err != nil {
+		return "", err
+	}
+	if err := remote.Delete(sub.Context().Digest(d), p.remoteOptions(ctx)...); err != nil {
+		return "", fmt.Errorf("deleting %s: %w", d, err)
+	}
+	return d, nil
+}
+
+// PushDanglingFallbackEntry is Pusher.PushDanglingFallbackEntry for tests.
 func PushDanglingFallbackEntry(t testing.TB, subjectRef string) string {
 	t.Helper()
-	sub := parseDigest(t, subjectRef)
-	uploadBlob(t, sub.Context(), []byte("{}"), string(types.OCIConfigJSON))
-	layer := uploadBlob(t, sub.Context(), randomBytes(t), BundleMediaType)
-	raw := referrerManifest(t, sub, BundleMediaType, layer, BundleAnnotations(CosignSignPredicateType))
-	d := putRaw(t, sub.Context(), string(types.OCIManifestSchema1), raw)
-	desc := descriptorOf(t, raw, string(types.OCIManifestSchema1))
-	desc.ArtifactType = BundleMediaType
-	AddFallbackEntry(t, subjectRef, desc)
-	if err := remote.Delete(sub.Context().Digest(d), remoteOptions(t)...); err != nil {
-		t.Fatalf("deleting %s: %v", d, err)
+	var p Pusher
+	d, err := p.PushDanglingFallbackEntry(t.Context(), subjectRef)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return d
 }
@@ -590,80 +771,112 @@ func PushDanglingFallbackEntry(t testing.TB, subjectRef string) string {
 // application/vnd.oci.empty.v1+json and no annotations, as ggcr <= v0.21.5
 // wrote it. The index entry is written whether or not the registry has the
 // referrers API. It returns the referrer's digest.
+func (p *Pusher) PushBundleEmptyArtifactType(ctx context.Context, subjectRef string, bundle []byte, predicateType string) (string, error) {
+	sub, err := parseDigest(subjectRef)
+	if err != nil {
+		return "", err
+	}
+	layer, err := p.uploadReferrerBlobs(ctx, sub.Context(), bundle, BundleMediaType)
+	if err != nil {
+		return "", err
+	}
+	raw, err := p.referrerManifest(ctx, sub, BundleMediaType, layer, BundleAnnotations(predicateType))
+	if err != nil {
+		return "", err
+	}
+	// PUT directly: ggcr's remote.Put would write today's index entry.
+	d, err := p.putRaw(ctx, sub.Context(), string(types.OCIManifestSchema1), raw)
+	if err != nil {
+		return "", err
+	}
+	if err := p.addFallbackEntryFor(ctx, subjectRef, raw, EmptyMediaType); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// PushBundleEmptyArtifactType is Pusher.PushBundleEmptyArtifactType for
+// tests.
 func PushBundleEmptyArtifactType(t testing.TB, subjectRef string, bundle []byte, predicateType string) string {
 	t.Helper()
-	sub := parseDigest(t, subjectRef)
-	uploadBlob(t, sub.Context(), []byte("{}"), string(types.OCIConfigJSON))
-	layer := uploadBlob(t, sub.Context(), bundle, BundleMediaType)
-	raw := referrerManifest(t, sub, BundleMediaType, layer, BundleAnnotations(predicateType))
-	// PUT directly: ggcr's remote.Put would write today's index entry.
-	d := putRaw(t, sub.Context(), string(types.OCIManifestSchema1), raw)
-	desc := descriptorOf(t, raw, string(types.OCIManifestSchema1))
-	desc.ArtifactType = EmptyMediaType
-	AddFallbackEntry(t, subjectRef, desc)
+	var p Pusher
+	d, err := p.PushBundleEmptyArtifactType(t.Context(), subjectRef, bundle, predicateType)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 
 // AddFallbackEntry appends desc to subjectRef's sha256-<hex> fallback tag
 // index, creating it if needed, keeping it sorted by digest as ggcr does.
-func AddFallbackEntry(t testing.TB, subjectRef string, desc gcrv1.Descriptor) {
-	t.Helper()
-	sub := parseDigest(t, subjectRef)
+func (p *Pusher) AddFallbackEntry(ctx context.Context, subjectRef string, desc gcrv1.Descriptor) error {
+	sub, err := parseDigest(subjectRef)
+	if err != nil {
+		return err
+	}
 	tag := sub.Context().Tag(strings.Replace(sub.DigestStr(), ":", "-", 1))
 	idx := gcrv1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	got, err := remote.Get(tag, remoteOptions(t)...)
+	got, err := remote.Get(tag, p.remoteOptions(ctx)...)
 	var terr *transport.Error
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(got.Manifest, &idx); err != nil {
-			t.Fatalf("decoding %s: %v", tag, err)
+			return fmt.Errorf("decoding %s: %w", tag, err)
 		}
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
 	default:
-		t.Fatalf("reading %s: %v", tag, err)
+		return fmt.Errorf("reading %s: %w", tag, err)
 	}
 	idx.Manifests = append(idx.Manifests, desc)
 	slices.SortFunc(idx.Manifests, func(a, b gcrv1.Descriptor) int { return strings.Compare(a.Digest.String(), b.Digest.String()) })
 	raw, err := json.Marshal(idx)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := remote.Put(tag, rawManifest{raw: raw, mt: types.OCIImageIndex}, remoteOptions(t)...); err != nil {
-		t.Fatalf("writing %s: %v", tag, err)
+	if err := remote.Put(tag, rawManifest{raw: raw, mt: types.OCIImageIndex}, p.remoteOptions(ctx)...); err != nil {
+		return fmt.Errorf("writing %s: %w", tag, err)
+	}
+	return nil
+}
+
+// AddFallbackEntry is Pusher.AddFallbackEntry for tests.
+func AddFallbackEntry(t testing.TB, subjectRef string, desc gcrv1.Descriptor) {
+	t.Helper()
+	var p Pusher
+	if err := p.AddFallbackEntry(t.Context(), subjectRef, desc); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // putRaw PUTs a manifest by digest with plain HTTP, bypassing ggcr's writer
 // (which refuses bytes that are not JSON and maintains fallback tags). It
 // returns the digest.
-func putRaw(t testing.TB, repo name.Repository, mediaType string, raw []byte) string {
-	t.Helper()
+func (p *Pusher) putRaw(ctx context.Context, repo name.Repository, mediaType string, raw []byte) (string, error) {
 	d := fmt.Sprintf("sha256:%x", sha256.Sum256(raw))
 	u := fmt.Sprintf("http://%s/v2/%s/manifests/%s", repo.RegistryStr(), repo.RepositoryStr(), d)
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, u, bytes.NewReader(raw))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(raw))
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	req.Header.Set("Content-Type", mediaType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.httpClient().Do(req)
 	if err != nil {
-		t.Fatalf("putting %s: %v", u, err)
+		return "", fmt.Errorf("putting %s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("putting %s: HTTP %d: %s", u, resp.StatusCode, b)
+		return "", fmt.Errorf("putting %s: HTTP %d: %s", u, resp.StatusCode, b)
 	}
-	return d
+	return d, nil
 }
 
-func randomBytes(t testing.TB) []byte {
-	t.Helper()
+func randomBytes() ([]byte, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return b
+	return b, nil
 }
 
 // PushLegacySignature adds payload (a simple-signing payload) as a layer of
@@ -674,9 +887,19 @@ func randomBytes(t testing.TB) []byte {
 // application/vnd.dev.cosign.simplesigning.v1+json, carrying annotations
 // (dev.cosignproject.cosign/signature, dev.sigstore.cosign/certificate, …).
 // It returns the digest of the .sig manifest.
+func (p *Pusher) PushLegacySignature(ctx context.Context, subjectRef string, payload []byte, annotations map[string]string) (string, error) {
+	return p.pushLegacy(ctx, subjectRef, ".sig", SimpleSigningMediaType, payload, annotations)
+}
+
+// PushLegacySignature is Pusher.PushLegacySignature for tests.
 func PushLegacySignature(t testing.TB, subjectRef string, payload []byte, annotations map[string]string) string {
 	t.Helper()
-	return pushLegacy(t, subjectRef, ".sig", SimpleSigningMediaType, payload, annotations)
+	var p Pusher
+	d, err := p.PushLegacySignature(t.Context(), subjectRef, payload, annotations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // PushLegacyAttestation adds envelope (a DSSE envelope) as a layer of the
@@ -684,39 +907,51 @@ func PushLegacySignature(t testing.TB, subjectRef string, payload []byte, annota
 // signatures, with media type application/vnd.dsse.envelope.v1+json. Cosign
 // annotates it with dev.cosignproject.cosign/signature "" and predicateType.
 // It returns the digest of the .att manifest.
-func PushLegacyAttestation(t testing.TB, subjectRef string, envelope []byte, annotations map[string]string) string {
-	t.Helper()
-	return pushLegacy(t, subjectRef, ".att", DSSEMediaType, envelope, annotations)
+func (p *Pusher) PushLegacyAttestation(ctx context.Context, subjectRef string, envelope []byte, annotations map[string]string) (string, error) {
+	return p.pushLegacy(ctx, subjectRef, ".att", DSSEMediaType, envelope, annotations)
 }
 
-func pushLegacy(t testing.TB, subjectRef, suffix, mediaType string, content []byte, annotations map[string]string) string {
+// PushLegacyAttestation is Pusher.PushLegacyAttestation for tests.
+func PushLegacyAttestation(t testing.TB, subjectRef string, envelope []byte, annotations map[string]string) string {
 	t.Helper()
-	sub := parseDigest(t, subjectRef)
+	var p Pusher
+	d, err := p.PushLegacyAttestation(t.Context(), subjectRef, envelope, annotations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (p *Pusher) pushLegacy(ctx context.Context, subjectRef, suffix, mediaType string, content []byte, annotations map[string]string) (string, error) {
+	sub, err := parseDigest(subjectRef)
+	if err != nil {
+		return "", err
+	}
 	tag := sub.Context().Tag(strings.Replace(sub.DigestStr(), ":", "-", 1) + suffix)
-	base, err := remote.Image(tag, remoteOptions(t)...)
+	base, err := remote.Image(tag, p.remoteOptions(ctx)...)
 	var terr *transport.Error
 	switch {
 	case err == nil:
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
 		base = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	default:
-		t.Fatalf("reading %s: %v", tag, err)
+		return "", fmt.Errorf("reading %s: %w", tag, err)
 	}
 	img, err := mutate.Append(base, mutate.Addendum{
 		Layer:       static.NewLayer(content, types.MediaType(mediaType)),
 		Annotations: annotations,
 	})
 	if err != nil {
-		t.Fatalf("appending to %s: %v", tag, err)
+		return "", fmt.Errorf("appending to %s: %w", tag, err)
 	}
-	if err := remote.Write(tag, img, remoteOptions(t)...); err != nil {
-		t.Fatalf("writing %s: %v", tag, err)
+	if err := remote.Write(tag, img, p.remoteOptions(ctx)...); err != nil {
+		return "", fmt.Errorf("writing %s: %w", tag, err)
 	}
 	h, err := img.Digest()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	return h.String()
+	return h.String(), nil
 }
 
 // SimpleSigningPayload returns the simple-signing payload cosign signs for
