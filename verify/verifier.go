@@ -82,7 +82,7 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 	if r.err != nil {
 		// A reference that cannot be resolved is a finding about the image,
 		// not a failure of the verifier.
-		return Result{Policy: policy, Subject: Subject{Ref: image}, Status: ResolveFailed, Detail: r.err.Error(), Lookups: []Lookup{r.lookup}}, nil
+		return Result{Policy: policy, Subject: Subject{Ref: image}, Status: ResolveFailed, Detail: r.err.Error(), Lookups: []Lookup{r.lookup}}, nil //nolint:nilerr // see above
 	}
 	key := r.subject.Repository + "@" + r.subject.Digest
 	res, err := shared(ctx, v, &v.checked, policy+"\x00"+key, func(ctx context.Context) Result {
