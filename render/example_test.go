@@ -56,7 +56,9 @@ func TestRenderFluxExample(t *testing.T) {
 			for _, p := range []string{"clusters/" + cluster, "infrastructure/controllers", "infrastructure/configs", "apps/" + cluster} {
 				autodetect(t, filepath.Join(tree.Root, p))
 				k := krusty.MakeKustomizer(&krusty.Options{LoadRestrictions: kustypes.LoadRestrictionsNone, PluginConfig: kustypes.DisabledPluginConfig()})
+				kustomizeMu.Lock() // kustomize's global state, shared with Render in parallel tests
 				m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(tree.Root, p))
+				kustomizeMu.Unlock()
 				if err != nil {
 					t.Fatalf("kustomize build %s: %v", p, err)
 				}

@@ -345,6 +345,8 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 			if note := untrusted(pr.entity, best.auth.material, !best.auth.opts.IgnoreTlog); note != "" {
 				o.c.Reason += " (" + note + ")"
 			}
+		} else if best.auth.key != nil {
+			o.c.Reason += " (" + keyMismatch(signer, best.auth.key.hint) + ")"
 		}
 	default:
 		o.c.Authority = best.auth.name
@@ -358,6 +360,20 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 		o.c.Reason = "attestation of " + o.predicateType + ": " + o.c.Reason
 	}
 	return o
+}
+
+// keyMismatch says which key signed and which key the authority trusts,
+// when a key authority rejects a signature. A legacy signature names no
+// key, so only the trusted one can be named.
+func keyMismatch(signer, trusted string) string {
+	switch {
+	case signer == "public key "+trusted:
+		return "signed with the trusted key " + trusted + ", but the signature does not verify"
+	case strings.HasPrefix(signer, "public key "):
+		return fmt.Sprintf("signed with %s; the authority trusts public key %s", signer, trusted)
+	default:
+		return "not signed by the trusted public key " + trusted
+	}
 }
 
 // untrusted names what of a rejected keyless entity the trust material

@@ -373,7 +373,8 @@ func TestCheck(t *testing.T) {
 		"key-signed bundle, another key": {
 			policy: firstPartyPolicy(nil, otherKeyAuth),
 			disc:   discovered(referrer(keySigned)),
-			want:   checkWant{status: verify.InvalidSignature, reason: []string{`authority "old-key"`, "verify"}},
+			want: checkWant{status: verify.InvalidSignature, reason: []string{`authority "old-key"`, "verify",
+				"signed with public key " + key.Hint() + "; the authority trusts public key " + otherKey.Hint()}},
 		},
 		"key-signed bundle, keyless policy": {
 			policy: firstPartyPolicy(ss.Material()),
@@ -403,7 +404,7 @@ func TestCheck(t *testing.T) {
 		"key-signed legacy, another key": {
 			policy: firstPartyPolicy(nil, otherKeyAuth),
 			disc:   discovered(sigTagArtifact(keyLegacyPayload, keyLegacyAnn)),
-			want:   checkWant{status: verify.InvalidSignature, reason: []string{`authority "old-key"`}},
+			want:   checkWant{status: verify.InvalidSignature, reason: []string{`authority "old-key"`, "not signed by the trusted public key " + otherKey.Hint()}},
 		},
 		"required attestation present": {
 			policy: slsaRequired(firstPartyPolicy(ss.Material())),

@@ -1,0 +1,443 @@
+package e2e
+
+// The real cosign CLI (v3, built by `make cosign`) signs and attests images
+// in a loopback registry with a key, in the Sigstore bundle format (cosign
+// v3's default, stored as an OCI referrer) and in the legacy .sig/.att
+// format; the real pregate binary then verifies them, and must accept
+// exactly what cosign signed with the trusted key: not an image that only
+// carries an attestation, not an unsigned image, not one signed with
+// another key. cosign verify is run on some of them as a cross-check.
+// Nothing leaves the machine: cosign and pregate get a fresh home, no
+// transparency log or TUF repository, and a proxy that refuses (and
+// records) any request to a non-loopback host.
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+const slsaProvenanceV1 = "https://slsa.dev/provenance/v1"
+
+// cosignCLI runs cosign offline, in its own home, in a directory that
+// holds the keys, the predicate and the signing config.
+type cosignCLI struct{ offlineBinary }
+
+func (c *cosignCLI) mustRun(t *testing.T, args ...string) binaryRun {
+	t.Helper()
+	r := c.run(t, args...)
+	if r.code != 0 {
+		t.Fatalf("cosign failed:\n%s", r)
+	}
+	return r
+}
+
+// The ways the test has cosign write a signature or attestation. Neither
+// uploads to a transparency log nor reads a TUF repository.
+var (
+	// bundleFlags: the v3 default format (a Sigstore bundle as an OCI
+	// referrer), with a signing config that names no service (no Rekor, no
+	// TSA) and a trusted root that lists none: with --signing-config and no
+	// --trusted-root, cosign would fetch trusted_root.json from the
+	// public-good TUF repository.
+	bundleFlags = []string{"--signing-config", "signing-config.json", "--trusted-root", "trusted-root.json"}
+	// legacyFlags: the legacy format (.sig/.att tags). A signing config
+	// needs the bundle format, so these use the deprecated flags that turn
+	// it off (cosign then reads no TUF repository either).
+	legacyFlags = []string{"--new-bundle-format=false", "--use-signing-config=false", "--tlog-upload=false"}
+)
+
+// sign signs ref with the key pair whose private key is keyFile.
+func (c *cosignCLI) sign(t *testing.T, keyFile, ref string, format []string) {
+	t.Helper()
+	args := append([]string{"sign", "--key", keyFile, "--allow-http-registry", "-y"}, format...)
+	c.mustRun(t, append(args, ref)...)
+}
+
+// attest attaches an SLSA v1 provenance attestation to ref.
+func (c *cosignCLI) attest(t *testing.T, keyFile, ref string, format []string) {
+	t.Helper()
+	args := append([]string{"attest", "--key", keyFile, "--allow-http-registry", "-y",
+		"--type", "slsaprovenance1", "--predicate", "provenance.json"}, format...)
+	c.mustRun(t, append(args, ref)...)
+}
+
+// verify runs cosign verify with the trusted key and no transparency log,
+// and returns the run (exit 0: cosign accepts the image).
+func (c *cosignCLI) verify(t *testing.T, ref string) binaryRun {
+	t.Helper()
+	return c.run(t, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--allow-http-registry", ref)
+}
+
+// pregateExplanation is what `pregate explain -o json` prints (cmd/pregate/explain.go).
+type pregateExplanation struct {
+	Kind    string            `json:"kind"`
+	Image   string            `json:"image"`
+	Verdict gate.ImageVerdict `json:"verdict"`
+	Allowed bool              `json:"allowed"`
+	Retry   bool              `json:"retry"`
+	Results []verify.Result   `json:"results"`
+}
+
+// pregateVerdict is what `pregate check -o json` prints (docs/output.md).
+type pregateVerdict struct {
+	Kind string `json:"kind"`
+	gate.Verdict
+}
+
+func decodeJSON(t *testing.T, r binaryRun, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+		t.Fatalf("decoding the JSON output: %v\n%s", err, r)
+	}
+}
+
+// keyHint is cosign's hint for a public key: base64 of the SHA-256 of its
+// PKIX DER, as bundles carry it and pregate reports the signer.
+func keyHint(t *testing.T, pubFile string) string {
+	t.Helper()
+	b, err := os.ReadFile(pubFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s: no PEM block", pubFile)
+	}
+	sum := sha256.Sum256(blk.Bytes)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cosignVersion asserts the binary is cosign v3 and returns its version.
+func cosignVersion(t *testing.T, c *cosignCLI) string {
+	t.Helper()
+	r := c.mustRun(t, "version", "--json")
+	var v struct{ GitVersion string }
+	decodeJSON(t, r, &v)
+	if !strings.HasPrefix(v.GitVersion, "v3.") {
+		t.Fatalf("PREGATE_COSIGN is cosign %q; this test needs cosign v3 (`make cosign` builds the pinned one)", v.GitVersion)
+	}
+	return v.GitVersion
+}
+
+func TestCosignSignedImagesVerifiedByPregate(t *testing.T) {
+	if testing.Short() {
+		// make test-unit; make test (CI) runs it, and builds what it needs.
+		t.Skip("e2e: drives the real cosign and pregate binaries; `make test` runs it")
+	}
+	cosignBin := e2eBinary(t, "PREGATE_COSIGN", "the real cosign CLI (v3)", "make cosign", "bin/cosign-<COSIGN_VERSION in the Makefile>")
+	pregateBin := e2eBinary(t, "PREGATE_BIN", "the pregate binary", "make build", "bin/pregate")
+
+	sentinel := newNetworkSentinel(t)
+	root := t.TempDir()
+	work := filepath.Join(root, "work")
+	if err := os.Mkdir(work, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cosignEnv := append(offlineEnv(t, filepath.Join(root, "cosign"), sentinel),
+		"COSIGN_PASSWORD=", // the generated keys are encrypted with an empty password
+		"TUF_ROOT="+filepath.Join(root, "cosign", "tuf"),
+	)
+	cosign := &cosignCLI{offlineBinary{bin: cosignBin, dir: work, env: cosignEnv, sentinel: sentinel}}
+	pregate := &offlineBinary{bin: pregateBin, dir: work, env: offlineEnv(t, filepath.Join(root, "pregate"), sentinel), sentinel: sentinel}
+
+	t.Logf("cosign %s", cosignVersion(t, cosign))
+
+	// The trusted key pair (cosign.key, cosign.pub), another one
+	// (other.key, other.pub), and what signing needs.
+	cosign.mustRun(t, "generate-key-pair")
+	cosign.mustRun(t, "generate-key-pair", "--output-key-prefix", "other")
+	cosign.mustRun(t, "signing-config", "create", "--out", "signing-config.json")
+	writeTestFile(t, filepath.Join(work, "trusted-root.json"), `{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`)
+	writeTestFile(t, filepath.Join(work, "provenance.json"), `{
+  "buildDefinition": {"buildType": "https://pregate.dev/e2e/build/v1", "externalParameters": {}},
+  "runDetails": {"builder": {"id": "https://pregate.dev/e2e/builder"}}
+}`)
+	trustedHint := keyHint(t, filepath.Join(work, "cosign.pub"))
+	otherHint := keyHint(t, filepath.Join(work, "other.pub"))
+
+	for _, referrersAPI := range []bool{true, false} {
+		name := "referrers API"
+		// Where a cosign v3 bundle is found: the registry lists it, or,
+		// without the API, ggcr's writer (in cosign) adds it to the
+		// sha256-<hex> fallback tag index.
+		bundleSource := verify.ReferrersStep
+		if !referrersAPI {
+			name = "no referrers API"
+			bundleSource = verify.FallbackTagStep
+		}
+		t.Run(name, func(t *testing.T) {
+			host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(referrersAPI))
+			push := func(repo string) string {
+				ref, _ := verifytest.PushRandomImage(t, host+"/e2e/"+repo+":v1")
+				return ref
+			}
+			var (
+				bundleSigned = push("bundle-signed")      // A
+				legacySigned = push("legacy-signed")      // B
+				bundleAttest = push("bundle-attested")    // C
+				legacyAttest = push("legacy-attested")    // D
+				unsigned     = push("unsigned")           // E
+				otherKey     = push("signed-another-key") // F
+				otherLegacy  = push("legacy-another-key") // G
+			)
+			cosign.sign(t, "cosign.key", bundleSigned, bundleFlags)
+			cosign.sign(t, "cosign.key", legacySigned, legacyFlags)
+			cosign.attest(t, "cosign.key", bundleAttest, bundleFlags)
+			cosign.attest(t, "cosign.key", legacyAttest, legacyFlags)
+			cosign.sign(t, "other.key", otherKey, bundleFlags)
+			cosign.sign(t, "other.key", otherLegacy, legacyFlags)
+
+			policy := []string{"--images", host + "/**", "--key", "cosign.pub", "--insecure-ignore-tlog"}
+			explain := func(t *testing.T, ref string, wantCode int) pregateExplanation {
+				t.Helper()
+				r := pregate.run(t, append(append([]string{"explain", ref}, policy...), "-o", "json")...)
+				if r.code != wantCode {
+					t.Fatalf("exit %d, want %d:\n%s", r.code, wantCode, r)
+				}
+				var ex pregateExplanation
+				decodeJSON(t, r, &ex)
+				if ex.Kind != "Explanation" || ex.Image != ref {
+					t.Fatalf("kind %q about %q, want an Explanation about %s:\n%s", ex.Kind, ex.Image, ref, r)
+				}
+				if len(ex.Results) != 1 {
+					t.Fatalf("%d results, want 1 (the command-line policy):\n%s", len(ex.Results), r)
+				}
+				digest := ref[strings.Index(ref, "@")+1:]
+				if ex.Verdict.Digest != digest || ex.Results[0].Subject.Digest != digest {
+					t.Errorf("verdict about %q (result %q), want the image digest %s", ex.Verdict.Digest, ex.Results[0].Subject.Digest, digest)
+				}
+				for _, l := range ex.Results[0].Lookups {
+					if l.Failed() {
+						t.Errorf("lookup failed: %+v", l)
+					}
+				}
+				t.Logf("%s: %s: %s", ref, ex.Results[0].Status, ex.Results[0].Detail)
+				for _, c := range ex.Results[0].Considered {
+					t.Logf("  considered %s from %s (%s, %s): accepted=%v: %s", c.Artifact, c.Source, c.Format, c.Kind, c.Accepted, c.Reason)
+				}
+				return ex
+			}
+			// accepted asserts the image verified through exactly one
+			// signature, of format from source, signed with the trusted key.
+			accepted := func(t *testing.T, ex pregateExplanation, source verify.Step, format verify.Format) {
+				t.Helper()
+				res := ex.Results[0]
+				if !ex.Allowed || ex.Verdict.Outcome != gate.Passed || res.Status != verify.Verified {
+					t.Fatalf("allowed=%v outcome=%s status=%s, want an allowed, verified image: %s", ex.Allowed, ex.Verdict.Outcome, res.Status, res.Detail)
+				}
+				var sigs []verify.Consideration
+				for _, c := range res.Considered {
+					if c.Kind == verify.SignatureKind {
+						sigs = append(sigs, c)
+					}
+				}
+				if len(sigs) != 1 {
+					t.Fatalf("%d signatures considered, want the one cosign wrote: %+v", len(sigs), res.Considered)
+				}
+				c := sigs[0]
+				if !c.Accepted || c.Source != source || c.Format != format || c.Signer != "public key "+trustedHint {
+					t.Errorf("signature considered: %+v; want accepted, found in %s, format %s, signer public key %s", c, source, format, trustedHint)
+				}
+			}
+			// attestationOnly asserts the image is not signed: its one
+			// artifact is an SLSA attestation, which pregate does not take
+			// for a signature.
+			attestationOnly := func(t *testing.T, ex pregateExplanation, source verify.Step, format verify.Format) {
+				t.Helper()
+				res := ex.Results[0]
+				if ex.Allowed || res.Status != verify.NoSignatures {
+					t.Fatalf("allowed=%v status=%s, want denied with %s: %s", ex.Allowed, res.Status, verify.NoSignatures, res.Detail)
+				}
+				if !strings.Contains(res.Detail, "an attestation is not a signature") {
+					t.Errorf("detail %q does not say that an attestation is not a signature", res.Detail)
+				}
+				if len(res.Considered) != 1 {
+					t.Fatalf("%d artifacts considered, want the attestation cosign wrote: %+v", len(res.Considered), res.Considered)
+				}
+				c := res.Considered[0]
+				if c.Accepted || c.Kind != slsaProvenanceV1 || c.Source != source || c.Format != format ||
+					!strings.Contains(c.Reason, "attestation") || !strings.Contains(c.Reason, "not a signature") {
+					t.Errorf("considered %+v; want a rejected %s attestation found in %s, format %s, whose reason says it is an attestation, not a signature",
+						c, slsaProvenanceV1, source, format)
+				}
+			}
+
+			t.Run("A bundle signature", func(t *testing.T) {
+				accepted(t, explain(t, bundleSigned, 0), bundleSource, verify.BundleFormat)
+			})
+			t.Run("B legacy signature", func(t *testing.T) {
+				accepted(t, explain(t, legacySigned, 0), verify.SignatureTagStep, verify.SimpleSigningFormat)
+			})
+			t.Run("C bundle attestation only", func(t *testing.T) {
+				attestationOnly(t, explain(t, bundleAttest, 1), bundleSource, verify.BundleFormat)
+			})
+			t.Run("D legacy attestation only", func(t *testing.T) {
+				attestationOnly(t, explain(t, legacyAttest, 1), verify.AttestationTagStep, verify.DSSEFormat)
+			})
+			t.Run("E unsigned", func(t *testing.T) {
+				ex := explain(t, unsigned, 1)
+				res := ex.Results[0]
+				if ex.Allowed || res.Status != verify.NoSignatures || len(res.Considered) != 0 {
+					t.Errorf("allowed=%v status=%s considered=%+v, want denied with %s and nothing considered: %s",
+						ex.Allowed, res.Status, res.Considered, verify.NoSignatures, res.Detail)
+				}
+			})
+			// anotherKey asserts the image is denied because its one
+			// signature does not verify with the policy's key:
+			// verify.Policy.Check calls that an invalid signature
+			// (IdentityMismatch is for keyless signers).
+			anotherKey := func(t *testing.T, ex pregateExplanation, source verify.Step, format verify.Format, signer, mismatch string) {
+				t.Helper()
+				res := ex.Results[0]
+				if ex.Allowed || res.Status != verify.InvalidSignature {
+					t.Fatalf("allowed=%v status=%s, want denied with %s: %s", ex.Allowed, res.Status, verify.InvalidSignature, res.Detail)
+				}
+				if len(res.Considered) != 1 {
+					t.Fatalf("%d artifacts considered, want the signature cosign wrote: %+v", len(res.Considered), res.Considered)
+				}
+				c := res.Considered[0]
+				if c.Accepted || c.Kind != verify.SignatureKind || c.Source != source || c.Format != format || c.Signer != signer {
+					t.Errorf("considered %+v; want a rejected signature found in %s, format %s, signer %q", c, source, format, signer)
+				}
+				// The reason names the key authority whose key did not
+				// verify the signature, and the detail repeats it.
+				if !strings.Contains(c.Reason, `authority "flags"`) || !strings.Contains(c.Reason, "verify") || !strings.Contains(res.Detail, c.Reason) {
+					t.Errorf("reason %q (detail %q) does not say that the signature did not verify with the key of authority \"flags\"", c.Reason, res.Detail)
+				}
+				if !strings.Contains(c.Reason, mismatch) {
+					t.Errorf("reason %q does not say which key signed and which is trusted (%q)", c.Reason, mismatch)
+				}
+			}
+			t.Run("F bundle signature, another key", func(t *testing.T) {
+				// A bundle names its key by hint: the other key's.
+				anotherKey(t, explain(t, otherKey, 1), bundleSource, verify.BundleFormat, "public key "+otherHint,
+					"signed with public key "+otherHint+"; the authority trusts public key ")
+			})
+			t.Run("G legacy signature, another key", func(t *testing.T) {
+				// A legacy signature does not name its key.
+				anotherKey(t, explain(t, otherLegacy, 1), verify.SignatureTagStep, verify.SimpleSigningFormat, "public key",
+					"not signed by the trusted public key ")
+			})
+
+			t.Run("check", func(t *testing.T) {
+				// A by tag (check resolves it), B and E by digest.
+				deploy := func(images ...string) string {
+					dir := t.TempDir()
+					var containers strings.Builder
+					for i, img := range images {
+						fmt.Fprintf(&containers, "        - name: c%d\n          image: %s\n", i, img)
+					}
+					writeTestFile(t, filepath.Join(dir, "deployment.yaml"), `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  namespace: prod
+spec:
+  selector:
+    matchLabels: {app: app}
+  template:
+    metadata:
+      labels: {app: app}
+    spec:
+      containers:
+`+containers.String())
+					return dir
+				}
+				check := func(t *testing.T, dir string, wantCode int) pregateVerdict {
+					t.Helper()
+					r := pregate.run(t, append(append([]string{"check", dir}, policy...), "-o", "json")...)
+					if r.code != wantCode {
+						t.Fatalf("exit %d, want %d:\n%s", r.code, wantCode, r)
+					}
+					var v pregateVerdict
+					decodeJSON(t, r, &v)
+					if v.Kind != "Verdict" {
+						t.Fatalf("kind %q, want a Verdict:\n%s", v.Kind, r)
+					}
+					t.Logf("%s (%s): %s", map[bool]string{true: "ALLOWED", false: "BLOCKED"}[v.Allowed], v.Reason, v.Message)
+					return v
+				}
+				tagA := host + "/e2e/bundle-signed:v1"
+				digestA := bundleSigned[strings.Index(bundleSigned, "@")+1:]
+
+				v := check(t, deploy(tagA, legacySigned, unsigned), 1)
+				if v.Allowed || v.Retry || v.Summary.Total != 3 || v.Summary.Verified != 2 || v.Summary.Denied != 1 {
+					t.Errorf("allowed=%v retry=%v summary=%+v, want blocked with 2 of 3 images verified and 1 denied", v.Allowed, v.Retry, v.Summary)
+				}
+				got := map[string]gate.ImageVerdict{}
+				for _, iv := range v.Images {
+					got[iv.Ref] = iv
+				}
+				if iv := got[unsigned]; iv.Outcome != gate.Denied || iv.Status != verify.NoSignatures {
+					t.Errorf("unsigned image: outcome %q status %q, want %s with %s", iv.Outcome, iv.Status, gate.Denied, verify.NoSignatures)
+				}
+				if iv := got[tagA]; iv.Outcome != gate.Passed || iv.Digest != digestA {
+					t.Errorf("bundle-signed image by tag: outcome %q digest %q, want %s about %s", iv.Outcome, iv.Digest, gate.Passed, digestA)
+				}
+				if iv := got[legacySigned]; iv.Outcome != gate.Passed {
+					t.Errorf("legacy-signed image: outcome %q, want %s", iv.Outcome, gate.Passed)
+				}
+				if !strings.Contains(v.Message, unsigned) {
+					t.Errorf("message %q does not name the denied image %s", v.Message, unsigned)
+				}
+
+				v = check(t, deploy(tagA, legacySigned), 0)
+				if !v.Allowed || v.Summary.Total != 2 || v.Summary.Verified != 2 {
+					t.Errorf("allowed=%v summary=%+v, want allowed with both images verified", v.Allowed, v.Summary)
+				}
+			})
+
+			// cosign's own verdicts, as a cross-check.
+			t.Run("cosign verify", func(t *testing.T) {
+				for _, tc := range []struct {
+					name   string
+					ref    string
+					accept bool
+				}{
+					{"A bundle signature", bundleSigned, true},
+					{"B legacy signature", legacySigned, true},
+					// research/sigstore-formats.md §1.5: cosign verify
+					// accepts a bundle of any predicate type, so an image
+					// that only carries an SLSA attestation passes it.
+					// pregate, by design, does not take an attestation for
+					// a signature (C above).
+					{"C bundle attestation only", bundleAttest, true},
+					{"D legacy attestation only", legacyAttest, false},
+					{"E unsigned", unsigned, false},
+					{"F bundle signature, another key", otherKey, false},
+					{"G legacy signature, another key", otherLegacy, false},
+				} {
+					r := cosign.verify(t, tc.ref)
+					if (r.code == 0) != tc.accept {
+						t.Errorf("%s: cosign verify exit %d, want accepted=%v:\n%s", tc.name, r.code, tc.accept, r)
+						continue
+					}
+					t.Logf("%s: cosign verify exit %d: %s", tc.name, r.code, lastLineOf(r.stderr))
+				}
+			})
+		})
+	}
+}
+
+func lastLineOf(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
