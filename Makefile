@@ -35,7 +35,7 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := all
 
-.PHONY: all build test test-unit lint fmt fmt-check vet generate tidy verify demo tools cosign clean
+.PHONY: check-generated all build test test-unit lint fmt fmt-check vet generate tidy verify demo tools cosign clean
 
 all: build
 
@@ -50,7 +50,7 @@ test: build $(COSIGN)
 test-unit:
 	go test -race -short $(TESTFLAGS) ./...
 
-lint: fmt-check vet $(GOLANGCI_LINT)
+lint: fmt-check vet check-generated $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...
 
 # The gofmt of the pinned toolchain, not the one on PATH. testdata may hold
@@ -72,6 +72,14 @@ fmt: $(GOLANGCI_LINT)
 generate: $(CONTROLLER_GEN)
 	$(CONTROLLER_GEN) object paths=./config/v1alpha1/...
 	$(CONTROLLER_GEN) crd paths=./config/v1alpha1/... output:crd:artifacts:config=manifests/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=pregate-controller paths=./gate/controller/... output:rbac:artifacts:config=manifests/rbac
+
+# CI fails when generated files are stale: regenerate, then nothing may change.
+GENERATED := config/v1alpha1/zz_generated.deepcopy.go manifests/crd manifests/rbac
+check-generated: generate
+	@git diff --exit-code -- $(GENERATED) || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@new=$$(git ls-files --others --exclude-standard -- $(GENERATED)); \
+	if [ -n "$$new" ]; then echo "generated files not committed:"; echo "$$new"; exit 1; fi
 
 tidy:
 	go mod tidy

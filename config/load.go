@@ -37,6 +37,9 @@ type Origin struct {
 }
 
 func (o Origin) String() string {
+	if o.Document == 0 { // not from a file: an object read from the cluster
+		return o.File
+	}
 	return fmt.Sprintf("%s (document %d)", o.File, o.Document)
 }
 

@@ -47,6 +47,13 @@ type Policy struct {
 	// authority that checks neither the transparency log nor signed
 	// timestamps.
 	Trusted root.TrustedMaterial
+	// Fingerprint identifies what the policy verifies with: two policies
+	// with the same Fingerprint give the same Result for the same digest
+	// (at the same time: see Cache). It covers the name (results quote
+	// it), the authorities, the attestations and the trust material.
+	// config.Set.Compile sets it; empty means unknown, and a Cache then
+	// shares none of the policy's results.
+	Fingerprint string
 }
 
 // Authority is one way to accept a signature: keyless identities, a

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -70,7 +71,7 @@ type Registry struct {
 	base      http.RoundTripper // counting, user agent, then the caller's transport
 	timeout   time.Duration
 	insecure  map[string]bool
-	stats     *requestCounter
+	stats     *RequestCounter // this Registry's requests only
 	now       func() time.Time
 	authMu    sync.Mutex
 	authCache map[string]authEntry
@@ -85,6 +86,7 @@ type registryOptions struct {
 	timeout   time.Duration
 	insecure  map[string]bool
 	userAgent string
+	shared    *RequestCounter
 }
 
 // WithKeychain sets where credentials come from. The default is
@@ -103,6 +105,11 @@ func WithKeychain(kc authn.Keychain) RegistryOption {
 // authentication, the user agent and request counting on top of it, and no
 // retries. The default is a clone of remote.DefaultTransport (proxy from the
 // environment, 30s dial timeout, HTTP/2).
+//
+// Several Registries may share one transport, and with it one connection
+// pool: a Registry wraps rt and never changes it, and keeps its
+// authentication (pings, credentials, tokens) to itself. rt must be safe for
+// concurrent use, as *http.Transport is.
 func WithTransport(rt http.RoundTripper) RegistryOption {
 	return func(o *registryOptions) error {
 		if rt == nil {
@@ -161,6 +168,21 @@ func WithUserAgent(ua string) RegistryOption {
 	}
 }
 
+// WithStats counts every request of the Registry into c too, so that
+// several Registries (one per set of credentials, say) can be counted
+// together: c.Snapshot() is their sum. Requests still counts this
+// Registry's requests alone. By default a Registry counts only into its own
+// counter; given more than once, the last WithStats wins.
+func WithStats(c *RequestCounter) RegistryOption {
+	return func(o *registryOptions) error {
+		if c == nil {
+			return errors.New("request counter must not be nil")
+		}
+		o.shared = c
+		return nil
+	}
+}
+
 // NewRegistry returns a Registry configured by opts.
 func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 	o := &registryOptions{
@@ -184,10 +206,14 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 		}
 		o.transport = t.Clone()
 	}
-	stats := &requestCounter{byHost: map[string]map[int]int{}}
+	stats := &RequestCounter{}
+	counting := &countingTransport{inner: o.transport, counters: []*RequestCounter{stats}}
+	if o.shared != nil {
+		counting.counters = append(counting.counters, o.shared)
+	}
 	return &Registry{
 		keychain:  o.keychain,
-		base:      transport.NewUserAgent(&countingTransport{inner: o.transport, stats: stats}, o.userAgent),
+		base:      transport.NewUserAgent(counting, o.userAgent),
 		timeout:   o.timeout,
 		insecure:  o.insecure,
 		stats:     stats,
@@ -196,30 +222,40 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 	}, nil
 }
 
-// RequestStats counts the HTTP requests a Registry sent: every attempt,
-// including authentication handshakes, token requests and redirect hops.
+// RequestStats counts the HTTP requests a Registry (or a RequestCounter)
+// saw: every attempt, including authentication handshakes, token requests
+// and redirect hops.
 type RequestStats struct {
 	// Total is the number of requests sent.
 	Total int
 	// ByHost maps a host ("ghcr.io", "127.0.0.1:5000") to the number of
 	// requests by HTTP status; status 0 counts requests that got no answer
-	// (refused, timed out, cancelled).
+	// (refused, reset, timed out, cancelled). Error
+	// answers count under their status (401, 429, 5xx, ...).
 	ByHost map[string]map[int]int
 }
 
-// Requests returns a snapshot of the requests sent so far.
-func (r *Registry) Requests() RequestStats { return r.stats.snapshot() }
+// Requests returns a snapshot of the requests this Registry sent so far
+// (not those of other Registries sharing a RequestCounter with it).
+func (r *Registry) Requests() RequestStats { return r.stats.Snapshot() }
 
-type requestCounter struct {
+// RequestCounter counts HTTP requests by host and status. Give one to
+// several Registries with WithStats to count their requests together, for
+// metrics. The counts only grow. The zero value is ready to use, and a
+// RequestCounter is safe for concurrent use.
+type RequestCounter struct {
 	mu     sync.Mutex
 	total  int
 	byHost map[string]map[int]int
 }
 
-func (c *requestCounter) add(host string, status int) {
+func (c *RequestCounter) add(host string, status int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.total++
+	if c.byHost == nil {
+		c.byHost = map[string]map[int]int{}
+	}
 	m := c.byHost[host]
 	if m == nil {
 		m = map[int]int{}
@@ -228,24 +264,22 @@ func (c *requestCounter) add(host string, status int) {
 	m[status]++
 }
 
-func (c *requestCounter) snapshot() RequestStats {
+// Snapshot returns a copy of the counts so far.
+func (c *RequestCounter) Snapshot() RequestStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := RequestStats{Total: c.total, ByHost: make(map[string]map[int]int, len(c.byHost))}
 	for h, m := range c.byHost {
-		cp := make(map[int]int, len(m))
-		for k, v := range m {
-			cp[k] = v
-		}
-		s.ByHost[h] = cp
+		s.ByHost[h] = maps.Clone(m)
 	}
 	return s
 }
 
-// countingTransport counts each round trip by host and final status.
+// countingTransport counts each round trip by host and final status, into
+// each of its counters.
 type countingTransport struct {
-	inner http.RoundTripper
-	stats *requestCounter
+	inner    http.RoundTripper
+	counters []*RequestCounter
 }
 
 func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -254,7 +288,9 @@ func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if err == nil && resp != nil {
 		status = resp.StatusCode
 	}
-	t.stats.add(req.URL.Host, status)
+	for _, c := range t.counters {
+		c.add(req.URL.Host, status)
+	}
 	return resp, err
 }
 

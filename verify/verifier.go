@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -19,9 +20,14 @@ import (
 // A lookup shared by several callers is never spoiled by one of them
 // giving up: what a cancelled context computed is neither cached nor handed
 // to the others, who look it up again.
+//
+// With WithCache, results also come from, and go to, a Cache shared with
+// other Verifiers (see Cache for what it keeps); references are still
+// resolved by each Verifier, with its own Registry.
 type Verifier struct {
 	registry *Registry
 	policies map[string]*Policy
+	cache    *Cache
 
 	flight   singleflight.Group
 	mu       sync.Mutex
@@ -36,11 +42,41 @@ type resolution struct {
 	err     error
 }
 
+// VerifierOption configures a Verifier.
+type VerifierOption func(*verifierOptions) error
+
+type verifierOptions struct {
+	cache *Cache
+}
+
+// WithCache shares results with the other Verifiers that use c: a digest
+// already checked against a policy with the same Fingerprint is not
+// discovered and checked again until its result expires. Policies without
+// a Fingerprint do not use c. By default a Verifier shares nothing.
+func WithCache(c *Cache) VerifierOption {
+	return func(o *verifierOptions) error {
+		if c == nil {
+			return errors.New("cache must not be nil")
+		}
+		o.cache = c
+		return nil
+	}
+}
+
 // NewVerifier returns a Verifier for the given policies, which must have
 // distinct names and be valid.
-func NewVerifier(r *Registry, policies []*Policy) (*Verifier, error) {
+func NewVerifier(r *Registry, policies []*Policy, opts ...VerifierOption) (*Verifier, error) {
+	o := &verifierOptions{}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(o); err != nil {
+			return nil, fmt.Errorf("invalid verifier option: %w", err)
+		}
+	}
 	v := &Verifier{
-		registry: r, policies: map[string]*Policy{},
+		registry: r, policies: map[string]*Policy{}, cache: o.cache,
 		resolved: map[string]resolution{}, found: map[string]Discovery{}, checked: map[string]Result{},
 	}
 	for _, p := range policies {
@@ -85,7 +121,7 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 		return Result{Policy: policy, Subject: Subject{Ref: image}, Status: ResolveFailed, Detail: r.err.Error(), Lookups: []Lookup{r.lookup}}, nil //nolint:nilerr // see above
 	}
 	key := r.subject.Repository + "@" + r.subject.Digest
-	res, err := shared(ctx, v, &v.checked, policy+"\x00"+key, func(ctx context.Context) Result {
+	check := func(ctx context.Context) Result {
 		d, err := shared(ctx, v, &v.found, key, func(ctx context.Context) Discovery {
 			return v.registry.Discover(ctx, r.subject)
 		})
@@ -93,6 +129,17 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 			return Result{} // ctx ended: shared neither caches nor returns this
 		}
 		return p.Check(d)
+	}
+	res, err := shared(ctx, v, &v.checked, policy+"\x00"+key, func(ctx context.Context) Result {
+		if v.cache == nil || p.Fingerprint == "" {
+			return check(ctx)
+		}
+		res, err := v.cache.result(ctx, p.Fingerprint, key, check)
+		if err != nil {
+			return Result{} // ctx ended: as above
+		}
+		res.Policy = p.Name
+		return res
 	})
 	if err != nil {
 		return Result{}, err

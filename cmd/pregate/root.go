@@ -50,6 +50,7 @@ Exit codes: 0 allowed, 1 blocked by a policy, 2 could not decide.`,
 	// One constructor per command, each in its own file.
 	cmd.AddCommand(
 		newCheckCmd(),
+		newControllerCmd(),
 		newExplainCmd(),
 		newImagesCmd(),
 		newVersionCmd(),

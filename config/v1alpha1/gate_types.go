@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"github.com/fluxcd/pkg/apis/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -86,6 +87,14 @@ type GateSpec struct {
 	// last verdict.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// ImagePullSecrets name kubernetes.io/dockerconfigjson Secrets in the
+	// Gate's namespace with credentials for the registries its images and
+	// their signatures are in. They are tried before the controller's own
+	// service account's image pull secrets.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	ImagePullSecrets []LocalObjectReference `json:"imagePullSecrets,omitempty"`
 }
 
 // SourceReference names a Flux source.
@@ -176,8 +185,19 @@ type ArtifactSpec struct {
 	PinDigests bool `json:"pinDigests,omitempty"`
 }
 
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// Name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
 // GateStatus is the observed state of a Gate.
 type GateStatus struct {
+	meta.ReconcileRequestStatus `json:",inline"`
+
 	// ObservedGeneration is the generation of the spec the status is about.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -235,7 +255,7 @@ type ImageResult struct {
 	// +optional
 	Policy string `json:"policy,omitempty"`
 
-	// Result is Verified, Warned or Denied.
+	// Result is Verified, Warned, Denied, Audited or Allowed.
 	// +required
 	Result ImageResultType `json:"result"`
 
@@ -256,14 +276,22 @@ type ImageResult struct {
 }
 
 // ImageResultType is the verdict on one image.
-// +kubebuilder:validation:Enum=Verified;Warned;Denied
+// +kubebuilder:validation:Enum=Verified;Warned;Denied;Audited;Allowed
 type ImageResultType string
 
 // The verdicts on one image.
 const (
+	// ImageVerified: every policy that matches the image verified it.
 	ImageVerified ImageResultType = "Verified"
-	ImageWarned   ImageResultType = "Warned"
-	ImageDenied   ImageResultType = "Denied"
+	// ImageWarned: a warn-mode policy failed, or no policy matches and
+	// unmatched images warn.
+	ImageWarned ImageResultType = "Warned"
+	// ImageDenied: the image blocks the revision.
+	ImageDenied ImageResultType = "Denied"
+	// ImageAudited: only audit-mode policies failed.
+	ImageAudited ImageResultType = "Audited"
+	// ImageAllowed: no policy matches and unmatched images are allowed.
+	ImageAllowed ImageResultType = "Allowed"
 )
 
 // Artifact is a published ExternalArtifact revision.

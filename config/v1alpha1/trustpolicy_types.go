@@ -73,6 +73,28 @@ type TrustPolicySpec struct {
 	// +listMapKey=name
 	// +optional
 	Attestations []Attestation `json:"attestations,omitempty"`
+
+	// ImagePullSecrets name kubernetes.io/dockerconfigjson Secrets with
+	// credentials for the registries of the images this policy covers. The
+	// controller reads them; the CLI uses the local docker configuration.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	ImagePullSecrets []SecretReference `json:"imagePullSecrets,omitempty"`
+}
+
+// SecretReference names a Secret.
+type SecretReference struct {
+	// Name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace"`
 }
 
 // ImagePattern selects images by glob.

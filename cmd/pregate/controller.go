@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	runtimeclient "github.com/fluxcd/pkg/runtime/client"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/leaderelection"
+	"github.com/fluxcd/pkg/runtime/logger"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/pregate/pregate/config/v1alpha1"
+	"github.com/pregate/pregate/gate/controller"
+	"github.com/pregate/pregate/verify"
+)
+
+const controllerName = "pregate-controller"
+
+// controllerFlags configure `pregate controller`.
+type controllerFlags struct {
+	metricsAddr, healthAddr string
+	concurrent              int
+	interval                time.Duration // retry interval
+	lookupTimeout           time.Duration
+	cacheTTL                time.Duration
+	cacheSize               int
+	tufCache                string
+	fetchRetries            int
+	maxArtifactSize         int64
+	serviceAccount          string
+
+	client   runtimeclient.Options
+	log      logger.Options
+	election leaderelection.Options
+	watch    runtimectrl.WatchOptions
+}
+
+func newControllerCmd() *cobra.Command {
+	var f controllerFlags
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the Kubernetes controller that verifies Flux revisions (Gate, TrustPolicy, TrustRoot)",
+		Long: `controller reconciles Gate objects: for each new revision of the Flux source a
+Gate references (directly, or through a Flux Kustomization), it fetches the
+artifact, renders it as Flux will apply it, verifies every image against the
+TrustPolicies the Gate selects, and reports the verdict in the Gate's status
+conditions, Flux style. A Gate drops to Ready=Unknown, Reconciling=True as soon
+as a new revision is seen, before any verification starts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context()) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.metricsAddr, "metrics-addr", ":8080", "the address the Prometheus metrics endpoint binds to")
+	fs.StringVar(&f.healthAddr, "health-addr", ":9440", "the address the health and readiness probes bind to")
+	fs.IntVar(&f.concurrent, "concurrent", 4, "how many Gates are reconciled at once")
+	fs.DurationVar(&f.interval, "retry-interval", 30*time.Second, "how soon a Gate that could not decide (unreachable registry, source not ready) is tried again")
+	fs.DurationVar(&f.lookupTimeout, "lookup-timeout", 10*time.Second, "the bound on each registry request")
+	fs.DurationVar(&f.cacheTTL, "verdict-cache-ttl", 10*time.Minute, "how long a verification of a digest against a policy is reused by every Gate")
+	fs.IntVar(&f.cacheSize, "verdict-cache-size", 10000, "the most verdicts the cache holds")
+	fs.StringVar(&f.tufCache, "tuf-cache", verify.DefaultTUFCacheDir(), "where TUF metadata of trust roots is cached")
+	fs.IntVar(&f.fetchRetries, "artifact-fetch-retries", 3, "how often a failed artifact download is retried")
+	fs.Int64Var(&f.maxArtifactSize, "max-artifact-size", 50<<20, "the largest source artifact accepted, in bytes (extracted: 4 times that)")
+	fs.StringVar(&f.serviceAccount, "service-account", defaultServiceAccount(), "namespace/name of the controller's service account, whose image pull secrets every Gate may use (default: $RUNTIME_NAMESPACE/$RUNTIME_SERVICE_ACCOUNT)")
+	f.client.BindFlags(fs)
+	f.log.BindFlags(fs)
+	f.election.BindFlags(fs)
+	f.watch.BindFlags(fs)
+	return cmd
+}
+
+func (f *controllerFlags) run(ctx context.Context) error {
+	ctrl.SetLogger(logger.NewLogger(f.log))
+	log := ctrl.Log.WithName("setup")
+
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, sourcev1.AddToScheme, kustomizev1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return err
+		}
+	}
+	gates, err := runtimectrl.GetWatchSelector(f.watch)
+	if err != nil {
+		return fmt.Errorf("--watch-label-selector: %w", err)
+	}
+	var sa types.NamespacedName
+	if f.serviceAccount != "" {
+		ns, name, ok := splitNamespaced(f.serviceAccount)
+		if !ok {
+			return fmt.Errorf("--service-account %q: want namespace/name", f.serviceAccount)
+		}
+		sa = types.NamespacedName{Namespace: ns, Name: name}
+	}
+
+	mgr, err := ctrl.NewManager(runtimeclient.GetConfigOrDie(f.client), ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:        f.healthAddr,
+		LeaderElection:                f.election.Enable,
+		LeaderElectionID:              leaderelection.GenerateID(controllerName, f.watch.LabelSelector),
+		LeaderElectionReleaseOnCancel: f.election.ReleaseOnCancel,
+		LeaseDuration:                 &f.election.LeaseDuration,
+		RenewDeadline:                 &f.election.RenewDeadline,
+		RetryPeriod:                   &f.election.RetryPeriod,
+		Cache: ctrlcache.Options{
+			ByObject: map[client.Object]ctrlcache.ByObject{&v1alpha1.Gate{}: {Label: gates}},
+		},
+		Client: client.Options{Cache: &client.CacheOptions{
+			// Read when a Gate needs them, never listed or watched: the
+			// controller only gets the ones Gates and policies name.
+			DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+
+	cache, err := verify.NewCache(f.cacheTTL, verify.WithCacheMaxEntries(f.cacheSize))
+	if err != nil {
+		return fmt.Errorf("--verdict-cache-ttl/--verdict-cache-size: %w", err)
+	}
+	requests := &verify.RequestCounter{}
+	metrics := controller.NewMetrics(requests, cache)
+	ctrlmetrics.Registry.MustRegister(metrics.Collectors()...)
+	transport := remote.DefaultTransport.(*http.Transport).Clone()
+
+	r := &controller.GateReconciler{
+		Client:               mgr.GetClient(),
+		EventRecorder:        mgr.GetEventRecorder(controllerName),
+		ControllerName:       controllerName,
+		Transport:            transport,
+		Cache:                cache,
+		RequestStats:         requests,
+		LookupTimeout:        f.lookupTimeout,
+		TUFCacheDir:          f.tufCache,
+		RetryInterval:        f.interval,
+		ArtifactFetchRetries: f.fetchRetries,
+		MaxArtifactSize:      f.maxArtifactSize,
+		Metrics:              metrics,
+	}
+	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: f.concurrent, ServiceAccount: sa}); err != nil {
+		return fmt.Errorf("setting up the Gate controller: %w", err)
+	}
+	log.Info("starting manager", "version", buildVersion().Version)
+	return mgr.Start(ctx)
+}
+
+// defaultServiceAccount is the pod's own service account, as the Deployment
+// in manifests/ passes it through the downward API.
+func defaultServiceAccount() string {
+	ns, name := os.Getenv("RUNTIME_NAMESPACE"), os.Getenv("RUNTIME_SERVICE_ACCOUNT")
+	if ns == "" || name == "" {
+		return ""
+	}
+	return ns + "/" + name
+}
+
+func splitNamespaced(s string) (string, string, bool) {
+	ns, name, ok := strings.Cut(s, "/")
+	return ns, name, ok && ns != "" && name != "" && !strings.Contains(name, "/")
+}

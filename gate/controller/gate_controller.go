@@ -1,0 +1,656 @@
+// Package controller is pregate's Kubernetes controller: it reconciles Gate
+// objects, verifying every revision of the Flux source a Gate references
+// with the same core as the CLI (gate.Gate over render and verify), and
+// reports the verdict in Flux-style status conditions. It is the only
+// package that talks to the cluster.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/jitter"
+	"github.com/fluxcd/pkg/runtime/patch"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/pregate/pregate/config"
+	"github.com/pregate/pregate/config/v1alpha1"
+	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/render"
+	"github.com/pregate/pregate/sources"
+	"github.com/pregate/pregate/verify"
+)
+
+// Condition reasons the Gate controller sets, beyond the gate's verdict
+// reasons (gate.XxxReason) and Flux's generic ones (meta.XxxReason).
+const (
+	// InvalidSpecReason: the Gate's spec cannot be acted on; it is Stalled
+	// until the spec changes.
+	InvalidSpecReason = "InvalidSpec"
+	// SourceNotFoundReason: the referenced source or Kustomization does not
+	// exist (yet).
+	SourceNotFoundReason = "SourceNotFound"
+	// ArtifactNotReadyReason: the source has no artifact yet.
+	ArtifactNotReadyReason = "ArtifactNotReady"
+	// FetchFailedReason: the artifact could not be downloaded or extracted.
+	FetchFailedReason = "FetchFailed"
+	// RenderFailedReason: the revision could not be rendered.
+	RenderFailedReason = "RenderFailed"
+	// PolicyInvalidReason: a selected TrustPolicy or TrustRoot is invalid,
+	// or its trust material cannot be loaded.
+	PolicyInvalidReason = "PolicyInvalid"
+	// NoPoliciesReason: no TrustPolicy matches the Gate's policySelector.
+	NoPoliciesReason = "NoPolicies"
+)
+
+// The RBAC the controller needs, least privilege: make generate writes it to
+// manifests/rbac.
+//
+// +kubebuilder:rbac:groups=gate.pregate.dev,resources=gates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gate.pregate.dev,resources=gates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=gate.pregate.dev,resources=trustpolicies;trustroots,verbs=get;list;watch
+// +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=gitrepositories;ocirepositories;buckets;externalartifacts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kustomize.toolkit.fluxcd.io,resources=kustomizations,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps;serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=pregate-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=pregate-system,resources=events,verbs=create;patch
+
+// GateReconciler reconciles Gates.
+type GateReconciler struct {
+	client.Client
+	EventRecorder events.EventRecorder
+
+	// ControllerName is the field manager of status patches.
+	ControllerName string
+
+	// Verification: one HTTP transport and one verdict cache for all Gates.
+	Transport     http.RoundTripper
+	Cache         *verify.Cache
+	RequestStats  *verify.RequestCounter
+	LookupTimeout time.Duration
+	TUFCacheDir   string
+
+	// Retries: how soon a Gate whose verdict rests on failed lookups, or
+	// whose source is not ready, is tried again.
+	RetryInterval time.Duration
+	// ArtifactFetchRetries is how often a failed artifact download is
+	// retried within one reconcile.
+	ArtifactFetchRetries int
+	// MaxArtifactSize bounds a source artifact (download and extracted).
+	MaxArtifactSize int64
+
+	// Metrics records verdicts and durations; nil records nothing.
+	Metrics *Metrics
+
+	serviceAccount types.NamespacedName // set by SetupWithManager
+}
+
+// ownedConditions are the conditions the controller writes.
+var ownedConditions = []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}
+
+// Reconcile verifies the revision a Gate's source currently holds.
+func (r *GateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	start := time.Now()
+	log := ctrl.LoggerFrom(ctx)
+
+	obj := &v1alpha1.Gate{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !obj.DeletionTimestamp.IsZero() {
+		// A Gate holds nothing outside its own status.
+		r.Metrics.forget(obj)
+		return ctrl.Result{}, nil
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() {
+		if err := r.finalizeStatus(ctx, obj, patcher); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+		r.Metrics.record(obj, start)
+	}()
+
+	if obj.Spec.Suspend {
+		log.V(1).Info("reconciliation is suspended")
+		return ctrl.Result{}, nil
+	}
+	if err := validateSpec(obj); err != nil {
+		conditions.MarkFalse(obj, meta.ReadyCondition, InvalidSpecReason, "%s", err)
+		conditions.MarkStalled(obj, InvalidSpecReason, "%s", err)
+		r.event(obj, corev1.EventTypeWarning, InvalidSpecReason, err.Error())
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	conditions.Delete(obj, meta.StalledCondition)
+
+	res, err := r.reconcile(ctx, obj, patcher)
+	if err != nil {
+		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil //nolint:nilerr // reported in the Ready condition; retried at RetryInterval, not with backoff
+	}
+	return res, nil
+}
+
+// reconcile resolves the source, announces a new revision, then fetches,
+// renders, verifies and records the verdict. An error is already in the
+// Ready condition; the caller retries.
+func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patcher *patch.SerialPatcher) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	src, err := r.resolveSource(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	revision := src.artifact.Revision
+
+	// Nothing downstream may read a Ready=True that is not about this
+	// revision: say so before any verification starts.
+	if revision != obj.Status.LastVerifiedRevision || obj.Generation != obj.Status.ObservedGeneration || !conditions.IsReady(obj) {
+		msg := fmt.Sprintf("verifying revision %s", revision)
+		conditions.MarkReconciling(obj, meta.ProgressingReason, "%s", msg)
+		conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, "%s", msg)
+		obj.Status.LastAttemptedRevision = revision
+		if err := r.patch(ctx, obj, patcher); err != nil {
+			return ctrl.Result{}, fmt.Errorf("announcing revision %s: %w", revision, err)
+		}
+	}
+
+	compiled, unmatched, err := r.policies(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	work, err := os.MkdirTemp("", "pregate-gate-")
+	if err != nil {
+		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
+	}
+	defer os.RemoveAll(work)
+	tree, err := sources.Fetch(ctx, sources.Artifact{URL: src.artifact.URL, Digest: src.artifact.Digest, Revision: revision}, filepath.Join(work, "src"),
+		sources.WithRetries(r.ArtifactFetchRetries), sources.WithMaxDownloadSize(r.MaxArtifactSize), sources.WithMaxSize(4*r.MaxArtifactSize))
+	if err != nil {
+		return ctrl.Result{}, r.fail(obj, FetchFailedReason, err)
+	}
+	result, err := render.Render(ctx, tree.Root, filepath.Join(tree.Root, filepath.FromSlash(src.path)), src.renderOptions...)
+	if err != nil {
+		return ctrl.Result{}, r.fail(obj, RenderFailedReason, err)
+	}
+
+	keychain, err := r.keychain(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
+	}
+	registry, err := verify.NewRegistry(verify.WithTransport(r.Transport), verify.WithKeychain(keychain),
+		verify.WithLookupTimeout(r.LookupTimeout), verify.WithStats(r.RequestStats))
+	if err != nil {
+		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
+	}
+	verifier, err := verify.NewVerifier(registry, compiled.Verify, verify.WithCache(r.Cache))
+	if err != nil {
+		return ctrl.Result{}, r.fail(obj, PolicyInvalidReason, err)
+	}
+	g := &gate.Gate{
+		Renderer: renderedRevision{result.Gate()},
+		Verifier: verifier,
+		Config:   gate.Config{Policies: compiled.Gate, Unmatched: unmatched},
+	}
+	verdict, err := g.Check(ctx, gate.Revision{Source: src.name, ID: revision})
+	if err != nil {
+		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
+	}
+	r.Metrics.verdict(obj, verdict)
+	r.setVerdict(obj, revision, verdict)
+	log.Info("revision verified", "revision", revision, "allowed", verdict.Allowed, "reason", verdict.Reason,
+		"images", verdict.Summary.Total, "denied", verdict.Summary.Denied)
+	if verdict.Retry {
+		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
+	}
+	return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.Spec.Interval.Duration)}, nil
+}
+
+// renderedRevision is a revision rendered before Check runs.
+type renderedRevision struct{ gate.Rendered }
+
+func (r renderedRevision) Render(context.Context) (gate.Rendered, error) { return r.Rendered, nil }
+
+// fail records a failure to decide in the Ready condition and returns it.
+func (r *GateReconciler) fail(obj *v1alpha1.Gate, reason string, err error) error {
+	conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", err)
+	r.event(obj, corev1.EventTypeWarning, reason, err.Error())
+	return err
+}
+
+// setVerdict writes the verdict into the status.
+func (r *GateReconciler) setVerdict(obj *v1alpha1.Gate, revision string, v gate.Verdict) {
+	previous := conditions.Get(obj, meta.ReadyCondition)
+	obj.Status.Summary = &v1alpha1.ImageSummary{
+		Total: int32(v.Summary.Total), Verified: int32(v.Summary.Verified), //nolint:gosec // image counts are far below 2^31
+		Warned: int32(v.Summary.Warned), Denied: int32(v.Summary.Denied), //nolint:gosec // likewise
+	}
+	obj.Status.Images = imageResults(v.Images)
+	if v.Allowed {
+		obj.Status.LastVerifiedRevision = revision
+		conditions.MarkTrue(obj, meta.ReadyCondition, v.Reason, "%s", v.Message)
+	} else {
+		conditions.MarkFalse(obj, meta.ReadyCondition, v.Reason, "%s", v.Message)
+	}
+	now := conditions.Get(obj, meta.ReadyCondition)
+	if previous == nil || previous.Status != now.Status || previous.Reason != now.Reason || previous.Message != now.Message {
+		kind := corev1.EventTypeNormal
+		if !v.Allowed {
+			kind = corev1.EventTypeWarning
+		}
+		r.event(obj, kind, v.Reason, fmt.Sprintf("revision %s: %s", revision, v.Message))
+	}
+}
+
+// imageResults lists the verdict's images, failures first, at most
+// v1alpha1.MaxImageResults of them.
+func imageResults(ivs []gate.ImageVerdict) []v1alpha1.ImageResult {
+	out := make([]v1alpha1.ImageResult, 0, min(len(ivs), v1alpha1.MaxImageResults))
+	for _, iv := range ivs {
+		if len(out) == v1alpha1.MaxImageResults {
+			break
+		}
+		res := v1alpha1.ImageResult{
+			Image:  iv.Ref,
+			Digest: iv.Digest,
+			Policy: strings.Join(iv.Policies, ","),
+			Result: imageResultType(iv.Outcome),
+			Reason: string(iv.Status),
+		}
+		if iv.Outcome != gate.Passed {
+			res.Message = iv.Detail
+		}
+		for i, l := range iv.Locations {
+			if i == maxLocations {
+				res.Locations = append(res.Locations, fmt.Sprintf("and %d more", len(iv.Locations)-maxLocations))
+				break
+			}
+			loc := l.Object + " " + l.Path
+			if l.File != "" {
+				loc += " (" + l.File + ")"
+			}
+			res.Locations = append(res.Locations, loc)
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+// maxLocations bounds the locations listed per image in the status.
+const maxLocations = 9
+
+func imageResultType(o gate.Outcome) v1alpha1.ImageResultType {
+	switch o {
+	case gate.Denied:
+		return v1alpha1.ImageDenied
+	case gate.Warned:
+		return v1alpha1.ImageWarned
+	case gate.Audited:
+		return v1alpha1.ImageAudited
+	case gate.Allowed:
+		return v1alpha1.ImageAllowed
+	default:
+		return v1alpha1.ImageVerified
+	}
+}
+
+// finalizeStatus patches the status at the end of every reconcile, the
+// way Flux controllers do: a successful reconcile ends Reconciling and
+// observes the generation; a failed one keeps Reconciling, retrying.
+func (r *GateReconciler) finalizeStatus(ctx context.Context, obj *v1alpha1.Gate, patcher *patch.SerialPatcher) error {
+	if v, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
+		obj.Status.LastHandledReconcileAt = v
+	}
+	switch {
+	case conditions.IsTrue(obj, meta.ReadyCondition):
+		conditions.Delete(obj, meta.ReconcilingCondition)
+	case conditions.IsStalled(obj):
+		conditions.Delete(obj, meta.ReconcilingCondition)
+	case conditions.IsFalse(obj, meta.ReadyCondition):
+		if rc := conditions.Get(obj, meta.ReconcilingCondition); rc != nil {
+			rc.Reason = meta.ProgressingWithRetryReason
+			conditions.Set(obj, rc)
+		} else {
+			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "%s", conditions.GetMessage(obj, meta.ReadyCondition))
+		}
+	}
+	return r.patch(ctx, obj, patcher)
+}
+
+func (r *GateReconciler) patch(ctx context.Context, obj *v1alpha1.Gate, patcher *patch.SerialPatcher) error {
+	opts := []patch.Option{
+		patch.WithOwnedConditions{Conditions: ownedConditions},
+		patch.WithFieldOwner(r.ControllerName),
+	}
+	if conditions.IsReady(obj) || conditions.IsStalled(obj) {
+		opts = append(opts, patch.WithStatusObservedGeneration{})
+	}
+	if err := patcher.Patch(ctx, obj, opts...); err != nil {
+		if !obj.DeletionTimestamp.IsZero() {
+			return client.IgnoreNotFound(err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (r *GateReconciler) event(obj *v1alpha1.Gate, kind, reason, msg string) {
+	if r.EventRecorder == nil {
+		return
+	}
+	r.EventRecorder.Eventf(obj, nil, kind, reason, "Verify", "%s", msg)
+}
+
+// validateSpec checks what the CRD's schema cannot.
+func validateSpec(obj *v1alpha1.Gate) error {
+	switch {
+	case obj.Spec.SourceRef == nil && obj.Spec.KustomizationRef == nil:
+		return errors.New("spec: one of sourceRef and kustomizationRef is required")
+	case obj.Spec.SourceRef != nil && obj.Spec.KustomizationRef != nil:
+		return errors.New("spec: sourceRef and kustomizationRef are mutually exclusive")
+	case obj.Spec.Interval.Duration <= 0:
+		return errors.New("spec.interval: must be positive")
+	}
+	if ref := obj.Spec.SourceRef; ref != nil {
+		if _, err := newSource(ref.Kind); err != nil {
+			return fmt.Errorf("spec.sourceRef.kind: %w", err)
+		}
+	}
+	if obj.Spec.PolicySelector != nil {
+		if _, err := metav1.LabelSelectorAsSelector(obj.Spec.PolicySelector); err != nil {
+			return fmt.Errorf("spec.policySelector: %w", err)
+		}
+	}
+	return nil
+}
+
+// source is what a Gate verifies: an artifact and how to render it.
+type source struct {
+	name          string // Kind/namespace/name of the Flux source
+	artifact      *meta.Artifact
+	path          string
+	renderOptions []render.Option
+}
+
+// newSource returns an empty Flux source object of the given kind.
+func newSource(kind string) (sourcev1.Source, error) {
+	switch kind {
+	case sourcev1.GitRepositoryKind:
+		return &sourcev1.GitRepository{}, nil
+	case sourcev1.OCIRepositoryKind:
+		return &sourcev1.OCIRepository{}, nil
+	case sourcev1.BucketKind:
+		return &sourcev1.Bucket{}, nil
+	case sourcev1.ExternalArtifactKind:
+		return &sourcev1.ExternalArtifact{}, nil
+	default:
+		return nil, fmt.Errorf("unsupported source kind %q (want GitRepository, OCIRepository, Bucket or ExternalArtifact)", kind)
+	}
+}
+
+// resolveSource finds the source revision to verify, directly or through
+// the referenced Flux Kustomization, and how to render it.
+func (r *GateReconciler) resolveSource(ctx context.Context, obj *v1alpha1.Gate) (*source, error) {
+	var (
+		ref      render.SourceRef
+		path     = obj.Spec.Path
+		ks       map[string]any
+		postFrom []v1alpha1.SubstituteReference
+		varsNS   = obj.Namespace
+	)
+	if kr := obj.Spec.KustomizationRef; kr != nil {
+		k := &kustomizev1.Kustomization{}
+		key := types.NamespacedName{Namespace: namespaceOr(kr.Namespace, obj.Namespace), Name: kr.Name}
+		if err := r.Get(ctx, key, k); err != nil {
+			return nil, r.sourceError(obj, fmt.Sprintf("Kustomization %s", key), err)
+		}
+		ref = render.SourceRef{Kind: k.Spec.SourceRef.Kind, Namespace: namespaceOr(k.Spec.SourceRef.Namespace, k.Namespace), Name: k.Spec.SourceRef.Name}
+		path = k.Spec.Path
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(k)
+		if err != nil {
+			return nil, r.fail(obj, meta.ReconciliationFailedReason, err)
+		}
+		u["apiVersion"], u["kind"] = kustomizev1.GroupVersion.String(), kustomizev1.KustomizationKind
+		ks, varsNS = u, k.Namespace
+		if pb := k.Spec.PostBuild; pb != nil {
+			for _, s := range pb.SubstituteFrom {
+				postFrom = append(postFrom, v1alpha1.SubstituteReference{Kind: s.Kind, Name: s.Name, Optional: s.Optional})
+			}
+		}
+	} else {
+		sr := obj.Spec.SourceRef
+		ref = render.SourceRef{Kind: sr.Kind, Namespace: namespaceOr(sr.Namespace, obj.Namespace), Name: sr.Name}
+		if pb := obj.Spec.PostBuild; pb != nil {
+			postFrom = pb.SubstituteFrom
+			ks = syntheticKustomization(obj, ref, pb)
+		}
+	}
+
+	s, err := newSource(ref.Kind)
+	if err != nil {
+		return nil, r.fail(obj, InvalidSpecReason, err)
+	}
+	srcObj := s.(client.Object)
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, srcObj); err != nil {
+		return nil, r.sourceError(obj, ref.String(), err)
+	}
+	artifact := s.GetArtifact()
+	if artifact == nil {
+		return nil, r.fail(obj, ArtifactNotReadyReason, fmt.Errorf("%s has no artifact yet", ref))
+	}
+
+	opts := []render.Option{render.WithSourceRef(ref)}
+	if ks != nil {
+		opts = append(opts, render.WithKustomization(ks))
+	}
+	if len(postFrom) > 0 {
+		objs, err := r.substituteFrom(ctx, varsNS, postFrom)
+		if err != nil {
+			return nil, r.fail(obj, meta.ReconciliationFailedReason, err)
+		}
+		opts = append(opts, render.WithSubstituteFrom(objs))
+	}
+	return &source{name: ref.String(), artifact: artifact, path: cleanPath(path), renderOptions: opts}, nil
+}
+
+func (r *GateReconciler) sourceError(obj *v1alpha1.Gate, what string, err error) error {
+	if apierrors.IsNotFound(err) {
+		return r.fail(obj, SourceNotFoundReason, fmt.Errorf("%s not found", what))
+	}
+	return r.fail(obj, meta.ReconciliationFailedReason, fmt.Errorf("getting %s: %w", what, err))
+}
+
+// syntheticKustomization is the Flux Kustomization a Gate with a sourceRef
+// and a postBuild renders its path as.
+func syntheticKustomization(obj *v1alpha1.Gate, ref render.SourceRef, pb *v1alpha1.PostBuild) map[string]any {
+	post := map[string]any{}
+	if len(pb.Substitute) > 0 {
+		sub := map[string]any{}
+		for k, v := range pb.Substitute {
+			sub[k] = v
+		}
+		post["substitute"] = sub
+	}
+	var from []any
+	for _, s := range pb.SubstituteFrom {
+		from = append(from, map[string]any{"kind": s.Kind, "name": s.Name, "optional": s.Optional})
+	}
+	if len(from) > 0 {
+		post["substituteFrom"] = from
+	}
+	return map[string]any{
+		"apiVersion": kustomizev1.GroupVersion.String(),
+		"kind":       kustomizev1.KustomizationKind,
+		"metadata":   map[string]any{"name": obj.Name, "namespace": obj.Namespace},
+		"spec": map[string]any{
+			"path":      obj.Spec.Path,
+			"postBuild": post,
+			"sourceRef": map[string]any{"kind": ref.Kind, "name": ref.Name, "namespace": ref.Namespace},
+		},
+	}
+}
+
+// substituteFrom reads the ConfigMaps and Secrets a postBuild names, from
+// the cluster, as kustomize-controller does. A missing optional one is
+// left out; a missing required one is left for render to report.
+func (r *GateReconciler) substituteFrom(ctx context.Context, namespace string, refs []v1alpha1.SubstituteReference) ([]map[string]any, error) {
+	var out []map[string]any
+	for _, ref := range refs {
+		var o client.Object
+		switch ref.Kind {
+		case "ConfigMap":
+			o = &corev1.ConfigMap{}
+		case "Secret":
+			o = &corev1.Secret{}
+		default:
+			return nil, fmt.Errorf("postBuild.substituteFrom: unsupported kind %q", ref.Kind)
+		}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, o); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("reading %s %s/%s: %w", ref.Kind, namespace, ref.Name, err)
+		}
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+		if err != nil {
+			return nil, err
+		}
+		u["apiVersion"], u["kind"] = "v1", ref.Kind
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// policies compiles the TrustPolicies the Gate selects, with their trust
+// roots, key and trust-root Secrets read from the cluster.
+func (r *GateReconciler) policies(ctx context.Context, obj *v1alpha1.Gate) (*config.Compiled, gate.Unmatched, error) {
+	sel := labels.Everything()
+	if obj.Spec.PolicySelector != nil {
+		var err error
+		if sel, err = metav1.LabelSelectorAsSelector(obj.Spec.PolicySelector); err != nil {
+			return nil, "", r.fail(obj, InvalidSpecReason, err)
+		}
+	}
+	var policies v1alpha1.TrustPolicyList
+	if err := r.List(ctx, &policies, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, "", r.fail(obj, meta.ReconciliationFailedReason, fmt.Errorf("listing TrustPolicies: %w", err))
+	}
+	if len(policies.Items) == 0 {
+		return nil, "", r.fail(obj, NoPoliciesReason, errors.New("no TrustPolicy matches spec.policySelector"))
+	}
+	var roots v1alpha1.TrustRootList
+	if err := r.List(ctx, &roots); err != nil {
+		return nil, "", r.fail(obj, meta.ReconciliationFailedReason, fmt.Errorf("listing TrustRoots: %w", err))
+	}
+	if err := r.inlineSecrets(ctx, policies.Items, roots.Items); err != nil {
+		return nil, "", r.fail(obj, PolicyInvalidReason, err)
+	}
+	set, err := config.FromObjects("cluster", policies.Items, roots.Items)
+	if err != nil {
+		return nil, "", r.fail(obj, PolicyInvalidReason, err)
+	}
+	compiled, err := set.Compile(r.trustSource(ctx))
+	if err != nil {
+		return nil, "", r.fail(obj, PolicyInvalidReason, err)
+	}
+	unmatched := gate.Unmatched(obj.Spec.UnmatchedImages)
+	if unmatched == "" {
+		unmatched = gate.DenyUnmatched
+	}
+	return compiled, unmatched, nil
+}
+
+// inlineSecrets replaces the secretRefs of keys and trusted roots with the
+// Secrets' content, so the policies compile as a file's would.
+func (r *GateReconciler) inlineSecrets(ctx context.Context, policies []v1alpha1.TrustPolicy, roots []v1alpha1.TrustRoot) error {
+	for i := range policies {
+		for j := range policies[i].Spec.Authorities {
+			k := policies[i].Spec.Authorities[j].Key
+			if k == nil || k.SecretRef == nil {
+				continue
+			}
+			data, err := r.secretKey(ctx, k.SecretRef)
+			if err != nil {
+				return fmt.Errorf("TrustPolicy %q: spec.authorities[%d].key.secretRef: %w", policies[i].Name, j, err)
+			}
+			k.Data, k.SecretRef = data, nil
+		}
+	}
+	for i := range roots {
+		tr := roots[i].Spec.TrustedRoot
+		if tr == nil || tr.SecretRef == nil {
+			continue
+		}
+		data, err := r.secretKey(ctx, tr.SecretRef)
+		if err != nil {
+			return fmt.Errorf("TrustRoot %q: spec.trustedRoot.secretRef: %w", roots[i].Name, err)
+		}
+		tr.Data, tr.SecretRef = data, nil
+	}
+	return nil
+}
+
+func (r *GateReconciler) secretKey(ctx context.Context, ref *v1alpha1.SecretKeySelector) (string, error) {
+	s := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	if err := r.Get(ctx, key, s); err != nil {
+		return "", fmt.Errorf("reading Secret %s: %w", key, err)
+	}
+	b, ok := s.Data[ref.Key]
+	if !ok {
+		return "", fmt.Errorf("secret %s has no key %q", key, ref.Key)
+	}
+	return string(b), nil
+}
+
+// trustSource loads trust material for the controller: the Sigstore
+// public-good instance through TUF (cached in TUFCacheDir), private TUF
+// mirrors, and trusted roots given inline (Secrets already inlined).
+func (r *GateReconciler) trustSource(ctx context.Context) config.TrustSource {
+	return func(tr *v1alpha1.TrustRoot) (rootMaterial, error) {
+		switch {
+		case tr == nil || tr.Spec.PublicGood != nil:
+			return verify.PublicGood(ctx, verify.WithTUFCacheDir(r.TUFCacheDir))
+		case tr.Spec.TUF != nil:
+			return verify.TUFMirror(ctx, tr.Spec.TUF.Mirror, []byte(tr.Spec.TUF.Root), r.TUFCacheDir)
+		case tr.Spec.TrustedRoot != nil:
+			return verify.TrustedRootFromJSON([]byte(tr.Spec.TrustedRoot.Data))
+		default:
+			return nil, fmt.Errorf("TrustRoot %q: no trust material", tr.Name)
+		}
+	}
+}
+
+func namespaceOr(ns, def string) string {
+	if ns == "" {
+		return def
+	}
+	return ns
+}
+
+// cleanPath makes a Flux path ("./apps/prod", "") relative to the root.
+func cleanPath(p string) string {
+	p = strings.TrimLeft(filepath.ToSlash(filepath.Clean("/"+p)), "/")
+	if p == "" {
+		return "."
+	}
+	return p
+}

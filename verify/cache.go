@@ -1,0 +1,294 @@
+package verify
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"k8s.io/utils/clock"
+)
+
+// DefaultCacheMaxEntries bounds a Cache unless WithCacheMaxEntries says
+// otherwise. A Result holds no artifact content (its considerations and
+// lookups are a few KiB at most), so a full Cache holds tens of MiB at
+// worst.
+const DefaultCacheMaxEntries = 10_000
+
+// Cache shares the results of verification between Verifiers, such as the
+// ones a controller makes for each reconcile of each Gate: a digest checked
+// against a policy is checked again only when its result has expired. Give
+// it to each Verifier with WithCache. It is safe for concurrent use.
+//
+// What it holds, and for how long:
+//
+//   - Results, keyed by the policy's Fingerprint and the subject's
+//     repository@digest, each for the Cache's ttl from when it was
+//     computed. A policy without a Fingerprint is never cached.
+//   - Only results that a retry cannot change: Verified and StaticFail
+//     results, and any other status whose lookups all succeeded. A result
+//     that is LookupFailed or ResolveFailed, or that is not Verified while
+//     a lookup failed (the signature or attestation may be where the
+//     lookup could not read), is handed to the callers that were waiting
+//     for it and then forgotten: the next call verifies again.
+//   - At most max entries (DefaultCacheMaxEntries): storing one more drops
+//     the oldest.
+//
+// What it does not hold: tag to digest resolution, which each Verifier
+// does itself once per lifetime (tags move, and resolving with the
+// Verifier's own Registry is what proves the Verifier's credentials can
+// read the image: a result is only ever looked up by a digest the asking
+// Verifier resolved); and discoveries, which carry the artifacts' content
+// (up to MiBs each) and stay in the Verifier that made them.
+//
+// Identical verifications in flight at the same time, from any Verifiers,
+// are made once: the first caller's Verifier discovers and checks, the
+// others wait for its result. If the context of the caller whose
+// verification it is ends, its result is neither stored nor handed out:
+// the callers whose contexts are live verify again, with their own
+// Verifiers.
+//
+// A result is as fresh as its ttl: an image signed after a failed check,
+// a revoked key or a refreshed trust root with an unchanged Fingerprint
+// are seen once the result expires. (Authorities that check certificates
+// at the current time, keyless with IgnoreTlog and without
+// SignedTimestamps, give results that depend on the clock; the Cache
+// keeps them for ttl like any other.)
+type Cache struct {
+	ttl   time.Duration
+	max   int
+	clock clock.PassiveClock
+
+	flight singleflight.Group
+
+	mu        sync.Mutex
+	entries   map[string]*list.Element // of *cacheEntry, by key
+	order     *list.List               // oldest first; ttl is fixed, so also soonest to expire first
+	hits      uint64
+	misses    uint64
+	evictions uint64
+}
+
+type cacheEntry struct {
+	key     string
+	res     Result
+	expires time.Time
+}
+
+// CacheStats are a Cache's counters. Hits, Misses and Evictions only grow.
+// They count the calls that reach the Cache: a Verifier asks it at most
+// once per policy and digest (then it remembers the answer itself), and
+// never for a policy without a Fingerprint. A call whose context ends
+// before it has a result counts in neither Hits nor Misses.
+type CacheStats struct {
+	// Hits counts calls answered without verifying: by a stored result,
+	// or by joining another caller's verification in flight.
+	Hits uint64
+	// Misses counts calls that verified (discovered and checked), whether
+	// or not the result could be stored.
+	Misses uint64
+	// Evictions counts results dropped, unexpired, to make room.
+	Evictions uint64
+	// Entries is how many unexpired results the Cache holds.
+	Entries int
+}
+
+// CacheOption configures a Cache.
+type CacheOption func(*cacheOptions) error
+
+type cacheOptions struct {
+	clock clock.PassiveClock
+	max   int
+}
+
+// WithCacheClock sets the clock that dates results. The default is the
+// real clock.
+func WithCacheClock(c clock.PassiveClock) CacheOption {
+	return func(o *cacheOptions) error {
+		if c == nil {
+			return errors.New("clock must not be nil")
+		}
+		o.clock = c
+		return nil
+	}
+}
+
+// WithCacheMaxEntries bounds how many results the Cache holds; storing one
+// more drops the oldest. It must be positive. The default is
+// DefaultCacheMaxEntries.
+func WithCacheMaxEntries(n int) CacheOption {
+	return func(o *cacheOptions) error {
+		if n <= 0 {
+			return fmt.Errorf("max entries must be positive, got %d", n)
+		}
+		o.max = n
+		return nil
+	}
+}
+
+// NewCache returns a Cache that keeps each result for ttl, which must be
+// positive.
+func NewCache(ttl time.Duration, opts ...CacheOption) (*Cache, error) {
+	if ttl <= 0 {
+		return nil, fmt.Errorf("invalid cache: ttl must be positive, got %s", ttl)
+	}
+	o := &cacheOptions{clock: clock.RealClock{}, max: DefaultCacheMaxEntries}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(o); err != nil {
+			return nil, fmt.Errorf("invalid cache option: %w", err)
+		}
+	}
+	return &Cache{ttl: ttl, max: o.max, clock: o.clock, entries: map[string]*list.Element{}, order: list.New()}, nil
+}
+
+// Stats returns the Cache's counters.
+func (c *Cache) Stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expire(c.clock.Now())
+	return CacheStats{Hits: c.hits, Misses: c.misses, Evictions: c.evictions, Entries: len(c.entries)}
+}
+
+// result returns the result of checking the subject repository@digest
+// (subject) against the policy with fingerprint fp: a stored one, the one
+// another caller is computing, or compute's. The error is ctx's, when it
+// ended first; compute's result is then neither stored nor returned.
+func (c *Cache) result(ctx context.Context, fp, subject string, compute func(context.Context) Result) (Result, error) {
+	key := fp + "\x00" + subject
+	for {
+		if err := ctx.Err(); err != nil {
+			return Result{}, err
+		}
+		if res, ok := c.get(key); ok {
+			c.count(true)
+			return cloneResult(res), nil
+		}
+		computed := false
+		ch := c.flight.DoChan(key, func() (any, error) {
+			if res, ok := c.get(key); ok { // stored between our look and this flight
+				return res, nil
+			}
+			computed = true
+			res := compute(ctx)
+			if err := ctx.Err(); err != nil {
+				return nil, err // spoiled by this caller's cancellation
+			}
+			if storable(res) {
+				c.put(key, res)
+			}
+			return res, nil
+		})
+		val, err := c.await(ctx, ch)
+		if err == nil {
+			// computed was set, if at all, before the flight answered.
+			c.count(!computed)
+			return cloneResult(val.(Result)), nil
+		}
+		// Another caller's context ended: try again with ours.
+	}
+}
+
+// await waits for a shared verification, or for ctx to end. It stays a
+// frame of its own (tests find waiting callers by it).
+//
+//go:noinline
+func (c *Cache) await(ctx context.Context, ch <-chan singleflight.Result) (any, error) {
+	select {
+	case res := <-ch:
+		return res.Val, res.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// storable says whether res is one a retry cannot change (see Cache).
+func storable(res Result) bool {
+	switch res.Status {
+	case Verified, StaticFail:
+		// Verified: more artifacts cannot take a verified signature away.
+		// StaticFail: decided without looking at the registry.
+		return true
+	case LookupFailed, ResolveFailed, "":
+		return false
+	}
+	for _, l := range res.Lookups {
+		if l.Failed() {
+			return false
+		}
+	}
+	return true
+}
+
+// get returns the unexpired result stored under key.
+func (c *Cache) get(key string) (Result, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[key]
+	if !ok {
+		return Result{}, false
+	}
+	e := el.Value.(*cacheEntry)
+	if !c.clock.Now().Before(e.expires) {
+		c.remove(el)
+		return Result{}, false
+	}
+	return e.res, true
+}
+
+// put stores res under key for the ttl, dropping expired results and then,
+// if the Cache is full, the oldest.
+func (c *Cache) put(key string, res Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock.Now()
+	if el, ok := c.entries[key]; ok {
+		c.remove(el)
+	}
+	c.expire(now)
+	for len(c.entries) >= c.max {
+		c.remove(c.order.Front())
+		c.evictions++
+	}
+	c.entries[key] = c.order.PushBack(&cacheEntry{key: key, res: res, expires: now.Add(c.ttl)})
+}
+
+// expire drops the results expired at now, oldest first. c.mu is held.
+func (c *Cache) expire(now time.Time) {
+	for el := c.order.Front(); el != nil; el = c.order.Front() {
+		if now.Before(el.Value.(*cacheEntry).expires) {
+			return
+		}
+		c.remove(el)
+	}
+}
+
+// remove drops one entry. c.mu is held.
+func (c *Cache) remove(el *list.Element) {
+	delete(c.entries, el.Value.(*cacheEntry).key)
+	c.order.Remove(el)
+}
+
+func (c *Cache) count(hit bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if hit {
+		c.hits++
+	} else {
+		c.misses++
+	}
+}
+
+// cloneResult copies the slices of a shared result, so that no caller can
+// change what another sees.
+func cloneResult(r Result) Result {
+	r.Considered = slices.Clone(r.Considered)
+	r.Lookups = slices.Clone(r.Lookups)
+	return r
+}

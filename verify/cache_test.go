@@ -1,0 +1,478 @@
+package verify_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+const cacheTTL = 10 * time.Minute
+
+func newCache(t *testing.T, opts ...verify.CacheOption) *verify.Cache {
+	t.Helper()
+	c, err := verify.NewCache(cacheTTL, opts...)
+	if err != nil {
+		t.Fatalf("NewCache() = %v", err)
+	}
+	return c
+}
+
+// cachedVerifier is a Verifier with its own Registry (as each reconcile of
+// each Gate has) sharing c.
+func cachedVerifier(t *testing.T, c *verify.Cache, policies ...*verify.Policy) *verify.Verifier {
+	t.Helper()
+	v, err := verify.NewVerifier(newRegistry(t), policies, verify.WithCache(c))
+	if err != nil {
+		t.Fatalf("NewVerifier() = %v", err)
+	}
+	return v
+}
+
+// fingerprinted returns p with a Fingerprint.
+func fingerprinted(p *verify.Policy, fp string) *verify.Policy {
+	p.Fingerprint = fp
+	return p
+}
+
+// passPolicy, named "any", accepts every image without looking at it:
+// cheap to check, and Verified (so cached).
+func passPolicy() *verify.Policy {
+	return &verify.Policy{Name: "any", Fingerprint: "fp-any", Authorities: []verify.Authority{{Name: "pass", Static: &verify.Static{Pass: true}}}}
+}
+
+func checkStats(t *testing.T, c *verify.Cache, want verify.CacheStats) {
+	t.Helper()
+	if diff := cmp.Diff(want, c.Stats()); diff != "" {
+		t.Errorf("Stats() (-want +got):\n%s", diff)
+	}
+}
+
+func mustExplain(t *testing.T, v *verify.Verifier, ref, policy string, want verify.Status) verify.Result {
+	t.Helper()
+	res, err := v.Explain(t.Context(), ref, policy)
+	if err != nil {
+		t.Fatalf("Explain(%s, %s) = %v", ref, policy, err)
+	}
+	if res.Status != want || res.Policy != policy || res.Subject.Ref != ref {
+		t.Errorf("Explain(%s, %s) = %s for %q about %q (%s), want %s", ref, policy, res.Status, res.Policy, res.Subject.Ref, res.Detail, want)
+	}
+	return res
+}
+
+// TestCache_sharedBetweenVerifiers: a second Verifier resolves the tag
+// itself and takes the result from the cache; policies with another
+// fingerprint, or none, verify for themselves.
+func TestCache_sharedBetweenVerifiers(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	app := newSignedApp(t, ss)
+	c := newCache(t)
+	ref := app.front.Host() + "/app:v1"
+	policy := func() *verify.Policy { return fingerprinted(firstPartyPolicy(ss.Material()), "fp-first-party") }
+
+	first := mustExplain(t, cachedVerifier(t, c, policy()), ref, "first-party", verify.Verified)
+	checkRequests(t, app, wantRequests("v1"))
+	checkStats(t, c, verify.CacheStats{Misses: 1, Entries: 1})
+
+	second := mustExplain(t, cachedVerifier(t, c, policy()), ref, "first-party", verify.Verified)
+	want := wantRequests("v1")
+	want["manifests/v1"], want["all of app"] = 2, want["all of app"]+1 // resolved again, nothing else
+	checkRequests(t, app, want)
+	checkStats(t, c, verify.CacheStats{Hits: 1, Misses: 1, Entries: 1})
+	// The resolve lookup is the second Verifier's; the rest is the first's.
+	if diff := cmp.Diff(first.Lookups[1:], second.Lookups[1:]); diff != "" {
+		t.Errorf("cached Lookups (-first +second):\n%s", diff)
+	}
+	if first.Detail != second.Detail {
+		t.Errorf("cached Detail = %q, want %q", second.Detail, first.Detail)
+	}
+
+	// A copy: what one caller does to its Result is not another's.
+	second.Considered[0].Reason = "changed"
+	third := mustExplain(t, cachedVerifier(t, c, policy()), ref, "first-party", verify.Verified)
+	if third.Considered[0].Reason == "changed" {
+		t.Error("a change to one caller's Result reached another's")
+	}
+
+	// Another fingerprint, and none: not from the cache.
+	other := fingerprinted(firstPartyPolicy(ss.Material()), "fp-other")
+	mustExplain(t, cachedVerifier(t, c, other), ref, "first-party", verify.Verified)
+	mustExplain(t, cachedVerifier(t, c, firstPartyPolicy(ss.Material())), ref, "first-party", verify.Verified)
+	if n := app.front.Count("/v2/app/referrers/" + app.digest); n != 3 {
+		t.Errorf("the referrers API was asked %d times, want 3 (once per fingerprint, once without)", n)
+	}
+	checkStats(t, c, verify.CacheStats{Hits: 2, Misses: 2, Entries: 2})
+}
+
+// TestCache_ttl checks expiry with a fake clock.
+func TestCache_ttl(t *testing.T) {
+	t.Parallel()
+	host := verifytest.NewRegistry(t)
+	front := verifytest.NewFront(t, host)
+	verifytest.PushRandomImage(t, host+"/app:v1")
+	clock := clocktesting.NewFakePassiveClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := newCache(t, verify.WithCacheClock(clock))
+	ref := front.Host() + "/app:v1"
+	referrers := func() int { return front.CountMatching(`/referrers/`) }
+
+	mustExplain(t, cachedVerifier(t, c, passPolicy()), ref, "any", verify.Verified)
+	clock.SetTime(clock.Now().Add(cacheTTL - time.Nanosecond))
+	mustExplain(t, cachedVerifier(t, c, passPolicy()), ref, "any", verify.Verified)
+	if n := referrers(); n != 1 {
+		t.Errorf("within the ttl: %d discoveries, want 1", n)
+	}
+	checkStats(t, c, verify.CacheStats{Hits: 1, Misses: 1, Entries: 1})
+
+	clock.SetTime(clock.Now().Add(time.Nanosecond))
+	checkStats(t, c, verify.CacheStats{Hits: 1, Misses: 1, Entries: 0})
+	mustExplain(t, cachedVerifier(t, c, passPolicy()), ref, "any", verify.Verified)
+	if n := referrers(); n != 2 {
+		t.Errorf("after the ttl: %d discoveries, want 2", n)
+	}
+	checkStats(t, c, verify.CacheStats{Hits: 1, Misses: 2, Entries: 1})
+}
+
+// TestCache_onlyLastingResults checks which results are shared: those a
+// retry cannot change.
+func TestCache_onlyLastingResults(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	key := verifytest.NewKeySigner(t)
+	for name, tc := range map[string]struct {
+		sign   func(t *testing.T, img, digest string)
+		fault  string // a path pattern answered 500
+		policy func() *verify.Policy
+		status verify.Status
+		stored bool
+	}{
+		"verified": {
+			sign:   func(t *testing.T, img, dig string) { pushSigned(t, ss, img, dig, goodIdentity) },
+			status: verify.Verified, stored: true,
+		},
+		"verified, though a lookup failed": {
+			sign:  func(t *testing.T, img, dig string) { pushSigned(t, ss, img, dig, goodIdentity) },
+			fault: `\.sig$`, status: verify.Verified, stored: true,
+		},
+		"no signatures": {
+			status: verify.NoSignatures, stored: true,
+		},
+		"identity mismatch": {
+			sign:   func(t *testing.T, img, dig string) { pushSigned(t, ss, img, dig, evilIdentity) },
+			status: verify.IdentityMismatch, stored: true,
+		},
+		"identity mismatch, and a lookup failed": {
+			sign:  func(t *testing.T, img, dig string) { pushSigned(t, ss, img, dig, evilIdentity) },
+			fault: `\.att$`, status: verify.IdentityMismatch, stored: false,
+		},
+		"attestation missing, and a lookup failed": {
+			sign: func(t *testing.T, img, dig string) { pushSigned(t, ss, img, dig, goodIdentity) },
+			policy: func() *verify.Policy {
+				p := firstPartyPolicy(ss.Material())
+				p.Attestations = []verify.Attestation{{Name: "provenance", PredicateType: slsaType}}
+				return p
+			},
+			fault: `\.att$`, status: verify.AttestationMissing, stored: false,
+		},
+		"lookup failed": {
+			fault: `/referrers/`, status: verify.LookupFailed, stored: false,
+		},
+		"invalid signature": {
+			sign: func(t *testing.T, img, dig string) {
+				verifytest.PushBundle(t, img, key.MustSignImage(t, dig), verifytest.CosignSignPredicateType)
+			},
+			status: verify.InvalidSignature, stored: true,
+		},
+		"static fail, though a lookup failed": {
+			policy: func() *verify.Policy {
+				return &verify.Policy{Name: "first-party", Authorities: []verify.Authority{{Name: "refuse", Static: &verify.Static{}}}}
+			},
+			fault: `/referrers/`, status: verify.StaticFail, stored: true,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
+			img, dig := verifytest.PushRandomImage(t, host+"/app:v1")
+			if tc.sign != nil {
+				tc.sign(t, img, dig)
+			}
+			front := verifytest.NewFront(t, host)
+			if tc.fault != "" {
+				front.On(tc.fault, verifytest.Status(http.StatusInternalServerError))
+			}
+			policy := func() *verify.Policy {
+				p := firstPartyPolicy(ss.Material())
+				if tc.policy != nil {
+					p = tc.policy()
+				}
+				return fingerprinted(p, "fp")
+			}
+			c := newCache(t)
+			ref := front.Host() + "/app:v1"
+			mustExplain(t, cachedVerifier(t, c, policy()), ref, "first-party", tc.status)
+			mustExplain(t, cachedVerifier(t, c, policy()), ref, "first-party", tc.status)
+
+			want := verify.CacheStats{Misses: 2}
+			if tc.stored {
+				want = verify.CacheStats{Hits: 1, Misses: 1, Entries: 1}
+			}
+			checkStats(t, c, want)
+			if got := front.CountMatching(`/referrers/`); uint64(got) != want.Misses {
+				t.Errorf("%d discoveries, want %d", got, want.Misses)
+			}
+		})
+	}
+}
+
+func pushSigned(t *testing.T, ss *verifytest.Sigstore, img, digest, identity string) {
+	t.Helper()
+	verifytest.PushBundle(t, img, ss.MustSignImage(t, identity, ghIssuer, digest), verifytest.CosignSignPredicateType)
+}
+
+// TestCache_maxEntries: the oldest result makes room for a new one.
+func TestCache_maxEntries(t *testing.T) {
+	t.Parallel()
+	host := verifytest.NewRegistry(t)
+	var refs []string
+	for i := range 3 {
+		verifytest.PushRandomImage(t, fmt.Sprintf("%s/app%d:v1", host, i))
+		refs = append(refs, fmt.Sprintf("%s/app%d:v1", host, i))
+	}
+	c := newCache(t, verify.WithCacheMaxEntries(2))
+
+	v := cachedVerifier(t, c, passPolicy())
+	for _, ref := range refs { // app0 is dropped for app2
+		mustExplain(t, v, ref, "any", verify.Verified)
+	}
+	checkStats(t, c, verify.CacheStats{Misses: 3, Evictions: 1, Entries: 2})
+
+	v = cachedVerifier(t, c, passPolicy())
+	mustExplain(t, v, refs[2], "any", verify.Verified) // hit
+	mustExplain(t, v, refs[1], "any", verify.Verified) // hit
+	mustExplain(t, v, refs[0], "any", verify.Verified) // miss: drops app1, the oldest
+	checkStats(t, c, verify.CacheStats{Hits: 2, Misses: 4, Evictions: 2, Entries: 2})
+	v = cachedVerifier(t, c, passPolicy())
+	mustExplain(t, v, refs[1], "any", verify.Verified)
+	checkStats(t, c, verify.CacheStats{Hits: 2, Misses: 5, Evictions: 3, Entries: 2})
+}
+
+// waitForCacheWaiters waits until n callers wait in c for a verification
+// in flight (the one whose verification it is included). Every caller that
+// reaches the cache waits in verify.(*Cache).await, called from
+// verify.(*Cache).result, whose frame names the Cache first
+// ("verify.(*Cache).result(0xc000123450, …)"; await's own receiver may
+// print as "0x…?", unreliable).
+func waitForCacheWaiters(t *testing.T, c *verify.Cache, n int) {
+	t.Helper()
+	ours := fmt.Sprintf("verify.(*Cache).result(%p", c)
+	waiting := func(stacks string) int {
+		got := 0
+		for _, g := range strings.Split(stacks, "\n\n") {
+			if !strings.Contains(g, "verify.(*Cache).await(") {
+				continue
+			}
+			for _, line := range strings.Split(g, "\n") {
+				if _, rest, ok := strings.Cut(line, ours); ok && (strings.HasPrefix(rest, ",") || strings.HasPrefix(rest, "?,")) {
+					got++
+					break
+				}
+			}
+		}
+		return got
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	buf := make([]byte, 1<<20)
+	for {
+		m := runtime.Stack(buf, true)
+		for m == len(buf) {
+			buf = make([]byte, 2*len(buf))
+			m = runtime.Stack(buf, true)
+		}
+		got := waiting(string(buf[:m]))
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers wait in the cache, want %d", got, n)
+		}
+		<-tick.C
+	}
+}
+
+// TestCache_onceInFlight: Verifiers asking for the same verification at
+// the same time share one; each resolves the tag itself.
+func TestCache_onceInFlight(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	app := newSignedApp(t, ss)
+	c := newCache(t)
+	ref := app.front.Host() + "/app:v1"
+	discovered := make(chan struct{})
+	app.front.On(`^/v2/app/referrers/`, verifytest.Block(discovered))
+
+	const gates = 4
+	results := make([]verify.Result, gates)
+	errs := make([]error, gates)
+	var wg sync.WaitGroup
+	for i := range gates {
+		v := cachedVerifier(t, c, fingerprinted(firstPartyPolicy(ss.Material()), "fp"))
+		wg.Go(func() { results[i], errs[i] = v.Explain(t.Context(), ref, "first-party") })
+	}
+	waitForRequest(t, app.front, "/v2/app/referrers/"+app.digest)
+	waitForCacheWaiters(t, c, gates)
+	close(discovered)
+	wg.Wait()
+
+	for i := range gates {
+		if errs[i] != nil || results[i].Status != verify.Verified || results[i].Subject.Digest != app.digest {
+			t.Errorf("Explain() #%d = %s about %s (%s), %v; want Verified about %s", i, results[i].Status, results[i].Subject.Digest, results[i].Detail, errs[i], app.digest)
+		}
+	}
+	want := wantRequests("v1")
+	want["manifests/v1"], want["all of app"] = gates, want["all of app"]+gates-1 // every Verifier resolves
+	checkRequests(t, app, want)
+	checkStats(t, c, verify.CacheStats{Hits: gates - 1, Misses: 1, Entries: 1})
+}
+
+// TestCache_anotherCallersCancellation: the caller whose verification the
+// others wait for is cancelled; a caller with a live context verifies again
+// with its own Verifier and gets the image's real status.
+func TestCache_anotherCallersCancellation(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	app := newSignedApp(t, ss)
+	c := newCache(t)
+	ref := app.front.Host() + "/app:v1"
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	app.front.On(`^/v2/app/referrers/`, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		verifytest.Block(release)(w, r, next)
+	})
+	policy := func() *verify.Policy { return fingerprinted(firstPartyPolicy(ss.Material()), "fp") }
+	v1, v2 := cachedVerifier(t, c, policy()), cachedVerifier(t, c, policy())
+
+	first, cancelFirst := context.WithCancel(t.Context())
+	defer cancelFirst()
+	var firstErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, firstErr = v1.Explain(first, ref, "first-party")
+	}()
+	<-arrived
+	var second verify.Result
+	var secondErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { second, secondErr = v2.Explain(t.Context(), ref, "first-party") })
+	waitForCacheWaiters(t, c, 2)
+	cancelFirst()
+	<-done
+	close(release)
+	wg.Wait()
+
+	if !errors.Is(firstErr, context.Canceled) {
+		t.Errorf("Explain() of the cancelled caller = %v, want context.Canceled", firstErr)
+	}
+	if secondErr != nil || second.Status != verify.Verified {
+		t.Errorf("Explain() of the live caller = %s (%s), %v; want Verified", second.Status, second.Detail, secondErr)
+	}
+	if n := app.front.Count("/v2/app/referrers/" + app.digest); n != 2 {
+		t.Errorf("the referrers API was asked %d times, want 2 (the cancelled verification is not shared)", n)
+	}
+	// Only the live caller's verification counts; it is stored.
+	checkStats(t, c, verify.CacheStats{Misses: 1, Entries: 1})
+	mustExplain(t, v1, ref, "first-party", verify.Verified)
+	checkStats(t, c, verify.CacheStats{Hits: 1, Misses: 1, Entries: 1})
+}
+
+// TestCache_concurrent verifies several images against several policies
+// from many Verifiers at once (run it with -race): each verification is
+// made once, whoever asks.
+func TestCache_concurrent(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
+	var refs []string
+	for i := range 3 {
+		img, dig := verifytest.PushRandomImage(t, fmt.Sprintf("%s/app%d:v1", host, i))
+		pushSigned(t, ss, img, dig, goodIdentity)
+		refs = append(refs, fmt.Sprintf("%s/app%d:v1", host, i))
+	}
+	c := newCache(t)
+	policies := func() []*verify.Policy {
+		return []*verify.Policy{fingerprinted(firstPartyPolicy(ss.Material()), "fp-first-party"), passPolicy()}
+	}
+	const gates = 8
+	type call struct {
+		gate     int
+		ref, pol string
+		status   verify.Status
+		err      error
+	}
+	var calls []*call
+	for g := range gates {
+		for _, ref := range refs {
+			calls = append(calls, &call{gate: g, ref: ref, pol: "first-party"}, &call{gate: g, ref: ref, pol: "any"})
+		}
+	}
+	verifiers := make([]*verify.Verifier, gates)
+	for g := range verifiers {
+		verifiers[g] = cachedVerifier(t, c, policies()...)
+	}
+	var wg sync.WaitGroup
+	for _, cl := range calls {
+		wg.Go(func() {
+			res, err := verifiers[cl.gate].Explain(t.Context(), cl.ref, cl.pol)
+			cl.status, cl.err = res.Status, err
+		})
+	}
+	wg.Wait()
+	for _, cl := range calls {
+		if cl.err != nil || cl.status != verify.Verified {
+			t.Errorf("gate %d: Explain(%s, %s) = %s, %v; want Verified", cl.gate, cl.ref, cl.pol, cl.status, cl.err)
+		}
+	}
+	n := len(refs) * 2 // digests × fingerprints
+	checkStats(t, c, verify.CacheStats{Hits: uint64(len(calls) - n), Misses: uint64(n), Entries: n})
+}
+
+func TestNewCache_invalid(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		ttl  time.Duration
+		opts []verify.CacheOption
+		want string
+	}{
+		"zero ttl":        {0, nil, "ttl must be positive"},
+		"negative ttl":    {-time.Second, nil, "ttl must be positive"},
+		"no entries":      {time.Minute, []verify.CacheOption{verify.WithCacheMaxEntries(0)}, "max entries must be positive"},
+		"nil clock":       {time.Minute, []verify.CacheOption{verify.WithCacheClock(nil)}, "clock must not be nil"},
+		"a nil option ok": {time.Minute, []verify.CacheOption{nil}, ""},
+	} {
+		_, err := verify.NewCache(tc.ttl, tc.opts...)
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: NewCache() = %v, want %q", name, err, tc.want)
+		}
+	}
+	if _, err := verify.NewVerifier(newRegistry(t), nil, verify.WithCache(nil)); err == nil || !strings.Contains(err.Error(), "cache must not be nil") {
+		t.Errorf("NewVerifier(WithCache(nil)) = %v, want an error", err)
+	}
+}
