@@ -379,8 +379,10 @@ func (r *Registry) authenticate(ctx context.Context, repo name.Repository) (auth
 		case ctx.Err() != nil:
 			msg = "cancelled: " + ctx.Err().Error()
 		default:
-			var uerr *url.Error
-			if errors.As(err, &uerr) {
+			// Only a top-level *url.Error is unwrapped: for a plain-HTTP
+			// registry ggcr joins the https and the http attempts' errors,
+			// and the http one is the registry's real answer.
+			if uerr, ok := err.(*url.Error); ok { //nolint:errorlint // see above
 				err = uerr.Err
 			}
 			msg = err.Error()

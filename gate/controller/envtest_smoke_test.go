@@ -3,40 +3,73 @@ package controller
 // The package's tests run against a real kube-apiserver and etcd (envtest,
 // through fluxcd/pkg/runtime/testenv), started once in TestMain with
 // pregate's CRDs (manifests/crd/bases) and the Flux CRDs a Gate refers to
-// (testdata/crd/flux, see its ORIGIN). The binaries are built from the Go
-// module proxy by `make envtest-assets`; `make test` builds them and sets
-// KUBEBUILDER_ASSETS. Without them the package fails: it never skips
-// silently. Under -short (make test-unit) no control plane is started and
-// the tests that need one skip.
+// (testdata/crd/flux, see its ORIGIN). The GateReconciler is registered with
+// testenv's manager before it starts, wired as `pregate controller` wires it
+// (see newTestReconciler), so every test sees the real controller at work.
+// The binaries are built from the Go module proxy by `make envtest-assets`;
+// `make test` builds them and sets KUBEBUILDER_ASSETS. Without them the
+// package fails: it never skips silently. Under -short (make test-unit) no
+// control plane is started and the tests that need one skip.
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/runtime/testenv"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pregate/pregate/config/v1alpha1"
+	"github.com/pregate/pregate/verify"
 )
 
 var (
 	// testEnv is the control plane and a started manager with a cached
-	// client; nil under -short.
+	// client, running the GateReconciler; nil under -short.
 	testEnv *testenv.Environment
 	// testEnvStartup is how long starting the control plane, installing the
 	// CRDs and creating the manager took.
 	testEnvStartup time.Duration
+
+	// k8sClient talks to the API server directly (no cache) and can watch:
+	// what a test reads is what the API server holds.
+	k8sClient client.WithWatch
+
+	// reconciler is the GateReconciler the manager runs, and what it shares
+	// between Gates: its request counter, verdict cache and metrics
+	// (registered with metricsRegistry, not controller-runtime's global one).
+	reconciler      *GateReconciler
+	metricsRegistry *prometheus.Registry
+	// logs records what the controller logs (errors above all); eventLog
+	// records every Event the reconciler emits, as it emits it.
+	logs     *logRecorder
+	eventLog *eventRecorder
+)
+
+// The reconciler's settings in tests: retries come quickly so that recovery
+// is seen within seconds; the rest is as `pregate controller` defaults.
+const (
+	testRetryInterval  = time.Second
+	testLookupTimeout  = 5 * time.Second
+	testWorkers        = 4
+	testControllerName = "pregate-controller"
 )
 
 // crdPaths are the CRD directories installed into the control plane,
@@ -61,12 +94,17 @@ func runTests(m *testing.M) int {
 	}
 
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, sourcev1.AddToScheme, kustomizev1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			fmt.Fprintf(os.Stderr, "envtest: building the scheme: %v\n", err)
 			return 1
 		}
 	}
+
+	// Before testenv.New, which would install klog otherwise: the first
+	// logger set is the one controller-runtime keeps.
+	logs = newLogRecorder(os.Getenv("PREGATE_TEST_LOG") != "")
+	ctrl.SetLogger(logs.Logger())
 
 	start := time.Now()
 	// New panics if the control plane does not start; that fails the
@@ -75,10 +113,30 @@ func runTests(m *testing.M) int {
 	testEnvStartup = time.Since(start)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Never used: every TrustRoot in these tests is inline.
+	tufDir, err := os.MkdirTemp("", "pregate-tuf-")
+	if err == nil {
+		defer os.RemoveAll(tufDir)
+		err = setupController(ctx, scheme, tufDir)
+	}
+
 	managerErr := make(chan error, 1)
 	go func() { managerErr <- testEnv.Start(ctx) }()
 
-	code := m.Run()
+	code := 1
+	if err != nil {
+		// The control plane runs: stop it as after the tests, once the
+		// manager has started (Stop cancels what Start made).
+		fmt.Fprintf(os.Stderr, "envtest: %v\n", err)
+		select {
+		case <-testEnv.Elected():
+		case err := <-managerErr:
+			managerErr <- err
+		}
+	} else {
+		code = m.Run()
+	}
 
 	cancel()
 	stopStart := time.Now()
@@ -93,6 +151,64 @@ func runTests(m *testing.M) int {
 	fmt.Fprintf(os.Stderr, "envtest: control plane started in %s, stopped in %s\n",
 		testEnvStartup.Round(time.Millisecond), time.Since(stopStart).Round(time.Millisecond))
 	return code
+}
+
+// setupController makes the direct client and the reconciler, and
+// registers the reconciler with testenv's manager.
+func setupController(ctx context.Context, scheme *runtime.Scheme, tufDir string) error {
+	var err error
+	if k8sClient, err = client.NewWithWatch(testEnv.Config, client.Options{Scheme: scheme}); err != nil {
+		return fmt.Errorf("creating a client: %w", err)
+	}
+	if reconciler, err = newTestReconciler(scheme, tufDir); err != nil {
+		return err
+	}
+	if err := reconciler.SetupWithManager(ctx, testEnv, Options{MaxConcurrentReconciles: testWorkers}); err != nil {
+		return fmt.Errorf("setting up the Gate controller: %w", err)
+	}
+	return nil
+}
+
+// newTestReconciler wires a GateReconciler as cmd/pregate's controller
+// command does: a client that reads Secrets, ConfigMaps and ServiceAccounts
+// live and everything else from the manager's cache, the manager's event
+// recorder (wrapped to record), one transport, verdict cache and request
+// counter for all Gates, and metrics.
+func newTestReconciler(scheme *runtime.Scheme, tufDir string) (*GateReconciler, error) {
+	c, err := client.New(testEnv.Config, client.Options{Scheme: scheme, Cache: &client.CacheOptions{
+		Reader:     testEnv.GetCache(),
+		DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("creating the reconciler's client: %w", err)
+	}
+	cache, err := verify.NewCache(10 * time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	requests := &verify.RequestCounter{}
+	metrics := NewMetrics(requests, cache)
+	metricsRegistry = prometheus.NewRegistry()
+	for _, c := range metrics.Collectors() {
+		if err := metricsRegistry.Register(c); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	eventLog = &eventRecorder{inner: testEnv.GetEventRecorder(testControllerName)}
+	return &GateReconciler{
+		Client:               c,
+		EventRecorder:        eventLog,
+		ControllerName:       testControllerName,
+		Transport:            remote.DefaultTransport.(*http.Transport).Clone(),
+		Cache:                cache,
+		RequestStats:         requests,
+		LookupTimeout:        testLookupTimeout,
+		TUFCacheDir:          tufDir,
+		RetryInterval:        testRetryInterval,
+		ArtifactFetchRetries: 1,
+		MaxArtifactSize:      16 << 20,
+		Metrics:              metrics,
+	}, nil
 }
 
 // checkAssets reports why the control plane binaries in dir cannot run, and
@@ -163,6 +279,13 @@ func TestEnvtest_smoke(t *testing.T) {
 		},
 	}
 
+	// The controller reconciles this Gate too (its source has no artifact):
+	// leave nothing for it once the test is over.
+	t.Cleanup(func() {
+		if err := testEnv.Cleanup(context.Background(), gate); err != nil {
+			t.Errorf("deleting Gate: %v", err)
+		}
+	})
 	for _, obj := range []client.Object{repo, ks, gate} {
 		// CreateAndWait also waits until the manager's cached client sees
 		// the object, as the reconciler will.
@@ -216,7 +339,8 @@ func TestEnvtest_smoke(t *testing.T) {
 }
 
 // flux returns a Flux object of kind in namespace with spec, as unstructured:
-// pregate does not import the Flux API modules yet.
+// the smoke test checks the CRDs in testdata as the API server serves them,
+// independently of the Go types the controller uses.
 func flux(apiVersion, kind, namespace, name string, spec map[string]any) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: map[string]any{}}
 	u.SetAPIVersion(apiVersion)

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -115,11 +116,14 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 
 	obj := &v1alpha1.Gate{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Deleted: a Gate holds nothing outside its own status, so only
+			// its metrics go.
+			r.Metrics.forget(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !obj.DeletionTimestamp.IsZero() {
-		// A Gate holds nothing outside its own status.
-		r.Metrics.forget(obj)
 		return ctrl.Result{}, nil
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
@@ -159,6 +163,11 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, err
 	}
 	revision := src.artifact.Revision
+	// The verdict before this reconcile, to tell whether it changed.
+	var previous *metav1.Condition
+	if c := conditions.Get(obj, meta.ReadyCondition); c != nil {
+		previous = c.DeepCopy()
+	}
 
 	// Nothing downstream may read a Ready=True that is not about this
 	// revision: say so before any verification starts.
@@ -215,7 +224,9 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
 	}
 	r.Metrics.verdict(obj, verdict)
-	r.setVerdict(obj, revision, verdict)
+	if err := r.setVerdict(ctx, obj, patcher, revision, verdict, previous); err != nil {
+		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
+	}
 	log.Info("revision verified", "revision", revision, "allowed", verdict.Allowed, "reason", verdict.Reason,
 		"images", verdict.Summary.Total, "denied", verdict.Summary.Denied)
 	if verdict.Retry {
@@ -236,9 +247,11 @@ func (r *GateReconciler) fail(obj *v1alpha1.Gate, reason string, err error) erro
 	return err
 }
 
-// setVerdict writes the verdict into the status.
-func (r *GateReconciler) setVerdict(obj *v1alpha1.Gate, revision string, v gate.Verdict) {
-	previous := conditions.Get(obj, meta.ReadyCondition)
+// setVerdict writes the verdict into the status. The images, summary and
+// revision are patched first and the Ready condition after them (Flux's
+// patcher writes conditions before the rest of the status): a reader never
+// sees the new Ready next to the previous verdict's details.
+func (r *GateReconciler) setVerdict(ctx context.Context, obj *v1alpha1.Gate, patcher *patch.SerialPatcher, revision string, v gate.Verdict, previous *metav1.Condition) error {
 	obj.Status.Summary = &v1alpha1.ImageSummary{
 		Total: int32(v.Summary.Total), Verified: int32(v.Summary.Verified), //nolint:gosec // image counts are far below 2^31
 		Warned: int32(v.Summary.Warned), Denied: int32(v.Summary.Denied), //nolint:gosec // likewise
@@ -246,6 +259,12 @@ func (r *GateReconciler) setVerdict(obj *v1alpha1.Gate, revision string, v gate.
 	obj.Status.Images = imageResults(v.Images)
 	if v.Allowed {
 		obj.Status.LastVerifiedRevision = revision
+		obj.Status.ObservedGeneration = obj.Generation
+	}
+	if err := r.patch(ctx, obj, patcher); err != nil {
+		return fmt.Errorf("recording the verdict: %w", err)
+	}
+	if v.Allowed {
 		conditions.MarkTrue(obj, meta.ReadyCondition, v.Reason, "%s", v.Message)
 	} else {
 		conditions.MarkFalse(obj, meta.ReadyCondition, v.Reason, "%s", v.Message)
@@ -258,6 +277,7 @@ func (r *GateReconciler) setVerdict(obj *v1alpha1.Gate, revision string, v gate.
 		}
 		r.event(obj, kind, v.Reason, fmt.Sprintf("revision %s: %s", revision, v.Message))
 	}
+	return nil
 }
 
 // imageResults lists the verdict's images, failures first, at most
@@ -343,13 +363,8 @@ func (r *GateReconciler) patch(ctx context.Context, obj *v1alpha1.Gate, patcher 
 	if conditions.IsReady(obj) || conditions.IsStalled(obj) {
 		opts = append(opts, patch.WithStatusObservedGeneration{})
 	}
-	if err := patcher.Patch(ctx, obj, opts...); err != nil {
-		if !obj.DeletionTimestamp.IsZero() {
-			return client.IgnoreNotFound(err)
-		}
-		return err
-	}
-	return nil
+	// A Gate deleted while it was verified is gone: nothing to report.
+	return kerrors.FilterOut(patcher.Patch(ctx, obj, opts...), apierrors.IsNotFound)
 }
 
 func (r *GateReconciler) event(obj *v1alpha1.Gate, kind, reason, msg string) {

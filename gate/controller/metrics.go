@@ -75,12 +75,15 @@ func (m *Metrics) verdict(obj *v1alpha1.Gate, v gate.Verdict) {
 	m.verdicts.WithLabelValues(obj.Namespace, obj.Name, strconv.FormatBool(v.Allowed), v.Reason).Inc()
 }
 
-func (m *Metrics) forget(obj *v1alpha1.Gate) {
+// forget drops a deleted Gate's series.
+func (m *Metrics) forget(namespace, name string) {
 	if m == nil {
 		return
 	}
-	m.ready.DeletePartialMatch(prometheus.Labels{"namespace": obj.Namespace, "name": obj.Name})
-	m.duration.DeleteLabelValues(obj.Namespace, obj.Name)
+	gate := prometheus.Labels{"namespace": namespace, "name": name}
+	m.ready.DeletePartialMatch(gate)
+	m.verdicts.DeletePartialMatch(gate)
+	m.duration.DeleteLabelValues(namespace, name)
 }
 
 // statsCollector reads the registry and cache counters at scrape time.
