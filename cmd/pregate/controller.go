@@ -46,6 +46,7 @@ type controllerFlags struct {
 	fetchRetries            int
 	maxArtifactSize         int64
 	serviceAccount          string
+	electionNamespace       string
 
 	client   runtimeclient.Options
 	log      logger.Options
@@ -79,6 +80,7 @@ as a new revision is seen, before any verification starts.`,
 	fs.IntVar(&f.fetchRetries, "artifact-fetch-retries", 3, "how often a failed artifact download is retried")
 	fs.Int64Var(&f.maxArtifactSize, "max-artifact-size", 50<<20, "the largest source artifact accepted, in bytes (extracted: 4 times that)")
 	fs.StringVar(&f.serviceAccount, "service-account", defaultServiceAccount(), "namespace/name of the controller's service account, whose image pull secrets every Gate may use (default: $RUNTIME_NAMESPACE/$RUNTIME_SERVICE_ACCOUNT)")
+	fs.StringVar(&f.electionNamespace, "leader-election-namespace", os.Getenv("RUNTIME_NAMESPACE"), "the namespace of the leader election Lease (default: $RUNTIME_NAMESPACE; in a pod, its own namespace)")
 	f.client.BindFlags(fs)
 	f.log.BindFlags(fs)
 	f.election.BindFlags(fs)
@@ -115,6 +117,7 @@ func (f *controllerFlags) run(ctx context.Context) error {
 		HealthProbeBindAddress:        f.healthAddr,
 		LeaderElection:                f.election.Enable,
 		LeaderElectionID:              leaderelection.GenerateID(controllerName, f.watch.LabelSelector),
+		LeaderElectionNamespace:       f.electionNamespace,
 		LeaderElectionReleaseOnCancel: f.election.ReleaseOnCancel,
 		LeaseDuration:                 &f.election.LeaseDuration,
 		RenewDeadline:                 &f.election.RenewDeadline,

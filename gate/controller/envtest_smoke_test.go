@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -71,6 +72,10 @@ const (
 	testWorkers        = 4
 	testControllerName = "pregate-controller"
 )
+
+// testServiceAccount is the controller's own service account, whose image
+// pull secrets every Gate may use. No test but the one about it creates it.
+var testServiceAccount = types.NamespacedName{Namespace: "pregate-system", Name: "pregate-controller"}
 
 // crdPaths are the CRD directories installed into the control plane,
 // relative to this package.
@@ -163,7 +168,7 @@ func setupController(ctx context.Context, scheme *runtime.Scheme, tufDir string)
 	if reconciler, err = newTestReconciler(scheme, tufDir); err != nil {
 		return err
 	}
-	if err := reconciler.SetupWithManager(ctx, testEnv, Options{MaxConcurrentReconciles: testWorkers}); err != nil {
+	if err := reconciler.SetupWithManager(ctx, testEnv, Options{MaxConcurrentReconciles: testWorkers, ServiceAccount: testServiceAccount}); err != nil {
 		return fmt.Errorf("setting up the Gate controller: %w", err)
 	}
 	return nil

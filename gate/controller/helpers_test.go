@@ -7,17 +7,8 @@ package controller
 // Gate; and recorders for what the controller logs and emits.
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha1" //nolint:gosec // a git-like revision id, not a security check
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"maps"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path"
 	"slices"
@@ -44,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pregate/pregate/config/v1alpha1"
+	"github.com/pregate/pregate/sources/sourcestest"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
 )
@@ -93,18 +85,23 @@ type fixture struct {
 	front    *verifytest.Front
 	sigstore *verifytest.Sigstore
 	pusher   verifytest.Pusher
-	arts     *artifactServer
+	arts     *sourcestest.Server
 	// name is the TrustPolicy's and the TrustRoot's.
 	name string
 }
 
 type fixtureOption func(*fixtureOptions)
 
-type fixtureOptions struct{ front bool }
+type fixtureOptions struct {
+	front     bool
+	frontOpts []verifytest.FrontOption
+}
 
-// withFront puts a fault-injecting Front before the registry: manifests name
-// the Front, pushes go to the registry itself.
-func withFront() fixtureOption { return func(o *fixtureOptions) { o.front = true } }
+// withFront puts a fault-injecting Front, made with opts, before the
+// registry: manifests name the Front, pushes go to the registry itself.
+func withFront(opts ...verifytest.FrontOption) fixtureOption {
+	return func(o *fixtureOptions) { o.front, o.frontOpts = true, opts }
+}
 
 func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	t.Helper()
@@ -124,12 +121,12 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		ns:       ns.Name,
 		registry: verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true)),
 		sigstore: verifytest.NewSigstore(t),
-		arts:     newArtifactServer(t),
+		arts:     sourcestest.NewServer(t),
 		name:     "test-" + ns.Name,
 	}
 	f.host = f.registry
 	if o.front {
-		f.front = verifytest.NewFront(t, f.registry)
+		f.front = verifytest.NewFront(t, f.registry, o.frontOpts...)
 		f.host = f.front.Host()
 	}
 	root := &v1alpha1.TrustRoot{
@@ -270,7 +267,7 @@ func (f *fixture) setRevision(src client.Object, files map[string]string) string
 	return setRevision(f.t, f.arts, src, files)
 }
 
-func setRevision(t testing.TB, arts *artifactServer, src client.Object, files map[string]string) string {
+func setRevision(t testing.TB, arts *sourcestest.Server, src client.Object, files map[string]string) string {
 	t.Helper()
 	ctx := context.Background() // also called from benchmarks' setup
 	key := client.ObjectKeyFromObject(src)
@@ -282,25 +279,18 @@ func setRevision(t testing.TB, arts *artifactServer, src client.Object, files ma
 		conditions.Setter
 		SetArtifact(*meta.Artifact)
 	}
-	var revision func(tgz []byte) string
+	var revision sourcestest.Revision
 	switch s := src.(type) {
 	case *sourcev1.GitRepository:
-		setter = gitSetter{s}
-		revision = func(tgz []byte) string {
-			sum := sha1.Sum(tgz) //nolint:gosec // see the import
-			return "main@sha1:" + hex.EncodeToString(sum[:])
-		}
+		setter, revision = gitSetter{s}, sourcestest.GitRevision
 	case *sourcev1.OCIRepository:
-		setter = ociSetter{s}
-		revision = func(tgz []byte) string {
-			sum := sha256.Sum256(tgz)
-			return "latest@sha256:" + hex.EncodeToString(sum[:])
-		}
+		setter, revision = ociSetter{s}, sourcestest.OCIRevision
 	default:
 		t.Fatalf("setRevision: unsupported source %T", src)
 	}
 	kind := strings.ToLower(strings.TrimPrefix(fmt.Sprintf("%T", src), "*v1."))
-	art := arts.publish(t, path.Join(kind, key.Namespace, key.Name), files, revision)
+	a := arts.Publish(t, path.Join(kind, key.Namespace, key.Name), files, revision)
+	art := &meta.Artifact{Path: a.Path, URL: a.URL, Revision: a.Revision, Digest: a.Digest, Size: &a.Size, LastUpdateTime: metav1.Now()}
 	setter.SetArtifact(art)
 	conditions.MarkTrue(setter, meta.ReadyCondition, meta.SucceededReason, "stored artifact for revision '%s'", art.Revision)
 	conditions.Delete(setter, meta.ReconcilingCondition)
@@ -483,94 +473,6 @@ spec:
     spec:
       containers:
 %s`, name, namespace, name, name, containers.String())
-}
-
-// artifactServer serves Flux artifacts over loopback HTTP, as
-// source-controller's storage server does.
-type artifactServer struct {
-	srv *httptest.Server
-
-	mu    sync.Mutex
-	files map[string][]byte
-}
-
-func newArtifactServer(t testing.TB) *artifactServer {
-	t.Helper()
-	s := &artifactServer{files: map[string][]byte{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		b, ok := s.files[r.URL.Path]
-		s.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/gzip")
-		_, _ = w.Write(b)
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
-// publish archives files as source-controller archives a revision (a
-// gzipped tarball of the directory, paths relative to its root) and serves
-// it under dir; it returns the artifact as a source's status holds it,
-// with the revision revision(tarball) gives.
-func (s *artifactServer) publish(t testing.TB, dir string, files map[string]string, revision func(tgz []byte) string) *meta.Artifact {
-	t.Helper()
-	tgz, err := tarball(files)
-	if err != nil {
-		t.Fatalf("archiving the revision: %v", err)
-	}
-	sum := sha256.Sum256(tgz)
-	p := path.Join(dir, hex.EncodeToString(sum[:])+".tar.gz")
-	s.mu.Lock()
-	s.files["/"+p] = tgz
-	s.mu.Unlock()
-	size := int64(len(tgz))
-	return &meta.Artifact{
-		Path:           p,
-		URL:            s.srv.URL + "/" + p,
-		Revision:       revision(tgz),
-		Digest:         "sha256:" + hex.EncodeToString(sum[:]),
-		Size:           &size,
-		LastUpdateTime: metav1.Now(),
-	}
-}
-
-// tarball is files as a gzipped tarball, directories first, sorted.
-func tarball(files map[string]string) ([]byte, error) {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	dirs := map[string]bool{}
-	for name := range files {
-		for d := path.Dir(name); d != "."; d = path.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	mtime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, d := range slices.Sorted(maps.Keys(dirs)) {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime}); err != nil {
-			return nil, err
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		body := []byte(files[name])
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body)), ModTime: mtime}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(body); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := gz.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // kustomization creates a Flux Kustomization of src's path ./deploy,
