@@ -146,8 +146,12 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	}
 	conditions.Delete(obj, meta.StalledCondition)
 
-	res, err := r.reconcile(ctx, obj, patcher)
+	// The verdict before this reconcile, to tell whether it changed.
+	previous := conditions.Get(obj, meta.ReadyCondition).DeepCopy()
+	res, err := r.reconcile(ctx, obj, patcher, previous)
 	if err != nil {
+		log.Error(err, "reconciliation failed", "reason", conditions.GetReason(obj, meta.ReadyCondition))
+		r.eventOnChange(obj, previous, corev1.EventTypeWarning, conditions.GetMessage(obj, meta.ReadyCondition))
 		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil //nolint:nilerr // reported in the Ready condition; retried at RetryInterval, not with backoff
 	}
 	return res, nil
@@ -156,18 +160,13 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 // reconcile resolves the source, announces a new revision, then fetches,
 // renders, verifies and records the verdict. An error is already in the
 // Ready condition; the caller retries.
-func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patcher *patch.SerialPatcher) (ctrl.Result, error) {
+func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patcher *patch.SerialPatcher, previous *metav1.Condition) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	src, err := r.resolveSource(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	revision := src.artifact.Revision
-	// The verdict before this reconcile, to tell whether it changed.
-	var previous *metav1.Condition
-	if c := conditions.Get(obj, meta.ReadyCondition); c != nil {
-		previous = c.DeepCopy()
-	}
 
 	// Nothing downstream may read a Ready=True that is not about this
 	// revision: say so before any verification starts.
@@ -177,7 +176,7 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, "%s", msg)
 		obj.Status.LastAttemptedRevision = revision
 		if err := r.patch(ctx, obj, patcher); err != nil {
-			return ctrl.Result{}, fmt.Errorf("announcing revision %s: %w", revision, err)
+			return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, fmt.Errorf("announcing revision %s: %w", revision, err))
 		}
 	}
 
@@ -243,7 +242,6 @@ func (r renderedRevision) Render(context.Context) (gate.Rendered, error) { retur
 // fail records a failure to decide in the Ready condition and returns it.
 func (r *GateReconciler) fail(obj *v1alpha1.Gate, reason string, err error) error {
 	conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", err)
-	r.event(obj, corev1.EventTypeWarning, reason, err.Error())
 	return err
 }
 
@@ -269,14 +267,11 @@ func (r *GateReconciler) setVerdict(ctx context.Context, obj *v1alpha1.Gate, pat
 	} else {
 		conditions.MarkFalse(obj, meta.ReadyCondition, v.Reason, "%s", v.Message)
 	}
-	now := conditions.Get(obj, meta.ReadyCondition)
-	if previous == nil || previous.Status != now.Status || previous.Reason != now.Reason || previous.Message != now.Message {
-		kind := corev1.EventTypeNormal
-		if !v.Allowed {
-			kind = corev1.EventTypeWarning
-		}
-		r.event(obj, kind, v.Reason, fmt.Sprintf("revision %s: %s", revision, v.Message))
+	kind := corev1.EventTypeNormal
+	if !v.Allowed {
+		kind = corev1.EventTypeWarning
 	}
+	r.eventOnChange(obj, previous, kind, fmt.Sprintf("revision %s: %s", revision, v.Message))
 	return nil
 }
 
@@ -365,6 +360,18 @@ func (r *GateReconciler) patch(ctx context.Context, obj *v1alpha1.Gate, patcher 
 	}
 	// A Gate deleted while it was verified is gone: nothing to report.
 	return kerrors.FilterOut(patcher.Patch(ctx, obj, opts...), apierrors.IsNotFound)
+}
+
+// eventOnChange emits an Event with the Ready condition's reason when that
+// condition differs from previous (its state before the reconcile): a
+// verdict or failure repeated by every retry and interval is announced
+// once.
+func (r *GateReconciler) eventOnChange(obj *v1alpha1.Gate, previous *metav1.Condition, kind, msg string) {
+	now := conditions.Get(obj, meta.ReadyCondition)
+	if now == nil || previous != nil && previous.Status == now.Status && previous.Reason == now.Reason && previous.Message == now.Message {
+		return
+	}
+	r.event(obj, kind, now.Reason, msg)
 }
 
 func (r *GateReconciler) event(obj *v1alpha1.Gate, kind, reason, msg string) {

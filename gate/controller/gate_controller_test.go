@@ -9,6 +9,7 @@ import (
 	"github.com/fluxcd/pkg/apis/kustomize"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	. "github.com/onsi/gomega" //nolint:revive // Gomega's matchers read as a DSL, as in Flux's controller tests
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -447,5 +448,24 @@ func TestGateReconciler_reconcile_eventsOnVerdictChange(t *testing.T) {
 	})
 	if got := eventLog.emitted(f.ns, gate.Name, "NoSignatures"); len(got) != 1 {
 		t.Errorf("%d NoSignatures events emitted for one unchanged verdict, want 1:\n%+v", len(got), got)
+	}
+}
+
+// TestGateReconciler_reconcile_eventsOnFailureChange: a Gate that cannot
+// decide (here, its source does not exist) is retried every retry
+// interval; the failure is announced by one Event, not one per retry, and
+// logged at each.
+func TestGateReconciler_reconcile_eventsOnFailureChange(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	missing := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "missing"}}
+	gate := f.createGate("apps", missing)
+	got := f.deniedFor(gate, "", SourceNotFoundReason)
+	f.g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(Equal("GitRepository/" + f.ns + "/missing not found"))
+	f.g.Eventually(func() int { return len(logs.errorsFor(f.ns, gate.Name)) }).WithTimeout(waitTimeout).Should(BeNumerically(">=", 3),
+		"failed reconciles logged, one per retry")
+	if got := eventLog.emitted(f.ns, gate.Name, SourceNotFoundReason); len(got) != 1 {
+		t.Errorf("%d SourceNotFound events emitted over %d retries of one unchanged failure, want 1:\n%+v",
+			len(got), len(logs.errorsFor(f.ns, gate.Name)), got)
 	}
 }
