@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -392,9 +393,22 @@ func leaseHolder(t *testing.T, c client.Client, p *process) string {
 	}
 }
 
+// probeClient reads the controller's probes and metrics. It has its own
+// transport: closing any httptest.Server closes the idle connections of
+// http.DefaultTransport, which can break a request of a parallel test.
+var probeClient = &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+
+func get(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return probeClient.Do(req)
+}
+
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url) //nolint:gosec,noctx // a loopback URL of the test's
+	resp, err := get(t.Context(), url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -411,7 +425,7 @@ func waitHTTP(t *testing.T, url string, p *process) {
 		if p.exited() {
 			StopTrying("the controller exited").Now()
 		}
-		resp, err := http.Get(url) //nolint:gosec,noctx // a loopback URL of the test's
+		resp, err := get(t.Context(), url)
 		g.Expect(err).NotTo(HaveOccurred())
 		resp.Body.Close()
 		g.Expect(resp.StatusCode).To(Equal(http.StatusOK))

@@ -174,10 +174,14 @@ func WithBasicAuth(user, pass string) FrontOption {
 // apply to writes too.
 func NewFront(t testing.TB, upstream string, opts ...FrontOption) *Front {
 	t.Helper()
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: upstream})
+	tr := ownTransport()
+	proxy.Transport = tr
+	t.Cleanup(tr.CloseIdleConnections)
 	f := &Front{
 		t:        t,
 		upstream: upstream,
-		proxy:    httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: upstream}),
+		proxy:    proxy,
 		closing:  make(chan struct{}),
 		count:    map[string]int{},
 	}
@@ -432,10 +436,20 @@ func EchoAuthorization(code int) Behaviour {
 // context and fails the test on an error. The zero Pusher is ready to use.
 type Pusher struct {
 	// Transport carries every request. Nil means the defaults: ggcr's
-	// remote.DefaultTransport, and http.DefaultTransport for the raw
-	// manifest PUTs of the broken-referrer helpers.
+	// remote.DefaultTransport, and a transport of this package's for the
+	// raw manifest PUTs of the broken-referrer helpers.
 	Transport http.RoundTripper
 }
+
+// ownTransport is a transport of the package's own, not
+// http.DefaultTransport: every httptest.Server's Close closes the idle
+// connections of http.DefaultTransport, which breaks a request of a
+// parallel test that is just reusing one ("transport connection broken:
+// http: CloseIdleConnections called").
+func ownTransport() *http.Transport { return http.DefaultTransport.(*http.Transport).Clone() }
+
+// rawClient sends the raw requests of Pushers without a Transport.
+var rawClient = &http.Client{Transport: ownTransport()}
 
 // remoteOptions are the options p pushes with.
 func (p *Pusher) remoteOptions(ctx context.Context) []remote.Option {
@@ -450,7 +464,7 @@ func (p *Pusher) httpClient() *http.Client {
 	if p.Transport != nil {
 		return &http.Client{Transport: p.Transport}
 	}
-	return http.DefaultClient
+	return rawClient
 }
 
 func parseDigest(ref string) (name.Digest, error) {

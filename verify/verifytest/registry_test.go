@@ -25,7 +25,7 @@ func get(t *testing.T, rawURL string) (*http.Response, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", rawURL, err)
 	}
@@ -252,7 +252,7 @@ func TestFront_redirectToBlackHole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := http.DefaultClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := testClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("GET from the black hole = %v, want a deadline exceeded", err)
 	}
 }
@@ -272,7 +272,7 @@ func TestFront_block(t *testing.T) {
 			done <- -1
 			return
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			done <- -1
 			return
@@ -306,7 +306,7 @@ func TestFront_basicAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.SetBasicAuth("alice", "secret")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,3 +316,8 @@ func TestFront_basicAuth(t *testing.T) {
 		t.Errorf("EchoAuthorization: HTTP %d %s, want 500 repeating the header", resp.StatusCode, b)
 	}
 }
+
+// testClient sends the tests' raw requests on a transport of its own:
+// closing any httptest.Server closes http.DefaultTransport's idle
+// connections, which can break a request of a parallel test.
+var testClient = &http.Client{Transport: &http.Transport{}}
