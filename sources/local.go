@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/fluxcd/pkg/sourceignore"
@@ -25,10 +27,13 @@ import (
 // .gitignore, .gitmodules, .gitattributes) are excluded, and so are entries matching the
 // .sourceignore files found in dir and below it; when there is no .sourceignore at all,
 // source-controller's default exclusions (images, archives, CI configuration) apply instead, as
-// storage.SourceIgnoreFilter does. Symlinks are never followed or copied: each one that the
-// ignore rules do not exclude is recorded in Tree.Skipped, with a reason saying whether it points
-// outside the tree, and so is any other non-regular file (socket, named pipe, device). Files are written with source-controller's modes: 0600, or 0700 when
-// executable; directories 0750. WithMaxFiles and WithMaxSize apply.
+// storage.SourceIgnoreFilter does. When dir is in a git work tree, entries excluded by its
+// .gitignore files (those in dir and below it, and those of the directories from the top of the
+// work tree down to dir) and by .git/info/exclude are left out too, as a commit never holds them.
+// Symlinks are never followed or copied: each one that the ignore rules do not exclude is recorded
+// in Tree.Skipped, with a reason saying whether it points outside the tree, and so is any other
+// non-regular file (socket, named pipe, device). Files are written with source-controller's modes:
+// 0600, or 0700 when executable; directories 0750. WithMaxFiles and WithMaxSize apply.
 //
 // Tree.Revision is detected from git when dir is inside a git work tree: "<branch>@sha1:<hex>",
 // or "sha1:<hex>" when HEAD is detached, for the HEAD commit (uncommitted changes are copied but
@@ -73,11 +78,21 @@ func copyLocal(ctx context.Context, dir, dst string, opts []Option) (*Tree, erro
 		return nil, fmt.Errorf("destination %s is inside the source directory", dstAbs)
 	}
 
+	// The repository holding src is opened once, for its .gitignore files and, unless
+	// WithRevision is given, for the revision of its HEAD.
+	repo, wt, err := openWorkTree(src)
+	if err != nil {
+		return nil, err
+	}
 	rev := o.revision
 	if !o.revisionSet {
-		if rev, err = gitRevision(src); err != nil {
+		if rev, err = gitRevision(repo); err != nil {
 			return nil, fmt.Errorf("detecting git revision: %w", err)
 		}
+	}
+	gitIgnored, err := gitIgnoreFilter(wt, src)
+	if err != nil {
+		return nil, err
 	}
 
 	// As source-controller does: the ignore domain is the directory itself, so that anchored
@@ -93,11 +108,6 @@ func copyLocal(ctx context.Context, dir, dst string, opts []Option) (*Tree, erro
 		return nil, err
 	}
 	ignore := sourceIgnoreFilter(ps, domain)
-	gitIgnored, err := gitIgnoreFilter(src)
-	if err != nil {
-		d.cleanup()
-		return nil, err
-	}
 	if gitIgnored != nil {
 		// A commit never holds what .gitignore excludes (build output, say),
 		// so neither does the artifact of a GitRepository.
@@ -271,44 +281,73 @@ func typeName(t fs.FileMode) string {
 // WorkTree returns the top directory of the git work tree that holds dir, or "" when dir is not
 // in one: the root a GitRepository source would archive.
 func WorkTree(dir string) (string, error) {
-	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("opening repository at %s: %w", dir, err)
-	}
-	wt, err := repo.Worktree()
-	if errors.Is(err, git.ErrIsBareRepository) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("opening work tree at %s: %w", dir, err)
+	_, wt, err := openWorkTree(dir)
+	if err != nil || wt == nil {
+		return "", err
 	}
 	return wt.Filesystem.Root(), nil
 }
 
-// gitIgnoreFilter returns a filter reporting whether an absolute path under dir is excluded by
-// the .gitignore files of the git work tree holding dir, or nil when dir
-// is not in a work tree.
-func gitIgnoreFilter(dir string) (func(p string, isDir bool) bool, error) {
-	top, err := WorkTree(dir)
-	if err != nil || top == "" {
-		return nil, err
+// openWorkTree opens the git repository holding dir, found by looking for .git in dir and then in
+// its parents. The repository is nil when there is none, and the work tree nil when there is none
+// or the repository is bare.
+func openWorkTree(dir string) (*git.Repository, *git.Worktree, error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		return nil, nil, nil
 	}
-	repo, err := git.PlainOpenWithOptions(top, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
 	if err != nil {
-		return nil, fmt.Errorf("opening repository at %s: %w", top, err)
+		return nil, nil, fmt.Errorf("opening repository at %s: %w", dir, err)
 	}
 	wt, err := repo.Worktree()
-	if err != nil {
-		return nil, fmt.Errorf("opening work tree at %s: %w", top, err)
+	if errors.Is(err, git.ErrIsBareRepository) {
+		return repo, nil, nil
 	}
-	ps, err := gogitignore.ReadPatterns(wt.Filesystem, nil)
 	if err != nil {
-		return nil, fmt.Errorf("reading .gitignore files: %w", err)
+		return nil, nil, fmt.Errorf("opening work tree at %s: %w", dir, err)
 	}
-	m := gogitignore.NewMatcher(append(wt.Excludes, ps...))
+	return repo, wt, nil
+}
+
+// gitIgnoreFilter returns a filter reporting whether an absolute path under dir is excluded by
+// the .gitignore files of the work tree wt, which holds dir, or nil when wt is nil.
+//
+// It reads the patterns go-git's gitignore.ReadPatterns reads for the whole work tree, but only
+// those that can match below dir: the .gitignore (and .git/info/exclude) of each directory from
+// the top of the work tree down to dir's parent, then those in dir and below it. As ReadPatterns
+// does, it stops going down at a directory that the patterns of its parent exclude, and at .git.
+func gitIgnoreFilter(wt *git.Worktree, dir string) (func(p string, isDir bool) bool, error) {
+	if wt == nil {
+		return nil, nil
+	}
+	top := wt.Filesystem.Root()
+	rel, err := filepath.Rel(top, dir)
+	if err != nil || rel != "." && !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("%s is not inside the work tree %s", dir, top)
+	}
+	var parts []string
+	if rel != "." {
+		parts = strings.Split(filepath.ToSlash(rel), "/")
+	}
+	ps := slices.Clone(wt.Excludes)
+	readBelow := true
+	for i, name := range parts {
+		level := readIgnoreFiles(wt, parts[:i])
+		ps = append(ps, level...)
+		if name == ".git" || gogitignore.NewMatcher(level).Match(parts[:i+1], true) {
+			// ReadPatterns reads nothing in this directory or below it.
+			readBelow = false
+			break
+		}
+	}
+	if readBelow {
+		below, err := gogitignore.ReadPatterns(wt.Filesystem, parts)
+		if err != nil {
+			return nil, fmt.Errorf("reading .gitignore files: %w", err)
+		}
+		ps = append(ps, below...)
+	}
+	m := gogitignore.NewMatcher(ps)
 	return func(p string, isDir bool) bool {
 		rel, err := filepath.Rel(top, p)
 		if err != nil || !filepath.IsLocal(rel) {
@@ -318,15 +357,31 @@ func gitIgnoreFilter(dir string) (func(p string, isDir bool) bool, error) {
 	}, nil
 }
 
-// gitRevision returns the Flux revision of HEAD in the git work tree holding dir, or "" when dir
-// is not in a repository or the repository has no commit.
-func gitRevision(dir string) (string, error) {
-	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		return "", nil
+// readIgnoreFiles reads the patterns of the .git/info/exclude and .gitignore files in the
+// directory path of wt, as ReadPatterns reads them in each directory: a file that cannot be read
+// holds no patterns.
+func readIgnoreFiles(wt *git.Worktree, path []string) []gogitignore.Pattern {
+	var ps []gogitignore.Pattern
+	for _, name := range []string{".git/info/exclude", ".gitignore"} {
+		f, err := wt.Filesystem.Open(wt.Filesystem.Join(append(slices.Clone(path), name)...))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if s := sc.Text(); !strings.HasPrefix(s, "#") && strings.TrimSpace(s) != "" {
+				ps = append(ps, gogitignore.ParsePattern(s, path))
+			}
+		}
+		_ = f.Close()
 	}
-	if err != nil {
-		return "", fmt.Errorf("opening repository: %w", err)
+	return ps
+}
+
+// gitRevision returns the Flux revision of HEAD in repo, or "" when repo is nil or has no commit.
+func gitRevision(repo *git.Repository) (string, error) {
+	if repo == nil {
+		return "", nil
 	}
 	head, err := repo.Head()
 	if errors.Is(err, plumbing.ErrReferenceNotFound) {

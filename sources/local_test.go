@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	gogitignore "github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-cmp/cmp"
 )
@@ -205,6 +206,116 @@ func TestLocal_gitignore(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, readTree(t, tree.Root)); diff != "" {
 		t.Errorf("copied files mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestLocal_gitignoreAncestors(t *testing.T) {
+	t.Parallel()
+	top := t.TempDir()
+	writeFiles(t, top, map[string]string{
+		".gitignore":                  "/clusters/prod/secret.yaml\n*.bak\nbuild/\n",
+		"clusters/.gitignore":         "prod/*.dec.yaml\n",
+		"clusters/prod/app.yaml":      "a",
+		"clusters/prod/secret.yaml":   "ignored by an anchored pattern of the top .gitignore",
+		"clusters/prod/db.dec.yaml":   "ignored by the parent's .gitignore",
+		"clusters/prod/old.bak":       "ignored by the top .gitignore",
+		"clusters/prod/.gitignore":    "!keep.bak\n",
+		"clusters/prod/keep.bak":      "brought back by its own .gitignore",
+		"clusters/prod/base/x.bak":    "ignored by the top .gitignore",
+		"clusters/staging/.gitignore": "*.yaml\n",
+		"clusters/staging/app.yaml":   "ignored by its own .gitignore, which does not apply to prod",
+		"build/out/.gitignore":        "!kept.yaml\n",
+		"build/out/kept.yaml":         "in a directory the top .gitignore excludes",
+	})
+	commit(t, top)
+	tests := map[string]map[string]string{
+		"clusters/prod": {
+			"app.yaml": "a",
+			"keep.bak": "brought back by its own .gitignore",
+			"base/":    "",
+		},
+		// git reads no .gitignore in an excluded directory, so nothing brings kept.yaml back.
+		"build/out": {},
+	}
+	for dir, want := range tests {
+		t.Run(dir, func(t *testing.T) {
+			t.Parallel()
+			tree, err := Local(t.Context(), filepath.Join(top, filepath.FromSlash(dir)), filepath.Join(t.TempDir(), "tree"))
+			if err != nil {
+				t.Fatalf("Local() = %v", err)
+			}
+			if diff := cmp.Diff(want, readTree(t, tree.Root)); diff != "" {
+				t.Errorf("copied files mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestGitIgnoreFilter_subdirectory: for any directory of a work tree, the filter reading only the
+// .gitignore files that can match below it agrees with one built from every .gitignore file.
+func TestGitIgnoreFilter_subdirectory(t *testing.T) {
+	t.Parallel()
+	top := t.TempDir()
+	writeFiles(t, top, map[string]string{
+		".gitignore":             "*.log\n/a/b/c.yaml\nignored/\n!a/keep.log\n",
+		".git/info/exclude":      "*.exc\n",
+		"a/.gitignore":           "b/*.tmp\n!*.keep.log\n",
+		"a/b/c.yaml":             "",
+		"a/b/d.tmp":              "",
+		"a/b/e.log":              "",
+		"a/b/f.keep.log":         "",
+		"a/b/g.exc":              "",
+		"a/b/.gitignore":         "/h.yaml\n",
+		"a/b/h.yaml":             "",
+		"a/b/i/h.yaml":           "",
+		"a/keep.log":             "",
+		"a/ignored/x.yaml":       "",
+		"a/ignored/.gitignore":   "!*.log\n",
+		"a/ignored/y.log":        "",
+		"a/ignored/z/.gitignore": "!*.yaml\n",
+		"a/ignored/z/w.yaml":     "",
+		"sib/.gitignore":         "*.yaml\n",
+		"sib/s.yaml":             "",
+	})
+	repo, err := git.PlainInit(top, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := gogitignore.ReadPatterns(wt.Filesystem, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	everything := gogitignore.NewMatcher(all)
+	err = filepath.WalkDir(top, func(dir string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		if d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		ignored, err := gitIgnoreFilter(wt, dir)
+		if err != nil {
+			return err
+		}
+		return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || p == dir {
+				return err
+			}
+			rel, _ := filepath.Rel(top, p)
+			want := everything.Match(strings.Split(filepath.ToSlash(rel), "/"), d.IsDir())
+			if got := ignored(p, d.IsDir()); got != want {
+				dirRel, _ := filepath.Rel(top, dir)
+				t.Errorf("copying %s: %s ignored = %v, want %v", dirRel, rel, got, want)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

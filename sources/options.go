@@ -100,8 +100,9 @@ func WithRetries(n int) Option {
 }
 
 // WithRevision sets Tree.Revision, overriding the revision carried by the artifact (Fetch) or
-// detected from git (Local, which then does not open the repository). An empty string records the
-// revision as unknown. By default the revision is not overridden.
+// detected from git (Local, which then does not read HEAD; it still opens the repository holding
+// the directory, once, for its .gitignore files). An empty string records the revision as unknown.
+// By default the revision is not overridden.
 func WithRevision(rev string) Option {
 	return func(o *options) error {
 		o.revision = rev
