@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -83,7 +84,11 @@ func (s *Set) compilePolicy(p *v1alpha1.TrustPolicy, trust TrustSource, material
 			if a.Key.Data == "" {
 				return gate.Policy{}, nil, fmt.Errorf("spec.authorities[%d].key: a secretRef is read by the controller only; give the key inline as data", i)
 			}
-			key, err := verify.NewKey([]byte(a.Key.Data))
+			h, err := keyHash(a.Key.HashAlgorithm)
+			if err != nil {
+				return gate.Policy{}, nil, fmt.Errorf("spec.authorities[%d].key.hashAlgorithm: %w", i, err)
+			}
+			key, err := verify.NewKeyWithHash([]byte(a.Key.Data), h)
 			if err != nil {
 				return gate.Policy{}, nil, fmt.Errorf("spec.authorities[%d].key.data: %w", i, err)
 			}
@@ -113,6 +118,24 @@ func (s *Set) compilePolicy(p *v1alpha1.TrustPolicy, trust TrustSource, material
 		vp.Fingerprint = fingerprint(p, trustID)
 	}
 	return gp, vp, nil
+}
+
+// keyHash is the hash a key authority's signatures are made over: its
+// hashAlgorithm, sha256 when unset (the default the CRD declares).
+// Ed25519 keys ignore it.
+func keyHash(alg v1alpha1.HashAlgorithm) (crypto.Hash, error) {
+	switch alg {
+	case v1alpha1.SHA224:
+		return crypto.SHA224, nil
+	case v1alpha1.SHA256, "":
+		return crypto.SHA256, nil
+	case v1alpha1.SHA384:
+		return crypto.SHA384, nil
+	case v1alpha1.SHA512:
+		return crypto.SHA512, nil
+	default:
+		return 0, fmt.Errorf("unsupported hash algorithm %q", alg)
+	}
 }
 
 // fingerprintVersion names the encoding fingerprint hashes; change it

@@ -162,50 +162,25 @@ func (c *Cache) Stats() CacheStats {
 // ended first; compute's result is then neither stored nor returned.
 func (c *Cache) result(ctx context.Context, fp, subject string, compute func(context.Context) Result) (Result, error) {
 	key := fp + "\x00" + subject
-	for {
-		if err := ctx.Err(); err != nil {
-			return Result{}, err
+	store := func(res Result) {
+		if storable(res) {
+			c.put(key, res)
 		}
-		if res, ok := c.get(key); ok {
-			c.count(true)
-			return cloneResult(res), nil
-		}
-		computed := false
-		ch := c.flight.DoChan(key, func() (any, error) {
-			if res, ok := c.get(key); ok { // stored between our look and this flight
-				return res, nil
-			}
-			computed = true
-			res := compute(ctx)
-			if err := ctx.Err(); err != nil {
-				return nil, err // spoiled by this caller's cancellation
-			}
-			if storable(res) {
-				c.put(key, res)
-			}
-			return res, nil
-		})
-		val, err := c.await(ctx, ch)
-		if err == nil {
-			// computed was set, if at all, before the flight answered.
-			c.count(!computed)
-			return cloneResult(val.(Result)), nil
-		}
-		// Another caller's context ended: try again with ours.
 	}
+	res, computed, err := joinFlight(ctx, &c.flight, key, c.await, func() (Result, bool) { return c.get(key) }, compute, store)
+	if err != nil {
+		return Result{}, err
+	}
+	c.count(!computed)
+	return cloneResult(res), nil
 }
 
 // await waits for a shared verification, or for ctx to end. It stays a
-// frame of its own (tests find waiting callers by it).
+// frame of its own: tests find the callers waiting in a Cache by it.
 //
 //go:noinline
 func (c *Cache) await(ctx context.Context, ch <-chan singleflight.Result) (any, error) {
-	select {
-	case res := <-ch:
-		return res.Val, res.Err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return awaitFlight(ctx, ch)
 }
 
 // storable says whether res is one a retry cannot change (see Cache).

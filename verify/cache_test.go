@@ -2,10 +2,8 @@ package verify_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -268,51 +266,6 @@ func TestCache_maxEntries(t *testing.T) {
 	checkStats(t, c, verify.CacheStats{Hits: 2, Misses: 5, Evictions: 3, Entries: 2})
 }
 
-// waitForCacheWaiters waits until n callers wait in c for a verification
-// in flight (the one whose verification it is included). Every caller that
-// reaches the cache waits in verify.(*Cache).await, called from
-// verify.(*Cache).result, whose frame names the Cache first
-// ("verify.(*Cache).result(0xc000123450, …)"; await's own receiver may
-// print as "0x…?", unreliable).
-func waitForCacheWaiters(t *testing.T, c *verify.Cache, n int) {
-	t.Helper()
-	ours := fmt.Sprintf("verify.(*Cache).result(%p", c)
-	waiting := func(stacks string) int {
-		got := 0
-		for _, g := range strings.Split(stacks, "\n\n") {
-			if !strings.Contains(g, "verify.(*Cache).await(") {
-				continue
-			}
-			for _, line := range strings.Split(g, "\n") {
-				if _, rest, ok := strings.Cut(line, ours); ok && (strings.HasPrefix(rest, ",") || strings.HasPrefix(rest, "?,")) {
-					got++
-					break
-				}
-			}
-		}
-		return got
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	buf := make([]byte, 1<<20)
-	for {
-		m := runtime.Stack(buf, true)
-		for m == len(buf) {
-			buf = make([]byte, 2*len(buf))
-			m = runtime.Stack(buf, true)
-		}
-		got := waiting(string(buf[:m]))
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d callers wait in the cache, want %d", got, n)
-		}
-		<-tick.C
-	}
-}
-
 // TestCache_onceInFlight: Verifiers asking for the same verification at
 // the same time share one; each resolves the tag itself.
 func TestCache_onceInFlight(t *testing.T) {
@@ -357,42 +310,15 @@ func TestCache_anotherCallersCancellation(t *testing.T) {
 	app := newSignedApp(t, ss)
 	c := newCache(t)
 	ref := app.front.Host() + "/app:v1"
-	release := make(chan struct{})
-	arrived := make(chan struct{}, 1)
-	app.front.On(`^/v2/app/referrers/`, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		select {
-		case arrived <- struct{}{}:
-		default:
-		}
-		verifytest.Block(release)(w, r, next)
-	})
 	policy := func() *verify.Policy { return fingerprinted(firstPartyPolicy(ss.Material()), "fp") }
 	v1, v2 := cachedVerifier(t, c, policy()), cachedVerifier(t, c, policy())
 
-	first, cancelFirst := context.WithCancel(t.Context())
-	defer cancelFirst()
-	var firstErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, firstErr = v1.Explain(first, ref, "first-party")
-	}()
-	<-arrived
-	var second verify.Result
-	var secondErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { second, secondErr = v2.Explain(t.Context(), ref, "first-party") })
-	waitForCacheWaiters(t, c, 2)
-	cancelFirst()
-	<-done
-	close(release)
-	wg.Wait()
-
-	if !errors.Is(firstErr, context.Canceled) {
-		t.Errorf("Explain() of the cancelled caller = %v, want context.Canceled", firstErr)
-	}
-	if secondErr != nil || second.Status != verify.Verified {
-		t.Errorf("Explain() of the live caller = %s (%s), %v; want Verified", second.Status, second.Detail, secondErr)
+	second, err := cancelFirstCaller(t, app.front, `^/v2/app/referrers/`,
+		func(ctx context.Context) (verify.Result, error) { return v1.Explain(ctx, ref, "first-party") },
+		func(ctx context.Context) (verify.Result, error) { return v2.Explain(ctx, ref, "first-party") },
+		func() { waitForCacheWaiters(t, c, 2) })
+	if err != nil || second.Status != verify.Verified {
+		t.Errorf("Explain() of the live caller = %s (%s), %v; want Verified", second.Status, second.Detail, err)
 	}
 	if n := app.front.Count("/v2/app/referrers/" + app.digest); n != 2 {
 		t.Errorf("the referrers API was asked %d times, want 2 (the cancelled verification is not shared)", n)

@@ -91,12 +91,15 @@ const (
 // artifact, application/vnd.dev.cosign.simplesigning.v1+json a
 // SimpleSigningFormat one and application/vnd.dsse.envelope.v1+json a
 // DSSEFormat one, wherever the manifest was found. Each such layer is fetched
-// (Step BlobStep, at most 32 MiB each and 128 MiB per subject) and checked
-// against its digest. Referrers with no such layer (SBOMs, anything else) are
-// skipped; they are counted in the Found of the lookup that listed them. A
-// listed manifest that cannot be fetched or parsed, and a layer whose blob is
-// missing or fails its digest, yield an Artifact with Err set. Manifests and
-// indexes are read up to 4 MiB, and at most 256 referrers per place.
+// (Step BlobStep) and checked against its digest: at most 32 MiB each and
+// 128 MiB per subject, taken by place (in the order below), manifest digest
+// and position in the manifest, whatever order the manifests arrived in. A
+// layer over either limit is not fetched: its blob lookup fails, naming it.
+// Referrers with no such layer (SBOMs, anything else) are skipped; they are
+// counted in the Found of the lookup that listed them. A listed manifest
+// that cannot be fetched or parsed, and a layer whose blob is missing, fails
+// its digest or is over a limit, yield an Artifact with Err set. Manifests
+// and indexes are read up to 4 MiB, and at most 256 referrers per place.
 //
 // Artifacts are sorted by Source (in the order above), Manifest and Layer.
 // Lookups list the four places in the order above (referrers pages in page
@@ -119,11 +122,12 @@ func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
 		return d
 	}
 
+	urls := placeURLs(repo, dig)
 	hctx, cancel := context.WithTimeout(ctx, r.timeout)
 	sess, err := r.session(hctx, repo)
 	cancel()
 	if err != nil {
-		d.Lookups = failPlaces(placeURLs(repo, dig), err.Error())
+		d.Lookups = failPlaces(urls, err.Error())
 		return d
 	}
 
@@ -131,7 +135,7 @@ func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
 	results := make([]placeResult, len(places))
 	var wg sync.WaitGroup
 	for i, step := range places {
-		wg.Go(func() { results[i] = sess.readPlace(ctx, dig, step) })
+		wg.Go(func() { results[i] = sess.readPlace(ctx, urls[step], step) })
 	}
 	wg.Wait()
 
@@ -149,12 +153,14 @@ func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
 		}
 	}
 
-	// Open each manifest and fetch its signature and attestation layers.
-	run := &opening{sess: sess, sem: make(chan struct{}, maxConcurrentFetches), budget: maxDiscoveryBytes}
+	// Open each manifest, then fetch their signature and attestation
+	// layers.
+	run := &opening{sess: sess, sem: make(chan struct{}, maxConcurrentFetches)}
 	for _, o := range opens {
 		wg.Go(func() { run.open(ctx, o) })
 	}
 	wg.Wait()
+	run.fetchLayers(ctx, opens, r.discoveryBudget)
 	fetches := run.lookups
 	d.Artifacts = run.artifacts
 
@@ -196,20 +202,14 @@ func failPlaces(urls map[Step]*url.URL, msg string) []Lookup {
 // fallbackTag is the referrers tag schema's tag for digest: sha256-<hex>.
 func fallbackTag(digest string) string { return strings.Replace(digest, ":", "-", 1) }
 
+// placeURLs returns the URL of each place for dig in repo.
 func placeURLs(repo name.Repository, dig name.Digest) map[Step]*url.URL {
-	u := func(kind, ref string) *url.URL {
-		return &url.URL{
-			Scheme: repo.Scheme(),
-			Host:   repo.RegistryStr(),
-			Path:   fmt.Sprintf("/v2/%s/%s/%s", repo.RepositoryStr(), kind, ref),
-		}
-	}
 	tag := fallbackTag(dig.DigestStr())
 	return map[Step]*url.URL{
-		ReferrersStep:      u("referrers", dig.DigestStr()),
-		FallbackTagStep:    u("manifests", tag),
-		SignatureTagStep:   u("manifests", tag+".sig"),
-		AttestationTagStep: u("manifests", tag+".att"),
+		ReferrersStep:      repoURL(repo, "referrers", dig.DigestStr()),
+		FallbackTagStep:    repoURL(repo, "manifests", tag),
+		SignatureTagStep:   repoURL(repo, "manifests", tag+".sig"),
+		AttestationTagStep: repoURL(repo, "manifests", tag+".att"),
 	}
 }
 
@@ -219,20 +219,44 @@ type placeResult struct {
 	manifests []*openManifest
 }
 
-// openManifest is a manifest to open: listed by an index (raw is nil until
+// openManifest is a manifest to open: listed by an index (read once
 // fetched) or read directly from a legacy tag.
 type openManifest struct {
 	source Step
 	digest string
 	size   int64
-	raw    []byte
+
+	// read says the manifest was read: layers, or bad, are set.
+	read   bool
+	layers []gcrv1.Descriptor
+	bad    string // why the manifest could not be parsed
+
+	// pending are its signature and attestation layers, to fetch.
+	pending []pendingLayer
+}
+
+// parse reads raw, the manifest's content, into o.
+func (o *openManifest) parse(raw []byte) {
+	o.read = true
+	var mf imageManifest
+	if err := json.Unmarshal(raw, &mf); err != nil {
+		o.bad = err.Error()
+		return
+	}
+	o.layers = mf.Layers
+}
+
+// pendingLayer is a signature or attestation layer to fetch: art, once its
+// content is read.
+type pendingLayer struct {
+	art  Artifact
+	desc gcrv1.Descriptor
 }
 
 // imageManifest is the part of an OCI or Docker image manifest Discover
 // reads.
 type imageManifest struct {
-	MediaType string             `json:"mediaType"`
-	Layers    []gcrv1.Descriptor `json:"layers"`
+	Layers []gcrv1.Descriptor `json:"layers"`
 }
 
 // imageIndex is the part of an OCI image index Discover reads.
@@ -257,8 +281,7 @@ var referrerManifestTypes = []string{
 	"application/vnd.oci.artifact.manifest.v1+json",
 }
 
-func (s *session) readPlace(ctx context.Context, dig name.Digest, step Step) placeResult {
-	u := placeURLs(s.repo, dig)[step]
+func (s *session) readPlace(ctx context.Context, u *url.URL, step Step) placeResult {
 	switch step {
 	case ReferrersStep:
 		return s.readReferrers(ctx, u)
@@ -390,11 +413,9 @@ func (s *session) readLegacyTag(ctx context.Context, u *url.URL, step Step) plac
 	case l.Err != "":
 	case a.status == http.StatusOK:
 		d, _ := digestOf("sha256", a.body) // sha256 is always supported
-		o := &openManifest{source: step, digest: d, size: int64(len(a.body)), raw: a.body}
-		var mf imageManifest
-		if err := json.Unmarshal(a.body, &mf); err == nil {
-			l.Found = len(mf.Layers)
-		}
+		o := &openManifest{source: step, digest: d, size: int64(len(a.body))}
+		o.parse(a.body)
+		l.Found = len(o.layers)
 		res.manifests = []*openManifest{o}
 	case a.status == http.StatusNotFound:
 		// Nothing stored in the legacy layout.
@@ -442,7 +463,6 @@ type opening struct {
 	sem  chan struct{} // bounds the requests in flight
 
 	mu        sync.Mutex
-	budget    int64 // bytes of blobs still allowed
 	lookups   []Lookup
 	artifacts []Artifact
 }
@@ -456,32 +476,22 @@ func (op *opening) record(l *Lookup, arts ...Artifact) {
 	op.artifacts = append(op.artifacts, arts...)
 }
 
-// reserve takes n bytes from the budget, reporting whether they were there.
-func (op *opening) reserve(n int64) bool {
-	op.mu.Lock()
-	defer op.mu.Unlock()
-	if n > op.budget {
-		return false
-	}
-	op.budget -= n
-	return true
-}
-
-// open fetches o if it was only listed, then its layers.
+// open fetches o if it was only listed, and lists its signature and
+// attestation layers in o.pending.
 func (op *opening) open(ctx context.Context, o *openManifest) {
 	s := op.sess
 	broken := func(msg string) Artifact {
 		return Artifact{Source: o.source, Manifest: o.digest, Err: msg}
 	}
 	var l *Lookup
-	if o.raw == nil {
+	if !o.read {
 		if o.size > maxManifestSize {
 			op.record(nil, broken(fmt.Sprintf("manifest of %d bytes is over the %d-byte limit; not read", o.size, maxManifestSize)))
 			return
 		}
 		op.sem <- struct{}{}
 		a, ml := s.do(ctx, request{
-			step: ManifestStep, method: http.MethodGet, url: s.registryURL("manifests", o.digest),
+			step: ManifestStep, method: http.MethodGet, url: repoURL(s.repo, "manifests", o.digest),
 			accept: referrerManifestTypes, limit: maxManifestSize,
 		})
 		<-op.sem
@@ -498,19 +508,15 @@ func (op *opening) open(ctx context.Context, o *openManifest) {
 			op.record(l, broken("fetching manifest: "+l.Err))
 			return
 		}
-		o.raw = a.body
+		o.parse(a.body)
 	}
-	var mf imageManifest
-	if err := json.Unmarshal(o.raw, &mf); err != nil {
-		op.record(l, broken("parsing manifest: "+err.Error()))
+	if o.bad != "" {
+		op.record(l, broken("parsing manifest: "+o.bad))
 		return
 	}
-	var (
-		wg   sync.WaitGroup
-		arts []Artifact
-		n    int
-	)
-	for _, layer := range mf.Layers {
+	var arts []Artifact
+	n := 0
+	for _, layer := range o.layers {
 		format, ok := layerFormat(string(layer.MediaType))
 		if !ok {
 			continue
@@ -519,65 +525,84 @@ func (op *opening) open(ctx context.Context, o *openManifest) {
 			arts = append(arts, broken(fmt.Sprintf("more than %d signature or attestation layers; the rest were not read", maxReferrers)))
 			break
 		}
-		art := Artifact{
+		o.pending = append(o.pending, pendingLayer{desc: layer, art: Artifact{
 			Source:      o.source,
 			Manifest:    o.digest,
 			Layer:       layer.Digest.String(),
 			Format:      format,
 			MediaType:   string(layer.MediaType),
 			Annotations: layer.Annotations,
-		}
-		wg.Go(func() {
-			if content, err := op.blob(ctx, layer); err != "" {
-				art.Err = "fetching blob: " + err
-			} else {
-				art.Content = content
-			}
-			op.record(nil, art)
-		})
+		}})
 	}
-	wg.Wait()
 	if l != nil {
 		l.Found = min(n, maxReferrers)
 	}
 	op.record(l, arts...)
 }
 
-// blob fetches and checks one layer, recording the request.
-func (op *opening) blob(ctx context.Context, layer gcrv1.Descriptor) ([]byte, string) {
-	switch {
-	case layer.Size < 0:
-		return nil, fmt.Sprintf("layer has a negative size %d", layer.Size)
-	case layer.Size > maxBlobSize:
-		return nil, fmt.Sprintf("layer of %d bytes is over the %d-byte limit; not read", layer.Size, maxBlobSize)
-	case !op.reserve(layer.Size):
-		return nil, fmt.Sprintf("layer of %d bytes is over what is left of the %d-byte budget for one image; not read", layer.Size, maxDiscoveryBytes)
+// fetchLayers fetches the pending layers of opens, concurrently, within
+// budget bytes in all. Layers are admitted in the order of opens (place,
+// then manifest digest) and of their manifests, whatever order the
+// manifests were read in, so which layers fit does not depend on timing.
+// A layer over the size limit or the budget is not fetched: its blob
+// lookup fails, naming it (the result is not one to cache, and explains
+// why).
+func (op *opening) fetchLayers(ctx context.Context, opens []*openManifest, budget int64) {
+	total := budget
+	var wg sync.WaitGroup
+	for _, o := range opens {
+		for _, p := range o.pending {
+			var msg string
+			switch size := p.desc.Size; {
+			case size < 0:
+				p.art.Err = fmt.Sprintf("fetching blob: layer has a negative size %d", size)
+				op.record(nil, p.art)
+				continue
+			case size > maxBlobSize:
+				msg = fmt.Sprintf("blob %s (%d bytes) not read: over the %d-byte limit for one layer", p.art.Layer, size, maxBlobSize)
+			case size > budget:
+				msg = fmt.Sprintf("blob %s (%d bytes) not read: over the %d bytes left of the %d-byte budget for one image's signatures and attestations", p.art.Layer, size, budget, total)
+			default:
+				budget -= size
+				wg.Go(func() { op.blob(ctx, p) })
+				continue
+			}
+			p.art.Err = "fetching blob: " + msg
+			op.record(&Lookup{Step: BlobStep, URL: redactURL(repoURL(op.sess.repo, "blobs", p.art.Layer)), Err: msg}, p.art)
+		}
 	}
+	wg.Wait()
+}
+
+// blob fetches and checks one layer, recording the request and the
+// artifact.
+func (op *opening) blob(ctx context.Context, p pendingLayer) {
 	s := op.sess
 	op.sem <- struct{}{}
 	a, l := s.do(ctx, request{
-		step: BlobStep, method: http.MethodGet, url: s.registryURL("blobs", layer.Digest.String()),
-		limit: layer.Size,
+		step: BlobStep, method: http.MethodGet, url: repoURL(s.repo, "blobs", p.art.Layer),
+		limit: p.desc.Size,
 	})
 	<-op.sem
 	switch {
 	case l.Err != "":
 	case a.status != http.StatusOK:
 		l.Err = s.statusMessage(a)
-	case int64(len(a.body)) != layer.Size:
-		l.Err = fmt.Sprintf("blob has %d bytes, the manifest says %d", len(a.body), layer.Size)
+	case int64(len(a.body)) != p.desc.Size:
+		l.Err = fmt.Sprintf("blob has %d bytes, the manifest says %d", len(a.body), p.desc.Size)
 	default:
-		if err := checkDigest(layer.Digest.String(), a.body); err != nil {
+		if err := checkDigest(p.art.Layer, a.body); err != nil {
 			l.Err = "blob " + err.Error()
 		} else {
 			l.Found = 1
 		}
 	}
-	op.record(&l)
 	if l.Err != "" {
-		return nil, l.Err
+		p.art.Err = "fetching blob: " + l.Err
+	} else {
+		p.art.Content = a.body
 	}
-	return a.body, ""
+	op.record(&l, p.art)
 }
 
 // checkDigest checks that b has digest want ("sha256:<hex>").

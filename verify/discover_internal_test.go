@@ -1,17 +1,27 @@
 package verify
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/pregate/pregate/verify/verifytest"
 )
 
 func TestRedactURL(t *testing.T) {
@@ -150,5 +160,125 @@ func TestSession_reusesHandshake(t *testing.T) {
 	r.Discover(t.Context(), s)
 	if got := pings(); got != 2 {
 		t.Errorf("pings after the handshake expired = %d, want 2", got)
+	}
+}
+
+// TestDiscover_overBudget checks that a layer left out for the per-image
+// byte budget has a failed blob lookup naming it, that the layers left out
+// are always the same (the last by manifest digest), and that a verdict
+// reached without them is not cached.
+func TestDiscover_overBudget(t *testing.T) {
+	t.Parallel()
+	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
+	img, dig := verifytest.PushRandomImage(t, host+"/app:v1")
+	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	layerOf := map[string]string{} // manifest digest: layer digest
+	for i := range 3 {
+		junk := bytes.Repeat([]byte{byte('a' + i)}, 1000) // bundles that never verify
+		m := verifytest.PushReferrer(t, img, bundleType, bundleType, junk, nil)
+		h, _, err := gcrv1.SHA256(bytes.NewReader(junk))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layerOf[m] = h.String()
+	}
+	manifests := slices.Sorted(maps.Keys(layerOf))
+	left := layerOf[manifests[2]] // the last by digest: 500 of its 1000 bytes are left
+	newRegistry := func(budget int64) *Registry {
+		r, err := NewRegistry(WithKeychain(authn.NewMultiKeychain()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.discoveryBudget = budget
+		return r
+	}
+	r := newRegistry(2500)
+
+	for range 5 {
+		d := r.Discover(t.Context(), Subject{Repository: host + "/app", Digest: dig})
+		failed := d.Failures()
+		if len(failed) != 1 || failed[0].Step != BlobStep || !strings.HasSuffix(failed[0].URL, "/blobs/"+left) ||
+			!strings.Contains(failed[0].Err, "blob "+left+" (1000 bytes) not read: over the 500 bytes left of the 2500-byte budget") {
+			t.Fatalf("failed lookups = %+v, want one for blob %s, over the budget", failed, left)
+		}
+		for _, a := range d.Artifacts {
+			if gotErr, wantErr := a.Err != "", a.Layer == left; gotErr != wantErr || (wantErr && !strings.Contains(a.Err, "budget")) {
+				t.Errorf("artifact of layer %s: Err %q; want one (over the budget) only for layer %s", a.Layer, a.Err, left)
+			}
+		}
+	}
+
+	k, err := NewKey(verifytest.NewKeySigner(t).PublicKeyPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := &Policy{Name: "key", Fingerprint: "fp", Authorities: []Authority{{Name: "key", Key: k, IgnoreTlog: true}}}
+	for _, tc := range []struct {
+		budget      int64
+		wantEntries int
+	}{
+		{budget: 2500, wantEntries: 0},              // a layer was not read: not cached
+		{budget: maxDiscoveryBytes, wantEntries: 1}, // every layer was read: cached
+	} {
+		c, err := NewCache(time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := NewVerifier(newRegistry(tc.budget), []*Policy{policy}, WithCache(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.Explain(t.Context(), img, "key")
+		if err != nil || res.Status != InvalidSignature {
+			t.Fatalf("budget %d: Explain() = %s (%s), %v; want InvalidSignature", tc.budget, res.Status, res.Detail, err)
+		}
+		if tc.wantEntries == 0 && !strings.Contains(res.Detail, "budget") {
+			t.Errorf("budget %d: Detail = %q, want it to say a layer was over the budget", tc.budget, res.Detail)
+		}
+		if got := c.Stats().Entries; got != tc.wantEntries {
+			t.Errorf("budget %d: the cache holds %d results, want %d", tc.budget, got, tc.wantEntries)
+		}
+	}
+}
+
+// rawManifest is a manifest to PUT as is.
+type rawManifest []byte
+
+func (m rawManifest) RawManifest() ([]byte, error) { return m, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) {
+	return types.OCIManifestSchema1, nil
+}
+
+// TestDiscover_layerOverSizeLimit checks that a layer declared over the
+// size limit is not fetched and has a failed blob lookup naming it.
+func TestDiscover_layerOverSizeLimit(t *testing.T) {
+	t.Parallel()
+	host := verifytest.NewRegistry(t)
+	_, dig := verifytest.PushRandomImage(t, host+"/app:v1")
+	layer := "sha256:" + strings.Repeat("b", 64)
+	raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":%q},`+
+		`"layers":[{"mediaType":%q,"size":%d,"digest":%q}]}`,
+		types.OCIManifestSchema1, "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+		simpleSigningMediaType, maxBlobSize+1, layer)
+	tag, err := name.NewTag(host + "/app:" + fallbackTag(dig) + ".sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(tag, rawManifest(raw), remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRegistry(WithKeychain(authn.NewMultiKeychain()))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d := r.Discover(t.Context(), Subject{Repository: host + "/app", Digest: dig})
+	want := fmt.Sprintf("blob %s (%d bytes) not read: over the %d-byte limit for one layer", layer, maxBlobSize+1, maxBlobSize)
+	failed := d.Failures()
+	if len(failed) != 1 || failed[0].Step != BlobStep || !strings.HasSuffix(failed[0].URL, "/blobs/"+layer) || failed[0].Err != want {
+		t.Errorf("failed lookups = %+v, want one for blob %s: %q", failed, layer, want)
+	}
+	if len(d.Artifacts) != 1 || d.Artifacts[0].Err != "fetching blob: "+want {
+		t.Errorf("artifacts = %+v, want one for layer %s, over the limit", d.Artifacts, layer)
 	}
 }

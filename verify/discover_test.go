@@ -1,12 +1,14 @@
 package verify_test
 
 import (
+	stdcmp "cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +62,37 @@ func bundle(s string) []byte {
 	return []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{"payload":"` + s + `"}}`)
 }
 
+// foundBundle is the Artifact Discover makes of bundle b, stored as the
+// referrer manifest ref and listed at src.
+func foundBundle(src verify.Step, ref string, b []byte) verify.Artifact {
+	return verify.Artifact{
+		Source: src, Manifest: ref, Layer: digestOf(b),
+		Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b,
+	}
+}
+
+// bundled is an image signed the cosign v3 way, as pushBundled stores it.
+type bundled struct {
+	img      string // the image's digest reference
+	digest   string
+	bundle   []byte
+	referrer string // the bundle's referrer manifest digest
+}
+
+// pushBundled pushes a random image to host as app:v1 and the bundle
+// bundle("sig") as its referrer.
+func pushBundled(t testing.TB, host string) bundled {
+	t.Helper()
+	img, dig := verifytest.PushRandomImage(t, host+"/app:v1")
+	b := bundle("sig")
+	return bundled{img: img, digest: dig, bundle: b, referrer: verifytest.PushBundle(t, img, b, verifytest.CosignSignPredicateType)}
+}
+
+// found is the Artifact Discover makes of the bundle, listed at src.
+func (s bundled) found(src verify.Step) verify.Artifact {
+	return foundBundle(src, s.referrer, s.bundle)
+}
+
 // lookup is the part of a Lookup tests compare: the URL's path, not its
 // host:port, and whether it failed rather than its message.
 type lookup struct {
@@ -109,27 +142,22 @@ var artifactErrs = cmp.Transformer("failed", func(a verify.Artifact) verify.Arti
 func TestDiscover_referrersAPI(t *testing.T) {
 	t.Parallel()
 	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
-	img, dig := verifytest.PushRandomImage(t, host+"/app:v1")
-	b := bundle("sig")
-	ref := verifytest.PushBundle(t, img, b, verifytest.CosignSignPredicateType)
+	s := pushBundled(t, host)
 
-	got := newRegistry(t).Discover(t.Context(), subjectOf(t, host, img))
+	got := newRegistry(t).Discover(t.Context(), subjectOf(t, host, s.img))
 
-	want := []verify.Artifact{{
-		Source: verify.ReferrersStep, Manifest: ref, Layer: digestOf(b),
-		Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b,
-	}}
+	want := []verify.Artifact{s.found(verify.ReferrersStep)}
 	if diff := cmp.Diff(want, got.Artifacts); diff != "" {
 		t.Errorf("Discover() artifacts (-want +got):\n%s", diff)
 	}
-	rp, fp, sp, ap := paths(dig)
+	rp, fp, sp, ap := paths(s.digest)
 	wantLookups := []lookup{
 		{Step: verify.ReferrersStep, Path: rp, Status: 200, Found: 1},
 		{Step: verify.FallbackTagStep, Path: fp, Status: 404},
 		{Step: verify.SignatureTagStep, Path: sp, Status: 404},
 		{Step: verify.AttestationTagStep, Path: ap, Status: 404},
-		{Step: verify.ManifestStep, Path: manifestPath(ref), Status: 200, Found: 1},
-		{Step: verify.BlobStep, Path: blobPath(digestOf(b)), Status: 200, Found: 1},
+		{Step: verify.ManifestStep, Path: manifestPath(s.referrer), Status: 200, Found: 1},
+		{Step: verify.BlobStep, Path: blobPath(digestOf(s.bundle)), Status: 200, Found: 1},
 	}
 	if diff := cmp.Diff(wantLookups, lookups(t, got.Lookups)); diff != "" {
 		t.Errorf("Discover() lookups (-want +got):\n%s", diff)
@@ -142,20 +170,15 @@ func TestDiscover_referrersAPI(t *testing.T) {
 func TestDiscover_fallbackTagOnly(t *testing.T) {
 	t.Parallel()
 	host := verifytest.NewRegistry(t) // no referrers API
-	img, dig := verifytest.PushRandomImage(t, host+"/app")
-	b := bundle("sig")
-	ref := verifytest.PushBundle(t, img, b, verifytest.CosignSignPredicateType)
+	s := pushBundled(t, host)
 
-	got := newRegistry(t).Discover(t.Context(), subjectOf(t, host, img))
+	got := newRegistry(t).Discover(t.Context(), subjectOf(t, host, s.img))
 
-	want := []verify.Artifact{{
-		Source: verify.FallbackTagStep, Manifest: ref, Layer: digestOf(b),
-		Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b,
-	}}
+	want := []verify.Artifact{s.found(verify.FallbackTagStep)}
 	if diff := cmp.Diff(want, got.Artifacts); diff != "" {
 		t.Errorf("Discover() artifacts (-want +got):\n%s", diff)
 	}
-	rp, fp, _, _ := paths(dig)
+	rp, fp, _, _ := paths(s.digest)
 	wantLookups := []lookup{
 		// A 404 from the referrers API only means it is not supported.
 		{Step: verify.ReferrersStep, Path: rp, Status: 404},
@@ -243,8 +266,8 @@ func TestDiscover_mergesAllPlaces(t *testing.T) {
 	got := newRegistry(t).Discover(t.Context(), subjectOf(t, host, img))
 
 	want := []verify.Artifact{
-		{Source: verify.ReferrersStep, Manifest: refA, Layer: digestOf(ba), Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: ba},
-		{Source: verify.ReferrersStep, Manifest: refB, Layer: digestOf(bb), Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: bb},
+		foundBundle(verify.ReferrersStep, refA, ba),
+		foundBundle(verify.ReferrersStep, refB, bb),
 		{Source: verify.SignatureTagStep, Manifest: sigManifest, Layer: digestOf(payload), Format: verify.SimpleSigningFormat, MediaType: verifytest.SimpleSigningMediaType, Content: payload},
 		{Source: verify.AttestationTagStep, Manifest: attManifest, Layer: digestOf(env), Format: verify.DSSEFormat, MediaType: verifytest.DSSEMediaType, Content: env},
 	}
@@ -293,22 +316,17 @@ func mustDigest(t testing.TB, ref string) name.Digest {
 func TestDiscover_emptyReferrersListStillReadsFallbackTag(t *testing.T) {
 	t.Parallel()
 	host := verifytest.NewRegistry(t) // the fallback tag holds the bundle
-	img, dig := verifytest.PushRandomImage(t, host+"/app")
-	b := bundle("sig")
-	ref := verifytest.PushBundle(t, img, b, verifytest.CosignSignPredicateType)
+	s := pushBundled(t, host)
 	front := verifytest.NewFront(t, host)
 	front.On(`/referrers/`, verifytest.EmptyReferrers()) // as GHCR has answered
 
-	got := newRegistry(t).Discover(t.Context(), subjectOf(t, front.Host(), img))
+	got := newRegistry(t).Discover(t.Context(), subjectOf(t, front.Host(), s.img))
 
-	want := []verify.Artifact{{
-		Source: verify.FallbackTagStep, Manifest: ref, Layer: digestOf(b),
-		Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b,
-	}}
+	want := []verify.Artifact{s.found(verify.FallbackTagStep)}
 	if diff := cmp.Diff(want, got.Artifacts); diff != "" {
 		t.Errorf("Discover() artifacts (-want +got):\n%s", diff)
 	}
-	rp, fp, _, _ := paths(dig)
+	rp, fp, _, _ := paths(s.digest)
 	wantLookups := []lookup{
 		{Step: verify.ReferrersStep, Path: rp, Status: 200, Found: 0},
 		{Step: verify.FallbackTagStep, Path: fp, Status: 200, Found: 1},
@@ -382,24 +400,19 @@ func TestDiscover_referrersFailureDoesNotStopFallbackTag(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			host := verifytest.NewRegistry(t)
-			img, dig := verifytest.PushRandomImage(t, host+"/app")
-			b := bundle("sig")
-			ref := verifytest.PushBundle(t, img, b, verifytest.CosignSignPredicateType)
+			s := pushBundled(t, host)
 			front := verifytest.NewFront(t, host)
 			front.On(`/referrers/`, tc.behaviour(front))
 			r := newRegistry(t, verify.WithLookupTimeout(testTimeout))
 
 			start := time.Now()
-			got := r.Discover(t.Context(), subjectOf(t, front.Host(), img))
+			got := r.Discover(t.Context(), subjectOf(t, front.Host(), s.img))
 			elapsed := time.Since(start)
 
 			if elapsed > 5*testTimeout {
 				t.Errorf("Discover() took %s, want less than %s", elapsed, 5*testTimeout)
 			}
-			want := []verify.Artifact{{
-				Source: verify.FallbackTagStep, Manifest: ref, Layer: digestOf(b),
-				Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b,
-			}}
+			want := []verify.Artifact{s.found(verify.FallbackTagStep)}
 			if diff := cmp.Diff(want, got.Artifacts); diff != "" {
 				t.Errorf("Discover() artifacts (-want +got):\n%s", diff)
 			}
@@ -408,7 +421,7 @@ func TestDiscover_referrersFailureDoesNotStopFallbackTag(t *testing.T) {
 				t.Fatalf("Discover() failures = %+v, want the referrers lookup only", failures)
 			}
 			f := failures[0]
-			rp, _, _, _ := paths(dig)
+			rp, _, _, _ := paths(s.digest)
 			if f.Status != tc.wantStatus || !strings.Contains(f.Err, tc.wantErr) || !strings.HasSuffix(f.URL, rp) {
 				t.Errorf("referrers Lookup = %+v, want status %d, URL ending %s, error containing %q", f, tc.wantStatus, rp, tc.wantErr)
 			}
@@ -422,9 +435,7 @@ func TestDiscover_referrersFailureDoesNotStopFallbackTag(t *testing.T) {
 func TestDiscover_referrersRedirectOnSameHostIsFollowed(t *testing.T) {
 	t.Parallel()
 	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
-	img, _ := verifytest.PushRandomImage(t, host+"/app")
-	b := bundle("sig")
-	ref := verifytest.PushBundle(t, img, b, verifytest.CosignSignPredicateType)
+	s := pushBundled(t, host)
 	front := verifytest.NewFront(t, host)
 	front.On(`^/v2/app/referrers/`, func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
 		http.Redirect(w, r, "/v2/moved"+strings.TrimPrefix(r.URL.Path, "/v2/app"), http.StatusTemporaryRedirect)
@@ -434,10 +445,10 @@ func TestDiscover_referrersRedirectOnSameHostIsFollowed(t *testing.T) {
 		next.ServeHTTP(w, r)
 	})
 
-	got := newRegistry(t).Discover(t.Context(), subjectOf(t, front.Host(), img))
+	got := newRegistry(t).Discover(t.Context(), subjectOf(t, front.Host(), s.img))
 
-	if len(got.Artifacts) != 1 || got.Artifacts[0].Source != verify.ReferrersStep || got.Artifacts[0].Manifest != ref {
-		t.Errorf("Discover() artifacts = %+v, want %s from the referrers API", got.Artifacts, ref)
+	if len(got.Artifacts) != 1 || got.Artifacts[0].Source != verify.ReferrersStep || got.Artifacts[0].Manifest != s.referrer {
+		t.Errorf("Discover() artifacts = %+v, want %s from the referrers API", got.Artifacts, s.referrer)
 	}
 	if l := got.Lookups[0]; l.Status != 200 || l.Found != 1 || l.Failed() {
 		t.Errorf("referrers Lookup = %+v, want 200 with 1 found", l)
@@ -447,22 +458,17 @@ func TestDiscover_referrersRedirectOnSameHostIsFollowed(t *testing.T) {
 func TestDiscover_fallbackTagFailureKeepsReferrers(t *testing.T) {
 	t.Parallel()
 	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
-	img, dig := verifytest.PushRandomImage(t, host+"/app")
-	b := bundle("sig")
-	ref := verifytest.PushBundle(t, img, b, verifytest.CosignSignPredicateType)
+	s := pushBundled(t, host)
 	front := verifytest.NewFront(t, host)
 	front.On(`/manifests/sha256-[0-9a-f]{64}$`, verifytest.Status(http.StatusInternalServerError))
 
-	got := newRegistry(t).Discover(t.Context(), subjectOf(t, front.Host(), img))
+	got := newRegistry(t).Discover(t.Context(), subjectOf(t, front.Host(), s.img))
 
-	want := []verify.Artifact{{
-		Source: verify.ReferrersStep, Manifest: ref, Layer: digestOf(b),
-		Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b,
-	}}
+	want := []verify.Artifact{s.found(verify.ReferrersStep)}
 	if diff := cmp.Diff(want, got.Artifacts); diff != "" {
 		t.Errorf("Discover() artifacts (-want +got):\n%s", diff)
 	}
-	_, fp, _, _ := paths(dig)
+	_, fp, _, _ := paths(s.digest)
 	wantFailures := []lookup{{Step: verify.FallbackTagStep, Path: fp, Status: 500, Failed: true}}
 	if diff := cmp.Diff(wantFailures, lookups(t, got.Failures())); diff != "" {
 		t.Errorf("Discover() failures (-want +got):\n%s", diff)
@@ -488,7 +494,7 @@ func TestDiscover_brokenReferrers(t *testing.T) {
 		}
 	}
 	want := []verify.Artifact{
-		{Source: verify.FallbackTagStep, Manifest: good, Layer: digestOf(b), Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b},
+		foundBundle(verify.FallbackTagStep, good, b),
 		{Source: verify.FallbackTagStep, Manifest: malformed, Err: "x"},
 		{Source: verify.FallbackTagStep, Manifest: missingBlob, Layer: missingLayer, Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Err: "x"},
 		{Source: verify.FallbackTagStep, Manifest: dangling, Err: "x"},
@@ -520,28 +526,23 @@ func TestDiscover_brokenReferrers(t *testing.T) {
 	}
 }
 
+// sortArtifacts sorts artifacts of one Source as Discover does: by
+// Manifest, then Layer.
 func sortArtifacts(as []verify.Artifact) {
-	// Within one Source: by Manifest, then Layer.
-	for i := range as {
-		for j := i + 1; j < len(as); j++ {
-			if as[j].Manifest < as[i].Manifest || (as[j].Manifest == as[i].Manifest && as[j].Layer < as[i].Layer) {
-				as[i], as[j] = as[j], as[i]
-			}
-		}
-	}
+	slices.SortFunc(as, func(a, b verify.Artifact) int {
+		return stdcmp.Or(strings.Compare(a.Manifest, b.Manifest), strings.Compare(a.Layer, b.Layer))
+	})
 }
 
 func TestDiscover_tamperedBlob(t *testing.T) {
 	t.Parallel()
 	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
-	img, _ := verifytest.PushRandomImage(t, host+"/app")
-	b := bundle("sig")
-	verifytest.PushBundle(t, img, b, verifytest.CosignSignPredicateType)
+	s := pushBundled(t, host)
 	front := verifytest.NewFront(t, host)
-	tampered := []byte(strings.Replace(string(b), "sig", "gis", 1)) // same length
-	front.On(blobPath(digestOf(b)), verifytest.Respond(http.StatusOK, "application/octet-stream", tampered))
+	tampered := []byte(strings.Replace(string(s.bundle), "sig", "gis", 1)) // same length
+	front.On(blobPath(digestOf(s.bundle)), verifytest.Respond(http.StatusOK, "application/octet-stream", tampered))
 
-	got := newRegistry(t).Discover(t.Context(), subjectOf(t, front.Host(), img))
+	got := newRegistry(t).Discover(t.Context(), subjectOf(t, front.Host(), s.img))
 
 	if len(got.Artifacts) != 1 {
 		t.Fatalf("Discover() artifacts = %+v, want 1", got.Artifacts)
@@ -562,10 +563,7 @@ func TestDiscover_skipsUnrelatedReferrers(t *testing.T) {
 
 	got := newRegistry(t).Discover(t.Context(), subjectOf(t, host, img))
 
-	want := []verify.Artifact{{
-		Source: verify.ReferrersStep, Manifest: ref, Layer: digestOf(b),
-		Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b,
-	}}
+	want := []verify.Artifact{foundBundle(verify.ReferrersStep, ref, b)}
 	if diff := cmp.Diff(want, got.Artifacts); diff != "" {
 		t.Errorf("Discover() artifacts (-want +got):\n%s", diff)
 	}
@@ -598,10 +596,7 @@ func TestDiscover_emptyArtifactTypeInFallbackIndex(t *testing.T) {
 
 	got := newRegistry(t).Discover(t.Context(), subjectOf(t, host, img))
 
-	want := []verify.Artifact{{
-		Source: verify.FallbackTagStep, Manifest: ref, Layer: digestOf(b),
-		Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b,
-	}}
+	want := []verify.Artifact{foundBundle(verify.FallbackTagStep, ref, b)}
 	if diff := cmp.Diff(want, got.Artifacts); diff != "" {
 		t.Errorf("Discover() artifacts (-want +got):\n%s", diff)
 	}
@@ -794,9 +789,7 @@ func TestDiscover_basicAuthNeverLeaks(t *testing.T) {
 	const user, pass = "alice", "s3cret-pa55word"
 	secrets := []string{pass, "YWxpY2U6czNjcmV0LXBhNTV3b3Jk" /* base64 alice:s3cret-pa55word */}
 	host := verifytest.NewRegistry(t)
-	img, _ := verifytest.PushRandomImage(t, host+"/app:v1")
-	b := bundle("sig")
-	verifytest.PushBundle(t, img, b, verifytest.CosignSignPredicateType)
+	pushBundled(t, host)
 	front := verifytest.NewFront(t, host, verifytest.WithBasicAuth(user, pass))
 	front.On(`/referrers/`, verifytest.EchoAuthorization(http.StatusInternalServerError))
 	r := newRegistry(t, verify.WithKeychain(keychain{&authn.Basic{Username: user, Password: pass}}))
@@ -844,10 +837,8 @@ func (k keychain) Resolve(authn.Resource) (authn.Authenticator, error) { return 
 func TestRegistry_Requests(t *testing.T) {
 	t.Parallel()
 	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
-	img, _ := verifytest.PushRandomImage(t, host+"/app")
-	verifytest.PushBundle(t, img, bundle("sig"), verifytest.CosignSignPredicateType)
 	r := newRegistry(t)
-	s := subjectOf(t, host, img)
+	s := subjectOf(t, host, pushBundled(t, host).img)
 	r.Discover(t.Context(), s) // authenticates
 
 	before := r.Requests()
@@ -873,10 +864,8 @@ func BenchmarkDiscover(b *testing.B) {
 	for _, api := range []bool{true, false} {
 		b.Run(fmt.Sprintf("referrersAPI=%t", api), func(b *testing.B) {
 			host := verifytest.NewRegistry(b, verifytest.WithReferrersAPI(api))
-			img, _ := verifytest.PushRandomImage(b, host+"/app")
-			verifytest.PushBundle(b, img, bundle("sig"), verifytest.CosignSignPredicateType)
 			r := newRegistry(b)
-			s := subjectOf(b, host, img)
+			s := subjectOf(b, host, pushBundled(b, host).img)
 			if d := r.Discover(b.Context(), s); len(d.Artifacts) != 1 || len(d.Failures()) != 0 {
 				b.Fatalf("Discover() = %+v, want one artifact", d)
 			}

@@ -1,12 +1,14 @@
 package verify
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
+	"regexp/syntax"
+	"sync/atomic"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -14,6 +16,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/cryptoutils/goodkey"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/options"
 )
 
 // CosignSignPredicateType is the in-toto predicate type of a cosign v3
@@ -34,6 +37,11 @@ const (
 // judges a Discovery against it; Validate reports configuration errors
 // up front (Check also rejects what an invalid authority would accept,
 // naming the error).
+//
+// The authorities are compiled (identities, keys, trust material) once,
+// by the first Validate or Check, and the result is reused by every later
+// call, concurrent ones included: a Policy is not to be changed after its
+// first use.
 type Policy struct {
 	// Name identifies the policy in results and messages.
 	Name string
@@ -54,6 +62,11 @@ type Policy struct {
 	// config.Set.Compile sets it; empty means unknown, and a Cache then
 	// shares none of the policy's results.
 	Fingerprint string
+
+	// compiled holds the *compiledPolicy of the first use. An
+	// atomic.Value, unlike atomic.Pointer, may be copied with the Policy
+	// before first use without go vet objecting.
+	compiled atomic.Value
 }
 
 // Authority is one way to accept a signature: keyless identities, a
@@ -90,14 +103,22 @@ type Identity struct {
 	SubjectRegExp string
 }
 
-// Key accepts signatures made with one public key. Build it with NewKey,
-// which parses and validates the PEM once; a Key literal is parsed on
-// every Check.
+// Key accepts signatures made with one public key. Build it with NewKey
+// or NewKeyWithHash, which parse and validate the PEM up front; a Key
+// literal is parsed when its policy is compiled.
 type Key struct {
 	// PEM is a PKIX public key (ECDSA, RSA or Ed25519) in PEM form.
 	PEM []byte
+	// Hash is the digest ECDSA and RSA signatures were made over
+	// (crypto.SHA224, SHA256, SHA384 or SHA512: cosign's
+	// --signature-digest-algorithm, a TrustPolicy's key.hashAlgorithm).
+	// Zero means the default for the key's type (LoadDefaultVerifier):
+	// SHA-256 for P-256 and RSA keys, SHA-384 for P-384, SHA-512 for P-521.
+	// Ed25519 keys ignore it.
+	Hash crypto.Hash
 
 	verifier signature.Verifier
+	loaded   crypto.Hash // the Hash verifier was loaded with
 	hint     string
 }
 
@@ -116,19 +137,26 @@ type Attestation struct {
 	PredicateType string
 }
 
-// NewKey parses and validates a PEM public key.
+// NewKey parses and validates a PEM public key, which verifies with the
+// default hash for its type (see Key.Hash).
 func NewKey(pem []byte) (*Key, error) {
-	v, hint, err := loadKey(pem)
+	return NewKeyWithHash(pem, 0)
+}
+
+// NewKeyWithHash parses and validates a PEM public key whose ECDSA or RSA
+// signatures are made over hash h (0 for the key type's default).
+func NewKeyWithHash(pem []byte, h crypto.Hash) (*Key, error) {
+	v, hint, err := loadKey(pem, h)
 	if err != nil {
 		return nil, err
 	}
-	return &Key{PEM: pem, verifier: v, hint: hint}, nil
+	return &Key{PEM: pem, Hash: h, verifier: v, loaded: h, hint: hint}, nil
 }
 
-// loadKey parses a PEM public key into a verifier with the hash its type
-// calls for, and computes cosign's key hint (base64 of the SHA-256 of the
-// PKIX DER).
-func loadKey(pem []byte) (signature.Verifier, string, error) {
+// loadKey parses a PEM public key into a verifier with hash h (0: the
+// hash its type calls for), and computes cosign's key hint (base64 of the
+// SHA-256 of the PKIX DER).
+func loadKey(pem []byte, h crypto.Hash) (signature.Verifier, string, error) {
 	if len(pem) == 0 {
 		return nil, "", errors.New("no public key given")
 	}
@@ -139,7 +167,12 @@ func loadKey(pem []byte) (signature.Verifier, string, error) {
 	if err := goodkey.ValidatePubKey(pub); err != nil {
 		return nil, "", fmt.Errorf("validating public key: %w", err)
 	}
-	v, err := signature.LoadDefaultVerifier(pub)
+	var v signature.Verifier
+	if h == 0 {
+		v, err = signature.LoadDefaultVerifier(pub)
+	} else {
+		v, err = signature.LoadVerifierWithOpts(pub, options.WithHash(h))
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("loading public key: %w", err)
 	}
@@ -155,22 +188,68 @@ func loadKey(pem []byte) (signature.Verifier, string, error) {
 // authority, an authority with zero or several kinds, an identity without
 // issuer or subject, a regular expression that does not compile, a key
 // that does not parse, a keyless or transparency-log-checking authority
-// without a trust root, an attestation without predicate type.
+// without a trust root, an attestation without predicate type, required
+// attestations beside a static pass authority (which accepts every image
+// before any attestation is looked at).
 func (p *Policy) Validate() error {
 	if len(p.Authorities) == 0 {
 		return fmt.Errorf("policy %q: no authorities", p.Name)
 	}
-	for i := range p.Authorities {
-		if _, err := p.compile(i); err != nil {
-			return fmt.Errorf("policy %q: %w", p.Name, err)
-		}
+	c := p.authorities()
+	if len(c.invalid) > 0 {
+		return fmt.Errorf("policy %q: %w", p.Name, c.invalid[0])
 	}
 	for i, a := range p.Attestations {
 		if a.PredicateType == "" {
 			return fmt.Errorf("policy %q: attestation %d (%q): no predicate type", p.Name, i, a.Name)
 		}
 	}
+	if c.pass != nil && len(p.Attestations) > 0 {
+		return fmt.Errorf("policy %q: static authority %q passes every image without looking at its attestations, so the %d required attestations would never be checked: remove the static authority or the attestations",
+			p.Name, c.pass.name, len(p.Attestations))
+	}
 	return nil
+}
+
+// compiledPolicy is a Policy's authorities made ready to check with, and
+// what they were made from.
+type compiledPolicy struct {
+	// pass is the first static authority that passes, if any.
+	pass *authority
+	// staticFails names the static authorities that fail, in order.
+	staticFails []string
+	// auths are the keyless and key authorities, in order.
+	auths []*authority
+	// invalid holds the errors of the authorities that do not compile, in
+	// order.
+	invalid []error
+}
+
+// authorities returns the policy's compiled authorities, compiling them
+// on first use. Concurrent first calls may each compile the same; one
+// result is kept.
+func (p *Policy) authorities() *compiledPolicy {
+	if c, ok := p.compiled.Load().(*compiledPolicy); ok {
+		return c
+	}
+	c := &compiledPolicy{}
+	for i := range p.Authorities {
+		a, err := p.compile(i)
+		switch {
+		case err != nil:
+			c.invalid = append(c.invalid, err)
+		case a.static == nil:
+			c.auths = append(c.auths, a)
+		case a.static.Pass:
+			if c.pass == nil {
+				c.pass = a
+			}
+		default:
+			c.staticFails = append(c.staticFails, a.name)
+		}
+	}
+	p.compiled.Store(c)
+	return c
 }
 
 // authorityName names authority i in messages.
@@ -230,12 +309,12 @@ func (p *Policy) compile(i int) (*authority, error) {
 		return c, nil
 	default:
 		k := *a.Key
-		if k.verifier == nil {
-			v, hint, err := loadKey(k.PEM)
+		if k.verifier == nil || k.loaded != k.Hash {
+			v, hint, err := loadKey(k.PEM, k.Hash)
 			if err != nil {
 				return nil, fmt.Errorf("authority %q: %w", name, err)
 			}
-			k.verifier, k.hint = v, hint
+			k.verifier, k.loaded, k.hint = v, k.Hash, hint
 		}
 		c.key = &k
 		expiring := root.NewExpiringKey(k.verifier, time.Time{}, time.Time{})
@@ -285,11 +364,14 @@ func (id Identity) compile() (sgverify.CertificateIdentity, error) {
 
 // anchor makes a regular expression match whole values only:
 // sigstore-go's matchers call MatchString, which finds a match anywhere.
+// sigstore-go compiles the anchored expression; re is only parsed here, on
+// its own, so that an error names it and so that it cannot close the group
+// it is wrapped in ("a)|(b" would match any value starting with "a").
 func anchor(re string) (string, error) {
 	if re == "" {
 		return "", nil
 	}
-	if _, err := regexp.Compile(re); err != nil {
+	if _, err := syntax.Parse(re, syntax.Perl); err != nil {
 		return "", err
 	}
 	return `^(?:` + re + `)$`, nil

@@ -1,9 +1,9 @@
 package verify
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -17,7 +17,9 @@ import (
 //
 //   - ResolveFailed: the subject carries no usable digest.
 //   - Verified: a static authority passes every image (no artifact is
-//     looked at).
+//     looked at), and the policy requires no attestation. (Validate
+//     rejects a static pass beside required attestations; Check ignores
+//     such a static authority.)
 //   - StaticFail: every authority that could accept is a static fail.
 //   - Verified: a signature was accepted by an authority and every
 //     required attestation was verified (by any authority). A signature is
@@ -48,47 +50,33 @@ func (p *Policy) Check(d Discovery) Result {
 		return res
 	}
 
-	var auths []*authority
-	var invalid []error
-	var staticFails []string
-	for i := range p.Authorities {
-		a, err := p.compile(i)
-		if err != nil {
-			invalid = append(invalid, err)
-			continue
-		}
-		if a.static != nil {
-			if a.static.Pass {
-				res.Status = Verified
-				res.Detail = fmt.Sprintf("%s: policy %q accepts every image (static authority %q)", dg.text, p.Name, a.name)
-				return res
-			}
-			staticFails = append(staticFails, a.name)
-			continue
-		}
-		auths = append(auths, a)
+	c := p.authorities()
+	if c.pass != nil && len(p.Attestations) == 0 {
+		res.Status = Verified
+		res.Detail = fmt.Sprintf("%s: policy %q accepts every image (static authority %q)", dg.text, p.Name, c.pass.name)
+		return res
 	}
-	if len(auths) == 0 && len(staticFails) > 0 {
+	if len(c.auths) == 0 && len(c.staticFails) > 0 {
 		res.Status = StaticFail
-		res.Detail = fmt.Sprintf("%s: policy %q rejects every image (static authority %q)", dg.text, p.Name, staticFails[0])
+		res.Detail = fmt.Sprintf("%s: policy %q rejects every image (static authority %q)", dg.text, p.Name, c.staticFails[0])
 		return res
 	}
 
 	arts := orderArtifacts(d.Artifacts)
 	outs := make([]outcome, 0, len(arts))
 	for _, a := range arts {
-		o := p.evaluate(a, auths, invalid, dg)
+		o := p.evaluate(a, c.auths, c.invalid, dg)
 		outs = append(outs, o)
 		res.Considered = append(res.Considered, o.c)
 	}
-	res.Status, res.Detail = p.decide(dg, outs, d.Lookups)
+	res.Status, res.Detail = p.decide(dg, outs, d)
 	return res
 }
 
 // decide turns the outcomes into a status and a one-line detail.
-func (p *Policy) decide(dg imageDigest, outs []outcome, lookups []Lookup) (Status, string) {
+func (p *Policy) decide(dg imageDigest, outs []outcome, d Discovery) (Status, string) {
 	found := foundSummary(outs)
-	failed := failedSummary(lookups)
+	failed := failedSummary(d.Failures())
 
 	var signed *outcome
 	for i := range outs {
@@ -171,50 +159,39 @@ func (p *Policy) decide(dg imageDigest, outs []outcome, lookups []Lookup) (Statu
 	if also != "" {
 		return NoSignatures, fmt.Sprintf("%s: no signature found%s", dg.text, also)
 	}
-	return NoSignatures, fmt.Sprintf("%s: no signature found (looked up: %s)", dg.text, lookedUp(lookups))
+	return NoSignatures, fmt.Sprintf("%s: no signature found (looked up: %s)", dg.text, lookedUp(d.Lookups))
 }
 
-// sourceRank orders the places artifacts come from.
-func sourceRank(s Step) int {
-	switch s {
-	case ReferrersStep:
-		return 0
-	case FallbackTagStep:
-		return 1
-	case SignatureTagStep:
-		return 2
-	case AttestationTagStep:
-		return 3
-	default:
-		return 4
-	}
-}
-
-// orderArtifacts sorts the artifacts by source, manifest and layer, so
-// results do not depend on the order lookups finished in, and drops the
-// second copy of a manifest layer found in two places (the referrers API
-// and the fallback tag list the same manifests).
+// orderArtifacts returns the artifacts in the order Discover sorts them
+// (place, then manifest, then layer digest), so results do not depend on
+// the order lookups finished in, and keeps a manifest only under the
+// first place that lists it, as Discover merges them (Discover's own
+// output has no manifest in two places; a hand-built Discovery may).
+// Layers that share a digest within one manifest are all kept: a legacy
+// .sig manifest signed by two keys lists the same simple-signing payload
+// twice, each with its own signature annotation. Ties (Discover reads
+// layers concurrently) are broken by format, signature and certificate,
+// so the order is always the same.
 func orderArtifacts(in []Artifact) []Artifact {
-	arts := append([]Artifact(nil), in...)
-	sort.SliceStable(arts, func(i, j int) bool {
-		a, b := arts[i], arts[j]
-		if ra, rb := sourceRank(a.Source), sourceRank(b.Source); ra != rb {
-			return ra < rb
-		}
-		if a.Manifest != b.Manifest {
-			return a.Manifest < b.Manifest
-		}
-		return a.Layer < b.Layer
+	arts := slices.Clone(in)
+	slices.SortStableFunc(arts, func(a, b Artifact) int {
+		return cmp.Or(
+			cmp.Compare(placeRank(a.Source), placeRank(b.Source)),
+			strings.Compare(a.Manifest, b.Manifest),
+			strings.Compare(a.Layer, b.Layer),
+			strings.Compare(string(a.Format), string(b.Format)),
+			strings.Compare(a.Annotations[legacySignatureAnn], b.Annotations[legacySignatureAnn]),
+			strings.Compare(a.Annotations[legacyCertificateAnn], b.Annotations[legacyCertificateAnn]),
+		)
 	})
-	seen := map[string]bool{}
+	first := map[string]Step{} // manifest digest → the place that listed it first
 	out := arts[:0]
 	for _, a := range arts {
 		if a.Manifest != "" {
-			k := a.Manifest + "|" + a.Layer + "|" + string(a.Format)
-			if seen[k] {
+			if s, seen := first[a.Manifest]; seen && s != a.Source {
 				continue
 			}
-			seen[k] = true
+			first[a.Manifest] = a.Source
 		}
 		out = append(out, a)
 	}
@@ -266,14 +243,9 @@ func foundSummary(outs []outcome) string {
 	return strings.Join(parts, ", ")
 }
 
-// failedSummary names the failed lookups, "" when none failed.
-func failedSummary(lookups []Lookup) string {
-	var failed []Lookup
-	for _, l := range lookups {
-		if l.Failed() {
-			failed = append(failed, l)
-		}
-	}
+// failedSummary names the failed lookups (Discovery.Failures), "" when
+// none failed.
+func failedSummary(failed []Lookup) string {
 	switch len(failed) {
 	case 0:
 		return ""
@@ -288,11 +260,8 @@ func failedSummary(lookups []Lookup) string {
 func lookedUp(lookups []Lookup) string {
 	var steps []string
 	for _, l := range lookups {
-		switch l.Step {
-		case ReferrersStep, FallbackTagStep, SignatureTagStep, AttestationTagStep:
-			if !slices.Contains(steps, string(l.Step)) {
-				steps = append(steps, string(l.Step))
-			}
+		if slices.Contains(places, l.Step) && !slices.Contains(steps, string(l.Step)) {
+			steps = append(steps, string(l.Step))
 		}
 	}
 	if len(steps) == 0 {

@@ -1,10 +1,9 @@
 package verify_test
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 
@@ -23,22 +22,17 @@ const (
 	imgRepo      = "registry.example/acme/app"
 )
 
-// fakeDigest is the sha256 digest of s, standing in for a manifest digest.
-func fakeDigest(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
+// Manifest digests in these tests are the digests of labels.
 var (
-	imgDigest      = fakeDigest("image")
-	otherImgDigest = fakeDigest("other image")
+	imgDigest      = digestOf([]byte("image"))
+	otherImgDigest = digestOf([]byte("other image"))
 )
 
 // The artifacts discovery would produce.
 
 func bundleArtifact(src verify.Step, manifest string, content []byte) verify.Artifact {
 	return verify.Artifact{
-		Source: src, Manifest: fakeDigest(manifest), Layer: fakeDigest(manifest + "/layer"),
+		Source: src, Manifest: digestOf([]byte(manifest)), Layer: digestOf([]byte(manifest + "/layer")),
 		Format: verify.BundleFormat, MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", Content: content,
 	}
 }
@@ -49,7 +43,7 @@ func referrer(content []byte) verify.Artifact {
 
 func sigTagArtifact(payload []byte, ann map[string]string) verify.Artifact {
 	return verify.Artifact{
-		Source: verify.SignatureTagStep, Manifest: fakeDigest("sig:" + string(payload)), Layer: fakeDigest(string(payload)),
+		Source: verify.SignatureTagStep, Manifest: digestOf([]byte("sig:" + string(payload))), Layer: digestOf(payload),
 		Format: verify.SimpleSigningFormat, MediaType: "application/vnd.dev.cosign.simplesigning.v1+json",
 		Content: payload, Annotations: ann,
 	}
@@ -57,7 +51,7 @@ func sigTagArtifact(payload []byte, ann map[string]string) verify.Artifact {
 
 func attTagArtifact(envelope []byte, ann map[string]string) verify.Artifact {
 	return verify.Artifact{
-		Source: verify.AttestationTagStep, Manifest: fakeDigest("att:" + string(envelope)), Layer: fakeDigest(string(envelope)),
+		Source: verify.AttestationTagStep, Manifest: digestOf([]byte("att:" + string(envelope))), Layer: digestOf(envelope),
 		Format: verify.DSSEFormat, MediaType: "application/vnd.dsse.envelope.v1+json",
 		Content: envelope, Annotations: ann,
 	}
@@ -196,7 +190,7 @@ func TestCheck(t *testing.T) {
 	keySLSA := key.MustAttestImage(t, imgDigest, slsaType, nil)
 	keyLegacyPayload, keyLegacyAnn := key.MustLegacySignature(t, imgDigest, imgRepo)
 	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`)
-	manifestDigest := "sha256:" + hex.EncodeToString(sha256Of(manifest))
+	manifestDigest := digestOf(manifest)
 	messageSigned := ss.MustSignMessage(t, goodIdentity, ghIssuer, manifest)
 
 	keyAuth := keyAuthority(t, "release-key", key.PublicKeyPEM())
@@ -513,13 +507,13 @@ func TestCheck(t *testing.T) {
 		},
 		"artifact that could not be read": {
 			policy: firstPartyPolicy(ss.Material()),
-			disc: discovered(verify.Artifact{Source: verify.ReferrersStep, Manifest: fakeDigest("m"), Format: verify.BundleFormat,
+			disc: discovered(verify.Artifact{Source: verify.ReferrersStep, Manifest: digestOf([]byte("m")), Format: verify.BundleFormat,
 				Err: "GET blob sha256:…: 500 Internal Server Error"}),
 			want: checkWant{status: verify.InvalidSignature, reason: []string{"could not be read: GET blob"}},
 		},
 		"unknown format": {
 			policy: firstPartyPolicy(ss.Material()),
-			disc:   discovered(verify.Artifact{Source: verify.ReferrersStep, Manifest: fakeDigest("m"), Format: "x", Content: signed}),
+			disc:   discovered(verify.Artifact{Source: verify.ReferrersStep, Manifest: digestOf([]byte("m")), Format: "x", Content: signed}),
 			want:   checkWant{status: verify.InvalidSignature, reason: []string{`unsupported format "x"`}},
 		},
 		"nothing found": {
@@ -765,16 +759,10 @@ func TestNewKey(t *testing.T) {
 	}
 }
 
-func sha256Of(b []byte) []byte {
-	s := sha256.Sum256(b)
-	return s[:]
-}
-
+// withAnnotation returns a copy of m with annotation k set to v,
+// or removed if v is empty.
 func withAnnotation(m map[string]string, k, v string) map[string]string {
-	out := map[string]string{}
-	for kk, vv := range m {
-		out[kk] = vv
-	}
+	out := maps.Clone(m)
 	if v == "" {
 		delete(out, k)
 	} else {

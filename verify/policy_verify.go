@@ -10,8 +10,9 @@ import (
 
 // maxBundleSize bounds the bundle JSON Check parses. Signature bundles
 // are a few KiB; an attestation bundle carries its predicate (an SBOM can
-// run to megabytes), so this is as large as the layers discovery reads.
-const maxBundleSize = 32 << 20
+// run to megabytes), so this is the size of the largest layer discovery
+// reads.
+const maxBundleSize = maxBlobSize
 
 // parseBundle parses a Sigstore bundle of any version sigstore-go accepts
 // (v0.1 to v0.3, old and new media-type forms) and validates its shape
@@ -101,7 +102,10 @@ func (a *authority) verify(entity sgverify.SignedEntity, artifact sgverify.Artif
 	if a.static != nil {
 		return nil, errors.New("a static authority verifies nothing")
 	}
-	v, err := sgverify.NewVerifier(a.material, a.verifierOptions(entity)...)
+	// Check reads only the verified statement's predicate type
+	// (checkResult): sigstore-go need not parse the predicate, which for
+	// an SBOM or provenance attestation is most of the work.
+	v, err := sgverify.NewVerifier(a.material, append(a.verifierOptions(entity), sgverify.WithoutStatementPredicate())...)
 	if err != nil {
 		return nil, fmt.Errorf("configuring the verifier: %w", err)
 	}

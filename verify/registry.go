@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/singleflight"
 )
 
 // DefaultLookupTimeout bounds each registry request unless WithLookupTimeout
@@ -67,14 +68,19 @@ var ErrNotFound = errors.New("manifest not found")
 // context. Requests are not retried: a failed request is reported (as an
 // error or a failed Lookup) and the caller decides when to try again.
 type Registry struct {
-	keychain  authn.Keychain
-	base      http.RoundTripper // counting, user agent, then the caller's transport
-	timeout   time.Duration
-	insecure  map[string]bool
-	stats     *RequestCounter // this Registry's requests only
-	now       func() time.Time
-	authMu    sync.Mutex
-	authCache map[string]authEntry
+	keychain authn.Keychain
+	base     http.RoundTripper // counting, user agent, then the caller's transport
+	timeout  time.Duration
+	insecure map[string]bool
+	stats    *RequestCounter // this Registry's requests only
+	now      func() time.Time
+	// discoveryBudget caps the blob bytes Discover reads for one subject
+	// (maxDiscoveryBytes; tests lower it).
+	discoveryBudget int64
+
+	authFlight singleflight.Group // handshakes in flight, by authCache key
+	authMu     sync.Mutex
+	authCache  map[string]authEntry
 }
 
 // RegistryOption configures a Registry.
@@ -212,13 +218,14 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 		counting.counters = append(counting.counters, o.shared)
 	}
 	return &Registry{
-		keychain:  o.keychain,
-		base:      transport.NewUserAgent(counting, o.userAgent),
-		timeout:   o.timeout,
-		insecure:  o.insecure,
-		stats:     stats,
-		now:       time.Now,
-		authCache: map[string]authEntry{},
+		keychain:        o.keychain,
+		base:            transport.NewUserAgent(counting, o.userAgent),
+		timeout:         o.timeout,
+		insecure:        o.insecure,
+		stats:           stats,
+		now:             time.Now,
+		discoveryBudget: maxDiscoveryBytes,
+		authCache:       map[string]authEntry{},
 	}, nil
 }
 
@@ -339,28 +346,44 @@ type session struct {
 }
 
 // session returns a session for repo, authenticating (ping, keychain, token)
-// unless a recent handshake for repo can be reused. ctx bounds the handshake.
-// The error's message is free of credentials.
+// unless a recent handshake for repo can be reused. Concurrent callers for
+// one repository share one handshake (and its failure); if the context of
+// the caller whose handshake it is ends, the others make their own. ctx
+// bounds the handshake. The error's message is free of credentials.
 func (r *Registry) session(ctx context.Context, repo name.Repository) (*session, error) {
 	key := repo.Scheme() + "://" + repo.Name()
-	r.authMu.Lock()
-	e, ok := r.authCache[key]
-	r.authMu.Unlock()
-	if !ok || !r.now().Before(e.expires) {
-		var err error
-		if e, err = r.authenticate(ctx, repo); err != nil {
-			return nil, err
+	cached := func() (handshake, bool) {
+		r.authMu.Lock()
+		defer r.authMu.Unlock()
+		e, ok := r.authCache[key]
+		return handshake{entry: e}, ok && r.now().Before(e.expires)
+	}
+	authenticate := func(ctx context.Context) handshake {
+		e, err := r.authenticate(ctx, repo)
+		return handshake{entry: e, err: err}
+	}
+	store := func(h handshake) {
+		if h.err != nil {
+			return
 		}
 		r.authMu.Lock()
+		defer r.authMu.Unlock()
 		now := r.now()
 		for k, old := range r.authCache {
 			if !now.Before(old.expires) {
 				delete(r.authCache, k)
 			}
 		}
-		r.authCache[key] = e
-		r.authMu.Unlock()
+		r.authCache[key] = h.entry
 	}
+	h, _, err := joinFlight(ctx, &r.authFlight, key, awaitFlight, cached, authenticate, store)
+	switch {
+	case err != nil: // ctx ended first
+		return nil, r.handshakeError(ctx, repo, "contacting registry", err, nil)
+	case h.err != nil:
+		return nil, h.err
+	}
+	e := h.entry
 	return &session{
 		reg:     r,
 		repo:    repo,
@@ -370,25 +393,38 @@ func (r *Registry) session(ctx context.Context, repo name.Repository) (*session,
 	}, nil
 }
 
+// handshake is the outcome of authenticating to a repository.
+type handshake struct {
+	entry authEntry
+	err   error
+}
+
+// handshakeError is the error of a handshake with repo's registry that
+// failed at what ("contacting registry"): because ctx ended, or with err.
+// Its message is free of secrets.
+func (r *Registry) handshakeError(ctx context.Context, repo name.Repository, what string, err error, secrets []string) error {
+	var msg string
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		msg = "no answer within " + r.timeout.String()
+	case ctx.Err() != nil:
+		msg = "cancelled: " + ctx.Err().Error()
+	default:
+		// Only a top-level *url.Error is unwrapped: for a plain-HTTP
+		// registry ggcr joins the https and the http attempts' errors, and
+		// the http one is the registry's real answer.
+		if uerr, ok := err.(*url.Error); ok { //nolint:errorlint // see above
+			err = uerr.Err
+		}
+		msg = err.Error()
+	}
+	s := &session{secrets: secrets}
+	return fmt.Errorf("%s %s: %s", what, repo.RegistryStr(), s.scrub(msg))
+}
+
 func (r *Registry) authenticate(ctx context.Context, repo name.Repository) (authEntry, error) {
 	fail := func(what string, err error, secrets []string) (authEntry, error) {
-		var msg string
-		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			msg = "no answer within " + r.timeout.String()
-		case ctx.Err() != nil:
-			msg = "cancelled: " + ctx.Err().Error()
-		default:
-			// Only a top-level *url.Error is unwrapped: for a plain-HTTP
-			// registry ggcr joins the https and the http attempts' errors,
-			// and the http one is the registry's real answer.
-			if uerr, ok := err.(*url.Error); ok { //nolint:errorlint // see above
-				err = uerr.Err
-			}
-			msg = err.Error()
-		}
-		s := &session{secrets: secrets}
-		return authEntry{}, fmt.Errorf("%s %s: %s", what, repo.RegistryStr(), s.scrub(msg))
+		return authEntry{}, r.handshakeError(ctx, repo, what, err, secrets)
 	}
 	auth, err := authn.Resolve(ctx, r.keychain, repo)
 	if err != nil {
@@ -713,14 +749,14 @@ func redactURL(u *url.URL) string {
 	return r.String()
 }
 
-// registryURL is the URL of /v2/<repo>/<kind>/<ref> on the session's
-// registry.
-func (s *session) registryURL(kind, ref string) *url.URL {
-	return &url.URL{
-		Scheme: s.repo.Scheme(),
-		Host:   s.repo.RegistryStr(),
-		Path:   fmt.Sprintf("/v2/%s/%s/%s", s.repo.RepositoryStr(), kind, ref),
-	}
+// v2URL is the URL of /v2/<path> on repo's registry.
+func v2URL(repo name.Repository, path string) *url.URL {
+	return &url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + path}
+}
+
+// repoURL is the URL of /v2/<repo>/<kind>/<ref> on repo's registry.
+func repoURL(repo name.Repository, kind, ref string) *url.URL {
+	return v2URL(repo, repo.RepositoryStr()+"/"+kind+"/"+ref)
 }
 
 // manifestTypes are the manifest media types Resolve accepts.
@@ -766,11 +802,11 @@ func (r *Registry) resolve(ctx context.Context, ref name.Reference) (Subject, Lo
 	defer cancel()
 	sess, err := r.session(rctx, repo)
 	if err != nil {
-		l.URL = redactURL(&url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/"})
+		l.URL = redactURL(v2URL(repo, ""))
 		l.Err = err.Error()
 		return fail(l)
 	}
-	u := sess.registryURL("manifests", ref.Identifier())
+	u := repoURL(repo, "manifests", ref.Identifier())
 	want, byDigest := ref.(name.Digest)
 
 	a, l := sess.do(rctx, request{step: ResolveStep, method: http.MethodHead, url: u, accept: manifestTypes})

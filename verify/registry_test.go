@@ -3,6 +3,7 @@ package verify_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -230,4 +231,71 @@ func TestWithInsecure(t *testing.T) {
 	if len(uas) == 0 || !strings.HasPrefix(uas[len(uas)-1], "pregate-test/1.0 go-containerregistry") {
 		t.Errorf("User-Agent = %q, want pregate-test/1.0 then go-containerregistry", uas)
 	}
+}
+
+// TestRegistry_sharesHandshake checks that concurrent lookups of different
+// references in one repository make one authentication handshake (one
+// ping of /v2/), and that the cancellation of the caller whose handshake
+// it is does not fail the others: they make their own.
+func TestRegistry_sharesHandshake(t *testing.T) {
+	t.Parallel()
+	host := verifytest.NewRegistry(t)
+	const n = 4
+	for i := range n {
+		verifytest.PushRandomImage(t, fmt.Sprintf("%s/app:v%d", host, i))
+	}
+	// waitingFor says how many callers of r's session wait for a
+	// handshake in flight (the one whose handshake it is included).
+	waitingFor := func(r *verify.Registry) int {
+		return countStacks(func(g string) bool {
+			return strings.Contains(g, "verify.awaitFlight(") && calls(g, "verify.(*Registry).session", r)
+		})
+	}
+
+	t.Run("concurrent", func(t *testing.T) {
+		t.Parallel()
+		front := verifytest.NewFront(t, host)
+		release := make(chan struct{})
+		front.On(`^/v2/$`, verifytest.Block(release))
+		r := newRegistry(t)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { _, _, errs[i] = r.Resolve(t.Context(), fmt.Sprintf("%s/app:v%d", front.Host(), i)) })
+		}
+		waitUntil(t, fmt.Sprintf("%d resolves wait for one handshake", n), func() bool {
+			return waitingFor(r) >= n || front.Count("/v2/") > 1
+		})
+		close(release)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("Resolve(app:v%d) = %v", i, err)
+			}
+		}
+		if got := front.Count("/v2/"); got != 1 {
+			t.Errorf("%d concurrent resolves in one repository pinged the registry %d times, want once", n, got)
+		}
+	})
+
+	t.Run("first caller cancelled", func(t *testing.T) {
+		t.Parallel()
+		front := verifytest.NewFront(t, host)
+		r := newRegistry(t)
+		resolve := func(tag string) func(context.Context) (verify.Subject, error) {
+			return func(ctx context.Context) (verify.Subject, error) {
+				s, _, err := r.Resolve(ctx, front.Host()+"/app:"+tag)
+				return s, err
+			}
+		}
+		got, err := cancelFirstCaller(t, front, `^/v2/$`, resolve("v0"), resolve("v1"), func() {
+			waitUntil(t, "2 resolves wait for one handshake", func() bool { return waitingFor(r) >= 2 })
+		})
+		if err != nil || got.Digest == "" {
+			t.Errorf("Resolve() of the live caller = %+v, %v; want the image: the other caller's cancellation is not its failure", got, err)
+		}
+		if n := front.Count("/v2/"); n != 2 {
+			t.Errorf("the registry was pinged %d times, want 2 (the cancelled handshake, then the live caller's own)", n)
+		}
+	})
 }

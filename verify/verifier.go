@@ -160,50 +160,78 @@ func (v *Verifier) Policies() []string {
 }
 
 // shared returns cache[key], or computes it once for all the callers that
-// ask at the same time, and caches it. If the context of the caller whose
-// computation it is ends, the result is not cached and not handed out:
-// callers whose context is still live compute it again.
+// ask at the same time and caches it (see joinFlight).
 func shared[T any](ctx context.Context, v *Verifier, cache *map[string]T, key string, compute func(context.Context) T) (T, error) {
-	lookup := func() (T, bool) {
+	cached := func() (T, bool) {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		x, ok := (*cache)[key]
 		return x, ok
 	}
+	store := func(x T) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		(*cache)[key] = x
+	}
+	x, _, err := joinFlight(ctx, &v.flight, key, v.await, cached, compute, store)
+	return x, err
+}
+
+// await waits for a shared lookup, or for ctx to end. It stays a frame of
+// its own: tests find the callers waiting in a Verifier by it.
+//
+//go:noinline
+func (v *Verifier) await(ctx context.Context, ch <-chan singleflight.Result) (any, error) {
+	return awaitFlight(ctx, ch)
+}
+
+// joinFlight returns the value for key: cached's, or the one computed once,
+// in flight g, for all the callers that ask at the same time. compute runs
+// with the context of the caller that starts the flight, and store keeps
+// what it computed. If that context ends first, what it computed is neither
+// stored nor handed out: the callers whose contexts are live start again,
+// so that one caller giving up never spoils the others' answer. await waits
+// for the flight (each user of joinFlight names its own, for tests to find
+// its waiting callers). computed says whether the value is this caller's
+// computation rather than a cached or shared one. The error is ctx's, when
+// it ended first.
+func joinFlight[T any](
+	ctx context.Context, g *singleflight.Group, key string,
+	await func(context.Context, <-chan singleflight.Result) (any, error),
+	cached func() (T, bool), compute func(context.Context) T, store func(T),
+) (value T, computed bool, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
-			var zero T
-			return zero, err
+			return value, false, err
 		}
-		if x, ok := lookup(); ok {
-			return x, nil
+		if x, ok := cached(); ok {
+			return x, false, nil
 		}
-		ch := v.flight.DoChan(key, func() (any, error) {
-			if x, ok := lookup(); ok { // finished between our check and this flight
+		mine := false
+		ch := g.DoChan(key, func() (any, error) {
+			if x, ok := cached(); ok { // stored between our look and this flight
 				return x, nil
 			}
+			mine = true
 			x := compute(ctx)
 			if err := ctx.Err(); err != nil {
 				return nil, err // spoiled by this caller's cancellation
 			}
-			v.mu.Lock()
-			(*cache)[key] = x
-			v.mu.Unlock()
+			store(x)
 			return x, nil
 		})
-		val, err := v.await(ctx, ch)
+		val, err := await(ctx, ch)
 		if err == nil {
-			return val.(T), nil
+			// mine was set, if at all, before the flight answered.
+			return val.(T), mine, nil
 		}
-		// Another caller's context ended: try again with ours.
+		// The context of the caller whose flight it was ended (ours, or
+		// another's): look again, with ours.
 	}
 }
 
-// await waits for a shared computation, or for ctx to end. It stays a
-// frame of its own (tests find waiting callers by it).
-//
-//go:noinline
-func (v *Verifier) await(ctx context.Context, ch <-chan singleflight.Result) (any, error) {
+// awaitFlight waits for a flight's result, or for ctx to end.
+func awaitFlight(ctx context.Context, ch <-chan singleflight.Result) (any, error) {
 	select {
 	case res := <-ch:
 		return res.Val, res.Err

@@ -3,9 +3,7 @@ package verify_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -87,68 +85,6 @@ func checkRequests(t *testing.T, a *signedApp, want map[string]int) {
 	}
 }
 
-// waitForJoiners waits until n goroutines wait for a shared lookup (of
-// method, resolve or discover) that another goroutine started. Request
-// counts alone cannot show that callers overlapped: one that arrives after
-// the first call ended finds the cache instead. It reads the goroutines'
-// stacks: every caller of a shared lookup, the one that started it
-// included, waits in verify.(*Verifier).await called from verify.shared,
-// whose frame names the Verifier ("verify.shared[...]({…}, 0xc000123450,
-// …)"), so n joiners make n+1 waiters. The tests block one lookup at a
-// time, so every waiter waits for method.
-func waitForJoiners(t *testing.T, v *verify.Verifier, method string, n int) {
-	t.Helper()
-	ours := fmt.Sprintf("}, %p, ", v)
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	buf := make([]byte, 1<<20)
-	for {
-		for {
-			m := runtime.Stack(buf, true)
-			if m < len(buf) {
-				buf = buf[:m]
-				break
-			}
-			buf = make([]byte, 2*len(buf))
-		}
-		got := -1
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if !strings.Contains(g, "verify.(*Verifier).await(") {
-				continue
-			}
-			for _, line := range strings.Split(g, "\n") {
-				if strings.Contains(line, "verify.shared[") && strings.Contains(line, ours) {
-					got++
-					break
-				}
-			}
-		}
-		buf = buf[:cap(buf)]
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d callers wait for another's %s, want %d", got, method, n)
-		}
-		<-tick.C
-	}
-}
-
-// waitForRequest waits until the Front got a request for path.
-func waitForRequest(t *testing.T, f *verifytest.Front, path string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for f.Count(path) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the registry got no request for %s", path)
-		}
-		<-tick.C
-	}
-}
-
 func newTestVerifier(t *testing.T, r *verify.Registry, policies ...*verify.Policy) *verify.Verifier {
 	t.Helper()
 	v, err := verify.NewVerifier(r, policies)
@@ -186,10 +122,10 @@ func TestVerifier_once(t *testing.T) {
 			wg.Go(func() { results[i], errs[i] = v.Explain(t.Context(), ref, p) })
 		}
 		waitForRequest(t, app.front, "/v2/app/manifests/v1")
-		waitForJoiners(t, v, "resolve", len(policies)-1)
+		waitForJoiners(t, v, len(policies))
 		close(resolved)
 		waitForRequest(t, app.front, "/v2/app/referrers/"+app.digest)
-		waitForJoiners(t, v, "discover", len(policies)-1)
+		waitForJoiners(t, v, len(policies))
 		close(discovered)
 		wg.Wait()
 
@@ -229,14 +165,14 @@ func TestVerifier_once(t *testing.T) {
 		for i, ref := range refs {
 			wg.Go(func() { results[i], errs[i] = v.Explain(t.Context(), ref, "first-party") })
 		}
-		// Two resolves (one per tag), each with a second caller waiting.
+		// Two resolves (one per tag), each with two callers waiting.
 		waitForRequest(t, app.front, "/v2/app/manifests/v1")
 		waitForRequest(t, app.front, "/v2/app/manifests/v2")
-		waitForJoiners(t, v, "resolve", 2)
+		waitForJoiners(t, v, len(refs))
 		close(resolved)
 		// One discovery of the digest the two tags share.
 		waitForRequest(t, app.front, "/v2/app/referrers/"+app.digest)
-		waitForJoiners(t, v, "discover", len(refs)-1)
+		waitForJoiners(t, v, len(refs))
 		close(discovered)
 		wg.Wait()
 
@@ -402,54 +338,19 @@ func checkNothingCached(t *testing.T, app *signedApp, v *verify.Verifier, ref st
 func TestVerifier_anotherCallersCancellation(t *testing.T) {
 	t.Parallel()
 	ss := verifytest.NewSigstore(t)
-	for name, tc := range map[string]struct {
-		path   string // the request held while the second caller joins
-		method string // the Verifier method they share
-	}{
-		"resolve":   {path: `^/v2/app/manifests/v1$`, method: "resolve"},
-		"discovery": {path: `^/v2/app/referrers/`, method: "discover"},
+	for name, path := range map[string]string{ // the request held while the second caller joins
+		"resolve":   `^/v2/app/manifests/v1$`,
+		"discovery": `^/v2/app/referrers/`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			app := newSignedApp(t, ss)
 			v := newTestVerifier(t, newRegistry(t), firstPartyPolicy(ss.Material()))
 			ref := app.front.Host() + "/app:v1"
-			release := make(chan struct{})
-			arrived := make(chan struct{}, 1)
-			app.front.On(tc.path, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-				select {
-				case arrived <- struct{}{}:
-				default:
-				}
-				verifytest.Block(release)(w, r, next)
-			})
-
-			// The first caller makes the request and is cancelled while it
-			// waits; the second joins it.
-			first, cancelFirst := context.WithCancel(t.Context())
-			defer cancelFirst()
-			var firstErr error
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				_, firstErr = v.Explain(first, ref, "first-party")
-			}()
-			<-arrived
-			var second verify.Result
-			var secondErr error
-			var wg sync.WaitGroup
-			wg.Go(func() { second, secondErr = v.Explain(t.Context(), ref, "first-party") })
-			waitForJoiners(t, v, tc.method, 1)
-			cancelFirst()
-			<-done
-			close(release)
-			wg.Wait()
-
-			if !errors.Is(firstErr, context.Canceled) {
-				t.Errorf("Explain() of the cancelled caller = %v, want context.Canceled", firstErr)
-			}
-			if secondErr != nil {
-				t.Fatalf("Explain() of the live caller = %v", secondErr)
+			explain := func(ctx context.Context) (verify.Result, error) { return v.Explain(ctx, ref, "first-party") }
+			second, err := cancelFirstCaller(t, app.front, path, explain, explain, func() { waitForJoiners(t, v, 2) })
+			if err != nil {
+				t.Fatalf("Explain() of the live caller = %v", err)
 			}
 			if second.Status != verify.Verified {
 				t.Errorf("Explain() of the live caller = %s (%s), want Verified: the other caller's cancellation is not a finding about the image", second.Status, second.Detail)

@@ -320,14 +320,6 @@ func TooManyRequests(retryAfter string) Behaviour {
 	}
 }
 
-// Redirect answers with a redirect (code 3xx) to location.
-func Redirect(code int, location string) Behaviour {
-	return func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
-		w.Header().Set("Location", location)
-		w.WriteHeader(code)
-	}
-}
-
 // RedirectToBlackHole answers with a redirect (code 3xx) to the same path on
 // the Front's black hole (see BlackHole), as GHCR's referrers API answered
 // 303 to a host an egress policy blocked.
@@ -434,12 +426,9 @@ func EchoAuthorization(code int) Behaviour {
 // not tests, such as the demo (e2e/demo). Each Push… function of this package
 // is the Pusher method of the same name for tests: it pushes with the test's
 // context and fails the test on an error. The zero Pusher is ready to use.
-type Pusher struct {
-	// Transport carries every request. Nil means the defaults: ggcr's
-	// remote.DefaultTransport, and a transport of this package's for the
-	// raw manifest PUTs of the broken-referrer helpers.
-	Transport http.RoundTripper
-}
+// It sends requests through ggcr's remote.DefaultTransport, and the raw
+// manifest PUTs of the broken-referrer helpers through rawClient.
+type Pusher struct{}
 
 // ownTransport is a transport of the package's own, not
 // http.DefaultTransport: every httptest.Server's Close closes the idle
@@ -448,24 +437,8 @@ type Pusher struct {
 // http: CloseIdleConnections called").
 func ownTransport() *http.Transport { return http.DefaultTransport.(*http.Transport).Clone() }
 
-// rawClient sends the raw requests of Pushers without a Transport.
+// rawClient sends the raw requests of Pushers.
 var rawClient = &http.Client{Transport: ownTransport()}
-
-// remoteOptions are the options p pushes with.
-func (p *Pusher) remoteOptions(ctx context.Context) []remote.Option {
-	opts := []remote.Option{remote.WithContext(ctx)}
-	if p.Transport != nil {
-		opts = append(opts, remote.WithTransport(p.Transport))
-	}
-	return opts
-}
-
-func (p *Pusher) httpClient() *http.Client {
-	if p.Transport != nil {
-		return &http.Client{Transport: p.Transport}
-	}
-	return rawClient
-}
 
 func parseDigest(ref string) (name.Digest, error) {
 	d, err := name.NewDigest(ref)
@@ -495,7 +468,7 @@ func (p *Pusher) PushRandomImage(ctx context.Context, ref string) (digestRef, di
 	if strings.Contains(strings.TrimPrefix(ref, r.Context().RegistryStr()), ":") {
 		target = r
 	}
-	if err := remote.Write(target, img, p.remoteOptions(ctx)...); err != nil {
+	if err := remote.Write(target, img, remote.WithContext(ctx)); err != nil {
 		return "", "", fmt.Errorf("pushing %s: %w", target, err)
 	}
 	return r.Context().Digest(h.String()).String(), h.String(), nil
@@ -535,10 +508,7 @@ func PushBundle(t testing.TB, subjectRef string, bundle []byte, predicateType st
 	t.Helper()
 	var p Pusher
 	d, err := p.PushBundle(t.Context(), subjectRef, bundle, predicateType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return must(t, d, err)
 }
 
 // rawManifest is a remote.Taggable for manifest bytes.
@@ -554,7 +524,7 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 // empty config carrying artifactType, one layer, the subject, annotations
 // and a top-level artifactType.
 func (p *Pusher) referrerManifest(ctx context.Context, sub name.Digest, artifactType string, layer gcrv1.Descriptor, annotations map[string]string) ([]byte, error) {
-	subject, err := remote.Head(sub, p.remoteOptions(ctx)...)
+	subject, err := remote.Head(sub, remote.WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("reading subject %s: %w", sub, err)
 	}
@@ -583,7 +553,7 @@ func (p *Pusher) referrerManifest(ctx context.Context, sub name.Digest, artifact
 // uploadBlob uploads b to repo and returns its descriptor with media type mt.
 func (p *Pusher) uploadBlob(ctx context.Context, repo name.Repository, b []byte, mt string) (gcrv1.Descriptor, error) {
 	l := static.NewLayer(b, types.MediaType(mt))
-	if err := remote.WriteLayer(repo, l, p.remoteOptions(ctx)...); err != nil {
+	if err := remote.WriteLayer(repo, l, remote.WithContext(ctx)); err != nil {
 		return gcrv1.Descriptor{}, fmt.Errorf("uploading a blob to %s: %w", repo, err)
 	}
 	return descriptorOf(b, mt)
@@ -615,19 +585,50 @@ func (p *Pusher) uploadReferrerBlobs(ctx context.Context, repo name.Repository, 
 // also appends it to the sha256-<hex> fallback tag index when the registry
 // has no referrers API. It returns the referrer manifest's digest.
 func (p *Pusher) PushReferrer(ctx context.Context, subjectRef, artifactType, layerMediaType string, content []byte, annotations map[string]string) (string, error) {
-	sub, err := parseDigest(subjectRef)
-	if err != nil {
-		return "", err
-	}
-	layer, err := p.uploadReferrerBlobs(ctx, sub.Context(), content, layerMediaType)
-	if err != nil {
-		return "", err
-	}
-	raw, err := p.referrerManifest(ctx, sub, artifactType, layer, annotations)
+	sub, raw, err := p.prepareReferrer(ctx, subjectRef, artifactType, layerMediaType, content, annotations)
 	if err != nil {
 		return "", err
 	}
 	return p.putReferrer(ctx, sub, raw)
+}
+
+// prepareReferrer uploads the blobs of a cosign v3 style referrer of
+// subjectRef (see uploadReferrerBlobs) and returns the parsed subject and
+// the referrer manifest (see referrerManifest), not yet stored.
+func (p *Pusher) prepareReferrer(ctx context.Context, subjectRef, artifactType, layerMediaType string, content []byte, annotations map[string]string) (name.Digest, []byte, error) {
+	sub, err := parseDigest(subjectRef)
+	if err != nil {
+		return name.Digest{}, nil, err
+	}
+	layer, err := p.uploadReferrerBlobs(ctx, sub.Context(), content, layerMediaType)
+	if err != nil {
+		return name.Digest{}, nil, err
+	}
+	raw, err := p.referrerManifest(ctx, sub, artifactType, layer, annotations)
+	if err != nil {
+		return name.Digest{}, nil, err
+	}
+	return sub, raw, nil
+}
+
+// putListed PUTs the manifest raw by digest into sub's repository with
+// putRaw, bypassing ggcr's writer (which would write today's fallback tag
+// entry itself), and lists it with artifactType in sub's fallback tag
+// index. It returns the manifest's digest.
+func (p *Pusher) putListed(ctx context.Context, sub name.Digest, raw []byte, artifactType string) (string, error) {
+	d, err := p.putRaw(ctx, sub.Context(), string(types.OCIManifestSchema1), raw)
+	if err != nil {
+		return "", err
+	}
+	desc, err := descriptorOf(raw, string(types.OCIManifestSchema1))
+	if err != nil {
+		return "", err
+	}
+	desc.ArtifactType = artifactType
+	if err := p.AddFallbackEntry(ctx, sub.String(), desc); err != nil {
+		return "", err
+	}
+	return d, nil
 }
 
 // PushReferrer is Pusher.PushReferrer for tests.
@@ -635,10 +636,7 @@ func PushReferrer(t testing.TB, subjectRef, artifactType, layerMediaType string,
 	t.Helper()
 	var p Pusher
 	d, err := p.PushReferrer(t.Context(), subjectRef, artifactType, layerMediaType, content, annotations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return must(t, d, err)
 }
 
 func (p *Pusher) putReferrer(ctx context.Context, sub name.Digest, raw []byte) (string, error) {
@@ -647,7 +645,7 @@ func (p *Pusher) putReferrer(ctx context.Context, sub name.Digest, raw []byte) (
 		return "", err
 	}
 	ref := sub.Context().Digest(h.String())
-	if err := remote.Put(ref, rawManifest{raw: raw, mt: types.OCIManifestSchema1}, p.remoteOptions(ctx)...); err != nil {
+	if err := remote.Put(ref, rawManifest{raw: raw, mt: types.OCIManifestSchema1}, remote.WithContext(ctx)); err != nil {
 		return "", fmt.Errorf("pushing referrer %s: %w", ref, err)
 	}
 	return h.String(), nil
@@ -685,10 +683,7 @@ func PushReferrerWithMissingBlob(t testing.TB, subjectRef, layerMediaType string
 	t.Helper()
 	var p Pusher
 	d, err := p.PushReferrerWithMissingBlob(t.Context(), subjectRef, layerMediaType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return must(t, d, err)
 }
 
 // PushMalformedReferrer stores a manifest that is not valid JSON and lists it
@@ -700,14 +695,7 @@ func (p *Pusher) PushMalformedReferrer(ctx context.Context, subjectRef string) (
 		return "", err
 	}
 	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"mediaType":`)
-	d, err := p.putRaw(ctx, sub.Context(), string(types.OCIManifestSchema1), raw)
-	if err != nil {
-		return "", err
-	}
-	if err := p.addFallbackEntryFor(ctx, subjectRef, raw, BundleMediaType); err != nil {
-		return "", err
-	}
-	return d, nil
+	return p.putListed(ctx, sub, raw, BundleMediaType)
 }
 
 // PushMalformedReferrer is Pusher.PushMalformedReferrer for tests.
@@ -715,21 +703,7 @@ func PushMalformedReferrer(t testing.TB, subjectRef string) string {
 	t.Helper()
 	var p Pusher
 	d, err := p.PushMalformedReferrer(t.Context(), subjectRef)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// addFallbackEntryFor lists the manifest raw, with artifactType, in
-// subjectRef's fallback tag index.
-func (p *Pusher) addFallbackEntryFor(ctx context.Context, subjectRef string, raw []byte, artifactType string) error {
-	desc, err := descriptorOf(raw, string(types.OCIManifestSchema1))
-	if err != nil {
-		return err
-	}
-	desc.ArtifactType = artifactType
-	return p.AddFallbackEntry(ctx, subjectRef, desc)
+	return must(t, d, err)
 }
 
 // PushDanglingFallbackEntry lists in subjectRef's fallback tag index a
@@ -739,30 +713,19 @@ func (p *Pusher) addFallbackEntryFor(ctx context.Context, subjectRef string, raw
 // index that lists a missing manifest, so later updates of the fallback tag
 // would fail.
 func (p *Pusher) PushDanglingFallbackEntry(ctx context.Context, subjectRef string) (string, error) {
-	sub, err := parseDigest(subjectRef)
-	if err != nil {
-		return "", err
-	}
 	b, err := randomBytes()
 	if err != nil {
 		return "", err
 	}
-	layer, err := p.uploadReferrerBlobs(ctx, sub.Context(), b, BundleMediaType)
+	sub, raw, err := p.prepareReferrer(ctx, subjectRef, BundleMediaType, BundleMediaType, b, BundleAnnotations(CosignSignPredicateType))
 	if err != nil {
 		return "", err
 	}
-	raw, err := p.referrerManifest(ctx, sub, BundleMediaType, layer, BundleAnnotations(CosignSignPredicateType))
+	d, err := p.putListed(ctx, sub, raw, BundleMediaType)
 	if err != nil {
 		return "", err
 	}
-	d, err := p.putRaw(ctx, sub.Context(), string(types.OCIManifestSchema1), raw)
-	if err != nil {
-		return "", err
-	}
-	if err := p.addFallbackEntryFor(ctx, subjectRef, raw, BundleMediaType); err != nil {
-		return "", err
-	}
-	if err := remote.Delete(sub.Context().Digest(d), p.remoteOptions(ctx)...); err != nil {
+	if err := remote.Delete(sub.Context().Digest(d), remote.WithContext(ctx)); err != nil {
 		return "", fmt.Errorf("deleting %s: %w", d, err)
 	}
 	return d, nil
@@ -773,10 +736,7 @@ func PushDanglingFallbackEntry(t testing.TB, subjectRef string) string {
 	t.Helper()
 	var p Pusher
 	d, err := p.PushDanglingFallbackEntry(t.Context(), subjectRef)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return must(t, d, err)
 }
 
 // PushBundleEmptyArtifactType stores bundle as cosign v3.0.x did
@@ -786,27 +746,11 @@ func PushDanglingFallbackEntry(t testing.TB, subjectRef string) string {
 // wrote it. The index entry is written whether or not the registry has the
 // referrers API. It returns the referrer's digest.
 func (p *Pusher) PushBundleEmptyArtifactType(ctx context.Context, subjectRef string, bundle []byte, predicateType string) (string, error) {
-	sub, err := parseDigest(subjectRef)
+	sub, raw, err := p.prepareReferrer(ctx, subjectRef, BundleMediaType, BundleMediaType, bundle, BundleAnnotations(predicateType))
 	if err != nil {
 		return "", err
 	}
-	layer, err := p.uploadReferrerBlobs(ctx, sub.Context(), bundle, BundleMediaType)
-	if err != nil {
-		return "", err
-	}
-	raw, err := p.referrerManifest(ctx, sub, BundleMediaType, layer, BundleAnnotations(predicateType))
-	if err != nil {
-		return "", err
-	}
-	// PUT directly: ggcr's remote.Put would write today's index entry.
-	d, err := p.putRaw(ctx, sub.Context(), string(types.OCIManifestSchema1), raw)
-	if err != nil {
-		return "", err
-	}
-	if err := p.addFallbackEntryFor(ctx, subjectRef, raw, EmptyMediaType); err != nil {
-		return "", err
-	}
-	return d, nil
+	return p.putListed(ctx, sub, raw, EmptyMediaType)
 }
 
 // PushBundleEmptyArtifactType is Pusher.PushBundleEmptyArtifactType for
@@ -815,10 +759,7 @@ func PushBundleEmptyArtifactType(t testing.TB, subjectRef string, bundle []byte,
 	t.Helper()
 	var p Pusher
 	d, err := p.PushBundleEmptyArtifactType(t.Context(), subjectRef, bundle, predicateType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return must(t, d, err)
 }
 
 // AddFallbackEntry appends desc to subjectRef's sha256-<hex> fallback tag
@@ -830,7 +771,7 @@ func (p *Pusher) AddFallbackEntry(ctx context.Context, subjectRef string, desc g
 	}
 	tag := sub.Context().Tag(strings.Replace(sub.DigestStr(), ":", "-", 1))
 	idx := gcrv1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	got, err := remote.Get(tag, p.remoteOptions(ctx)...)
+	got, err := remote.Get(tag, remote.WithContext(ctx))
 	var terr *transport.Error
 	switch {
 	case err == nil:
@@ -847,7 +788,7 @@ func (p *Pusher) AddFallbackEntry(ctx context.Context, subjectRef string, desc g
 	if err != nil {
 		return err
 	}
-	if err := remote.Put(tag, rawManifest{raw: raw, mt: types.OCIImageIndex}, p.remoteOptions(ctx)...); err != nil {
+	if err := remote.Put(tag, rawManifest{raw: raw, mt: types.OCIImageIndex}, remote.WithContext(ctx)); err != nil {
 		return fmt.Errorf("writing %s: %w", tag, err)
 	}
 	return nil
@@ -873,7 +814,7 @@ func (p *Pusher) putRaw(ctx context.Context, repo name.Repository, mediaType str
 		return "", err
 	}
 	req.Header.Set("Content-Type", mediaType)
-	resp, err := p.httpClient().Do(req)
+	resp, err := rawClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("putting %s: %w", u, err)
 	}
@@ -910,10 +851,7 @@ func PushLegacySignature(t testing.TB, subjectRef string, payload []byte, annota
 	t.Helper()
 	var p Pusher
 	d, err := p.PushLegacySignature(t.Context(), subjectRef, payload, annotations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return must(t, d, err)
 }
 
 // PushLegacyAttestation adds envelope (a DSSE envelope) as a layer of the
@@ -930,10 +868,7 @@ func PushLegacyAttestation(t testing.TB, subjectRef string, envelope []byte, ann
 	t.Helper()
 	var p Pusher
 	d, err := p.PushLegacyAttestation(t.Context(), subjectRef, envelope, annotations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return must(t, d, err)
 }
 
 func (p *Pusher) pushLegacy(ctx context.Context, subjectRef, suffix, mediaType string, content []byte, annotations map[string]string) (string, error) {
@@ -942,7 +877,7 @@ func (p *Pusher) pushLegacy(ctx context.Context, subjectRef, suffix, mediaType s
 		return "", err
 	}
 	tag := sub.Context().Tag(strings.Replace(sub.DigestStr(), ":", "-", 1) + suffix)
-	base, err := remote.Image(tag, p.remoteOptions(ctx)...)
+	base, err := remote.Image(tag, remote.WithContext(ctx))
 	var terr *transport.Error
 	switch {
 	case err == nil:
@@ -958,7 +893,7 @@ func (p *Pusher) pushLegacy(ctx context.Context, subjectRef, suffix, mediaType s
 	if err != nil {
 		return "", fmt.Errorf("appending to %s: %w", tag, err)
 	}
-	if err := remote.Write(tag, img, p.remoteOptions(ctx)...); err != nil {
+	if err := remote.Write(tag, img, remote.WithContext(ctx)); err != nil {
 		return "", fmt.Errorf("writing %s: %w", tag, err)
 	}
 	h, err := img.Digest()

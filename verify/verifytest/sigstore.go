@@ -32,9 +32,8 @@ import (
 // The formats the signing helpers produce (research/sigstore-formats.md).
 // The registry helpers (registry.go) push them.
 const (
-	fxCosignSignPredicate = "https://sigstore.dev/cosign/sign/v1"
-	inTotoStatementType   = "https://in-toto.io/Statement/v1"
-	inTotoPayloadType     = "application/vnd.in-toto+json"
+	inTotoStatementType = "https://in-toto.io/Statement/v1"
+	inTotoPayloadType   = "application/vnd.in-toto+json"
 
 	// The legacy layer annotations cosign writes.
 	fxAnnSignature   = "dev.cosignproject.cosign/signature"
@@ -83,10 +82,7 @@ func GenerateSigstore() (*Sigstore, error) {
 func NewSigstore(t testing.TB) *Sigstore {
 	t.Helper()
 	s, err := GenerateSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return must(t, s, err)
 }
 
 // Material is the deployment's trust material, in memory.
@@ -140,7 +136,7 @@ func trustedRootJSON(vs *ca.VirtualSigstore) ([]byte, error) {
 // the Fulcio leaf certificate for identity (SAN) and issuer, a Rekor dsse
 // entry with inclusion proof and promise, and an RFC 3161 timestamp.
 func (s *Sigstore) SignImage(identity, issuer, digest string) ([]byte, error) {
-	return s.AttestImage(identity, issuer, digest, fxCosignSignPredicate, struct{}{})
+	return s.AttestImage(identity, issuer, digest, CosignSignPredicateType, struct{}{})
 }
 
 // MustSignImage is SignImage for tests.
@@ -448,10 +444,7 @@ func GenerateKeySigner() (*KeySigner, error) {
 func NewKeySigner(t testing.TB) *KeySigner {
 	t.Helper()
 	k, err := GenerateKeySigner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return must(t, k, err)
 }
 
 // PublicKeyPEM is the public key, as cosign.pub holds it.
@@ -465,7 +458,7 @@ func (k *KeySigner) Hint() string { return k.hint }
 // --tlog-upload=false` does: a v0.3 bundle holding a DSSE cosign/sign/v1
 // statement and a public key hint, without log entries or timestamps.
 func (k *KeySigner) SignImage(digest string) ([]byte, error) {
-	return k.AttestImage(digest, fxCosignSignPredicate, struct{}{})
+	return k.AttestImage(digest, CosignSignPredicateType, struct{}{})
 }
 
 // MustSignImage is SignImage for tests.
@@ -529,20 +522,14 @@ func (k *KeySigner) sign(msg []byte) ([]byte, error) {
 	return ecdsa.SignASN1(rand.Reader, k.key, sum[:])
 }
 
-// fxSimpleSigningPayload is the payload cosign signs for an image in the
-// legacy format.
+// fxSimpleSigningPayload is SimpleSigningPayload, the payload cosign signs
+// for an image in the legacy format, for a digest checked to be
+// algorithm:hex.
 func fxSimpleSigningPayload(digest, dockerRef string) ([]byte, error) {
 	if _, _, err := splitDigest(digest); err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]any{
-		"critical": map[string]any{
-			"identity": map[string]string{"docker-reference": dockerRef},
-			"image":    map[string]string{"docker-manifest-digest": digest},
-			"type":     "cosign container image signature",
-		},
-		"optional": nil,
-	})
+	return SimpleSigningPayload(dockerRef, digest), nil
 }
 
 // statementJSON is the in-toto v1 statement cosign v3 signs: the digest
@@ -621,10 +608,12 @@ func pemCert(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
 
-func must(t testing.TB, b []byte, err error) []byte {
+// must returns v, or fails the test on err: the tail of the helpers for
+// tests that wrap a helper returning an error.
+func must[T any](t testing.TB, v T, err error) T {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return v
 }
