@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -73,8 +74,12 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 		return nil, fail("", fmt.Errorf("kustomize build: %w", err))
 	}
 
+	// Only postBuild needs the substituter, a deep copy of ks.
 	postBuild := hasPostBuild(ks)
-	substituter := withVars(ks, vars)
+	var substituter unstructured.Unstructured
+	if postBuild {
+		substituter = withVars(ks, vars)
+	}
 	var objs []Object
 	for _, res := range m.Resources() {
 		if res.GetName() == "" || res.GetKind() == "" || res.GetApiVersion() == "" {
@@ -128,7 +133,7 @@ func writeKustomization(root, dir string, ks map[string]any) (restore func() err
 	if err := yaml.Unmarshal(manifest, &k); err != nil {
 		return nil, false, fmt.Errorf("reading generated kustomization: %w", err)
 	}
-	tracked = !contains(k.BuildMetadata, kustypes.OriginAnnotations)
+	tracked = !slices.Contains(k.BuildMetadata, kustypes.OriginAnnotations)
 	if tracked {
 		k.BuildMetadata = append(k.BuildMetadata, kustypes.OriginAnnotations)
 		if manifest, err = yaml.Marshal(k); err != nil {
@@ -341,13 +346,4 @@ func isRemote(entry string) bool {
 func isInside(root, p string) bool {
 	rel, err := filepath.Rel(root, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

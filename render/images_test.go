@@ -1,19 +1,14 @@
 package render
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 )
 
 const imagesTestdata = "testdata/images"
@@ -67,28 +62,18 @@ func readImagesCase(t *testing.T, name string) []Object {
 	return objs
 }
 
-// decodeImagesInput splits multi-document YAML and decodes each non-empty
+// decodeImagesInput decodes multi-document YAML with DecodeObjects, each
 // document into an Object from file.
 func decodeImagesInput(data []byte, file string) ([]Object, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []Object
-	for i := 0; ; i++ {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading document %d of %s: %w", i, file, err)
-		}
-		var content map[string]any
-		if err := yaml.Unmarshal(doc, &content); err != nil {
-			return nil, fmt.Errorf("decoding document %d of %s: %w", i, file, err)
-		}
-		if content == nil {
-			continue
-		}
+	docs, err := DecodeObjects(file, data)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]Object, 0, len(docs))
+	for _, content := range docs {
 		objs = append(objs, Object{Content: content, Origin: Origin{File: file}})
 	}
+	return objs, nil
 }
 
 // formatImagesGolden prints a summary comment, one line per location

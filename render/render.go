@@ -1,11 +1,13 @@
 package render
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -181,7 +183,19 @@ type renderer struct {
 	result  Result
 	seen    map[string]bool // Kustomization ids rendered or queued
 	pool    *varPool
-	pending []unit // units waiting for a substituteFrom object
+	pending []pendingUnit // units waiting for a substituteFrom object
+
+	// build builds one unit. It is renderUnit; tests wrap it to count the
+	// builds, which are what a render spends its time on.
+	build func(context.Context, unit) ([]Object, error)
+}
+
+// pendingUnit is a unit waiting for a substituteFrom object, with the error
+// that says which, so that a unit that never gets it need not be built
+// again to report it.
+type pendingUnit struct {
+	unit
+	err error
 }
 
 // Render renders dir, a directory inside root, as Flux would apply it, and
@@ -193,51 +207,63 @@ type renderer struct {
 // An error means the path itself could not be rendered. What could not be
 // rendered below it is reported as Gaps in the Result.
 func Render(ctx context.Context, root, dir string, opts ...Option) (*Result, error) {
+	r, rel, err := newRenderer(root, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r.render(ctx, rel)
+}
+
+// newRenderer applies the options and resolves root, and dir relative to it.
+func newRenderer(root, dir string, opts []Option) (*renderer, string, error) {
 	o := options{source: DefaultSourceRef}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	root, err := filepath.Abs(root)
 	if err != nil {
-		return nil, fmt.Errorf("resolving root %s: %w", root, err)
+		return nil, "", fmt.Errorf("resolving root %s: %w", root, err)
 	}
 	if root, err = filepath.EvalSymlinks(root); err != nil {
-		return nil, fmt.Errorf("resolving root: %w", err)
+		return nil, "", fmt.Errorf("resolving root: %w", err)
 	}
 	rel, err := relPath(root, dir)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	r := &renderer{root: root, opts: o, seen: map[string]bool{}, pool: newVarPool(o.substitutes)}
+	r.build = r.renderUnit
+	return r, rel, nil
+}
 
+// render renders rel, the directory Render was given, and all it applies.
+func (r *renderer) render(ctx context.Context, rel string) (*Result, error) {
 	first := unit{path: rel}
-	if o.kustomization != nil {
-		first = r.kustomizationUnit(Object{Content: o.kustomization}, nil)
+	if r.opts.kustomization != nil {
+		first = r.kustomizationUnit(Object{Content: r.opts.kustomization}, nil)
 		first.path = rel
 	}
-	objs, err := r.renderRoot(ctx, first)
+	objs, err := r.renderRoot(ctx, first, nil)
 	if err != nil {
 		return nil, err
 	}
 	if first.ks == nil {
 		// flux bootstrap's layout: the directory holds the Kustomization that
 		// applies it (flux-system). Render the directory as that Kustomization,
-		// with its spec, as Flux does.
+		// with its spec, as Flux does. The plain build just made is the one
+		// renderRoot would otherwise make to find its substituteFrom objects.
 		if self, ok := r.selfKustomization(objs, rel); ok {
-			r.pool.add(objs)
 			first = r.kustomizationUnit(self, nil)
-			if objs, err = r.renderRoot(ctx, first); err != nil {
+			if objs, err = r.renderRoot(ctx, first, objs); err != nil {
 				return nil, err
 			}
 		}
 	}
 	if first.id != "" {
 		r.seen[first.id] = true
-		r.result.Kustomizations = append(r.result.Kustomizations, Kustomization{
-			Object: first.id, Path: first.path, Origin: first.origin, Status: Rendered,
-		})
+		r.record(first, Rendered)
 	}
 	r.add(objs)
 	if err := r.follow(ctx, first, objs); err != nil {
@@ -253,19 +279,31 @@ func Render(ctx context.Context, root, dir string, opts ...Option) (*Result, err
 // renderRoot renders the first Kustomization. Its substituteFrom objects
 // may be among the objects its own path renders (they are in the cluster
 // from the previous revision): when one is missing, the path is rendered
-// plainly once to find them.
-func (r *renderer) renderRoot(ctx context.Context, u unit) ([]Object, error) {
-	objs, err := r.renderUnit(ctx, u)
-	var missing *missingVarsError
-	if !errors.As(err, &missing) {
+// plainly once to find them. plain are the path's plain objects when the
+// caller has built them already, nil otherwise; they are pooled before the
+// first try, so a missing object is missing for good and its error is
+// returned as it is, with no second plain build and no retry.
+func (r *renderer) renderRoot(ctx context.Context, u unit, plain []Object) ([]Object, error) {
+	if plain != nil {
+		r.pool.add(plain)
+		return r.build(ctx, u)
+	}
+	objs, err := r.build(ctx, u)
+	if !isMissingVars(err) {
 		return objs, err
 	}
-	plain, perr := r.renderUnit(ctx, unit{path: u.path})
+	plain, perr := r.build(ctx, unit{path: u.path})
 	if perr != nil {
 		return nil, err
 	}
 	r.pool.add(plain)
-	return r.renderUnit(ctx, u)
+	return r.build(ctx, u)
+}
+
+// isMissingVars says whether err is a substituteFrom object not found.
+func isMissingVars(err error) bool {
+	var missing *missingVarsError
+	return errors.As(err, &missing)
 }
 
 // relPath returns dir relative to root, slash-separated, refusing paths
@@ -278,10 +316,10 @@ func relPath(root, dir string) (string, error) {
 	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = resolved
 	}
-	rel, err := filepath.Rel(root, abs)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	if !isInside(root, abs) {
 		return "", fmt.Errorf("path %s is outside the source root %s", dir, root)
 	}
+	rel, _ := filepath.Rel(root, abs) // isInside has made sure it resolves
 	return filepath.ToSlash(rel), nil
 }
 
@@ -380,40 +418,47 @@ func (r *renderer) follow(ctx context.Context, parent unit, objs []Object) error
 // visit handles one Flux Kustomization object found in parent's output.
 func (r *renderer) visit(ctx context.Context, parent unit, o Object) error {
 	u := r.kustomizationUnit(o, parent.chain)
-	record := Kustomization{Object: u.id, Path: u.path, Origin: o.Origin}
 	switch {
 	case !r.sameSource(o):
-		record.Status = NotRendered
 		r.gap(Gap{Reason: OtherSourceGap, Origin: o.Origin, Object: u.id,
 			Message: fmt.Sprintf("applies %s, not %s; render that source separately", sourceRefOf(o), r.opts.source)})
+		r.record(u, NotRendered)
 	case u.id == parent.id:
 		// A Kustomization applying itself, as flux bootstrap's does.
-		return nil
-	case onChain(parent.chain, u.id):
-		record.Status = Cycle
+	case slices.Contains(parent.chain, u.id):
+		r.record(u, Cycle)
 	case r.seen[u.id]:
-		record.Status = Duplicate
+		r.record(u, Duplicate)
 	default:
 		r.seen[u.id] = true
-		objs, err := r.renderUnit(ctx, u)
-		var missing *missingVarsError
-		switch {
-		case errors.As(err, &missing):
+		objs, err := r.build(ctx, u)
+		if isMissingVars(err) {
 			// Another part of the revision may still produce the object.
-			r.pending = append(r.pending, u)
+			r.pending = append(r.pending, pendingUnit{unit: u, err: err})
 			return nil
-		case err != nil:
-			record.Status = NotRendered
-			r.gapFor(u, err)
-		default:
-			record.Status = Rendered
-			r.add(objs)
-			r.result.Kustomizations = append(r.result.Kustomizations, record)
-			return r.follow(ctx, u, objs)
 		}
+		return r.settle(ctx, u, objs, err)
 	}
-	r.result.Kustomizations = append(r.result.Kustomizations, record)
 	return nil
+}
+
+// settle records what building a nested Kustomization gave: a gap when it
+// failed, else its objects, which are followed in turn.
+func (r *renderer) settle(ctx context.Context, u unit, objs []Object, err error) error {
+	if err != nil {
+		r.gapFor(u, err)
+		r.record(u, NotRendered)
+		return nil
+	}
+	r.add(objs)
+	r.record(u, Rendered)
+	return r.follow(ctx, u, objs)
+}
+
+// record notes what became of a Flux Kustomization.
+func (r *renderer) record(u unit, status KustomizationStatus) {
+	r.result.Kustomizations = append(r.result.Kustomizations,
+		Kustomization{Object: u.id, Path: u.path, Origin: u.origin, Status: status})
 }
 
 // drainPending renders the units that waited for substituteFrom objects,
@@ -422,35 +467,24 @@ func (r *renderer) drainPending(ctx context.Context) error {
 	for len(r.pending) > 0 {
 		pending := r.pending
 		r.pending = nil
-		progress := false
-		var stuck []unit
-		for _, u := range pending {
-			objs, err := r.renderUnit(ctx, u)
-			var missing *missingVarsError
-			switch {
-			case errors.As(err, &missing):
-				stuck = append(stuck, u)
+		var stuck []pendingUnit
+		for _, p := range pending {
+			objs, err := r.build(ctx, p.unit)
+			if isMissingVars(err) {
+				stuck = append(stuck, pendingUnit{unit: p.unit, err: err})
 				continue
-			case err != nil:
-				r.gapFor(u, err)
-				r.result.Kustomizations = append(r.result.Kustomizations,
-					Kustomization{Object: u.id, Path: u.path, Origin: u.origin, Status: NotRendered})
-			default:
-				r.add(objs)
-				r.result.Kustomizations = append(r.result.Kustomizations,
-					Kustomization{Object: u.id, Path: u.path, Origin: u.origin, Status: Rendered})
-				if err := r.follow(ctx, u, objs); err != nil {
+			}
+			if err := r.settle(ctx, p.unit, objs, err); err != nil {
+				return err
+			}
+		}
+		if len(stuck) == len(pending) {
+			// No progress, so no new objects: the errors from this round
+			// are the final ones.
+			for _, p := range stuck {
+				if err := r.settle(ctx, p.unit, nil, p.err); err != nil {
 					return err
 				}
-			}
-			progress = true
-		}
-		if !progress {
-			for _, u := range stuck {
-				_, err := r.renderUnit(ctx, u)
-				r.gapFor(u, err)
-				r.result.Kustomizations = append(r.result.Kustomizations,
-					Kustomization{Object: u.id, Path: u.path, Origin: u.origin, Status: NotRendered})
 			}
 			return nil
 		}
@@ -484,15 +518,6 @@ func (r *renderer) gapFor(u unit, err error) {
 
 func (r *renderer) gap(g Gap) { r.result.Gaps = append(r.result.Gaps, g) }
 
-func onChain(chain []string, id string) bool {
-	for _, c := range chain {
-		if c == id {
-			return true
-		}
-	}
-	return false
-}
-
 // helmChart describes a HelmRelease's chart for a gap message.
 func helmChart(o Object) string {
 	spec, _ := o.Content["spec"].(map[string]any)
@@ -515,22 +540,11 @@ func (r *renderer) finish() {
 	images, gaps := Images(r.result.Objects)
 	r.result.Images = images
 	r.result.Gaps = append(r.result.Gaps, gaps...)
-	sort.SliceStable(r.result.Gaps, func(i, j int) bool {
-		a, b := r.result.Gaps[i], r.result.Gaps[j]
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		if a.Object != b.Object {
-			return a.Object < b.Object
-		}
-		return a.Path < b.Path
-	})
-	sort.SliceStable(r.result.Kustomizations, func(i, j int) bool {
-		a, b := r.result.Kustomizations[i], r.result.Kustomizations[j]
-		if a.Object != b.Object {
-			return a.Object < b.Object
-		}
-		return strings.Join(a.Chain, ">") < strings.Join(b.Chain, ">")
+	// compareGaps compares every field, so the order never depends on the
+	// order of rendering.
+	slices.SortFunc(r.result.Gaps, compareGaps)
+	slices.SortStableFunc(r.result.Kustomizations, func(a, b Kustomization) int {
+		return cmp.Or(strings.Compare(a.Object, b.Object), slices.Compare(a.Chain, b.Chain))
 	})
 	if r.result.Images == nil {
 		r.result.Images = []Image{}

@@ -1,7 +1,7 @@
 package render
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,25 +43,7 @@ func TestRenderGolden(t *testing.T) {
 		dir := filepath.Dir(cf)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Parallel()
-			var c renderCase
-			readYAML(t, cf, &c)
-			var opts []Option
-			if c.SourceRef != "" {
-				ref, err := ParseSourceRef(c.SourceRef)
-				if err != nil {
-					t.Fatal(err)
-				}
-				opts = append(opts, WithSourceRef(ref))
-			}
-			if c.Kustomization != "" {
-				var ks map[string]any
-				readYAML(t, filepath.Join(dir, c.Kustomization), &ks)
-				opts = append(opts, WithKustomization(ks))
-			}
-			for _, f := range c.SubstituteFrom {
-				opts = append(opts, WithSubstituteFrom(readDocs(t, filepath.Join(dir, f))))
-			}
-
+			c, opts := readCase(t, dir)
 			root := copyTree(t, filepath.Join(dir, "src"))
 			before := snapshot(t, root)
 			res, err := Render(t.Context(), root, filepath.Join(root, filepath.FromSlash(c.Path)), opts...)
@@ -81,6 +63,81 @@ func TestRenderGolden(t *testing.T) {
 			}
 			if diff := cmp.Diff(string(want), got); diff != "" {
 				t.Errorf("Render() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// readCase reads testdata/render/<case>/case.yaml and the options it asks
+// for.
+func readCase(t *testing.T, dir string) (renderCase, []Option) {
+	t.Helper()
+	var c renderCase
+	readYAML(t, filepath.Join(dir, "case.yaml"), &c)
+	var opts []Option
+	if c.SourceRef != "" {
+		ref, err := ParseSourceRef(c.SourceRef)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, WithSourceRef(ref))
+	}
+	if c.Kustomization != "" {
+		var ks map[string]any
+		readYAML(t, filepath.Join(dir, c.Kustomization), &ks)
+		opts = append(opts, WithKustomization(ks))
+	}
+	for _, f := range c.SubstituteFrom {
+		opts = append(opts, WithSubstituteFrom(readDocs(t, filepath.Join(dir, f))))
+	}
+	return c, opts
+}
+
+// TestRenderBuilds lists the builds some golden cases take: a build is
+// most of a render's time, and the paths around substituteFrom are the
+// ones where a build can be repeated for nothing.
+func TestRenderBuilds(t *testing.T) {
+	t.Parallel()
+	const (
+		fluxSystem = "Kustomization/flux-system/flux-system clusters/prod"
+		app        = "Kustomization/flux-system/app app"
+	)
+	for _, tc := range []struct {
+		name string
+		want []string // "Kustomization/ns/name path", or the path of a plain build
+	}{
+		// The Kustomization given needs a ConfigMap its own path applies:
+		// one plain build finds it, and the retry renders.
+		{"postbuild", []string{app, "app", app}},
+		// flux bootstrap's layout: the plain build that finds the
+		// flux-system Kustomization also finds its substituteFrom objects.
+		{"bootstrap-substitute-from", []string{"clusters/prod", fluxSystem, "Kustomization/flux-system/apps apps/web"}},
+		// ...and when they are not there, building again will not find them.
+		{"bootstrap-substitute-missing", []string{"clusters/prod", fluxSystem}},
+		// app waits for objects nothing applies: one more try once the
+		// rest is rendered, and its gap reuses that try's error.
+		{"postbuild-missing", []string{"clusters/dev", "Kustomization/flux-system/app app", "Kustomization/flux-system/app app"}},
+		// a-app waits for z-config, and is built again after it.
+		{"postbuild-order", []string{"clusters/dev", "Kustomization/flux-system/a-app app",
+			"Kustomization/flux-system/z-config config", "Kustomization/flux-system/a-app app"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join("testdata", "render", tc.name)
+			c, opts := readCase(t, dir)
+			root := copyTree(t, filepath.Join(dir, "src"))
+			r, rel, err := newRenderer(root, filepath.Join(root, filepath.FromSlash(c.Path)), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			r.build = func(ctx context.Context, u unit) ([]Object, error) {
+				got = append(got, strings.TrimSpace(u.id+" "+u.path))
+				return r.renderUnit(ctx, u)
+			}
+			_, _ = r.render(t.Context(), rel) // TestRenderGolden checks the result
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("builds (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -134,21 +191,17 @@ func readYAML(t *testing.T, file string, v any) {
 	}
 }
 
+// readDocs decodes a multi-document YAML file as the CLI decodes
+// --substitute-from files.
 func readDocs(t *testing.T, file string) []map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []map[string]any
-	for _, doc := range bytes.Split(b, []byte("\n---")) {
-		var m map[string]any
-		if err := yaml.Unmarshal(doc, &m); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if m != nil {
-			out = append(out, m)
-		}
+	out, err := DecodeObjects(file, b)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
