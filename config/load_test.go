@@ -1,6 +1,12 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -142,6 +148,21 @@ const (
 	garbageKeyPEM  = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
 )
 
+// publicKeyPEM generates a key with generate and returns its public half
+// as a PKIX PEM block.
+func publicKeyPEM(t *testing.T, generate func() (any, error)) string {
+	t.Helper()
+	pub, err := generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
 const trustedRootMediaType = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 
 func TestLoad_errors(t *testing.T) {
@@ -149,6 +170,26 @@ func TestLoad_errors(t *testing.T) {
 	ecdsaPEM := string(readTestdata(t, "keys/ecdsa.pub"))
 	x25519PEM := string(readTestdata(t, "keys/x25519.pub"))
 	rsaPKCS1PEM := string(readTestdata(t, "keys/rsa-pkcs1.pub"))
+	// Keys that parse but that sigstore rejects.
+	rsa1024PEM := publicKeyPEM(t, func() (any, error) {
+		k, err := rsa.GenerateKey(rand.Reader, 1024)
+		if err != nil {
+			return nil, err
+		}
+		return &k.PublicKey, nil
+	})
+	p224PEM := publicKeyPEM(t, func() (any, error) {
+		k, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return &k.PublicKey, nil
+	})
+	var manyPullSecrets strings.Builder
+	manyPullSecrets.WriteString("imagePullSecrets:\n")
+	for i := range v1alpha1.MaxImagePullSecrets + 1 {
+		fmt.Fprintf(&manyPullSecrets, "  - {name: registry-%d, namespace: pregate-system}\n", i)
+	}
 	manyImages := "images:\n" + strings.Repeat("  - glob: ghcr.io/acme/**\n", 1) +
 		func() string {
 			var b strings.Builder
@@ -314,6 +355,14 @@ policies/prod.yaml: TrustPolicy "p": spec.authorities[0].signedTimestamps: Forbi
 			file: policy("p", keyAuthority(x25519PEM)),
 			want: `policies/prod.yaml: TrustPolicy "p": spec.authorities[0].key.data: Invalid value: *ecdh.PublicKey keys are not supported: use ECDSA, RSA or Ed25519`,
 		},
+		"RSA key of 1024 bits": {
+			file: policy("p", keyAuthority(rsa1024PEM)),
+			want: `policies/prod.yaml: TrustPolicy "p": spec.authorities[0].key.data: Invalid value: validating public key: key size not supported: 1024: sigstore accepts RSA keys of 2048, 3072 or 4096 bits, ECDSA keys on P-256, P-384 or P-521, and Ed25519 keys`,
+		},
+		"P-224 key": {
+			file: policy("p", keyAuthority(p224PEM)),
+			want: `policies/prod.yaml: TrustPolicy "p": spec.authorities[0].key.data: Invalid value: validating public key: ECDSA curve P-224 not allowed: sigstore accepts RSA keys of 2048, 3072 or 4096 bits, ECDSA keys on P-256, P-384 or P-521, and Ed25519 keys`,
+		},
 		"key from nowhere": {
 			file: policy("p", "images:\n  - glob: ghcr.io/acme/**\nauthorities:\n  - name: k\n    key: {hashAlgorithm: sha256}\n"),
 			want: `policies/prod.yaml: TrustPolicy "p": spec.authorities[0].key: Required value: exactly one of data and secretRef must be set`,
@@ -361,6 +410,24 @@ policies/prod.yaml: TrustPolicy "p": spec.images[5].glob: Duplicate value: "ghcr
 		"trust root reference": {
 			file: policy("p", validSpec+"trustRootRef: Internal Root\n"),
 			want: `policies/prod.yaml: TrustPolicy "p": spec.trustRootRef: Invalid value: "Internal Root": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`,
+		},
+
+		// Image pull secrets.
+		"image pull secrets": {
+			file: policy("p", validSpec+`imagePullSecrets:
+  - {name: Registry_Creds, namespace: pregate-system}
+  - {namespace: pregate-system}
+  - {name: registry}
+  - {name: registry, namespace: pregate.system}
+`),
+			want: `policies/prod.yaml: TrustPolicy "p": spec.imagePullSecrets[0].name: Invalid value: "Registry_Creds": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
+policies/prod.yaml: TrustPolicy "p": spec.imagePullSecrets[1].name: Required value
+policies/prod.yaml: TrustPolicy "p": spec.imagePullSecrets[2].namespace: Required value: a TrustPolicy is cluster-scoped
+policies/prod.yaml: TrustPolicy "p": spec.imagePullSecrets[3].namespace: Invalid value: "pregate.system": must not contain dots`,
+		},
+		"too many image pull secrets": {
+			file: policy("p", validSpec+manyPullSecrets.String()),
+			want: `policies/prod.yaml: TrustPolicy "p": spec.imagePullSecrets: Too many: 17: must have at most 16 items`,
 		},
 
 		// Attestations.
@@ -590,6 +657,7 @@ func TestLoad_valid(t *testing.T) {
 		"only comments":            "# nothing yet\n---\n# still nothing\n",
 		"separators with CRLF":     strings.ReplaceAll("---\n"+trustRoot("r", "publicGood: {}")+"---\n", "\n", "\r\n"),
 		"unsigned mode is audited": policy("p", validSpec+"mode: audit\n"),
+		"image pull secrets":       policy("p", validSpec+"imagePullSecrets:\n  - {name: ghcr-creds, namespace: pregate-system}\n"),
 		"static pass with a message": policy("p",
 			"images:\n  - glob: '**'\nauthorities:\n  - name: any\n    static: {action: pass, message: trusted}\n"),
 	}

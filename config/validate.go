@@ -21,6 +21,7 @@ import (
 
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/verify"
 )
 
 // omitted stands for a value too long or too sensitive to repeat in a
@@ -57,6 +58,7 @@ func ValidateTrustPolicy(p *v1alpha1.TrustPolicy) field.ErrorList {
 	}
 	errs = append(errs, validateAuthorities(p.Spec.Authorities, spec.Child("authorities"))...)
 	errs = append(errs, validateAttestations(p.Spec.Attestations, p.Spec.Authorities, spec.Child("attestations"))...)
+	errs = append(errs, validateImagePullSecrets(p.Spec.ImagePullSecrets, spec.Child("imagePullSecrets"))...)
 	return errs
 }
 
@@ -238,6 +240,11 @@ func validateKey(k *v1alpha1.KeyAuthority, path *field.Path) field.ErrorList {
 	case k.Data != "":
 		if err := parsePublicKey([]byte(k.Data)); err != nil {
 			errs = append(errs, field.Invalid(path.Child("data"), omitted, err.Error()))
+		} else if _, err := verify.NewKey([]byte(k.Data)); err != nil {
+			// The key parses, but sigstore rejects it (an RSA key of 1024
+			// bits, a P-224 curve, a weak modulus): say so now rather than
+			// when the policy is compiled.
+			errs = append(errs, field.Invalid(path.Child("data"), omitted, err.Error()+": "+sigstoreKeys))
 		}
 	default:
 		errs = append(errs, validateSecretKeySelector(k.SecretRef, path.Child("secretRef"))...)
@@ -247,6 +254,9 @@ func validateKey(k *v1alpha1.KeyAuthority, path *field.Path) field.ErrorList {
 	}
 	return errs
 }
+
+// sigstoreKeys is what sigstore's key checks (verify.NewKey) accept.
+const sigstoreKeys = "sigstore accepts RSA keys of 2048, 3072 or 4096 bits, ECDSA keys on P-256, P-384 or P-521, and Ed25519 keys"
 
 // parsePublicKey checks that data is one PEM-encoded ECDSA, RSA or Ed25519
 // public key, as sigstore's cryptoutils.UnmarshalPEMToPublicKey reads it:
@@ -290,6 +300,23 @@ func parsePublicKey(data []byte) error {
 	default:
 		return fmt.Errorf("%T keys are not supported: use ECDSA, RSA or Ed25519", key)
 	}
+}
+
+func validateImagePullSecrets(refs []v1alpha1.SecretReference, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(refs) > v1alpha1.MaxImagePullSecrets {
+		errs = append(errs, field.TooMany(path, len(refs), v1alpha1.MaxImagePullSecrets))
+	}
+	for i, ref := range refs {
+		p := path.Index(i)
+		errs = append(errs, validateObjectName(ref.Name, p.Child("name"))...)
+		if ref.Namespace == "" {
+			errs = append(errs, field.Required(p.Child("namespace"), "a TrustPolicy is cluster-scoped"))
+		} else {
+			errs = append(errs, messages(p.Child("namespace"), ref.Namespace, utilvalidation.IsDNS1123Label(ref.Namespace))...)
+		}
+	}
+	return errs
 }
 
 func validateSecretKeySelector(ref *v1alpha1.SecretKeySelector, path *field.Path) field.ErrorList {

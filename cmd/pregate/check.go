@@ -97,22 +97,20 @@ decide (a render error, an unreachable registry, a bad policy).`,
 	return cmd
 }
 
-// renderedPaths is the gate.Renderer of a check: the paths, rendered once
-// up front, merged into one revision.
-type renderedPaths struct{ gate.Rendered }
-
-func (r renderedPaths) Render(context.Context) (gate.Rendered, error) { return r.Rendered, nil }
-
 // renderAll renders each path and merges what they hold: an image found in
 // several paths is one image with the locations of all.
-func renderAll(ctx context.Context, rf *renderFlags, paths []string) ([]*revision, renderedPaths, error) {
+func renderAll(ctx context.Context, rf *renderFlags, paths []string) ([]*revision, gate.Rendered, error) {
 	var revs []*revision
 	index := map[string]int{}
 	var merged gate.Rendered
+	lr, err := rf.renderer()
+	if err != nil {
+		return nil, gate.Rendered{}, err
+	}
 	for _, p := range paths {
-		rev, err := rf.renderLocal(ctx, p)
+		rev, err := lr.render(ctx, p)
 		if err != nil {
-			return nil, renderedPaths{}, err
+			return nil, gate.Rendered{}, err
 		}
 		revs = append(revs, rev)
 		r := rev.Result.Gate()
@@ -126,7 +124,7 @@ func renderAll(ctx context.Context, rf *renderFlags, paths []string) ([]*revisio
 		}
 		merged.Gaps = append(merged.Gaps, r.Gaps...)
 	}
-	return revs, renderedPaths{merged}, nil
+	return revs, merged, nil
 }
 
 func revisionOf(revs []*revision) gate.Revision {
@@ -173,7 +171,7 @@ func writeVerdictText(w io.Writer, v gate.Verdict) error {
 	if len(v.Gaps) > 0 {
 		fmt.Fprintln(tw, "\nGAP\tOBJECT\tFILE\tMESSAGE")
 		for _, g := range v.Gaps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Reason, dash(strings.TrimSpace(g.Object+" "+g.Path)), dash(g.File), g.Message)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Reason, gapObject(g.Object, g.Path), dash(g.File), g.Message)
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -73,7 +73,11 @@ Exit codes: 0 rendered, 2 PATH could not be rendered (or gaps with --strict).`,
 			if len(args) == 1 {
 				path = args[0]
 			}
-			rev, err := flags.renderLocal(cmd.Context(), path)
+			lr, err := flags.renderer()
+			if err != nil {
+				return err
+			}
+			rev, err := lr.render(cmd.Context(), path)
 			if err != nil {
 				return err
 			}
@@ -143,11 +147,7 @@ func writeImagesText(w io.Writer, rev *revision) error {
 	if len(res.Gaps) > 0 {
 		fmt.Fprintln(tw, "\nGAP\tOBJECT\tFILE\tMESSAGE")
 		for _, g := range res.Gaps {
-			obj := dash(g.Object)
-			if g.Path != "" {
-				obj += " " + g.Path
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Reason, obj, dash(g.File), g.Message)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Reason, gapObject(g.Object, g.Path), dash(g.File), g.Message)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -194,6 +194,12 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// gapObject is the OBJECT cell of a gap table (pregate images and check):
+// the object and the path in it, either of which may be empty.
+func gapObject(object, path string) string {
+	return dash(strings.TrimSpace(object + " " + path))
 }
 
 func dash(s string) string {

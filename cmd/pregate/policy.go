@@ -10,7 +10,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/config"
 	"github.com/pregate/pregate/config/v1alpha1"
@@ -134,38 +133,32 @@ func (f *policyFlags) flagPolicy() (*config.Set, error) {
 	for _, g := range f.images {
 		p.Spec.Images = append(p.Spec.Images, v1alpha1.ImagePattern{Glob: g})
 	}
-	b, err := yaml.Marshal(p)
+	set, err := config.FromObjects("command line", []v1alpha1.TrustPolicy{p}, nil)
 	if err != nil {
 		return nil, err
 	}
-	return config.Load("command line", b)
+	return set, nil
 }
 
-// trustSource loads trust roots for the CLI: --trusted-root (or the
-// public-good instance through TUF) by default, TUF mirrors and inline
-// trusted_root.json as the TrustRoots say.
+// trustSource loads trust roots for the CLI: --trusted-root, when given, is
+// the default; everything else is config.DefaultTrustSource (the
+// public-good instance through TUF, TUF mirrors and inline
+// trusted_root.json as the TrustRoots say; the CLI reads no Secrets).
 func (f *policyFlags) trustSource(ctx context.Context) config.TrustSource {
+	def := config.DefaultTrustSource(ctx, f.tufCache)
 	return func(tr *v1alpha1.TrustRoot) (root.TrustedMaterial, error) {
-		switch {
-		case tr == nil && f.trustedRoot != "":
-			b, err := os.ReadFile(f.trustedRoot)
-			if err != nil {
-				return nil, fmt.Errorf("--trusted-root: %w", err)
-			}
-			m, err := verify.TrustedRootFromJSON(b)
-			if err != nil {
-				return nil, fmt.Errorf("--trusted-root %s: %w", f.trustedRoot, err)
-			}
-			return m, nil
-		case tr == nil || tr.Spec.PublicGood != nil:
-			return verify.PublicGood(ctx, verify.WithTUFCacheDir(f.tufCache))
-		case tr.Spec.TUF != nil:
-			return verify.TUFMirror(ctx, tr.Spec.TUF.Mirror, []byte(tr.Spec.TUF.Root), f.tufCache)
-		case tr.Spec.TrustedRoot != nil && tr.Spec.TrustedRoot.Data != "":
-			return verify.TrustedRootFromJSON([]byte(tr.Spec.TrustedRoot.Data))
-		default:
-			return nil, errors.New("a secretRef is read by the controller only; give trustedRoot.data inline")
+		if tr != nil || f.trustedRoot == "" {
+			return def(tr)
 		}
+		b, err := os.ReadFile(f.trustedRoot)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-root: %w", err)
+		}
+		m, err := verify.TrustedRootFromJSON(b)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-root %s: %w", f.trustedRoot, err)
+		}
+		return m, nil
 	}
 }
 

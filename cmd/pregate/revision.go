@@ -40,49 +40,17 @@ type revision struct {
 	Result   *render.Result
 }
 
-// renderLocal copies the source holding path as source-controller would
-// archive it, and renders path in the copy.
-func (f *renderFlags) renderLocal(ctx context.Context, path string) (*revision, error) {
-	opts, err := f.renderOptions()
-	if err != nil {
-		return nil, err
-	}
-	if fi, err := os.Stat(path); err != nil {
-		return nil, err
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", path)
-	}
-	root := f.root
-	if root == "" {
-		if root, err = sources.WorkTree(path); err != nil {
-			return nil, err
-		}
-		if root == "" {
-			root = path
-		}
-	}
-	rel, err := relativeTo(root, path)
-	if err != nil {
-		return nil, err
-	}
-	work, err := os.MkdirTemp("", "pregate-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(work)
-	tree, err := sources.Local(ctx, root, filepath.Join(work, "src"))
-	if err != nil {
-		return nil, err
-	}
-	res, err := render.Render(ctx, tree.Root, filepath.Join(tree.Root, rel), opts...)
-	if err != nil {
-		return nil, err
-	}
-	ref, _ := render.ParseSourceRef(f.sourceRef)
-	return &revision{Root: root, Path: filepath.ToSlash(rel), Revision: tree.Revision, Source: ref, Skipped: tree.Skipped, Result: res}, nil
+// localRenderer renders local paths with the options of the flags, read
+// once for all paths.
+type localRenderer struct {
+	root   string
+	source render.SourceRef
+	opts   []render.Option
 }
 
-func (f *renderFlags) renderOptions() ([]render.Option, error) {
+// renderer reads the flags' files (--kustomization-file,
+// --substitute-from) and returns a renderer for their paths.
+func (f *renderFlags) renderer() (*localRenderer, error) {
 	ref, err := render.ParseSourceRef(f.sourceRef)
 	if err != nil {
 		return nil, fmt.Errorf("--source-ref: %w", err)
@@ -105,7 +73,45 @@ func (f *renderFlags) renderOptions() ([]render.Option, error) {
 		}
 		opts = append(opts, render.WithSubstituteFrom(objs))
 	}
-	return opts, nil
+	return &localRenderer{root: f.root, source: ref, opts: opts}, nil
+}
+
+// render copies the source holding path as source-controller would
+// archive it, and renders path in the copy.
+func (lr *localRenderer) render(ctx context.Context, path string) (*revision, error) {
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", path)
+	}
+	root := lr.root
+	if root == "" {
+		var err error
+		if root, err = sources.WorkTree(path); err != nil {
+			return nil, err
+		}
+		if root == "" {
+			root = path
+		}
+	}
+	rel, err := relativeTo(root, path)
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "pregate-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	tree, err := sources.Local(ctx, root, filepath.Join(work, "src"))
+	if err != nil {
+		return nil, err
+	}
+	res, err := render.Render(ctx, tree.Root, filepath.Join(tree.Root, rel), lr.opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &revision{Root: root, Path: filepath.ToSlash(rel), Revision: tree.Revision, Source: lr.source, Skipped: tree.Skipped, Result: res}, nil
 }
 
 func readObjects(file string) ([]map[string]any, error) {

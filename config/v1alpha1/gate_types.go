@@ -70,12 +70,6 @@ type GateSpec struct {
 	// +optional
 	UnmatchedImages UnmatchedImagesAction `json:"unmatchedImages,omitempty"`
 
-	// Artifact republishes every verified revision as a Flux ExternalArtifact
-	// that a Kustomization can use as its source, so that only verified bytes
-	// are applied.
-	// +optional
-	Artifact *ArtifactSpec `json:"artifact,omitempty"`
-
 	// Interval is how often the Gate checks the source for a new revision
 	// and re-verifies the current one.
 	// +required
@@ -177,14 +171,6 @@ const (
 	UnmatchedImagesDeny UnmatchedImagesAction = "deny"
 )
 
-// ArtifactSpec configures the ExternalArtifact a Gate publishes.
-type ArtifactSpec struct {
-	// PinDigests rewrites every image reference in the published revision to
-	// the digest that was verified.
-	// +optional
-	PinDigests bool `json:"pinDigests,omitempty"`
-}
-
 // LocalObjectReference names an object in the same namespace.
 type LocalObjectReference struct {
 	// Name of the object.
@@ -226,10 +212,6 @@ type GateStatus struct {
 	// +listType=atomic
 	// +optional
 	Images []ImageResult `json:"images,omitempty"`
-
-	// Artifact is the last ExternalArtifact the Gate published.
-	// +optional
-	Artifact *Artifact `json:"artifact,omitempty"`
 }
 
 // ImageSummary counts images by result.
@@ -293,25 +275,6 @@ const (
 	// ImageAllowed: no policy matches and unmatched images are allowed.
 	ImageAllowed ImageResultType = "Allowed"
 )
-
-// Artifact is a published ExternalArtifact revision.
-type Artifact struct {
-	// URL the artifact is served from.
-	// +required
-	URL string `json:"url"`
-
-	// Revision is the source revision the artifact holds.
-	// +required
-	Revision string `json:"revision"`
-
-	// Digest of the artifact's tarball, "sha256:<hex>".
-	// +optional
-	Digest string `json:"digest,omitempty"`
-
-	// LastUpdateTime is when the artifact was published.
-	// +required
-	LastUpdateTime metav1.Time `json:"lastUpdateTime"`
-}
 
 // GetConditions returns the status conditions, for Flux's condition helpers.
 func (in *Gate) GetConditions() []metav1.Condition {

@@ -8,10 +8,11 @@ import (
 // and package config with the same numbers; they also keep the cost of the
 // CEL rules on list items within what the API server accepts.
 const (
-	MaxImages       = 64
-	MaxAuthorities  = 16
-	MaxIdentities   = 16
-	MaxAttestations = 16
+	MaxImages           = 64
+	MaxAuthorities      = 16
+	MaxIdentities       = 16
+	MaxAttestations     = 16
+	MaxImagePullSecrets = 16
 )
 
 // TrustPolicy says which signatures and attestations the images it matches
