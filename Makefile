@@ -74,21 +74,25 @@ generate: $(CONTROLLER_GEN)
 	$(CONTROLLER_GEN) crd paths=./config/v1alpha1/... output:crd:artifacts:config=manifests/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=pregate-controller paths=./gate/controller/... output:rbac:artifacts:config=manifests/rbac
 
+# unchanged PATHS, WHAT: fails, saying WHAT to run, when git sees the paths
+# (all of the tree when empty) changed or untracked.
+define unchanged
+	@git diff --exit-code -- $(1) || { echo "the tree changed: run $(2) and commit"; exit 1; }
+	@new=$$(git ls-files --others --exclude-standard -- $(1)); \
+	if [ -n "$$new" ]; then echo "not committed (run $(2) and commit):"; echo "$$new"; exit 1; fi
+endef
+
 # CI fails when generated files are stale: regenerate, then nothing may change.
 GENERATED := config/v1alpha1/zz_generated.deepcopy.go manifests/crd manifests/rbac
 check-generated: generate
-	@git diff --exit-code -- $(GENERATED) || { echo "generated files are stale: run make generate and commit"; exit 1; }
-	@new=$$(git ls-files --others --exclude-standard -- $(GENERATED)); \
-	if [ -n "$$new" ]; then echo "generated files not committed:"; echo "$$new"; exit 1; fi
+	$(call unchanged,$(GENERATED),make generate)
 
 tidy:
 	go mod tidy
 
 # A dirty-tree gate: regenerating and reformatting must change nothing.
 verify: tidy generate fmt
-	@git diff --exit-code || { echo "make verify: the tree changed; commit what make tidy generate fmt wrote"; exit 1; }
-	@new=$$(git ls-files --others --exclude-standard); \
-	if [ -n "$$new" ]; then echo "make verify: untracked files:"; echo "$$new"; exit 1; fi
+	$(call unchanged,,make tidy generate fmt)
 
 # A local registry and an in-process Sigstore, no network: pregate allows
 # examples/clusters/production and blocks examples/clusters/staging, and the
@@ -98,19 +102,22 @@ demo: build
 
 tools: $(GOLANGCI_LINT) $(CONTROLLER_GEN) $(COSIGN)
 
+# go-install PACKAGE@VERSION: builds a pinned tool into $@ (bin/NAME-VERSION).
+define go-install
+	GOBIN=$(BIN) go install $(1)
+	mv $(BIN)/$(notdir $(firstword $(subst @, ,$(1)))) $@
+endef
+
 $(GOLANGCI_LINT):
-	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
-	mv $(BIN)/golangci-lint $@
+	$(call go-install,github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION))
 
 $(CONTROLLER_GEN):
-	GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
-	mv $(BIN)/controller-gen $@
+	$(call go-install,sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION))
 
 cosign: $(COSIGN)
 
 $(COSIGN):
-	GOBIN=$(BIN) go install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
-	mv $(BIN)/cosign $@
+	$(call go-install,github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION))
 
 # Keeps the pinned tools in ./bin (they take minutes to build); rm -rf bin
 # removes them too.

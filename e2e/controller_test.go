@@ -27,7 +27,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -35,6 +34,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/pregate/pregate/config/v1alpha1"
+	gatecontroller "github.com/pregate/pregate/gate/controller"
 	"github.com/pregate/pregate/sources/sourcestest"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
@@ -173,18 +173,19 @@ func TestController(t *testing.T) {
 	}
 
 	// Events are written into the Gate's namespace with the service
-	// account's rights.
-	var events eventsv1.EventList
-	must(t, admin.List(ctx, &events, client.InNamespace("apps")))
-	var reasons []string
-	for _, e := range events.Items {
-		if e.Regarding.Name == sharded.Name {
-			reasons = append(reasons, e.Type+"/"+e.Reason)
+	// account's rights (by the recorder, after the verdict).
+	g.Eventually(func(g Gomega) []string {
+		var events eventsv1.EventList
+		g.Expect(admin.List(ctx, &events, client.InNamespace("apps"))).To(Succeed())
+		var reasons []string
+		for _, e := range events.Items {
+			if e.Regarding.Name == sharded.Name {
+				reasons = append(reasons, e.Type+"/"+e.Reason)
+			}
 		}
-	}
-	if len(reasons) == 0 || reasons[0] != corev1.EventTypeNormal+"/Succeeded" {
-		t.Errorf("events about Gate %s: %v, want Normal/Succeeded", sharded.Name, reasons)
-	}
+		return reasons
+	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).
+		Should(Equal([]string{corev1.EventTypeNormal + "/Succeeded"}), "Events about Gate %s", sharded.Name)
 
 	// A standby replica waits for the Lease; the leader's SIGTERM hands it
 	// over, and the new leader handles a reconcile request.
@@ -197,8 +198,11 @@ func TestController(t *testing.T) {
 	if code := leader.stop(t); code != 0 {
 		t.Errorf("the leader exited %d on SIGTERM, want 0\n%s", code, leader)
 	}
+	// The leader releases the Lease as it exits: the standby takes it
+	// within a few of its retry periods, well before the Lease would have
+	// expired (lease duration 6 s after the last renewal).
 	g.Eventually(func() string { return leaseHolder(t, admin, standby) }).
-		WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).
+		WithTimeout(4*time.Second).WithPolling(100*time.Millisecond).
 		Should(And(Not(BeEmpty()), Not(Equal(holder))), "the Lease's holder after the leader stopped\n%s", standby)
 	token := time.Now().Format(time.RFC3339Nano)
 	must(t, admin.Get(ctx, client.ObjectKeyFromObject(sharded), sharded))
@@ -312,9 +316,7 @@ func serviceAccountKubeconfig(t *testing.T, env *envtest.Environment) string {
 func newClient(t *testing.T, cfg *rest.Config) client.Client {
 	t.Helper()
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, sourcev1.AddToScheme} {
-		must(t, add(scheme))
-	}
+	must(t, gatecontroller.AddToScheme(scheme))
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	must(t, err)
 	return c

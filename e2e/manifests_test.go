@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
@@ -15,18 +13,9 @@ import (
 // hardened controller Deployment.
 func TestManifests(t *testing.T) {
 	t.Parallel()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), "../manifests")
-	if err != nil {
-		t.Fatalf("kustomize build manifests: %v", err)
-	}
 	byKind := map[string][]map[string]any{}
-	for _, r := range m.Resources() {
-		obj, err := r.Map()
-		if err != nil {
-			t.Fatal(err)
-		}
-		kind, _ := obj["kind"].(string)
+	for _, u := range buildManifests(t) {
+		obj, kind := u.Object, u.GetKind()
 		byKind[kind] = append(byKind[kind], obj)
 		if kind != "CustomResourceDefinition" && kind != "Namespace" && kind != "ClusterRole" && kind != "ClusterRoleBinding" {
 			if ns := str(obj, "metadata", "namespace"); ns != "pregate-system" {

@@ -8,18 +8,14 @@ import (
 	"strings"
 	"time"
 
-	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	runtimeclient "github.com/fluxcd/pkg/runtime/client"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
 	"github.com/fluxcd/pkg/runtime/logger"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,6 +39,7 @@ type controllerFlags struct {
 	cacheTTL                time.Duration
 	cacheSize               int
 	tufCache                string
+	trustRefresh            time.Duration
 	fetchRetries            int
 	maxArtifactSize         int64
 	serviceAccount          string
@@ -77,6 +74,7 @@ as a new revision is seen, before any verification starts.`,
 	fs.DurationVar(&f.cacheTTL, "verdict-cache-ttl", 10*time.Minute, "how long a verification of a digest against a policy is reused by every Gate")
 	fs.IntVar(&f.cacheSize, "verdict-cache-size", 10000, "the most verdicts the cache holds")
 	fs.StringVar(&f.tufCache, "tuf-cache", verify.DefaultTUFCacheDir(), "where TUF metadata of trust roots is cached")
+	fs.DurationVar(&f.trustRefresh, "trust-root-refresh", controller.DefaultTrustRefresh, "how long the trust material of a TrustRoot (TUF metadata, trusted roots) is used before it is loaded again; a changed TrustRoot is loaded at once")
 	fs.IntVar(&f.fetchRetries, "artifact-fetch-retries", 3, "how often a failed artifact download is retried")
 	fs.Int64Var(&f.maxArtifactSize, "max-artifact-size", 50<<20, "the largest source artifact accepted, in bytes (extracted: 4 times that)")
 	fs.StringVar(&f.serviceAccount, "service-account", defaultServiceAccount(), "namespace/name of the controller's service account, whose image pull secrets every Gate may use (default: $RUNTIME_NAMESPACE/$RUNTIME_SERVICE_ACCOUNT)")
@@ -93,10 +91,8 @@ func (f *controllerFlags) run(ctx context.Context) error {
 	log := ctrl.Log.WithName("setup")
 
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, sourcev1.AddToScheme, kustomizev1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			return err
-		}
+	if err := controller.AddToScheme(scheme); err != nil {
+		return err
 	}
 	gates, err := runtimectrl.GetWatchSelector(f.watch)
 	if err != nil {
@@ -128,7 +124,7 @@ func (f *controllerFlags) run(ctx context.Context) error {
 		Client: client.Options{Cache: &client.CacheOptions{
 			// Read when a Gate needs them, never listed or watched: the
 			// controller only gets the ones Gates and policies name.
-			DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}},
+			DisableFor: controller.UncachedObjects(),
 		}},
 	})
 	if err != nil {
@@ -159,6 +155,7 @@ func (f *controllerFlags) run(ctx context.Context) error {
 		RequestStats:         requests,
 		LookupTimeout:        f.lookupTimeout,
 		TUFCacheDir:          f.tufCache,
+		TrustRefresh:         f.trustRefresh,
 		RetryInterval:        f.interval,
 		ArtifactFetchRetries: f.fetchRetries,
 		MaxArtifactSize:      f.maxArtifactSize,

@@ -22,18 +22,14 @@ import (
 	"testing"
 	"time"
 
-	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/runtime/testenv"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -99,11 +95,9 @@ func runTests(m *testing.M) int {
 	}
 
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, sourcev1.AddToScheme, kustomizev1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			fmt.Fprintf(os.Stderr, "envtest: building the scheme: %v\n", err)
-			return 1
-		}
+	if err := AddToScheme(scheme); err != nil {
+		fmt.Fprintf(os.Stderr, "envtest: building the scheme: %v\n", err)
+		return 1
 	}
 
 	// Before testenv.New, which would install klog otherwise: the first
@@ -182,7 +176,7 @@ func setupController(ctx context.Context, scheme *runtime.Scheme, tufDir string)
 func newTestReconciler(scheme *runtime.Scheme, tufDir string) (*GateReconciler, error) {
 	c, err := client.New(testEnv.Config, client.Options{Scheme: scheme, Cache: &client.CacheOptions{
 		Reader:     testEnv.GetCache(),
-		DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}},
+		DisableFor: UncachedObjects(),
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("creating the reconciler's client: %w", err)

@@ -90,6 +90,9 @@ type GateReconciler struct {
 	RequestStats  *verify.RequestCounter
 	LookupTimeout time.Duration
 	TUFCacheDir   string
+	// TrustRefresh is how long the trust material of a TrustRoot is used
+	// before it is loaded again; zero means DefaultTrustRefresh.
+	TrustRefresh time.Duration
 
 	// Retries: how soon a Gate whose verdict rests on failed lookups, or
 	// whose source is not ready, is tried again.
@@ -103,7 +106,9 @@ type GateReconciler struct {
 	// Metrics records verdicts and durations; nil records nothing.
 	Metrics *Metrics
 
-	serviceAccount types.NamespacedName // set by SetupWithManager
+	// Set by SetupWithManager.
+	serviceAccount types.NamespacedName
+	trust          *trustCache
 }
 
 // ownedConditions are the conditions the controller writes.
@@ -138,16 +143,16 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		log.V(1).Info("reconciliation is suspended")
 		return ctrl.Result{}, nil
 	}
+	// The verdict before this reconcile, to tell whether it changed.
+	previous := conditions.Get(obj, meta.ReadyCondition).DeepCopy()
 	if err := validateSpec(obj); err != nil {
 		conditions.MarkFalse(obj, meta.ReadyCondition, InvalidSpecReason, "%s", err)
 		conditions.MarkStalled(obj, InvalidSpecReason, "%s", err)
-		r.event(obj, corev1.EventTypeWarning, InvalidSpecReason, err.Error())
+		r.eventOnChange(obj, previous, corev1.EventTypeWarning, err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 	conditions.Delete(obj, meta.StalledCondition)
 
-	// The verdict before this reconcile, to tell whether it changed.
-	previous := conditions.Get(obj, meta.ReadyCondition).DeepCopy()
 	res, err := r.reconcile(ctx, obj, patcher, previous)
 	if err != nil {
 		log.Error(err, "reconciliation failed", "reason", conditions.GetReason(obj, meta.ReadyCondition))
@@ -169,8 +174,11 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 	revision := src.artifact.Revision
 
 	// Nothing downstream may read a Ready=True that is not about this
-	// revision: say so before any verification starts.
-	if revision != obj.Status.LastVerifiedRevision || obj.Generation != obj.Status.ObservedGeneration || !conditions.IsReady(obj) {
+	// revision and spec: say so before any verification starts. A revision
+	// already attempted and not allowed (Ready is not True) is retried
+	// without flipping Ready to Unknown and back at every retry.
+	stale := conditions.IsReady(obj) && (revision != obj.Status.LastVerifiedRevision || obj.Generation != obj.Status.ObservedGeneration)
+	if stale || revision != obj.Status.LastAttemptedRevision || conditions.Get(obj, meta.ReadyCondition) == nil {
 		msg := fmt.Sprintf("verifying revision %s", revision)
 		conditions.MarkReconciling(obj, meta.ProgressingReason, "%s", msg)
 		conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, "%s", msg)
@@ -180,9 +188,13 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		}
 	}
 
-	compiled, unmatched, err := r.policies(ctx, obj)
+	compiled, policies, err := r.policies(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	keychain, err := r.keychain(ctx, obj, policies)
+	if err != nil {
+		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
 	}
 
 	work, err := os.MkdirTemp("", "pregate-gate-")
@@ -200,10 +212,6 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, r.fail(obj, RenderFailedReason, err)
 	}
 
-	keychain, err := r.keychain(ctx, obj)
-	if err != nil {
-		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
-	}
 	registry, err := verify.NewRegistry(verify.WithTransport(r.Transport), verify.WithKeychain(keychain),
 		verify.WithLookupTimeout(r.LookupTimeout), verify.WithStats(r.RequestStats))
 	if err != nil {
@@ -214,9 +222,9 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, r.fail(obj, PolicyInvalidReason, err)
 	}
 	g := &gate.Gate{
-		Renderer: renderedRevision{result.Gate()},
+		Renderer: result.Gate(),
 		Verifier: verifier,
-		Config:   gate.Config{Policies: compiled.Gate, Unmatched: unmatched},
+		Config:   gate.Config{Policies: compiled.Gate, Unmatched: unmatchedImages(obj)},
 	}
 	verdict, err := g.Check(ctx, gate.Revision{Source: src.name, ID: revision})
 	if err != nil {
@@ -233,11 +241,6 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 	}
 	return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.Spec.Interval.Duration)}, nil
 }
-
-// renderedRevision is a revision rendered before Check runs.
-type renderedRevision struct{ gate.Rendered }
-
-func (r renderedRevision) Render(context.Context) (gate.Rendered, error) { return r.Rendered, nil }
 
 // fail records a failure to decide in the Ready condition and returns it.
 func (r *GateReconciler) fail(obj *v1alpha1.Gate, reason string, err error) error {
@@ -396,10 +399,8 @@ func validateSpec(obj *v1alpha1.Gate) error {
 			return fmt.Errorf("spec.sourceRef.kind: %w", err)
 		}
 	}
-	if obj.Spec.PolicySelector != nil {
-		if _, err := metav1.LabelSelectorAsSelector(obj.Spec.PolicySelector); err != nil {
-			return fmt.Errorf("spec.policySelector: %w", err)
-		}
+	if _, err := policySelector(obj); err != nil {
+		return fmt.Errorf("spec.policySelector: %w", err)
 	}
 	return nil
 }
@@ -561,43 +562,67 @@ func (r *GateReconciler) substituteFrom(ctx context.Context, namespace string, r
 	return out, nil
 }
 
-// policies compiles the TrustPolicies the Gate selects, with their trust
-// roots, key and trust-root Secrets read from the cluster.
-func (r *GateReconciler) policies(ctx context.Context, obj *v1alpha1.Gate) (*config.Compiled, gate.Unmatched, error) {
-	sel := labels.Everything()
-	if obj.Spec.PolicySelector != nil {
-		var err error
-		if sel, err = metav1.LabelSelectorAsSelector(obj.Spec.PolicySelector); err != nil {
-			return nil, "", r.fail(obj, InvalidSpecReason, err)
-		}
+// policies compiles the TrustPolicies the Gate selects, with the
+// TrustRoots they name, key and trust-root Secrets read from the cluster,
+// and returns them with the selected TrustPolicies.
+func (r *GateReconciler) policies(ctx context.Context, obj *v1alpha1.Gate) (*config.Compiled, []v1alpha1.TrustPolicy, error) {
+	sel, err := policySelector(obj)
+	if err != nil {
+		return nil, nil, r.fail(obj, InvalidSpecReason, err)
 	}
 	var policies v1alpha1.TrustPolicyList
 	if err := r.List(ctx, &policies, client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, "", r.fail(obj, meta.ReconciliationFailedReason, fmt.Errorf("listing TrustPolicies: %w", err))
+		return nil, nil, r.fail(obj, meta.ReconciliationFailedReason, fmt.Errorf("listing TrustPolicies: %w", err))
 	}
 	if len(policies.Items) == 0 {
-		return nil, "", r.fail(obj, NoPoliciesReason, errors.New("no TrustPolicy matches spec.policySelector"))
+		return nil, nil, r.fail(obj, NoPoliciesReason, errors.New("no TrustPolicy matches spec.policySelector"))
 	}
-	var roots v1alpha1.TrustRootList
-	if err := r.List(ctx, &roots); err != nil {
-		return nil, "", r.fail(obj, meta.ReconciliationFailedReason, fmt.Errorf("listing TrustRoots: %w", err))
+	// Only the TrustRoots these policies name: another one, broken or with
+	// a missing Secret, is no concern of this Gate.
+	var all v1alpha1.TrustRootList
+	if err := r.List(ctx, &all); err != nil {
+		return nil, nil, r.fail(obj, meta.ReconciliationFailedReason, fmt.Errorf("listing TrustRoots: %w", err))
 	}
-	if err := r.inlineSecrets(ctx, policies.Items, roots.Items); err != nil {
-		return nil, "", r.fail(obj, PolicyInvalidReason, err)
+	named := map[string]bool{}
+	for _, p := range policies.Items {
+		named[p.Spec.TrustRootRef] = true
 	}
-	set, err := config.FromObjects("cluster", policies.Items, roots.Items)
+	var roots []v1alpha1.TrustRoot
+	for _, tr := range all.Items {
+		if named[tr.Name] {
+			roots = append(roots, tr)
+		}
+	}
+	if err := r.inlineSecrets(ctx, policies.Items, roots); err != nil {
+		return nil, nil, r.fail(obj, PolicyInvalidReason, err)
+	}
+	set, err := config.FromObjects("cluster", policies.Items, roots)
 	if err != nil {
-		return nil, "", r.fail(obj, PolicyInvalidReason, err)
+		return nil, nil, r.fail(obj, PolicyInvalidReason, err)
 	}
-	compiled, err := set.Compile(r.trustSource(ctx))
+	compiled, err := set.Compile(r.trust.source(config.DefaultTrustSource(ctx, r.TUFCacheDir)))
 	if err != nil {
-		return nil, "", r.fail(obj, PolicyInvalidReason, err)
+		return nil, nil, r.fail(obj, PolicyInvalidReason, err)
 	}
-	unmatched := gate.Unmatched(obj.Spec.UnmatchedImages)
-	if unmatched == "" {
-		unmatched = gate.DenyUnmatched
+	return compiled, policies.Items, nil
+}
+
+// policySelector selects the TrustPolicies of a Gate: all of them without
+// spec.policySelector.
+func policySelector(obj *v1alpha1.Gate) (labels.Selector, error) {
+	if obj.Spec.PolicySelector == nil {
+		return labels.Everything(), nil
 	}
-	return compiled, unmatched, nil
+	return metav1.LabelSelectorAsSelector(obj.Spec.PolicySelector)
+}
+
+// unmatchedImages is what the Gate does with images no policy matches:
+// deny unless it says otherwise.
+func unmatchedImages(obj *v1alpha1.Gate) gate.Unmatched {
+	if u := gate.Unmatched(obj.Spec.UnmatchedImages); u != "" {
+		return u
+	}
+	return gate.DenyUnmatched
 }
 
 // inlineSecrets replaces the secretRefs of keys and trusted roots with the
@@ -641,24 +666,6 @@ func (r *GateReconciler) secretKey(ctx context.Context, ref *v1alpha1.SecretKeyS
 		return "", fmt.Errorf("secret %s has no key %q", key, ref.Key)
 	}
 	return string(b), nil
-}
-
-// trustSource loads trust material for the controller: the Sigstore
-// public-good instance through TUF (cached in TUFCacheDir), private TUF
-// mirrors, and trusted roots given inline (Secrets already inlined).
-func (r *GateReconciler) trustSource(ctx context.Context) config.TrustSource {
-	return func(tr *v1alpha1.TrustRoot) (rootMaterial, error) {
-		switch {
-		case tr == nil || tr.Spec.PublicGood != nil:
-			return verify.PublicGood(ctx, verify.WithTUFCacheDir(r.TUFCacheDir))
-		case tr.Spec.TUF != nil:
-			return verify.TUFMirror(ctx, tr.Spec.TUF.Mirror, []byte(tr.Spec.TUF.Root), r.TUFCacheDir)
-		case tr.Spec.TrustedRoot != nil:
-			return verify.TrustedRootFromJSON([]byte(tr.Spec.TrustedRoot.Data))
-		default:
-			return nil, fmt.Errorf("TrustRoot %q: no trust material", tr.Name)
-		}
-	}
 }
 
 func namespaceOr(ns, def string) string {

@@ -392,28 +392,29 @@ func (f *fixture) eventually(gate *v1alpha1.Gate, assert func(g Gomega, got *v1a
 }
 
 // readyFor waits until the Gate has verified revision and is Ready=True,
-// and returns it. lastVerifiedRevision is written with the rest of the
+// checks that state with the kstatus checker, and returns it.
+// lastVerifiedRevision is written with the rest of the
 // status (summary, images), so they are about revision too.
 func (f *fixture) readyFor(gate *v1alpha1.Gate, revision string) *v1alpha1.Gate {
 	f.t.Helper()
-	return f.eventually(gate, func(g Gomega, got *v1alpha1.Gate) {
+	return f.conformant(f.eventually(gate, func(g Gomega, got *v1alpha1.Gate) {
 		g.Expect(got.Status.LastVerifiedRevision).To(Equal(revision))
 		g.Expect(got.Status.LastAttemptedRevision).To(Equal(revision))
 		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 		g.Expect(got.Status.Conditions).To(conditions.MatchConditions([]metav1.Condition{
 			{Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: "images verified"},
 		}))
-	})
+	}))
 }
 
 // deniedFor waits until the Gate has attempted revision and is Ready=False
-// with reason, still retrying (Reconciling=True), and assert passes, and
-// returns it. The conditions and the rest of the status are written by
+// with reason, still retrying (Reconciling=True), and assert passes,
+// checks that state with the kstatus checker, and returns it. The conditions and the rest of the status are written by
 // separate requests, so what a test asserts about the rest of the status
 // belongs in assert.
 func (f *fixture) deniedFor(gate *v1alpha1.Gate, revision, reason string, assert ...func(g Gomega, got *v1alpha1.Gate)) *v1alpha1.Gate {
 	f.t.Helper()
-	return f.eventually(gate, func(g Gomega, got *v1alpha1.Gate) {
+	return f.conformant(f.eventually(gate, func(g Gomega, got *v1alpha1.Gate) {
 		g.Expect(got.Status.LastAttemptedRevision).To(Equal(revision))
 		g.Expect(got.Status.Conditions).To(conditions.MatchConditions([]metav1.Condition{
 			{Type: meta.ReadyCondition, Status: metav1.ConditionFalse, Reason: reason},
@@ -422,7 +423,15 @@ func (f *fixture) deniedFor(gate *v1alpha1.Gate, revision, reason string, assert
 		for _, a := range assert {
 			a(g, got)
 		}
-	})
+	}))
+}
+
+// conformant runs the kstatus checker on gate (see checkConformant) and
+// returns it.
+func (f *fixture) conformant(gate *v1alpha1.Gate) *v1alpha1.Gate {
+	f.t.Helper()
+	checkConformant(f.t, gate)
+	return gate
 }
 
 // gateConditions are the Gate's conditions for the kstatus checker: Stalled
@@ -824,13 +833,25 @@ func (r *eventRecorder) reasons(namespace, name string) []string {
 	return out
 }
 
-// emitted returns the Events emitted about namespace/name with reason.
-func (r *eventRecorder) emitted(namespace, name, reason string) []emittedEvent {
+// about returns the Events emitted about namespace/name, as the reconciler
+// emitted them (before the API server has them).
+func (r *eventRecorder) about(namespace, name string) []emittedEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []emittedEvent
 	for _, e := range r.log {
-		if e.Namespace == namespace && e.Name == name && e.Reason == reason {
+		if e.Namespace == namespace && e.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// emitted returns the Events emitted about namespace/name with reason.
+func (r *eventRecorder) emitted(namespace, name, reason string) []emittedEvent {
+	var out []emittedEvent
+	for _, e := range r.about(namespace, name) {
+		if e.Reason == reason {
 			out = append(out, e)
 		}
 	}

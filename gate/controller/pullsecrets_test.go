@@ -68,12 +68,11 @@ func TestGateReconciler_reconcile_imagePullSecrets(t *testing.T) {
 
 			grant(f, dockerConfigSecret(f.t, "registry-"+f.ns, f.host, user, pass), gate)
 			got = f.readyFor(gate, rev)
-			checkConformant(t, got)
 
 			status, err := json.Marshal(got.Status)
 			f.g.Expect(err).NotTo(HaveOccurred())
 			f.g.Expect(string(status)).NotTo(ContainSubstring(pass), "the Gate's status")
-			for _, e := range apiEvents(f.g, gate) {
+			for _, e := range eventLog.about(f.ns, gate.Name) {
 				f.g.Expect(e.Note).NotTo(ContainSubstring(pass), "Event %s", e.Reason)
 			}
 		})

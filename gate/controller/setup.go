@@ -9,12 +9,11 @@ import (
 	"github.com/fluxcd/pkg/runtime/predicates"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/sigstore/sigstore-go/pkg/root"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -29,8 +28,24 @@ import (
 	"github.com/pregate/pregate/verify"
 )
 
-// rootMaterial is the trust material a TrustSource returns.
-type rootMaterial = root.TrustedMaterial
+// AddToScheme adds the kinds the controller reads and writes to a scheme:
+// Kubernetes' own, pregate's, and Flux's sources and Kustomizations.
+func AddToScheme(s *runtime.Scheme) error {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, sourcev1.AddToScheme, kustomizev1.AddToScheme} {
+		if err := add(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UncachedObjects are the kinds the controller reads live, one object at a
+// time, when a Gate or policy names it: never listed, watched or cached,
+// so it needs no more than get on them. Give them to the client's
+// CacheOptions.DisableFor.
+func UncachedObjects() []client.Object {
+	return []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}}
+}
 
 // Field indexes on Gates.
 const (
@@ -74,6 +89,7 @@ func (r *GateReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager,
 		return fmt.Errorf("indexing Gates by Kustomization: %w", err)
 	}
 	r.serviceAccount = opts.ServiceAccount
+	r.trust = newTrustCache(r.TrustRefresh)
 	workers := opts.MaxConcurrentReconciles
 	if workers <= 0 {
 		workers = 4
@@ -164,27 +180,27 @@ func (revisionChanged) Update(e event.UpdateEvent) bool {
 }
 
 // keychain gathers registry credentials for a Gate: its own image pull
-// secrets, those of the TrustPolicies, then the controller service
-// account's, then the process's docker configuration.
-func (r *GateReconciler) keychain(ctx context.Context, obj *v1alpha1.Gate) (authn.Keychain, error) {
+// secrets, those of its TrustPolicies, then the controller service
+// account's, then the process's docker configuration. A Secret the Gate or
+// a policy names must exist; one the service account lists but that is
+// gone is skipped, as the kubelet does.
+func (r *GateReconciler) keychain(ctx context.Context, obj *v1alpha1.Gate, policies []v1alpha1.TrustPolicy) (authn.Keychain, error) {
 	var refs []types.NamespacedName
 	for _, s := range obj.Spec.ImagePullSecrets {
 		refs = append(refs, types.NamespacedName{Namespace: obj.Namespace, Name: s.Name})
 	}
-	var policies v1alpha1.TrustPolicyList
-	sel := labels.Everything()
-	if obj.Spec.PolicySelector != nil {
-		if s, err := metav1.LabelSelectorAsSelector(obj.Spec.PolicySelector); err == nil {
-			sel = s
-		}
-	}
-	if err := r.List(ctx, &policies, client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, fmt.Errorf("listing TrustPolicies: %w", err)
-	}
-	for _, p := range policies.Items {
+	for _, p := range policies {
 		for _, s := range p.Spec.ImagePullSecrets {
 			refs = append(refs, types.NamespacedName{Namespace: s.Namespace, Name: s.Name})
 		}
+	}
+	var configs [][]byte
+	for _, ref := range refs {
+		b, err := r.dockerConfig(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		configs = append(configs, b)
 	}
 	if sa := r.serviceAccount; sa.Name != "" {
 		acct := &corev1.ServiceAccount{}
@@ -194,24 +210,18 @@ func (r *GateReconciler) keychain(ctx context.Context, obj *v1alpha1.Gate) (auth
 			return nil, fmt.Errorf("reading ServiceAccount %s: %w", sa, err)
 		default:
 			for _, s := range acct.ImagePullSecrets {
-				refs = append(refs, types.NamespacedName{Namespace: sa.Namespace, Name: s.Name})
+				ref := types.NamespacedName{Namespace: sa.Namespace, Name: s.Name}
+				b, err := r.dockerConfig(ctx, ref)
+				if apierrors.IsNotFound(err) {
+					ctrl.LoggerFrom(ctx).V(1).Info("skipping a missing image pull secret of the service account", "secret", ref.String())
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				configs = append(configs, b)
 			}
 		}
-	}
-	var configs [][]byte
-	for _, ref := range refs {
-		s := &corev1.Secret{}
-		if err := r.Get(ctx, ref, s); err != nil {
-			return nil, fmt.Errorf("reading image pull secret %s: %w", ref, err)
-		}
-		b, ok := s.Data[corev1.DockerConfigJsonKey]
-		if !ok {
-			b, ok = s.Data[corev1.DockerConfigKey]
-		}
-		if !ok {
-			return nil, fmt.Errorf("image pull secret %s has neither %s nor %s", ref, corev1.DockerConfigJsonKey, corev1.DockerConfigKey)
-		}
-		configs = append(configs, b)
 	}
 	if len(configs) == 0 {
 		return authn.DefaultKeychain, nil
@@ -221,4 +231,19 @@ func (r *GateReconciler) keychain(ctx context.Context, obj *v1alpha1.Gate) (auth
 		return nil, errors.Join(errors.New("reading image pull secrets"), err)
 	}
 	return authn.NewMultiKeychain(kc, authn.DefaultKeychain), nil
+}
+
+// dockerConfig reads the docker configuration an image pull secret holds.
+func (r *GateReconciler) dockerConfig(ctx context.Context, ref types.NamespacedName) ([]byte, error) {
+	s := &corev1.Secret{}
+	if err := r.Get(ctx, ref, s); err != nil {
+		return nil, fmt.Errorf("reading image pull secret %s: %w", ref, err)
+	}
+	if b, ok := s.Data[corev1.DockerConfigJsonKey]; ok {
+		return b, nil
+	}
+	if b, ok := s.Data[corev1.DockerConfigKey]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("image pull secret %s has neither %s nor %s", ref, corev1.DockerConfigJsonKey, corev1.DockerConfigKey)
 }
