@@ -54,8 +54,10 @@ func (e *GlobError) Error() string {
 //
 //   - one whose first path segment is literal and not a registry host (no "."
 //     or ":" and not "localhost"), such as "nginx" or "acme/app:*";
-//   - one that starts with "docker.io/", which is spelt "index.docker.io/"
-//     once normalised;
+//   - one that starts with "docker.io/" or "registry-1.docker.io/", which
+//     are spelt "index.docker.io/" once normalised, or whose registry host
+//     has upper-case letters or the port ":443" (see CanonicalHost: every
+//     reference's host is lower case, without the default port);
 //   - one whose last path segment is literal and holds no ":" or "@", such as
 //     "ghcr.io/acme/app", since every reference ends in a tag or a digest;
 //   - one with neither a "/" nor a "**", such as "ghcr.io*".
@@ -113,9 +115,14 @@ func expandGlob(pattern string) (expanded, reason string) {
 	}
 	host, _, hasPath := strings.Cut(pattern, "/")
 	switch {
-	case host == "docker.io":
+	case host == "docker.io" || host == "registry-1.docker.io":
 		return "", fmt.Sprintf("matches no image: Docker Hub is index.docker.io in a fully-qualified reference, "+
-			"as in %q", "index."+pattern)
+			"as in %q", dockerHub+strings.TrimPrefix(pattern, host))
+	case looksLikeHost(host) && strings.ToLower(host) != host || strings.HasSuffix(host, ":443"):
+		// References are matched with their host spelt one way
+		// (CanonicalHost), so another spelling could never match.
+		return "", fmt.Sprintf("matches no image: registry hosts are matched as %q (lower case, no :443), "+
+			"as in %q", CanonicalHost(host), CanonicalHost(host)+strings.TrimPrefix(pattern, host))
 	case !strings.Contains(host, "*") && host != "localhost" && !strings.ContainsAny(host, ".:"):
 		// A Docker Hub name written short: "nginx", "acme/app:*".
 		qualified := "index.docker.io/" + pattern
@@ -171,7 +178,11 @@ func isGlobChar(r rune) bool {
 //     reference as written) and "registry/repository:tag". The last one is
 //     pregate's: pinning an image to its digest must not take away a policy
 //     that matched it by tag.
+//
+// ref's registry host is compared in its canonical spelling (see
+// CanonicalHost), whichever spelling it comes in.
 func (g *Glob) Match(ref string) bool {
+	ref = CanonicalReference(ref)
 	name, digest, pinned := strings.Cut(ref, "@")
 	repo, tag := name, ""
 	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/pregate/pregate/gate"
 )
 
 // ErrUnrenderedTemplate is returned, wrapped, by ParseReference for a
@@ -21,7 +23,11 @@ var templateMarkers = []string{"${", "$(", "{{"}
 
 // ParseReference normalises raw the way a container runtime resolves it,
 // using go-containerregistry's name.ParseReference with default options:
-// "nginx" becomes "index.docker.io/library/nginx:latest".
+// "nginx" becomes "index.docker.io/library/nginx:latest". The registry host
+// is spelt one way (gate.CanonicalHost): "GHCR.IO:443/acme/app:1" is
+// "ghcr.io/acme/app:1" and "registry-1.docker.io/library/nginx:1" is
+// "index.docker.io/library/nginx:1", so that a policy's globs see every
+// spelling of a registry as the one they are written for.
 //
 // A reference written with both a tag and a digest ("repo:tag@sha256:…")
 // keeps both: Ref reads "registry/repo:tag@sha256:…" and Tag and Digest are
@@ -44,9 +50,10 @@ func parseImageReference(raw string) (Image, error) {
 	if isTemplate(raw) {
 		return Image{}, ErrUnrenderedTemplate
 	}
-	ref, err := name.ParseReference(raw)
+	canonical := gate.CanonicalReference(raw)
+	ref, err := name.ParseReference(canonical)
 	if err != nil {
-		return Image{}, explainBadReference(raw, err)
+		return Image{}, explainBadReference(canonical, err)
 	}
 	switch r := ref.(type) {
 	case name.Tag:

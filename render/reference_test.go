@@ -87,6 +87,41 @@ func TestParseReference(t *testing.T) {
 			raw:  "ghcr.io/acme/app:V1-RC",
 			want: Image{Ref: "ghcr.io/acme/app:V1-RC", Registry: "ghcr.io", Repository: "acme/app", Tag: "V1-RC", Mutable: true},
 		},
+		// One spelling per registry host, so that globs written for it
+		// match every spelling (a catch-all static pass or unmatched=allow
+		// would otherwise let another spelling through unchecked).
+		"upper-case host": {
+			raw:  "GHCR.IO/acme/app:1",
+			want: Image{Ref: "ghcr.io/acme/app:1", Registry: "ghcr.io", Repository: "acme/app", Tag: "1", Mutable: true},
+		},
+		"mixed-case host": {
+			raw:  "Ghcr.io/acme/app:1",
+			want: Image{Ref: "ghcr.io/acme/app:1", Registry: "ghcr.io", Repository: "acme/app", Tag: "1", Mutable: true},
+		},
+		"default port": {
+			raw:  "ghcr.io:443/acme/app:1@" + dgA,
+			want: Image{Ref: "ghcr.io/acme/app:1@" + dgA, Registry: "ghcr.io", Repository: "acme/app", Tag: "1", Digest: dgA, Mutable: false},
+		},
+		"docker hub API host": {
+			raw:  "registry-1.docker.io/library/nginx:1",
+			want: Image{Ref: "index.docker.io/library/nginx:1", Registry: "index.docker.io", Repository: "library/nginx", Tag: "1", Mutable: true},
+		},
+		"docker hub index host with default port": {
+			raw:  "index.docker.io:443/library/nginx:1",
+			want: Image{Ref: "index.docker.io/library/nginx:1", Registry: "index.docker.io", Repository: "library/nginx", Tag: "1", Mutable: true},
+		},
+		"upper-case docker.io, short repository": {
+			raw:  "DOCKER.IO/nginx",
+			want: Image{Ref: "index.docker.io/library/nginx:latest", Registry: "index.docker.io", Repository: "library/nginx", Tag: "latest", Mutable: true},
+		},
+		"upper-case localhost": {
+			raw:  "LocalHost:5000/app:1",
+			want: Image{Ref: "localhost:5000/app:1", Registry: "localhost:5000", Repository: "app", Tag: "1", Mutable: true},
+		},
+		"other port kept": {
+			raw:  "ghcr.io:8443/acme/app:1",
+			want: Image{Ref: "ghcr.io:8443/acme/app:1", Registry: "ghcr.io:8443", Repository: "acme/app", Tag: "1", Mutable: true},
+		},
 		"single-character repository": {
 			raw:  "a",
 			want: Image{Ref: "index.docker.io/library/a:latest", Registry: "index.docker.io", Repository: "library/a", Tag: "latest", Mutable: true},

@@ -26,6 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/pregate/pregate/gate"
 )
 
 // DefaultLookupTimeout bounds each registry request unless WithLookupTimeout
@@ -152,7 +154,7 @@ func WithInsecure(registries ...string) RegistryOption {
 			return errors.New("insecure registries: at least one registry name is required")
 		}
 		for _, r := range registries {
-			reg, err := name.NewRegistry(r, name.StrictValidation)
+			reg, err := name.NewRegistry(gate.CanonicalHost(r), name.StrictValidation)
 			if err != nil {
 				return fmt.Errorf("insecure registry %q: %w", r, err)
 			}
@@ -301,9 +303,10 @@ func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return resp, err
 }
 
-// parseReference parses ref, as plain HTTP if its registry is one of the
-// insecure ones.
+// parseReference parses ref, its registry host spelt as gate.CanonicalHost
+// spells it, as plain HTTP if its registry is one of the insecure ones.
 func (r *Registry) parseReference(ref string) (name.Reference, error) {
+	ref = gate.CanonicalReference(ref)
 	parsed, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, err
@@ -315,6 +318,7 @@ func (r *Registry) parseReference(ref string) (name.Reference, error) {
 }
 
 func (r *Registry) parseRepository(repo string) (name.Repository, error) {
+	repo = gate.CanonicalReference(repo)
 	parsed, err := name.NewRepository(repo)
 	if err != nil {
 		return name.Repository{}, err

@@ -1,0 +1,52 @@
+package gate
+
+import "testing"
+
+func TestCanonicalReference(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"GHCR.IO/acme/app:1":                  "ghcr.io/acme/app:1",
+		"Ghcr.io/acme/app:1":                  "ghcr.io/acme/app:1",
+		"ghcr.io:443/acme/app:1":              "ghcr.io/acme/app:1",
+		"GHCR.IO:443/acme/app:1":              "ghcr.io/acme/app:1",
+		"registry-1.docker.io/library/nginx":  "index.docker.io/library/nginx",
+		"index.docker.io:443/library/nginx:1": "index.docker.io/library/nginx:1",
+		"docker.io/nginx":                     "index.docker.io/nginx",
+		"LOCALHOST/app:1":                     "localhost/app:1",
+		"ghcr.io:8443/acme/app:1":             "ghcr.io:8443/acme/app:1", // another port is another registry
+		"ghcr.io:80/acme/app:1":               "ghcr.io:80/acme/app:1",   // 443 is the registry protocol's default
+		"acme/app:1":                          "acme/app:1",              // a Docker Hub namespace, not a host
+		"nginx":                               "nginx",
+		"ghcr.io/ACME/app:1":                  "ghcr.io/ACME/app:1", // only the host; repositories are validated elsewhere
+		"[::1]:5000/app:1":                    "[::1]:5000/app:1",
+	}
+	for in, want := range tests {
+		if got := CanonicalReference(in); got != want {
+			t.Errorf("CanonicalReference(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestGlobMatch_hostSpellings: no spelling of a registry host escapes a
+// glob written for it (a catch-all static pass, or unmatched images
+// allowed, would let it through unsigned).
+func TestGlobMatch_hostSpellings(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ glob, ref string }{
+		{"ghcr.io/acme/**", "GHCR.IO/acme/app:1"},
+		{"ghcr.io/acme/**", "Ghcr.io/acme/app:1"},
+		{"ghcr.io/acme/**", "ghcr.io:443/acme/app:1"},
+		{"index.docker.io/library/*", "registry-1.docker.io/library/nginx:1"},
+		{"index.docker.io/library/*", "index.docker.io:443/library/nginx:1"},
+		{"*", "docker.io/library/nginx:1"},
+	}
+	for _, tt := range tests {
+		g, err := CompileGlob(tt.glob)
+		if err != nil {
+			t.Fatalf("CompileGlob(%q): %v", tt.glob, err)
+		}
+		if !g.Match(tt.ref) {
+			t.Errorf("CompileGlob(%q).Match(%q) = false, want true", tt.glob, tt.ref)
+		}
+	}
+}
