@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
@@ -103,8 +102,12 @@ func prepare(a Artifact, d imageDigest) (*prepared, error) {
 		case *protobundle.Bundle_DsseEnvelope:
 			p.kind, p.claim = statementClaims(c.DsseEnvelope.GetPayloadType(), c.DsseEnvelope.GetPayload(), d)
 		case *protobundle.Bundle_MessageSignature:
+			// Signature-like, but never of an image: it signs whatever
+			// bytes were given to cosign sign-blob, and bytes that happen
+			// to hash to the image digest (its manifest) are not a
+			// statement that the image is signed.
 			p.kind = SignatureKind
-			p.claim = messageClaims(c.MessageSignature.GetMessageDigest(), d)
+			p.claim = errMessageSignature
 		}
 		return p, nil
 	case SimpleSigningFormat:
@@ -179,27 +182,10 @@ func statementClaims(payloadType string, payload []byte, d imageDigest) (kind st
 	return kind, fmt.Errorf("statement subject is %s, not this image", named[0])
 }
 
-// messageClaims checks a message signature's digest against the image.
-func messageClaims(md *protocommon.HashOutput, d imageDigest) error {
-	if md == nil {
-		return errors.New("message signature has no digest")
-	}
-	var alg string
-	switch md.GetAlgorithm() {
-	case protocommon.HashAlgorithm_SHA2_256:
-		alg = "sha256"
-	case protocommon.HashAlgorithm_SHA2_384:
-		alg = "sha384"
-	case protocommon.HashAlgorithm_SHA2_512:
-		alg = "sha512"
-	default:
-		return fmt.Errorf("message signature digest algorithm %s is not the image's %s", md.GetAlgorithm(), d.alg)
-	}
-	if alg != d.alg || !bytes.Equal(md.GetDigest(), d.raw) {
-		return fmt.Errorf("message signature is over %s:%s, not this image", alg, hex.EncodeToString(md.GetDigest()))
-	}
-	return nil
-}
+// errMessageSignature rejects a message-signature bundle as a signature of
+// an image.
+var errMessageSignature = errors.New("a message signature (as cosign sign-blob makes) signs a blob's bytes, not an image: " +
+	"only an in-toto statement of predicate type " + CosignSignPredicateType + " or a legacy simple-signing payload signs an image")
 
 // signerOf describes the entity's signer from its (not yet verified)
 // verification material: "SAN (issuer ISSUER)" or "public key …".

@@ -25,9 +25,10 @@ import (
 //     required attestation was verified (by any authority). A signature is
 //     a cosign v3 bundle (DSSE statement of predicate type
 //     https://sigstore.dev/cosign/sign/v1 whose subject is the image
-//     digest), a message-signature bundle over the image digest, or a
-//     legacy simple-signing payload naming the image digest. Attestations
-//     never sign an image.
+//     digest) or a legacy simple-signing payload naming the image digest.
+//     Attestations never sign an image, and neither does a
+//     message-signature bundle (cosign sign-blob), even over the bytes of
+//     the image's manifest.
 //   - AttestationMissing: signed, but a required attestation was not
 //     found or did not verify.
 //   - IdentityMismatch: a signature verified against the trust material,

@@ -346,18 +346,20 @@ func TestCheck(t *testing.T) {
 			disc:   discovered(attTagArtifact(legacyEnv, legacyEnvAnn)),
 			want:   checkWant{status: verify.NoSignatures},
 		},
-		"message signature over the image manifest": {
+		// A trusted signer's cosign sign-blob over bytes that hash to the
+		// image digest (its manifest) is not a signature of the image.
+		"message signature over the image manifest: not an image signature": {
 			policy: firstPartyPolicy(ss.Material()),
 			disc: verify.Discovery{
 				Subject:   verify.Subject{Ref: imgRepo + ":1.0", Repository: imgRepo, Digest: manifestDigest},
 				Artifacts: []verify.Artifact{referrer(messageSigned)}, Lookups: allLookupsOK(1),
 			},
-			want: checkWant{status: verify.Verified},
+			want: checkWant{status: verify.InvalidSignature, reason: []string{"a message signature (as cosign sign-blob makes) signs a blob's bytes, not an image"}},
 		},
 		"message signature over another manifest": {
 			policy: firstPartyPolicy(ss.Material()),
 			disc:   discovered(referrer(messageSigned)),
-			want:   checkWant{status: verify.InvalidSignature, reason: []string{"message signature is over " + manifestDigest + ", not this image"}},
+			want:   checkWant{status: verify.InvalidSignature, reason: []string{"a message signature (as cosign sign-blob makes) signs a blob's bytes, not an image"}},
 		},
 		"key-signed bundle, right key": {
 			policy: firstPartyPolicy(nil, keyAuth),
