@@ -3,6 +3,7 @@ package verify_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -804,4 +805,51 @@ func withMediaType(t *testing.T, b []byte, mt string) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestCheck_keyAuthorityRefusesCertificates: a key authority trusts its
+// key and nothing else. A keyless bundle from any signer, whose
+// certificate chains to the trust root's Fulcio CA and which carries a log
+// entry and an RFC 3161 timestamp the trust root also vouches for, never
+// passes for the key: with and without the transparency log, with and
+// without signed timestamps, for a v3 bundle and a legacy signature.
+func TestCheck_keyAuthorityRefusesCertificates(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	key := verifytest.NewKeySigner(t)
+	bundle := ss.MustSignImage(t, evilIdentity, ghIssuer, imgDigest)
+	legacyPayload, legacyAnn := ss.MustLegacySignature(t, evilIdentity, ghIssuer, imgDigest, imgRepo)
+	artifacts := map[string]verify.Artifact{
+		"v3 bundle":        referrer(bundle),
+		"legacy signature": sigTagArtifact(legacyPayload, legacyAnn),
+	}
+	for what, art := range artifacts {
+		for _, ignoreTlog := range []bool{false, true} {
+			for _, signedTimestamps := range []bool{false, true} {
+				name := fmt.Sprintf("%s, ignoreTlog=%t, signedTimestamps=%t", what, ignoreTlog, signedTimestamps)
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					k, err := verify.NewKey(key.PublicKeyPEM())
+					if err != nil {
+						t.Fatal(err)
+					}
+					auth := verify.Authority{Name: "release-key", Key: k, IgnoreTlog: ignoreTlog, SignedTimestamps: signedTimestamps}
+					p := firstPartyPolicy(ss.Material(), auth)
+					res := p.Check(discovered(art))
+					if res.Status == verify.Verified {
+						t.Fatalf("a certificate-signed artifact verified under a key authority: %s", res.Detail)
+					}
+					if res.Status != verify.InvalidSignature {
+						t.Errorf("status = %s, want %s (%s)", res.Status, verify.InvalidSignature, res.Detail)
+					}
+					if len(res.Considered) != 1 || res.Considered[0].Accepted {
+						t.Fatalf("considered = %+v, want one rejected artifact", res.Considered)
+					}
+					if r := res.Considered[0].Reason; !strings.Contains(r, "policy \"first-party\" has no keyless authority") {
+						t.Errorf("reason = %q, want it to say the policy trusts no certificate", r)
+					}
+				})
+			}
+		}
+	}
 }

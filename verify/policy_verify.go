@@ -92,6 +92,10 @@ func onlyRekorV2(entity sgverify.SignedEntity) bool {
 	return true
 }
 
+// errNotKeySigned rejects, for a key authority, an entity that is not
+// signed with a key.
+var errNotKeySigned = errors.New("not signed with a public key: a key authority accepts only signatures made with its key")
+
 // verify checks one signed entity against the authority: the
 // signature over artifact (the image digest for Check; a file or digest
 // for the conformance vectors), the certificate chain or key, the
@@ -101,6 +105,15 @@ func onlyRekorV2(entity sgverify.SignedEntity) bool {
 func (a *authority) verify(entity sgverify.SignedEntity, artifact sgverify.ArtifactPolicyOption) (*sgverify.VerificationResult, error) {
 	if a.static != nil {
 		return nil, errors.New("a static authority verifies nothing")
+	}
+	if a.key != nil {
+		// A key authority trusts its key and nothing else. sigstore-go's
+		// WithKey refuses a certificate too; this does not rest on it: a
+		// certificate chaining to the trust root's Fulcio CA, with a log
+		// entry or a signed timestamp, must never pass for the key.
+		if vc, err := entity.VerificationContent(); err != nil || vc == nil || vc.Certificate() != nil || vc.PublicKey() == nil {
+			return nil, errNotKeySigned
+		}
 	}
 	// Check reads only the verified statement's predicate type
 	// (checkResult): sigstore-go need not parse the predicate, which for
