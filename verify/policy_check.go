@@ -51,18 +51,11 @@ func (p *Policy) Check(d Discovery) Result {
 		return res
 	}
 
+	if st, ok := p.static(dg.text); ok {
+		st.Subject, st.Lookups = res.Subject, res.Lookups
+		return st
+	}
 	c := p.authorities()
-	if c.pass != nil && len(p.Attestations) == 0 {
-		res.Status = Verified
-		res.Detail = fmt.Sprintf("%s: policy %q accepts every image (static authority %q)", dg.text, p.Name, c.pass.name)
-		return res
-	}
-	if len(c.auths) == 0 && len(c.staticFails) > 0 {
-		res.Status = StaticFail
-		res.Detail = fmt.Sprintf("%s: policy %q rejects every image (static authority %q)", dg.text, p.Name, c.staticFails[0])
-		return res
-	}
-
 	arts := orderArtifacts(d.Artifacts)
 	outs := make([]outcome, 0, len(arts))
 	for _, a := range arts {
@@ -72,6 +65,24 @@ func (p *Policy) Check(d Discovery) Result {
 	}
 	res.Status, res.Detail = p.decide(dg, outs, d)
 	return res
+}
+
+// static returns the policy's result for every image, about what (a
+// digest or a reference), when its authorities decide without looking at
+// any signature: a static pass and no required attestation (Verified), or
+// static fails only (StaticFail). Such a result needs nothing from the
+// registry, not even the digest.
+func (p *Policy) static(what string) (Result, bool) {
+	c := p.authorities()
+	switch {
+	case c.pass != nil && len(p.Attestations) == 0:
+		return Result{Policy: p.Name, Status: Verified,
+			Detail: fmt.Sprintf("%s: policy %q accepts every image (static authority %q)", what, p.Name, c.pass.name)}, true
+	case len(c.auths) == 0 && len(c.staticFails) > 0:
+		return Result{Policy: p.Name, Status: StaticFail,
+			Detail: fmt.Sprintf("%s: policy %q rejects every image (static authority %q)", what, p.Name, c.staticFails[0])}, true
+	}
+	return Result{}, false
 }
 
 // decide turns the outcomes into a status and a one-line detail.

@@ -102,11 +102,18 @@ func (v *Verifier) Verify(ctx context.Context, image, policy string) (gate.Findi
 
 // Explain verifies one image against one policy and returns everything
 // that was looked up and considered. An error means the policy is unknown
-// or ctx ended; registry failures are part of the Result.
+// or ctx ended; registry failures are part of the Result. A policy whose
+// static authorities decide every image (see Policy.Check) is answered
+// without the registry: the Result has no digest and no lookup.
 func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, error) {
 	p, ok := v.policies[policy]
 	if !ok {
 		return Result{}, fmt.Errorf("no policy named %q", policy)
+	}
+	if res, ok := p.static(image); ok {
+		// Decided without the registry: nothing to resolve or discover.
+		res.Subject = Subject{Ref: image}
+		return res, nil
 	}
 	r, err := shared(ctx, v, &v.resolved, "resolve\x00"+image, func(ctx context.Context) resolution {
 		s, l, err := v.registry.Resolve(ctx, image)

@@ -232,6 +232,33 @@ func TestVerifier_unknownPolicy(t *testing.T) {
 	}
 }
 
+// TestVerifier_staticNeedsNoRegistry: a policy that decides every image
+// by a static authority is answered without a single registry request (a
+// resolve per image for nothing costs rate limit and webhook time).
+func TestVerifier_staticNeedsNoRegistry(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	app := newSignedApp(t, ss)
+	r := newRegistry(t)
+	pass := &verify.Policy{Name: "third-party", Authorities: []verify.Authority{{Name: "anything", Static: &verify.Static{Pass: true}}}}
+	fail := &verify.Policy{Name: "banned", Authorities: []verify.Authority{{Name: "never", Static: &verify.Static{Pass: false}}}}
+	v := newTestVerifier(t, r, pass, fail)
+	for _, ref := range []string{app.front.Host() + "/app:v1", app.front.Host() + "/does-not-exist:v1"} {
+		for policy, want := range map[string]verify.Status{"third-party": verify.Verified, "banned": verify.StaticFail} {
+			res, err := v.Explain(t.Context(), ref, policy)
+			if err != nil {
+				t.Fatalf("Explain(%s, %s): %v", ref, policy, err)
+			}
+			if res.Status != want || res.Subject.Ref != ref || res.Subject.Digest != "" || len(res.Lookups) != 0 {
+				t.Errorf("Explain(%s, %s) = %s %+v, %d lookups; want %s with no digest and no lookup", ref, policy, res.Status, res.Subject, len(res.Lookups), want)
+			}
+		}
+	}
+	if n := r.Requests().Total; n != 0 {
+		t.Errorf("static policies made %d registry requests, want none", n)
+	}
+}
+
 func TestNewVerifier_invalid(t *testing.T) {
 	t.Parallel()
 	ss := verifytest.NewSigstore(t)
