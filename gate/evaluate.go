@@ -52,8 +52,23 @@ type Config struct {
 	Policies []Policy
 	// Unmatched is the fate of images no policy matches; default deny.
 	Unmatched Unmatched
-	// Strict makes coverage gaps block the revision.
-	Strict bool
+	// AllowGaps lists the gap reasons that do not block the revision: the
+	// user's explicit opt-outs, kind by kind. Every other gap that is not
+	// informational blocks: what pregate cannot see is not allowed.
+	AllowGaps []string
+}
+
+// blocks says whether a gap keeps the revision from being allowed.
+func (c Config) blocks(g Gap) bool {
+	if g.Informational {
+		return false
+	}
+	for _, r := range c.AllowGaps {
+		if r == g.Reason {
+			return false
+		}
+	}
+	return true
 }
 
 func (c Config) matching(ref string) []Policy {
@@ -99,8 +114,11 @@ const (
 
 // ImageVerdict is what became of one image and why.
 type ImageVerdict struct {
-	Ref     string  `json:"ref"`
-	Digest  string  `json:"digest,omitempty"`
+	Ref    string `json:"ref"`
+	Digest string `json:"digest,omitempty"`
+	// Pinned is Ref pinned to Digest, "registry/repository:tag@digest":
+	// what the verdict is about. Empty when no digest was resolved.
+	Pinned  string  `json:"pinned,omitempty"`
 	Outcome Outcome `json:"outcome"`
 	// Status is the worst status among the findings that count, or empty
 	// when no policy matched.
@@ -127,8 +145,13 @@ type Summary struct {
 type Verdict struct {
 	Revision Revision `json:"revision"`
 	Allowed  bool     `json:"allowed"`
-	// Retry is true when the verdict rests only on failed lookups: the
-	// registry may answer next time, so this is "could not decide".
+	// Undecided is true when the revision is not allowed and nothing
+	// definite denies it: coverage gaps hide some of its images, or every
+	// denial rests on a failed lookup. pregate could not decide, and says
+	// why; it never allows what it could not see.
+	Undecided bool `json:"undecided"`
+	// Retry is true when the verdict rests on failed lookups: the
+	// registry may answer next time.
 	Retry bool `json:"retry"`
 	// Reason is a XxxReason constant.
 	Reason string `json:"reason"`
@@ -152,6 +175,9 @@ func Evaluate(cfg Config, rev Revision, rendered Rendered, findings []Finding) V
 		byImage[f.Image] = append(byImage[f.Image], f)
 	}
 	v := Verdict{Revision: rev, Gaps: append([]Gap{}, rendered.Gaps...), Images: []ImageVerdict{}}
+	for i := range v.Gaps {
+		v.Gaps[i].Blocking = cfg.blocks(v.Gaps[i])
+	}
 	for _, img := range rendered.Images {
 		iv := judge(cfg, img, byImage[img.Ref])
 		v.Images = append(v.Images, iv)
@@ -185,7 +211,7 @@ func Evaluate(cfg Config, rev Revision, rendered Rendered, findings []Finding) V
 		}
 		return a.Path < b.Path
 	})
-	decide(cfg, &v)
+	decide(&v)
 	return v
 }
 
@@ -244,7 +270,21 @@ func judge(cfg Config, img Image, findings []Finding) ImageVerdict {
 		iv.Status = Verified
 		iv.Detail = "verified by " + quoteJoin(iv.Policies)
 	}
+	iv.Pinned = Pin(iv.Ref, iv.Digest)
 	return iv
+}
+
+// Pin returns ref pinned to digest: "repository:tag@digest", ref itself
+// when it already names a digest, "" when digest is empty.
+func Pin(ref, digest string) string {
+	switch {
+	case digest == "":
+		return ""
+	case strings.Contains(ref, "@"):
+		return ref
+	default:
+		return ref + "@" + digest
+	}
 }
 
 func findingFor(fs []Finding, policy string) (Finding, bool) {
@@ -263,16 +303,31 @@ func (c Config) unmatched() Unmatched {
 	return c.Unmatched
 }
 
-// decide sets Allowed, Retry, Reason and Message from the judged images.
-func decide(cfg Config, v *Verdict) {
+// decide sets Allowed, Undecided, Retry, Reason and Message from the
+// judged images and the gaps. A definite denial blocks; otherwise a
+// blocking gap leaves the revision undecided (CoverageGap), as do denials
+// that all rest on failed lookups (RegistryUnreachable, worth a retry).
+func decide(v *Verdict) {
 	var denied []ImageVerdict
 	for _, iv := range v.Images {
 		if iv.Outcome == Denied {
 			denied = append(denied, iv)
 		}
 	}
-	blockingGaps := cfg.Strict && len(v.Gaps) > 0
-	if len(denied) == 0 && !blockingGaps {
+	var blocking []Gap
+	for _, g := range v.Gaps {
+		if g.Blocking {
+			blocking = append(blocking, g)
+		}
+	}
+	gaps := ""
+	if n := len(v.Gaps); n > 0 {
+		gaps = "; " + gapCount(n)
+		if nb := len(blocking); nb < n {
+			gaps += fmt.Sprintf(" (%d blocking)", nb)
+		}
+	}
+	if len(denied) == 0 && len(blocking) == 0 {
 		v.Allowed, v.Reason = true, SucceededReason
 		v.Message = fmt.Sprintf("%d of %d images verified", v.Summary.Verified, v.Summary.Total)
 		for _, o := range []Outcome{Warned, Audited, Allowed} {
@@ -280,35 +335,60 @@ func decide(cfg Config, v *Verdict) {
 				v.Message += fmt.Sprintf(", %d %s", n, strings.ToLower(string(o)))
 			}
 		}
-		if len(v.Gaps) > 0 {
-			v.Message += fmt.Sprintf("; %d coverage gaps", len(v.Gaps))
-		}
+		v.Message += gaps
 		return
 	}
-	if len(denied) == 0 {
-		v.Reason = CoverageGapReason
-		g := v.Gaps[0]
-		v.Message = fmt.Sprintf("%d coverage gaps and strict mode: %s %s: %s", len(v.Gaps), g.Reason, strings.TrimSpace(g.File+" "+g.Object), g.Message)
-		return
-	}
-	// A definite denial outranks a failed lookup: only when every denial
-	// rests on a failed lookup could the next try decide otherwise.
+	// A definite denial outranks a failed lookup and a gap: only when no
+	// denial is definite could the next try, or seeing the rest, decide
+	// otherwise.
 	definite := denied[:0:0]
 	for _, iv := range denied {
 		if !iv.Status.transient() {
 			definite = append(definite, iv)
 		}
 	}
-	offenders := definite
-	if len(definite) == 0 {
-		v.Retry = true
-		offenders = denied
+	if len(definite) > 0 {
+		v.Reason = reasonFor(definite)
+		v.Message = fmt.Sprintf("%d of %d images denied: %s", len(denied), v.Summary.Total, offenders(definite)) + gaps
+		return
 	}
-	v.Reason = reasonFor(offenders)
+	v.Undecided = true
+	v.Retry = len(denied) > 0
+	if len(blocking) > 0 {
+		v.Reason = CoverageGapReason
+		var names []string
+		for i, g := range blocking {
+			if i == maxOffenders {
+				names = append(names, fmt.Sprintf("and %d more", len(blocking)-maxOffenders))
+				break
+			}
+			names = append(names, fmt.Sprintf("%s %s: %s", g.Reason, strings.TrimSpace(g.File+" "+g.Object), g.Message))
+		}
+		v.Message = fmt.Sprintf("images not seen: %s blocking: %s", gapCount(len(blocking)), strings.Join(names, "; "))
+		if len(denied) > 0 {
+			v.Message += fmt.Sprintf("; and %d of %d images could not be verified: %s", len(denied), v.Summary.Total, offenders(denied))
+		}
+		return
+	}
+	v.Reason = reasonFor(denied)
+	v.Message = fmt.Sprintf("%d of %d images denied: %s", len(denied), v.Summary.Total, offenders(denied)) + gaps
+}
+
+// gapCount says "1 coverage gap", "2 coverage gaps".
+func gapCount(n int) string {
+	if n == 1 {
+		return "1 coverage gap"
+	}
+	return fmt.Sprintf("%d coverage gaps", n)
+}
+
+// offenders names the first images of a list, with where each appears
+// and why it failed.
+func offenders(ivs []ImageVerdict) string {
 	var names []string
-	for i, iv := range offenders {
+	for i, iv := range ivs {
 		if i == maxOffenders {
-			names = append(names, fmt.Sprintf("and %d more", len(offenders)-maxOffenders))
+			names = append(names, fmt.Sprintf("and %d more", len(ivs)-maxOffenders))
 			break
 		}
 		where := ""
@@ -317,7 +397,7 @@ func decide(cfg Config, v *Verdict) {
 		}
 		names = append(names, fmt.Sprintf("%s%s: %s", iv.Ref, where, iv.Detail))
 	}
-	v.Message = fmt.Sprintf("%d of %d images denied: %s", len(denied), v.Summary.Total, strings.Join(names, "; "))
+	return strings.Join(names, "; ")
 }
 
 // reasonFor names the offenders' common failure, or VerificationFailed

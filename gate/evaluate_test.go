@@ -43,16 +43,17 @@ func TestEvaluate(t *testing.T) {
 		// inputs
 		policies  func(t *testing.T) []Policy
 		unmatched Unmatched
-		strict    bool
+		allowGaps []string
 		images    []Image
 		gaps      []Gap
 		findings  []Finding
 		// expected outputs
-		allowed  bool
-		retry    bool
-		reason   string
-		message  string
-		outcomes map[string]Outcome
+		allowed   bool
+		undecided bool
+		retry     bool
+		reason    string
+		message   string
+		outcomes  map[string]Outcome
 	}{
 		"all verified, third party allowed": {
 			policies:  func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
@@ -90,7 +91,7 @@ func TestEvaluate(t *testing.T) {
 				finding(app, "first-party", LookupFailed, "referrers: 503"),
 				finding(api, "first-party", ResolveFailed, "dial tcp: refused"),
 			},
-			retry: true, reason: RegistryUnreachableReason,
+			undecided: true, retry: true, reason: RegistryUnreachableReason,
 			message:  `2 of 2 images denied: ghcr.io/acme/api:2.0 in Deployment/apps/api (apps/deploy.yaml): policy "first-party": dial tcp: refused; ghcr.io/acme/app:1.0 in Deployment/apps/app (apps/deploy.yaml): policy "first-party": referrers: 503`,
 			outcomes: map[string]Outcome{app: Denied, api: Denied},
 		},
@@ -163,39 +164,83 @@ func TestEvaluate(t *testing.T) {
 			outcomes: map[string]Outcome{nginx: Warned},
 		},
 		"a missing finding never passes": {
-			policies: func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
-			images:   []Image{img(app, "Deployment/apps/app")},
-			retry:    true, reason: RegistryUnreachableReason,
+			policies:  func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
+			images:    []Image{img(app, "Deployment/apps/app")},
+			undecided: true, retry: true, reason: RegistryUnreachableReason,
 			message:  `1 of 1 images denied: ghcr.io/acme/app:1.0 in Deployment/apps/app (apps/deploy.yaml): policy "first-party": not verified`,
 			outcomes: map[string]Outcome{app: Denied},
 		},
-		"gaps are reported, and block in strict mode": {
-			policies: func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
-			strict:   true,
-			images:   []Image{img(app, "Deployment/apps/app")},
-			gaps:     []Gap{{Reason: "HelmRelease", File: "infra/nginx.yaml", Object: "HelmRelease/ingress/nginx", Message: "chart not rendered"}},
-			findings: []Finding{finding(app, "first-party", Verified, "ok")},
-			reason:   CoverageGapReason,
-			message:  "1 coverage gaps and strict mode: HelmRelease infra/nginx.yaml HelmRelease/ingress/nginx: chart not rendered",
+		"a gap blocks by default: undecided": {
+			policies:  func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
+			images:    []Image{img(app, "Deployment/apps/app")},
+			gaps:      []Gap{{Reason: "HelmRelease", File: "infra/nginx.yaml", Object: "HelmRelease/ingress/nginx", Message: "chart not rendered"}},
+			findings:  []Finding{finding(app, "first-party", Verified, "ok")},
+			undecided: true, reason: CoverageGapReason,
+			message:  "images not seen: 1 coverage gap blocking: HelmRelease infra/nginx.yaml HelmRelease/ingress/nginx: chart not rendered",
 			outcomes: map[string]Outcome{app: Passed},
 		},
-		"gaps do not block without strict": {
-			policies: func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
-			images:   []Image{img(app, "Deployment/apps/app")},
-			gaps:     []Gap{{Reason: "HelmRelease", Object: "HelmRelease/ingress/nginx", Message: "chart not rendered"}},
+		"an allowed gap kind does not block": {
+			policies:  func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
+			allowGaps: []string{"HelmRelease"},
+			images:    []Image{img(app, "Deployment/apps/app")},
+			gaps: []Gap{
+				{Reason: "HelmRelease", Object: "HelmRelease/ingress/nginx", Message: "chart not rendered"},
+				{Reason: "OtherSource", Object: "Kustomization/flux-system/infra", Message: "applies GitRepository/flux-system/infra", Informational: true},
+			},
 			findings: []Finding{finding(app, "first-party", Verified, "ok")},
 			allowed:  true, reason: SucceededReason,
-			message:  "1 of 1 images verified; 1 coverage gaps",
+			message:  "1 of 1 images verified; 2 coverage gaps (0 blocking)",
 			outcomes: map[string]Outcome{app: Passed},
+		},
+		"allowing one kind leaves the others blocking": {
+			policies:  func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
+			allowGaps: []string{"HelmRelease"},
+			images:    []Image{img(app, "Deployment/apps/app")},
+			gaps: []Gap{
+				{Reason: "HelmRelease", Object: "HelmRelease/ingress/nginx", Message: "chart not rendered"},
+				{Reason: "UnresolvedImage", File: "apps/app.yaml", Object: "Deployment/apps/app", Path: "spec.template.spec.containers[1]", Message: "still a template"},
+			},
+			findings:  []Finding{finding(app, "first-party", Verified, "ok")},
+			undecided: true, reason: CoverageGapReason,
+			message:  "images not seen: 1 coverage gap blocking: UnresolvedImage apps/app.yaml Deployment/apps/app: still a template",
+			outcomes: map[string]Outcome{app: Passed},
+		},
+		"another source's Kustomization is informational": {
+			policies: func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
+			images:   []Image{img(app, "Deployment/apps/app")},
+			gaps:     []Gap{{Reason: "OtherSource", Object: "Kustomization/flux-system/infra", Message: "applies GitRepository/flux-system/infra", Informational: true}},
+			findings: []Finding{finding(app, "first-party", Verified, "ok")},
+			allowed:  true, reason: SucceededReason,
+			message:  "1 of 1 images verified; 1 coverage gap (0 blocking)",
+			outcomes: map[string]Outcome{app: Passed},
+		},
+		"a definite denial outranks a gap": {
+			policies: func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
+			images:   []Image{img(api, "Deployment/apps/api")},
+			gaps:     []Gap{{Reason: "HelmRelease", Object: "HelmRelease/ingress/nginx", Message: "chart not rendered"}},
+			findings: []Finding{finding(api, "first-party", NoSignatures, "no signatures found")},
+			reason:   NoSignaturesReason,
+			message:  `1 of 1 images denied: ghcr.io/acme/api:2.0 in Deployment/apps/api (apps/deploy.yaml): policy "first-party": no signatures found; 1 coverage gap`,
+			outcomes: map[string]Outcome{api: Denied},
+		},
+		"a gap and a failed lookup: undecided, retried": {
+			policies:  func(t *testing.T) []Policy { return []Policy{firstParty(t, Enforce)} },
+			images:    []Image{img(api, "Deployment/apps/api")},
+			gaps:      []Gap{{Reason: "BuildFailed", File: "apps/kustomization.yaml", Object: "Kustomization/flux-system/apps", Message: "accumulating resources"}},
+			findings:  []Finding{finding(api, "first-party", LookupFailed, "referrers: 503")},
+			undecided: true, retry: true, reason: CoverageGapReason,
+			message:  `images not seen: 1 coverage gap blocking: BuildFailed apps/kustomization.yaml Kustomization/flux-system/apps: accumulating resources; and 1 of 1 images could not be verified: ghcr.io/acme/api:2.0 in Deployment/apps/api (apps/deploy.yaml): policy "first-party": referrers: 503`,
+			outcomes: map[string]Outcome{api: Denied},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg := Config{Policies: tc.policies(t), Unmatched: tc.unmatched, Strict: tc.strict}
+			cfg := Config{Policies: tc.policies(t), Unmatched: tc.unmatched, AllowGaps: tc.allowGaps}
 			rev := Revision{Source: "GitRepository/flux-system/apps", ID: "main@sha1:1234"}
 			got := Evaluate(cfg, rev, Rendered{Images: tc.images, Gaps: tc.gaps}, tc.findings)
-			if got.Allowed != tc.allowed || got.Retry != tc.retry || got.Reason != tc.reason {
-				t.Errorf("Evaluate() = allowed %v retry %v reason %s, want %v %v %s", got.Allowed, got.Retry, got.Reason, tc.allowed, tc.retry, tc.reason)
+			if got.Allowed != tc.allowed || got.Undecided != tc.undecided || got.Retry != tc.retry || got.Reason != tc.reason {
+				t.Errorf("Evaluate() = allowed %v undecided %v retry %v reason %s, want %v %v %v %s",
+					got.Allowed, got.Undecided, got.Retry, got.Reason, tc.allowed, tc.undecided, tc.retry, tc.reason)
 			}
 			if got.Message != tc.message {
 				t.Errorf("Evaluate().Message =\n  %s\nwant\n  %s", got.Message, tc.message)
@@ -308,5 +353,25 @@ func TestGateCheck(t *testing.T) {
 	_, err = (&Gate{Renderer: fakeRenderer{rendered: rendered}, Verifier: &fakeVerifier{err: boom}, Config: cfg}).Check(t.Context(), Revision{Source: "dir"})
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "verifying ghcr.io/acme/") {
 		t.Errorf("Check() with a verifier error = %v, want it wrapped with the image", err)
+	}
+}
+
+// TestEvaluate_pinned: every image with a resolved digest is reported
+// pinned to it, the verdict being about that digest, not the tag.
+func TestEvaluate_pinned(t *testing.T) {
+	t.Parallel()
+	p := mustPolicy(t, "first-party", Enforce, "ghcr.io/acme/**")
+	dg := "sha256:" + strings.Repeat("a", 64)
+	pinnedRef := "ghcr.io/acme/api:2.0@" + dg
+	v := Evaluate(Config{Policies: []Policy{p}, Unmatched: AllowUnmatched}, Revision{Source: "x"},
+		Rendered{Images: []Image{img(app, "Deployment/apps/app"), img(pinnedRef, "Deployment/apps/api"), img(nginx, "Deployment/apps/web")}},
+		[]Finding{finding(app, "first-party", Verified, "ok"), finding(pinnedRef, "first-party", Verified, "ok")})
+	got := map[string]string{}
+	for _, iv := range v.Images {
+		got[iv.Ref] = iv.Pinned
+	}
+	want := map[string]string{app: app + "@" + dg, pinnedRef: pinnedRef, nginx: ""}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pinned = %v, want %v", got, want)
 	}
 }

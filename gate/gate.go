@@ -48,13 +48,22 @@ type Image struct {
 	Locations []Location `json:"locations"`
 }
 
-// Gap is a part of the revision whose images could not be listed.
+// Gap is a part of the revision whose images could not be listed: a blind
+// spot. A gap blocks the revision (the verdict is undecided) unless it is
+// informational or its reason is one the Config allows.
 type Gap struct {
 	Reason  string `json:"reason"`
 	File    string `json:"file,omitempty"`
 	Object  string `json:"object,omitempty"`
 	Path    string `json:"path,omitempty"`
 	Message string `json:"message"`
+	// Informational marks a gap that is another source's business (a
+	// Flux Kustomization of another source, gated on its own): reported,
+	// never blocking.
+	Informational bool `json:"informational,omitempty"`
+	// Blocking is set by Evaluate: the gap keeps the revision from being
+	// allowed.
+	Blocking bool `json:"blocking"`
 }
 
 // Rendered is what a revision renders to.

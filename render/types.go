@@ -138,9 +138,22 @@ const (
 	UnresolvedImageGap GapReason = "UnresolvedImage"
 )
 
+// GapReasons are the reasons of the gaps that block a revision unless the
+// user allows them, kind by kind (gate.Config.AllowGaps). OtherSourceGap is
+// not among them: it is informational.
+var GapReasons = []GapReason{
+	HelmReleaseGap, RemoteBaseGap, BuildFailedGap, MissingPathGap, SubstituteFromGap, UnresolvedImageGap,
+}
+
+// Informational says whether a gap of this reason is another source's
+// business, reported but never blocking: a Flux Kustomization of another
+// source applies what that source's own gate checks.
+func (r GapReason) Informational() bool { return r == OtherSourceGap }
+
 // Gap is a part of the revision whose images pregate cannot list. A gap is
-// never skipped in silence: the report carries it, and strict mode makes it
-// an error.
+// never skipped in silence: the report carries it, and unless it is
+// informational or allowed by kind, it keeps the revision from being
+// allowed.
 type Gap struct {
 	Reason GapReason `json:"reason"`
 	// Origin is where the unrendered part is.
@@ -205,7 +218,8 @@ func (r *Result) Gate() gate.Rendered {
 		out.Images = append(out.Images, gi)
 	}
 	for _, g := range r.Gaps {
-		out.Gaps = append(out.Gaps, gate.Gap{Reason: string(g.Reason), File: g.File, Object: g.Object, Path: g.Path, Message: g.Message})
+		out.Gaps = append(out.Gaps, gate.Gap{Reason: string(g.Reason), File: g.File, Object: g.Object, Path: g.Path, Message: g.Message,
+			Informational: g.Reason.Informational()})
 	}
 	return out
 }

@@ -64,6 +64,10 @@ decide (a render error, an unreachable registry, a bad policy).`,
 			if err != nil {
 				return err
 			}
+			allowGaps, err := rf.allowedGaps()
+			if err != nil {
+				return err
+			}
 			revs, rendered, err := renderAll(ctx, &rf, args)
 			if err != nil {
 				return err
@@ -71,7 +75,7 @@ decide (a render error, an unreachable registry, a bad policy).`,
 			g := &gate.Gate{
 				Renderer:    rendered,
 				Verifier:    verifier,
-				Config:      gate.Config{Policies: compiled.Gate, Unmatched: unmatched, Strict: rf.strict},
+				Config:      gate.Config{Policies: compiled.Gate, Unmatched: unmatched, AllowGaps: allowGaps},
 				Concurrency: concurrency,
 			}
 			verdict, err := g.Check(ctx, revisionOf(revs))
@@ -87,7 +91,7 @@ decide (a render error, an unreachable registry, a bad policy).`,
 			if err != nil {
 				return err
 			}
-			return verdictExit(verdict.Allowed, verdict.Retry)
+			return verdictExit(verdict.Allowed, verdict.Undecided)
 		},
 	}
 	rf.bind(cmd)
@@ -169,9 +173,9 @@ func writeVerdictText(w io.Writer, v gate.Verdict) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", iv.Ref, dash(shortDigest(iv.Digest)), result(iv), dash(strings.Join(iv.Policies, ",")), where, iv.Detail)
 	}
 	if len(v.Gaps) > 0 {
-		fmt.Fprintln(tw, "\nGAP\tOBJECT\tFILE\tMESSAGE")
+		fmt.Fprintln(tw, "\nGAP\tBLOCKS\tOBJECT\tFILE\tMESSAGE")
 		for _, g := range v.Gaps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Reason, gapObject(g.Object, g.Path), dash(g.File), g.Message)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.Reason, yesNo(g.Blocking), gapObject(g.Object, g.Path), dash(g.File), g.Message)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -179,7 +183,7 @@ func writeVerdictText(w io.Writer, v gate.Verdict) error {
 	}
 	state := "ALLOWED"
 	switch {
-	case v.Retry:
+	case v.Undecided:
 		state = "UNDECIDED"
 	case !v.Allowed:
 		state = "BLOCKED"

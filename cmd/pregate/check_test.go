@@ -111,6 +111,22 @@ func TestCheckCmd(t *testing.T) {
 			code:   exitBlocked,
 			want:   []string{"BLOCKED (UnmatchedImage)", "no policy matches; unmatched images are denied"},
 		},
+		"an image still templated hides what runs: undecided": {
+			images: []string{reg.signed, "${WORKER_IMAGE}"},
+			code:   exitUndecided,
+			want:   []string{"UNDECIDED (CoverageGap): images not seen: 1 coverage gap blocking: UnresolvedImage", "Verified", "UnresolvedImage  yes"},
+		},
+		"an allowed gap kind lets the revision through": {
+			images: []string{reg.signed, "${WORKER_IMAGE}"},
+			extra:  []string{"--allow-gap", "UnresolvedImage"},
+			code:   exitOK,
+			want:   []string{"ALLOWED (Succeeded): 1 of 1 images verified; 1 coverage gap (0 blocking)", "UnresolvedImage  no"},
+		},
+		"a definite denial outranks a gap": {
+			images: []string{reg.unsigned, "${WORKER_IMAGE}"},
+			code:   exitBlocked,
+			want:   []string{"BLOCKED (NoSignatures)", "; 1 coverage gap"},
+		},
 		"a registry that does not answer: undecided": {
 			images: []string{"127.0.0.1:1/acme/web:1.0"},
 			extra:  []string{"--images", "127.0.0.1:1/**"},

@@ -21,6 +21,7 @@ type explanation struct {
 	Image      string            `json:"image"`
 	Verdict    gate.ImageVerdict `json:"verdict"`
 	Allowed    bool              `json:"allowed"`
+	Undecided  bool              `json:"undecided"`
 	Retry      bool              `json:"retry"`
 	Results    []verify.Result   `json:"results"`
 }
@@ -71,7 +72,7 @@ Exit codes as pregate check: 0 the image passes, 1 it is denied, 2 could not dec
 				findings = append(findings, gate.Finding{Image: ref.Ref, Policy: p.Name, Digest: res.Subject.Digest, Status: res.Status, Detail: res.Detail})
 			}
 			v := gate.Evaluate(cfg, gate.Revision{Source: ref.Ref}, gate.Rendered{Images: []gate.Image{{Ref: ref.Ref}}}, findings)
-			ex := explanation{APIVersion: reportAPIVersion, Kind: "Explanation", Image: ref.Ref, Verdict: v.Images[0], Allowed: v.Allowed, Retry: v.Retry, Results: results}
+			ex := explanation{APIVersion: reportAPIVersion, Kind: "Explanation", Image: ref.Ref, Verdict: v.Images[0], Allowed: v.Allowed, Undecided: v.Undecided, Retry: v.Retry, Results: results}
 			if ex.Results == nil {
 				ex.Results = []verify.Result{}
 			}
@@ -84,7 +85,7 @@ Exit codes as pregate check: 0 the image passes, 1 it is denied, 2 could not dec
 			if err != nil {
 				return err
 			}
-			return verdictExit(v.Allowed, v.Retry)
+			return verdictExit(v.Allowed, v.Undecided)
 		},
 	}
 	pf.bind(cmd)
@@ -133,7 +134,7 @@ func writeExplanation(w io.Writer, ex explanation, policies []gate.Policy) error
 	}
 	state := "ALLOWED"
 	switch {
-	case ex.Retry:
+	case ex.Undecided:
 		state = "UNDECIDED"
 	case !ex.Allowed:
 		state = "DENIED"

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -57,10 +58,13 @@ normalised, with every place it appears.
 
 What cannot be rendered is never skipped in silence: HelmReleases,
 Kustomizations of other sources, remote bases, paths that fail to build and
-images still templated after rendering are listed as coverage gaps; --strict
-turns them into an error.
+images still templated after rendering are listed as coverage gaps. A gap
+hides images, so it fails the command unless --allow-gap names its kind;
+Kustomizations of other sources are informational (their own source is
+gated on its own).
 
-Exit codes: 0 rendered, 2 PATH could not be rendered (or gaps with --strict).`,
+Exit codes: 0 rendered, 2 PATH could not be rendered or coverage gaps hide
+images.`,
 		Example: `  # the images of a Flux cluster directory, following its Kustomizations
   pregate images clusters/prod
 
@@ -90,8 +94,24 @@ Exit codes: 0 rendered, 2 PATH could not be rendered (or gaps with --strict).`,
 			if err != nil {
 				return err
 			}
-			if flags.strict && len(rev.Result.Gaps) > 0 {
-				return &exitError{code: exitUndecided, err: fmt.Errorf("%d coverage gaps (--strict)", len(rev.Result.Gaps))}
+			allowed, err := flags.allowedGaps()
+			if err != nil {
+				return err
+			}
+			var blocking []string
+			for _, g := range rev.Result.Gaps {
+				if !g.Reason.Informational() && !slices.Contains(allowed, string(g.Reason)) {
+					blocking = append(blocking, string(g.Reason))
+				}
+			}
+			if len(blocking) > 0 {
+				slices.Sort(blocking)
+				noun := "gaps"
+				if len(blocking) == 1 {
+					noun = "gap"
+				}
+				return &exitError{code: exitUndecided, err: fmt.Errorf("images not seen: %d blocking coverage %s (%s); --allow-gap KIND lets a kind through",
+					len(blocking), noun, strings.Join(slices.Compact(blocking), ", "))}
 			}
 			return nil
 		},

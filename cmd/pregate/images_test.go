@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,8 +17,10 @@ func TestImagesCmd_json(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	code := run(t.Context(), []string{"images", monorepo + "/clusters/prod", "--root", monorepo, "-o", "json"}, &stdout, &stderr)
-	if code != exitOK {
-		t.Fatalf("exit code = %d, want %d; stderr: %s", code, exitOK, stderr.String())
+	// The HelmRelease hides images: the list is printed, and the command
+	// fails closed.
+	if code != exitUndecided {
+		t.Fatalf("exit code = %d, want %d; stderr: %s", code, exitUndecided, stderr.String())
 	}
 	var doc struct {
 		APIVersion string `json:"apiVersion"`
@@ -71,7 +75,7 @@ func TestImagesCmd_json(t *testing.T) {
 func TestImagesCmd_text(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"images", monorepo + "/clusters/prod", "--root", monorepo}, &stdout, &stderr)
+	code := run(t.Context(), []string{"images", monorepo + "/clusters/prod", "--root", monorepo, "--allow-gap", "HelmRelease"}, &stdout, &stderr)
 	if code != exitOK {
 		t.Fatalf("exit code = %d, want %d; stderr: %s", code, exitOK, stderr.String())
 	}
@@ -94,9 +98,18 @@ func TestImagesCmd_exitCodes(t *testing.T) {
 		code     int
 		inStderr string
 	}{
-		"strict turns gaps into an error": {
-			args: []string{"images", monorepo + "/clusters/prod", "--root", monorepo, "--strict"},
-			code: exitUndecided, inStderr: "2 coverage gaps (--strict)",
+		// The OtherSource gap is informational: one gap blocks, not two.
+		"a gap fails closed": {
+			args: []string{"images", monorepo + "/clusters/prod", "--root", monorepo},
+			code: exitUndecided, inStderr: "images not seen: 1 blocking coverage gap (HelmRelease); --allow-gap KIND lets a kind through",
+		},
+		"--strict is deprecated and changes nothing": {
+			args: []string{"images", monorepo + "/clusters/prod", "--root", monorepo, "--strict", "--allow-gap", "HelmRelease"},
+			code: exitOK,
+		},
+		"unknown gap kind": {
+			args: []string{"images", monorepo + "/clusters/prod", "--root", monorepo, "--allow-gap", "Helm"},
+			code: exitUndecided, inStderr: `--allow-gap "Helm": want one of HelmRelease, RemoteBase, BuildFailed, MissingPath, SubstituteFromMissing, UnresolvedImage`,
 		},
 		"malformed YAML names the file": {
 			args: []string{"images", "../../render/testdata/render/malformed-yaml/src/app", "--root", "../../render/testdata/render/malformed-yaml/src"},
@@ -142,7 +155,7 @@ func TestImagesCmd_kustomizationFile(t *testing.T) {
 	const dir = "../../render/testdata/render/postbuild"
 	var stdout, stderr bytes.Buffer
 	code := run(t.Context(), []string{"images", dir + "/src/app", "--root", dir + "/src",
-		"--kustomization-file", dir + "/kustomization.yaml", "--substitute-from", dir + "/cluster.yaml", "-o", "json"}, &stdout, &stderr)
+		"--kustomization-file", dir + "/kustomization.yaml", "--substitute-from", dir + "/cluster.yaml", "--allow-gap", "UnresolvedImage", "-o", "json"}, &stdout, &stderr)
 	if code != exitOK {
 		t.Fatalf("exit code = %d; stderr: %s", code, stderr.String())
 	}
@@ -150,5 +163,52 @@ func TestImagesCmd_kustomizationFile(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %s", want)
 		}
+	}
+}
+
+// TestImagesCmd_rootOutsideWorkTree: a Flux repository unpacked from a
+// tarball (no .git) is rendered from the current directory when PATH is
+// inside it, so that its Kustomizations' paths, relative to the
+// repository's root, resolve.
+func TestImagesCmd_rootOutsideWorkTree(t *testing.T) {
+	repo := t.TempDir() // not in a git work tree
+	files := map[string]string{
+		"clusters/prod/apps.yaml": `apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: flux-system}
+spec:
+  interval: 10m
+  path: ./apps/prod
+  prune: true
+  sourceRef: {kind: GitRepository, name: flux-system}
+`,
+		"apps/prod/deploy.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: ghcr.io/acme/web:1.0}]
+`,
+	}
+	for name, content := range files {
+		p := filepath.Join(repo, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(repo)
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"images", "clusters/prod"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit code = %d, want %d; stderr: %s\n%s", code, exitOK, stderr.String(), stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "ghcr.io/acme/web:1.0") {
+		t.Errorf("the Kustomization's image is not listed:\n%s", stdout.String())
 	}
 }

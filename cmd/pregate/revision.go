@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,16 +20,38 @@ type renderFlags struct {
 	sourceRef         string
 	kustomizationFile string
 	substituteFrom    []string
-	strict            bool
+	allowGaps         []string
+	strict            bool // deprecated: gaps block unless allowed
 }
 
 func (f *renderFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.root, "root", "", "the source's root directory, which Flux Kustomization paths are relative to (default: the git work tree holding PATH, else PATH)")
+	fs.StringVar(&f.root, "root", "", "the source's root directory, which Flux Kustomization paths are relative to (default: the git work tree holding PATH; outside one, the current directory if PATH is inside it, else PATH)")
 	fs.StringVar(&f.sourceRef, "source-ref", render.DefaultSourceRef.String(), "the Flux source this tree is, as Kind/namespace/name: Kustomizations of this source are followed, others are gaps")
 	fs.StringVar(&f.kustomizationFile, "kustomization-file", "", "render PATH as the Flux Kustomization in this file (its images, patches, targetNamespace, postBuild, …), like flux build kustomization")
 	fs.StringArrayVar(&f.substituteFrom, "substitute-from", nil, "a YAML file of ConfigMaps and Secrets that live in the cluster, for postBuild.substituteFrom (repeatable)")
-	fs.BoolVar(&f.strict, "strict", false, "treat coverage gaps (HelmReleases, remote bases, other sources, unrendered templates, …) as errors")
+	fs.StringArrayVar(&f.allowGaps, "allow-gap", nil, "let coverage gaps of this kind not block the revision (repeatable): "+strings.Join(gapKinds(), ", "))
+	fs.BoolVar(&f.strict, "strict", false, "coverage gaps block by default")
+	_ = fs.MarkDeprecated("strict", "coverage gaps block by default; use --allow-gap KIND to let a kind through")
+}
+
+// gapKinds lists the gap reasons --allow-gap takes.
+func gapKinds() []string {
+	out := make([]string, len(render.GapReasons))
+	for i, r := range render.GapReasons {
+		out[i] = string(r)
+	}
+	return out
+}
+
+// allowedGaps returns the --allow-gap kinds, checked.
+func (f *renderFlags) allowedGaps() ([]string, error) {
+	for _, k := range f.allowGaps {
+		if !slices.Contains(gapKinds(), k) {
+			return nil, fmt.Errorf("--allow-gap %q: want one of %s", k, strings.Join(gapKinds(), ", "))
+		}
+	}
+	return f.allowGaps, nil
 }
 
 // revision is a rendered local revision.
@@ -91,7 +115,7 @@ func (lr *localRenderer) render(ctx context.Context, path string) (*revision, er
 			return nil, err
 		}
 		if root == "" {
-			root = path
+			root = outsideWorkTree(path)
 		}
 	}
 	rel, err := relativeTo(root, path)
@@ -112,6 +136,19 @@ func (lr *localRenderer) render(ctx context.Context, path string) (*revision, er
 		return nil, err
 	}
 	return &revision{Root: root, Path: filepath.ToSlash(rel), Revision: tree.Revision, Source: lr.source, Skipped: tree.Skipped, Result: res}, nil
+}
+
+// outsideWorkTree is the source root of a path outside any git work
+// tree: the current directory when path is inside it (a Flux repository
+// unpacked from a tarball is rendered from its root, so that its
+// Kustomizations' paths resolve), else path itself.
+func outsideWorkTree(path string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if _, err := relativeTo(wd, path); err == nil {
+			return wd
+		}
+	}
+	return path
 }
 
 func readObjects(file string) ([]map[string]any, error) {

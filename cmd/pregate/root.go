@@ -115,12 +115,13 @@ func addOutputFlag(cmd *cobra.Command, f *outputFormat) {
 }
 
 // verdictExit maps a decision to the command's exit: nil when allowed,
-// exitUndecided when it rests only on failed lookups, exitBlocked otherwise.
-func verdictExit(allowed, retry bool) error {
+// exitUndecided when pregate could not decide (gaps hide images, or every
+// denial rests on a failed lookup), exitBlocked otherwise.
+func verdictExit(allowed, undecided bool) error {
 	switch {
 	case allowed:
 		return nil
-	case retry:
+	case undecided:
 		return &exitError{code: exitUndecided}
 	default:
 		return &exitError{code: exitBlocked}

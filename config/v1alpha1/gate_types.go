@@ -82,6 +82,17 @@ type GateSpec struct {
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
+	// AllowGaps lists the kinds of coverage gap that do not block a
+	// revision. A coverage gap is a part of the revision whose images the
+	// Gate cannot see (a HelmRelease it cannot render, a path that fails
+	// to build, an image still templated, ...); by default every gap
+	// blocks: the Gate is Ready=False with reason CoverageGap. A Flux
+	// Kustomization of another source is reported and never blocks.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=set
+	// +optional
+	AllowGaps []GapKind `json:"allowGaps,omitempty"`
+
 	// ImagePullSecrets name kubernetes.io/dockerconfigjson Secrets in the
 	// Gate's namespace with credentials for the registries its images and
 	// their signatures are in. They are tried before the controller's own
@@ -171,6 +182,10 @@ const (
 	UnmatchedImagesDeny UnmatchedImagesAction = "deny"
 )
 
+// GapKind is a kind of coverage gap.
+// +kubebuilder:validation:Enum=HelmRelease;RemoteBase;BuildFailed;MissingPath;SubstituteFromMissing;UnresolvedImage
+type GapKind string
+
 // LocalObjectReference names an object in the same namespace.
 type LocalObjectReference struct {
 	// Name of the object.
@@ -212,6 +227,43 @@ type GateStatus struct {
 	// +listType=atomic
 	// +optional
 	Images []ImageResult `json:"images,omitempty"`
+
+	// Gaps are the coverage gaps of the last attempted revision, blocking
+	// ones first, at most 50 of them.
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	// +optional
+	Gaps []CoverageGap `json:"gaps,omitempty"`
+}
+
+// MaxGapResults bounds Gate status.gaps.
+const MaxGapResults = 50
+
+// CoverageGap is a part of a revision whose images could not be seen.
+type CoverageGap struct {
+	// Kind is why: HelmRelease, OtherSource, RemoteBase, BuildFailed,
+	// MissingPath, SubstituteFromMissing or UnresolvedImage.
+	// +required
+	Kind string `json:"kind"`
+
+	// Blocking says whether the gap keeps the revision from being
+	// verified (it is neither informational nor allowed by
+	// spec.allowGaps).
+	// +required
+	Blocking bool `json:"blocking"`
+
+	// Object is the object concerned, Kind/namespace/name.
+	// +optional
+	Object string `json:"object,omitempty"`
+
+	// File is where it is in the source, relative to its root.
+	// +optional
+	File string `json:"file,omitempty"`
+
+	// Message explains the gap.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // ImageSummary counts images by result.
@@ -220,6 +272,11 @@ type ImageSummary struct {
 	Verified int32 `json:"verified"`
 	Warned   int32 `json:"warned"`
 	Denied   int32 `json:"denied"`
+	// Gaps counts the coverage gaps; BlockingGaps those that block.
+	// +optional
+	Gaps int32 `json:"gaps,omitempty"`
+	// +optional
+	BlockingGaps int32 `json:"blockingGaps,omitempty"`
 }
 
 // ImageResult is the verdict on one image.
@@ -232,6 +289,11 @@ type ImageResult struct {
 	// verification time).
 	// +optional
 	Digest string `json:"digest,omitempty"`
+
+	// Pinned is the image pinned to that digest, repository:tag@digest:
+	// what was verified, and what to run to run exactly that.
+	// +optional
+	Pinned string `json:"pinned,omitempty"`
 
 	// Policy is the TrustPolicy that decided; empty when none matched.
 	// +optional
@@ -246,6 +308,7 @@ type ImageResult struct {
 	Reason string `json:"reason,omitempty"`
 
 	// Message explains the result.
+	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Message string `json:"message,omitempty"`
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -224,7 +225,7 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 	g := &gate.Gate{
 		Renderer: result.Gate(),
 		Verifier: verifier,
-		Config:   gate.Config{Policies: compiled.Gate, Unmatched: unmatchedImages(obj)},
+		Config:   gate.Config{Policies: compiled.Gate, Unmatched: unmatchedImages(obj), AllowGaps: allowGaps(obj)},
 	}
 	verdict, err := g.Check(ctx, gate.Revision{Source: src.name, ID: revision})
 	if err != nil {
@@ -258,6 +259,13 @@ func (r *GateReconciler) setVerdict(ctx context.Context, obj *v1alpha1.Gate, pat
 		Warned: int32(v.Summary.Warned), Denied: int32(v.Summary.Denied), //nolint:gosec // likewise
 	}
 	obj.Status.Images = imageResults(v.Images)
+	obj.Status.Gaps = gapResults(v.Gaps)
+	for _, g := range v.Gaps {
+		obj.Status.Summary.Gaps++
+		if g.Blocking {
+			obj.Status.Summary.BlockingGaps++
+		}
+	}
 	if v.Allowed {
 		obj.Status.LastVerifiedRevision = revision
 		obj.Status.ObservedGeneration = obj.Generation
@@ -289,6 +297,7 @@ func imageResults(ivs []gate.ImageVerdict) []v1alpha1.ImageResult {
 		res := v1alpha1.ImageResult{
 			Image:  iv.Ref,
 			Digest: iv.Digest,
+			Pinned: iv.Pinned,
 			Policy: strings.Join(iv.Policies, ","),
 			Result: imageResultType(iv.Outcome),
 			Reason: string(iv.Status),
@@ -308,6 +317,34 @@ func imageResults(ivs []gate.ImageVerdict) []v1alpha1.ImageResult {
 			res.Locations = append(res.Locations, loc)
 		}
 		out = append(out, res)
+	}
+	return out
+}
+
+// gapResults lists the verdict's coverage gaps, blocking ones first, at
+// most v1alpha1.MaxGapResults of them.
+func gapResults(gaps []gate.Gap) []v1alpha1.CoverageGap {
+	sorted := slices.Clone(gaps)
+	slices.SortStableFunc(sorted, func(a, b gate.Gap) int {
+		switch {
+		case a.Blocking == b.Blocking:
+			return 0
+		case a.Blocking:
+			return -1
+		default:
+			return 1
+		}
+	})
+	out := make([]v1alpha1.CoverageGap, 0, min(len(sorted), v1alpha1.MaxGapResults))
+	for _, g := range sorted {
+		if len(out) == v1alpha1.MaxGapResults {
+			break
+		}
+		obj := g.Object
+		if g.Path != "" {
+			obj = strings.TrimSpace(obj + " " + g.Path)
+		}
+		out = append(out, v1alpha1.CoverageGap{Kind: g.Reason, Blocking: g.Blocking, Object: obj, File: g.File, Message: g.Message})
 	}
 	return out
 }
@@ -623,6 +660,15 @@ func unmatchedImages(obj *v1alpha1.Gate) gate.Unmatched {
 		return u
 	}
 	return gate.DenyUnmatched
+}
+
+// allowGaps lists the kinds of coverage gap the Gate lets through.
+func allowGaps(obj *v1alpha1.Gate) []string {
+	out := make([]string, len(obj.Spec.AllowGaps))
+	for i, k := range obj.Spec.AllowGaps {
+		out[i] = string(k)
+	}
+	return out
 }
 
 // inlineSecrets replaces the secretRefs of keys and trusted roots with the

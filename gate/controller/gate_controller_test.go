@@ -491,3 +491,41 @@ func TestGateReconciler_reconcile_unrelatedTrustRoot(t *testing.T) {
 	f.g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(And(
 		ContainSubstring(`TrustRoot "`+broken.Name+`"`), ContainSubstring(f.ns+"/missing")))
 }
+
+// TestGateReconciler_reconcile_coverageGap: what the Gate cannot see
+// blocks. A revision whose HelmRelease the Gate does not render is
+// Ready=False CoverageGap, listing the gap in status.gaps, and never
+// becomes the last verified revision; allowing the gap kind in
+// spec.allowGaps lets it through, the gap still reported.
+func TestGateReconciler_reconcile_coverageGap(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	web, _ := f.pushSigned("acme/web:1.0")
+	files := manifests("web", web)
+	files["deploy/ingress.yaml"] = `apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: ingress-nginx, namespace: ingress}
+spec:
+  interval: 1h
+  chart:
+    spec:
+      chart: ingress-nginx
+      sourceRef: {kind: HelmRepository, name: ingress-nginx}
+`
+	repo, rev := f.gitRepository("apps", files)
+	gate := f.createGate("apps", repo)
+	got := f.deniedFor(gate, rev, "CoverageGap", func(g Gomega, got *v1alpha1.Gate) {
+		g.Expect(got.Status.Gaps).To(ConsistOf(And(
+			HaveField("Kind", "HelmRelease"), HaveField("Blocking", true),
+			HaveField("Object", "HelmRelease/ingress/ingress-nginx"), HaveField("File", "deploy/ingress.yaml"),
+		)))
+		g.Expect(got.Status.Summary).To(Equal(&v1alpha1.ImageSummary{Total: 1, Verified: 1, Gaps: 1, BlockingGaps: 1}))
+	})
+	f.g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(HavePrefix("images not seen: 1 coverage gap blocking: HelmRelease deploy/ingress.yaml HelmRelease/ingress/ingress-nginx"))
+	f.g.Expect(got.Status.LastVerifiedRevision).To(BeEmpty())
+
+	f.patchGate(gate, func(g *v1alpha1.Gate) { g.Spec.AllowGaps = []v1alpha1.GapKind{"HelmRelease"} })
+	got = f.readyFor(gate, rev)
+	f.g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(Equal("1 of 1 images verified; 1 coverage gap (0 blocking)"))
+	f.g.Expect(got.Status.Gaps).To(ConsistOf(And(HaveField("Kind", "HelmRelease"), HaveField("Blocking", false))))
+}
