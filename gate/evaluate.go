@@ -163,8 +163,14 @@ type Verdict struct {
 	Gaps   []Gap          `json:"gaps"`
 }
 
-// maxOffenders bounds how many images a Verdict's message names.
-const maxOffenders = 3
+// Bounds on a Verdict's message, which becomes a condition message: how
+// many images and gaps it names, how much of each one's detail it quotes
+// (details quote registries and signers), and its whole length.
+const (
+	maxOffenders     = 3
+	maxQuotedDetail  = 1024
+	maxVerdictLength = 8192
+)
 
 // Evaluate decides a revision from what it rendered to and the findings of
 // verifying its images. It is pure and deterministic: the same input gives
@@ -212,6 +218,7 @@ func Evaluate(cfg Config, rev Revision, rendered Rendered, findings []Finding) V
 		return a.Path < b.Path
 	})
 	decide(&v)
+	v.Message = Clip(v.Message, maxVerdictLength)
 	return v
 }
 
@@ -362,7 +369,7 @@ func decide(v *Verdict) {
 				names = append(names, fmt.Sprintf("and %d more", len(blocking)-maxOffenders))
 				break
 			}
-			names = append(names, fmt.Sprintf("%s %s: %s", g.Reason, strings.TrimSpace(g.File+" "+g.Object), g.Message))
+			names = append(names, fmt.Sprintf("%s %s: %s", g.Reason, strings.TrimSpace(g.File+" "+g.Object), Clip(g.Message, maxQuotedDetail)))
 		}
 		v.Message = fmt.Sprintf("images not seen: %s blocking: %s", gapCount(len(blocking)), strings.Join(names, "; "))
 		if len(denied) > 0 {
@@ -395,7 +402,7 @@ func offenders(ivs []ImageVerdict) string {
 		if len(iv.Locations) > 0 {
 			where = " in " + iv.Locations[0].String()
 		}
-		names = append(names, fmt.Sprintf("%s%s: %s", iv.Ref, where, iv.Detail))
+		names = append(names, fmt.Sprintf("%s%s: %s", iv.Ref, where, Clip(iv.Detail, maxQuotedDetail)))
 	}
 	return strings.Join(names, "; ")
 }

@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -373,5 +374,28 @@ func TestEvaluate_pinned(t *testing.T) {
 	want := map[string]string{app: app + "@" + dg, pinnedRef: pinnedRef, nginx: ""}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("pinned = %v, want %v", got, want)
+	}
+}
+
+// TestEvaluate_boundsMessage: details quote registries and signers; the
+// verdict's message, a condition message, stays small whatever they say.
+func TestEvaluate_boundsMessage(t *testing.T) {
+	t.Parallel()
+	p := mustPolicy(t, "first-party", Enforce, "ghcr.io/acme/**")
+	huge := strings.Repeat("x", 40<<10)
+	var images []Image
+	var findings []Finding
+	for i := range 5 {
+		ref := fmt.Sprintf("ghcr.io/acme/app%d:1", i)
+		images = append(images, img(ref, "Deployment/apps/app"))
+		findings = append(findings, finding(ref, "first-party", IdentityMismatch, huge))
+	}
+	v := Evaluate(Config{Policies: []Policy{p}}, Revision{Source: "x"},
+		Rendered{Images: images, Gaps: []Gap{{Reason: "HelmRelease", Message: huge}}}, findings)
+	if len(v.Message) > maxVerdictLength || strings.Contains(v.Message, strings.Repeat("x", maxQuotedDetail+1)) {
+		t.Errorf("message is %d bytes", len(v.Message))
+	}
+	if !strings.Contains(v.Message, "x…") || !strings.Contains(v.Message, "and 2 more") {
+		t.Errorf("message does not clip and count: %.200s", v.Message)
 	}
 }

@@ -50,3 +50,28 @@ func TestGlobMatch_hostSpellings(t *testing.T) {
 		}
 	}
 }
+
+func TestClip(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"line\nbreak\ttab\x00nul", 100, "line break tab nul"},
+		{"0123456789", 8, "01234…"},
+		{"ééééé", 8, "éé…"}, // never cuts a rune in two
+		{"bad\xffutf8", 100, "bad utf8"},
+		{"x", 0, "…"[:0] + "…"},
+	}
+	for _, tt := range tests {
+		got := Clip(tt.in, tt.n)
+		if got != tt.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+		if len(got) > max(tt.n, len("…")) {
+			t.Errorf("Clip(%q, %d) = %q: %d bytes", tt.in, tt.n, got, len(got))
+		}
+	}
+}

@@ -44,10 +44,26 @@ func fingerprinted(p *verify.Policy, fp string) *verify.Policy {
 	return p
 }
 
-// passPolicy, named "any", accepts every image without looking at it:
-// cheap to check, and Verified (so cached).
-func passPolicy() *verify.Policy {
-	return &verify.Policy{Name: "any", Fingerprint: "fp-any", Authorities: []verify.Authority{{Name: "pass", Static: &verify.Static{Pass: true}}}}
+// unusedKey is the key of unusedKeyPolicy, which signs nothing.
+var unusedKey = sync.OnceValue(func() []byte {
+	k, err := verifytest.GenerateKeySigner()
+	if err != nil {
+		panic(err)
+	}
+	return k.PublicKeyPEM()
+})
+
+// unusedKeyPolicy, named "any", trusts a key that signed nothing, without a
+// transparency log: it needs the registry (a static policy would not),
+// is cheap to check, and its results on images that are unsigned
+// (NoSignatures) or signed by others (InvalidSignature) are lasting, so
+// cached.
+func unusedKeyPolicy() *verify.Policy {
+	k, err := verify.NewKey(unusedKey())
+	if err != nil {
+		panic(err)
+	}
+	return &verify.Policy{Name: "any", Fingerprint: "fp-any", Authorities: []verify.Authority{{Name: "key", Key: k, IgnoreTlog: true}}}
 }
 
 func checkStats(t *testing.T, c *verify.Cache, want verify.CacheStats) {
@@ -125,9 +141,9 @@ func TestCache_ttl(t *testing.T) {
 	ref := front.Host() + "/app:v1"
 	referrers := func() int { return front.CountMatching(`/referrers/`) }
 
-	mustExplain(t, cachedVerifier(t, c, passPolicy()), ref, "any", verify.Verified)
+	mustExplain(t, cachedVerifier(t, c, unusedKeyPolicy()), ref, "any", verify.NoSignatures)
 	clock.SetTime(clock.Now().Add(cacheTTL - time.Nanosecond))
-	mustExplain(t, cachedVerifier(t, c, passPolicy()), ref, "any", verify.Verified)
+	mustExplain(t, cachedVerifier(t, c, unusedKeyPolicy()), ref, "any", verify.NoSignatures)
 	if n := referrers(); n != 1 {
 		t.Errorf("within the ttl: %d discoveries, want 1", n)
 	}
@@ -135,7 +151,7 @@ func TestCache_ttl(t *testing.T) {
 
 	clock.SetTime(clock.Now().Add(time.Nanosecond))
 	checkStats(t, c, verify.CacheStats{Hits: 1, Misses: 1, Entries: 0})
-	mustExplain(t, cachedVerifier(t, c, passPolicy()), ref, "any", verify.Verified)
+	mustExplain(t, cachedVerifier(t, c, unusedKeyPolicy()), ref, "any", verify.NoSignatures)
 	if n := referrers(); n != 2 {
 		t.Errorf("after the ttl: %d discoveries, want 2", n)
 	}
@@ -192,12 +208,6 @@ func TestCache_onlyLastingResults(t *testing.T) {
 			},
 			status: verify.InvalidSignature, stored: true,
 		},
-		"static fail, though a lookup failed": {
-			policy: func() *verify.Policy {
-				return &verify.Policy{Name: "first-party", Authorities: []verify.Authority{{Name: "refuse", Static: &verify.Static{}}}}
-			},
-			fault: `/referrers/`, status: verify.StaticFail, stored: true,
-		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -250,19 +260,19 @@ func TestCache_maxEntries(t *testing.T) {
 	}
 	c := newCache(t, verify.WithCacheMaxEntries(2))
 
-	v := cachedVerifier(t, c, passPolicy())
+	v := cachedVerifier(t, c, unusedKeyPolicy())
 	for _, ref := range refs { // app0 is dropped for app2
-		mustExplain(t, v, ref, "any", verify.Verified)
+		mustExplain(t, v, ref, "any", verify.NoSignatures)
 	}
 	checkStats(t, c, verify.CacheStats{Misses: 3, Evictions: 1, Entries: 2})
 
-	v = cachedVerifier(t, c, passPolicy())
-	mustExplain(t, v, refs[2], "any", verify.Verified) // hit
-	mustExplain(t, v, refs[1], "any", verify.Verified) // hit
-	mustExplain(t, v, refs[0], "any", verify.Verified) // miss: drops app1, the oldest
+	v = cachedVerifier(t, c, unusedKeyPolicy())
+	mustExplain(t, v, refs[2], "any", verify.NoSignatures) // hit
+	mustExplain(t, v, refs[1], "any", verify.NoSignatures) // hit
+	mustExplain(t, v, refs[0], "any", verify.NoSignatures) // miss: drops app1, the oldest
 	checkStats(t, c, verify.CacheStats{Hits: 2, Misses: 4, Evictions: 2, Entries: 2})
-	v = cachedVerifier(t, c, passPolicy())
-	mustExplain(t, v, refs[1], "any", verify.Verified)
+	v = cachedVerifier(t, c, unusedKeyPolicy())
+	mustExplain(t, v, refs[1], "any", verify.NoSignatures)
 	checkStats(t, c, verify.CacheStats{Hits: 2, Misses: 5, Evictions: 3, Entries: 2})
 }
 
@@ -344,7 +354,7 @@ func TestCache_concurrent(t *testing.T) {
 	}
 	c := newCache(t)
 	policies := func() []*verify.Policy {
-		return []*verify.Policy{fingerprinted(firstPartyPolicy(ss.Material()), "fp-first-party"), passPolicy()}
+		return []*verify.Policy{fingerprinted(firstPartyPolicy(ss.Material()), "fp-first-party"), unusedKeyPolicy()}
 	}
 	const gates = 8
 	type call struct {
@@ -371,9 +381,10 @@ func TestCache_concurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	want := map[string]verify.Status{"first-party": verify.Verified, "any": verify.InvalidSignature}
 	for _, cl := range calls {
-		if cl.err != nil || cl.status != verify.Verified {
-			t.Errorf("gate %d: Explain(%s, %s) = %s, %v; want Verified", cl.gate, cl.ref, cl.pol, cl.status, cl.err)
+		if cl.err != nil || cl.status != want[cl.pol] {
+			t.Errorf("gate %d: Explain(%s, %s) = %s, %v; want %s", cl.gate, cl.ref, cl.pol, cl.status, cl.err, want[cl.pol])
 		}
 	}
 	n := len(refs) * 2 // digests × fingerprints

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/pregate/pregate/gate"
 )
 
 // The layer media types Discover takes as signatures and attestations.
@@ -339,7 +341,7 @@ func (s *session) redirectMessage(a answer) string {
 		return fmt.Sprintf("HTTP %d %s without a usable Location", a.status, http.StatusText(a.status))
 	}
 	return s.scrub(fmt.Sprintf("redirected (%d) to %s://%s, another host: the referrers API is only read from %s",
-		a.status, a.location.Scheme, a.location.Host, s.repo.RegistryStr()))
+		a.status, gate.Clip(a.location.Scheme, 16), gate.Clip(a.location.Host, maxIdentityText), s.repo.RegistryStr()))
 }
 
 // nextPage returns the next page of a referrers list from a Link header

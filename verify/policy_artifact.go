@@ -15,6 +15,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+
+	"github.com/pregate/pregate/gate"
 )
 
 // imageDigest is the subject digest, parsed.
@@ -162,7 +164,7 @@ func statementClaims(payloadType string, payload []byte, d imageDigest) (kind st
 	case CosignSignPredicateType:
 		kind = SignatureKind
 	default:
-		kind = st.PredicateType
+		kind = gate.Clip(st.PredicateType, maxIdentityText)
 	}
 	want := hex.EncodeToString(d.raw)
 	var named []string
@@ -179,7 +181,7 @@ func statementClaims(payloadType string, payload []byte, d imageDigest) (kind st
 	if len(named) == 0 {
 		return kind, fmt.Errorf("statement names no %s subject digest", d.alg)
 	}
-	return kind, fmt.Errorf("statement subject is %s, not this image", named[0])
+	return kind, fmt.Errorf("statement subject is %s, not this image", gate.Clip(named[0], maxIdentityText))
 }
 
 // errMessageSignature rejects a message-signature bundle as a signature of
@@ -187,27 +189,59 @@ func statementClaims(payloadType string, payload []byte, d imageDigest) (kind st
 var errMessageSignature = errors.New("a message signature (as cosign sign-blob makes) signs a blob's bytes, not an image: " +
 	"only an in-toto statement of predicate type " + CosignSignPredicateType + " or a legacy simple-signing payload signs an image")
 
-// signerOf describes the entity's signer from its (not yet verified)
-// verification material: "SAN (issuer ISSUER)" or "public key …".
-func signerOf(entity sgverify.SignedEntity) (signer string, certSigned bool) {
+// Bounds on signer-supplied text in considerations and details: a
+// certificate's SAN and issuer, a key hint, a predicate type. Anything
+// longer is clipped (gate.Clip).
+const (
+	maxIdentityText = 256
+	maxReasonText   = 512
+)
+
+// signer is what an entity's verification material says about who
+// signed it, before anything is verified: a claim, and reported as one.
+type signer struct {
+	cert       bool   // signed with a certificate (keyless)
+	unreadable bool   // the certificate could not be summarised
+	san        string // the certificate's SAN, clipped
+	issuer     string // its OIDC issuer, clipped
+	hint       string // a key's hint, clipped
+}
+
+// signerOf reads the entity's (not yet verified) verification material.
+func signerOf(entity sgverify.SignedEntity) signer {
 	vc, err := entity.VerificationContent()
 	if err != nil || vc == nil {
-		return "", false
+		return signer{}
 	}
 	if cert := vc.Certificate(); cert != nil {
 		s, err := certificate.SummarizeCertificate(cert)
 		if err != nil {
-			return "unreadable certificate", true
+			return signer{cert: true, unreadable: true}
 		}
-		return identityOf(s.SubjectAlternativeName, s.Issuer), true
+		return signer{cert: true, san: gate.Clip(s.SubjectAlternativeName, maxIdentityText), issuer: gate.Clip(s.Issuer, maxIdentityText)}
 	}
 	if pk := vc.PublicKey(); pk != nil {
-		if h := pk.Hint(); h != "" {
-			return "public key " + h, false
-		}
-		return "public key", false
+		return signer{hint: gate.Clip(pk.Hint(), maxIdentityText)}
 	}
-	return "", false
+	return signer{}
+}
+
+// identity is the signer as a verified fact, for a certificate whose
+// chain verified: "SAN (issuer ISSUER)".
+func (s signer) identity() string { return identityOf(s.san, s.issuer) }
+
+// claimed is the signer as an unverified claim: "a certificate claiming
+// SAN (issuer ISSUER)", "a key with hint H", "".
+func (s signer) claimed() string {
+	switch {
+	case s.unreadable:
+		return "an unreadable certificate"
+	case s.cert:
+		return "a certificate claiming " + s.identity()
+	case s.hint != "":
+		return "a key with hint " + s.hint
+	}
+	return ""
 }
 
 func identityOf(san, issuer string) string {
@@ -239,6 +273,8 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 			o.c.Reason = fmt.Sprintf("internal error while verifying: %v", r)
 			o.identityMismatch = false
 		}
+		// Reasons quote what registries and signers supplied.
+		o.c.Reason = gate.Clip(o.c.Reason, maxReasonText)
 	}()
 	if a.Err != "" {
 		o.c.Reason = "could not be read: " + a.Err
@@ -264,8 +300,9 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 			}
 		}
 	}
-	signer, certSigned := signerOf(pr.entity)
-	o.c.Signer = signer
+	sg := signerOf(pr.entity)
+	certSigned := sg.cert
+	o.c.Signer = sg.claimed()
 	if pr.claim != nil {
 		o.c.Reason = pr.claim.Error()
 		return o
@@ -305,7 +342,7 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 		if best.auth.key != nil {
 			o.c.Signer = "public key " + best.auth.key.hint
 		} else if c := best.res.Signature.Certificate; c != nil {
-			o.c.Signer = identityOf(c.SubjectAlternativeName, c.Issuer)
+			o.c.Signer = identityOf(gate.Clip(c.SubjectAlternativeName, maxIdentityText), gate.Clip(c.Issuer, maxIdentityText))
 		}
 		switch o.class {
 		case signatureClass:
@@ -321,9 +358,12 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 			}
 		}
 	case best.rank == 2:
+		// The certificate verified against the trust root: its identity
+		// is what the trusted CA issued it to.
 		o.identityMismatch = true
 		o.c.Authority = best.auth.name
-		o.c.Reason = fmt.Sprintf("signed by %s, which no authority of policy %q trusts (authority %q: %v)", signer, p.Name, best.auth.name, best.err)
+		o.c.Signer = sg.identity()
+		o.c.Reason = fmt.Sprintf("signed by %s, which no authority of policy %q trusts (authority %q: %v)", o.c.Signer, p.Name, best.auth.name, best.err)
 	case best.rank == 1:
 		o.c.Authority = best.auth.name
 		o.c.Reason = fmt.Sprintf("authority %q: %v", best.auth.name, best.err)
@@ -332,12 +372,12 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 				o.c.Reason += " (" + note + ")"
 			}
 		} else if best.auth.key != nil {
-			o.c.Reason += " (" + keyMismatch(signer, best.auth.key.hint) + ")"
+			o.c.Reason += " (" + keyMismatch(sg, best.auth.key.hint) + ")"
 		}
 	default:
 		o.c.Authority = best.auth.name
 		if certSigned {
-			o.c.Reason = fmt.Sprintf("signed with a certificate of %s, and policy %q has no keyless authority", signer, p.Name)
+			o.c.Reason = fmt.Sprintf("signed with %s, and policy %q has no keyless authority", sg.claimed(), p.Name)
 		} else {
 			o.c.Reason = fmt.Sprintf("signed with a public key, and policy %q has no key authority", p.Name)
 		}
@@ -350,13 +390,14 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 
 // keyMismatch says which key signed and which key the authority trusts,
 // when a key authority rejects a signature. A legacy signature names no
-// key, so only the trusted one can be named.
-func keyMismatch(signer, trusted string) string {
+// key, so only the trusted one can be named; a bundle's hint is the
+// signer's claim.
+func keyMismatch(sg signer, trusted string) string {
 	switch {
-	case signer == "public key "+trusted:
+	case sg.hint == trusted:
 		return "signed with the trusted key " + trusted + ", but the signature does not verify"
-	case strings.HasPrefix(signer, "public key "):
-		return fmt.Sprintf("signed with %s; the authority trusts public key %s", signer, trusted)
+	case sg.hint != "":
+		return fmt.Sprintf("signed with %s; the authority trusts public key %s", sg.claimed(), trusted)
 	default:
 		return "not signed by the trusted public key " + trusted
 	}

@@ -371,7 +371,7 @@ func TestCheck(t *testing.T) {
 			policy: firstPartyPolicy(nil, otherKeyAuth),
 			disc:   discovered(referrer(keySigned)),
 			want: checkWant{status: verify.InvalidSignature, reason: []string{`authority "old-key"`, "verify",
-				"signed with public key " + key.Hint() + "; the authority trusts public key " + otherKey.Hint()}},
+				"signed with a key with hint " + key.Hint() + "; the authority trusts public key " + otherKey.Hint()}},
 		},
 		"key-signed bundle, keyless policy": {
 			policy: firstPartyPolicy(ss.Material()),
@@ -381,7 +381,7 @@ func TestCheck(t *testing.T) {
 		"keyless bundle, key policy": {
 			policy: firstPartyPolicy(ss.Material(), keyAuth),
 			disc:   discovered(referrer(signed)),
-			want:   checkWant{status: verify.InvalidSignature, reason: []string{"signed with a certificate of " + goodIdentity, "no keyless authority"}},
+			want:   checkWant{status: verify.InvalidSignature, reason: []string{"signed with a certificate claiming " + goodIdentity, "no keyless authority"}},
 		},
 		"key-signed bundle, tlog required": {
 			policy: firstPartyPolicy(ss.Material(), verify.Authority{Name: "key-tlog", Key: &verify.Key{PEM: key.PublicKeyPEM()}}),
@@ -851,5 +851,47 @@ func TestCheck_keyAuthorityRefusesCertificates(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestCheck_untrustedTextIsBounded: what a signer writes into its
+// certificate is quoted clipped, and as a claim until the certificate
+// verifies: a 40 KiB SAN neither reaches a detail whole nor is stated as
+// the signer's identity when nothing vouches for it.
+func TestCheck_untrustedTextIsBounded(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	other := verifytest.NewSigstore(t)
+	huge := "https://github.com/acme/app/" + strings.Repeat("A", 40<<10)
+	trustedHuge := ss.MustSignImage(t, huge, ghIssuer, imgDigest)
+	untrustedHuge := other.MustSignImage(t, huge, ghIssuer, imgDigest)
+
+	for name, tc := range map[string]struct {
+		bundle  []byte
+		status  verify.Status
+		claimed bool
+	}{
+		"a trusted CA's certificate, another identity": {trustedHuge, verify.IdentityMismatch, false},
+		"an untrusted CA's certificate":                {untrustedHuge, verify.InvalidSignature, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			res := firstPartyPolicy(ss.Material()).Check(discovered(referrer(tc.bundle)))
+			if res.Status != tc.status {
+				t.Fatalf("status = %s, want %s: %.300s", res.Status, tc.status, res.Detail)
+			}
+			c := res.Considered[0]
+			for what, text := range map[string]string{"detail": res.Detail, "signer": c.Signer, "reason": c.Reason} {
+				if len(text) > 2048 || strings.Contains(text, strings.Repeat("A", 300)) {
+					t.Errorf("%s is %d bytes and quotes the SAN whole: %.300s", what, len(text), text)
+				}
+			}
+			if !strings.Contains(c.Signer, "AAAA…") {
+				t.Errorf("signer does not show the SAN clipped: %.300s", c.Signer)
+			}
+			if got := strings.HasPrefix(c.Signer, "a certificate claiming "); got != tc.claimed {
+				t.Errorf("signer = %.80s…; stated as a claim: %t, want %t", c.Signer, got, tc.claimed)
+			}
+		})
 	}
 }

@@ -676,7 +676,7 @@ func (s *session) describe(parent, lctx context.Context, trace *redirectTrace, e
 	if len(trace.hosts) > 0 {
 		msg = fmt.Sprintf("redirected (%d) to %s, then: %s", trace.status, strings.Join(trace.hosts, ", "), msg)
 	}
-	return s.scrub(msg)
+	return gate.Clip(s.scrub(msg), maxReasonText)
 }
 
 // statusMessage describes an unexpected HTTP status, with the registry's
@@ -695,11 +695,11 @@ func (s *session) statusMessage(a answer) string {
 		if e.Message != "" {
 			detail += ": " + e.Message
 		}
-		msg += " (" + truncate(detail, 200) + ")"
+		msg += " (" + gate.Clip(detail, 200) + ")"
 	}
 	if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
 		if ra := a.header.Get("Retry-After"); ra != "" {
-			msg += ", retry after " + truncate(retryAfter(ra), 40)
+			msg += ", retry after " + gate.Clip(retryAfter(ra), 40)
 		}
 	}
 	return s.scrub(msg)
@@ -712,19 +712,6 @@ func retryAfter(v string) string {
 		return (time.Duration(n) * time.Second).String()
 	}
 	return v
-}
-
-func truncate(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // redactURL renders u without userinfo, fragment or any query value other

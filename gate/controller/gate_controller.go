@@ -303,7 +303,7 @@ func imageResults(ivs []gate.ImageVerdict) []v1alpha1.ImageResult {
 			Reason: string(iv.Status),
 		}
 		if iv.Outcome != gate.Passed {
-			res.Message = iv.Detail
+			res.Message = gate.Clip(iv.Detail, maxStatusMessage)
 		}
 		for i, l := range iv.Locations {
 			if i == maxLocations {
@@ -344,10 +344,15 @@ func gapResults(gaps []gate.Gap) []v1alpha1.CoverageGap {
 		if g.Path != "" {
 			obj = strings.TrimSpace(obj + " " + g.Path)
 		}
-		out = append(out, v1alpha1.CoverageGap{Kind: g.Reason, Blocking: g.Blocking, Object: obj, File: g.File, Message: g.Message})
+		out = append(out, v1alpha1.CoverageGap{Kind: g.Reason, Blocking: g.Blocking, Object: obj, File: g.File, Message: gate.Clip(g.Message, maxStatusMessage)})
 	}
 	return out
 }
+
+// maxStatusMessage bounds the messages of status.images and status.gaps
+// (their CRD's maxLength): a message quoting a registry or a signer
+// must never make the status too large to record the verdict.
+const maxStatusMessage = 1024
 
 // maxLocations bounds the locations listed per image in the status.
 const maxLocations = 9
