@@ -35,7 +35,7 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := all
 
-.PHONY: check-generated all build test test-unit lint fmt fmt-check vet generate tidy verify demo tools cosign clean
+.PHONY: check-generated all build test test-unit fuzz lint fmt fmt-check vet generate tidy verify demo tools cosign clean
 
 all: build
 
@@ -49,6 +49,29 @@ test: build $(COSIGN)
 
 test-unit:
 	go test -race -short $(TESTFLAGS) ./...
+
+# Go native fuzzing: every target in FUZZ_TARGETS (package:FuzzName) runs
+# for FUZZTIME, one at a time. `go test` alone runs them over their seed
+# corpora (<package>/testdata/fuzz/<FuzzName>); a failing input the fuzzer
+# finds is written there too.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	render:FuzzParseReference \
+	render:FuzzDecodeObjects \
+	render:FuzzImages \
+	gate:FuzzGlob \
+	config:FuzzLoad \
+	verify:FuzzCheck \
+	verify:FuzzParseIndex \
+	verify:FuzzNextPage \
+	sources:FuzzExtract
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*} name=$${t##*:}; \
+		echo "go test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) ./$$pkg"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
 
 lint: fmt-check vet check-generated $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...

@@ -118,7 +118,7 @@ func expandGlob(pattern string) (expanded, reason string) {
 	case host == "docker.io" || host == "registry-1.docker.io":
 		return "", fmt.Sprintf("matches no image: Docker Hub is index.docker.io in a fully-qualified reference, "+
 			"as in %q", dockerHub+strings.TrimPrefix(pattern, host))
-	case looksLikeHost(host) && strings.ToLower(host) != host || strings.HasSuffix(host, ":443"):
+	case hasUpper(literalPrefix(pattern)) || looksLikeHost(host) && CanonicalHost(host) != host && !strings.Contains(host, "*"):
 		// References are matched with their host spelt one way
 		// (CanonicalHost), so another spelling could never match.
 		return "", fmt.Sprintf("matches no image: registry hosts are matched as %q (lower case, no :443), "+
@@ -143,6 +143,17 @@ func expandGlob(pattern string) (expanded, reason string) {
 	}
 	return pattern, ""
 }
+
+// literalPrefix is the start of pattern a reference's registry host (or
+// Docker Hub namespace) must spell: up to the first "/" or "*".
+func literalPrefix(pattern string) string {
+	if i := strings.IndexAny(pattern, "/*"); i >= 0 {
+		return pattern[:i]
+	}
+	return pattern
+}
+
+func hasUpper(s string) bool { return strings.ToLower(s) != s }
 
 // endsLiteral reports whether the last path segment of pattern can match
 // neither a tag nor a digest: it holds no "*", ":" or "@".

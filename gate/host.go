@@ -23,7 +23,9 @@ var dockerHubAliases = []string{"docker.io", "registry-1.docker.io"}
 // registries, and ":80" is only the default of plain HTTP.
 func CanonicalHost(host string) string {
 	h := strings.ToLower(host)
-	h = strings.TrimSuffix(h, ":443")
+	if name, ok := strings.CutSuffix(h, ":443"); ok && isHostName(name) {
+		h = name
+	}
 	for _, alias := range dockerHubAliases {
 		if h == alias {
 			return dockerHub
@@ -52,6 +54,18 @@ func CanonicalReference(ref string) string {
 		return ref
 	}
 	return canonical + "/" + rest
+}
+
+// isHostName says whether a host without its port still names a registry
+// host in a reference: a bracketed IPv6 address, "localhost", or a name
+// with a "." and no other port. ("registry:443" without its port would
+// read as a Docker Hub namespace, and "ghcr.io:443:443" is no host at
+// all: both keep their spelling.)
+func isHostName(name string) bool {
+	if strings.HasPrefix(name, "[") {
+		return strings.HasSuffix(name, "]")
+	}
+	return !strings.Contains(name, ":") && (strings.Contains(name, ".") || name == "localhost")
 }
 
 // looksLikeHost reports whether the first segment of a reference names a

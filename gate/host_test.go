@@ -19,10 +19,23 @@ func TestCanonicalReference(t *testing.T) {
 		"nginx":                               "nginx",
 		"ghcr.io/ACME/app:1":                  "ghcr.io/ACME/app:1", // only the host; repositories are validated elsewhere
 		"[::1]:5000/app:1":                    "[::1]:5000/app:1",
+		"[::1]:443/app:1":                     "[::1]/app:1",
+		// Without its port, a single-label host would read as a Docker
+		// Hub namespace: the cluster pulls from myregistry:443.
+		"myregistry:443/team/app:1": "myregistry:443/team/app:1",
+		"MyRegistry:443/team/app:1": "myregistry:443/team/app:1",
+		"localhost:443/app:1":       "localhost/app:1",
+		// Not a host: left for the reference parser to reject, and the
+		// result is canonical (canonicalising it again changes nothing).
+		"ghcr.io:443:443/acme/app:1": "ghcr.io:443:443/acme/app:1",
+		"x:443:443/a":                "x:443:443/a",
 	}
 	for in, want := range tests {
 		if got := CanonicalReference(in); got != want {
 			t.Errorf("CanonicalReference(%q) = %q, want %q", in, got, want)
+		}
+		if again := CanonicalReference(want); again != want {
+			t.Errorf("CanonicalReference(%q) = %q: not idempotent", want, again)
 		}
 	}
 }

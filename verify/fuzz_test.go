@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+
 	"github.com/pregate/pregate/verify/verifytest"
 )
 
@@ -219,9 +221,10 @@ func b64(s string) string {
 }
 
 // TestFuzzCheckSeeds checks the signed FuzzCheck seeds: each is a real
-// artifact about fuzzSubjectDigest. The key-signed ones verify with the
-// seed key; every one gets past parsing and the claims check to an
-// authority of the forge policy, which rejects it.
+// artifact about fuzzSubjectDigest, which parses and names the subject
+// (but for the message signature, which never signs an image), and gets
+// past those checks to an authority of the forge policy, which rejects
+// it. The key-signed ones verify with the seed key.
 func TestFuzzCheckSeeds(t *testing.T) {
 	t.Parallel()
 	forge, _ := fuzzPolicies(t)
@@ -230,6 +233,10 @@ func TestFuzzCheckSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	seeded := &Policy{Name: "seeded", Authorities: []Authority{{Name: "seed-key", Key: seedKey, IgnoreTlog: true}}}
+	subject, err := parseDigest(fuzzSubjectDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
 	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzCheck", "*"))
 	if err != nil {
 		t.Fatal(err)
@@ -238,12 +245,27 @@ func TestFuzzCheckSeeds(t *testing.T) {
 		t.Fatalf("%d FuzzCheck seeds, want at least 3", len(files))
 	}
 	for _, file := range files {
+		name := filepath.Base(file)
 		vals := readFuzzCorpusFile(t, file)
-		if len(vals) != 7 {
-			t.Fatalf("%s: %d values, want 7", file, len(vals))
+		if len(vals) != 7 || len(vals[0]) != 1 {
+			t.Fatalf("%s: %d values, want a format byte and 6 more", name, len(vals))
 		}
 		a := fuzzArtifact(vals[0][0], []byte(vals[1]), vals[2], vals[3], vals[4], vals[5], vals[6])
-		name := filepath.Base(file)
+		p, err := prepare(a, subject)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if strings.HasSuffix(name, "-message-signature") {
+			if b, ok := p.entity.(*bundle.Bundle); !ok || b.GetMessageSignature() == nil {
+				t.Errorf("%s: not a message-signature bundle", name)
+			}
+			continue
+		}
+		if p.claim != nil {
+			t.Errorf("%s: %v", name, p.claim)
+			continue
+		}
 		res := forge.Check(fuzzDiscovery(fuzzSubjectDigest, a))
 		if len(res.Considered) != 1 || !strings.Contains(res.Considered[0].Reason, `authority "`) {
 			t.Errorf("%s: not judged by an authority of the forge policy: %s %+v", name, res.Status, res.Considered)
@@ -251,7 +273,7 @@ func TestFuzzCheckSeeds(t *testing.T) {
 		if strings.HasPrefix(name, "key-") {
 			res := seeded.Check(fuzzDiscovery(fuzzSubjectDigest, a))
 			want := Verified
-			if res.Considered[0].Kind != SignatureKind {
+			if p.kind != SignatureKind {
 				want = NoSignatures // an attestation, verified but not a signature
 			}
 			if res.Status != want || !strings.Contains(res.Considered[0].Reason, "trusted by authority") {
