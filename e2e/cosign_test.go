@@ -328,12 +328,12 @@ func TestCosignSignedImagesVerifiedByPregate(t *testing.T) {
 			}
 			t.Run("F bundle signature, another key", func(t *testing.T) {
 				// A bundle names its key by hint: the other key's.
-				anotherKey(t, explain(t, otherKey, 1), bundleSource, verify.BundleFormat, "public key "+otherHint,
-					"signed with public key "+otherHint+"; the authority trusts public key ")
+				anotherKey(t, explain(t, otherKey, 1), bundleSource, verify.BundleFormat, "a key with hint "+otherHint,
+					"signed with a key with hint "+otherHint+"; the authority trusts public key ")
 			})
 			t.Run("G legacy signature, another key", func(t *testing.T) {
 				// A legacy signature does not name its key.
-				anotherKey(t, explain(t, otherLegacy, 1), verify.SignatureTagStep, verify.SimpleSigningFormat, "public key",
+				anotherKey(t, explain(t, otherLegacy, 1), verify.SignatureTagStep, verify.SimpleSigningFormat, "a public key",
 					"not signed by the trusted public key ")
 			})
 

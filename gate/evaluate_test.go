@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func mustPolicy(t *testing.T, name string, mode Mode, globs ...string) Policy {
@@ -397,5 +398,45 @@ func TestEvaluate_boundsMessage(t *testing.T) {
 	}
 	if !strings.Contains(v.Message, "x…") || !strings.Contains(v.Message, "and 2 more") {
 		t.Errorf("message does not clip and count: %.200s", v.Message)
+	}
+}
+
+// hangingVerifier verifies every image but hang, which it holds until the
+// caller gives up.
+type hangingVerifier struct{ hang string }
+
+func (h hangingVerifier) Verify(ctx context.Context, image, _ string) (Finding, error) {
+	if image == h.hang {
+		<-ctx.Done()
+		return Finding{}, ctx.Err()
+	}
+	return Finding{Status: Verified, Detail: "ok", Digest: "sha256:d"}, nil
+}
+
+// TestGateCheck_timeout: an image not verified within the revision's
+// deadline is a failed lookup naming it, the rest keep their findings,
+// and the verdict is undecided (never allowed); the caller's own
+// cancellation stays an error.
+func TestGateCheck_timeout(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Policies: []Policy{mustPolicy(t, "p", Enforce, "ghcr.io/**")}}
+	rendered := Rendered{Images: []Image{img(app, "Pod/a"), img(api, "Pod/b")}}
+	g := &Gate{Renderer: fakeRenderer{rendered: rendered}, Verifier: hangingVerifier{hang: api}, Config: cfg, Timeout: 50 * time.Millisecond}
+	v, err := g.Check(t.Context(), Revision{Source: "dir"})
+	if err != nil {
+		t.Fatalf("Check() = %v, want a verdict", err)
+	}
+	if v.Allowed || !v.Undecided || !v.Retry || v.Reason != RegistryUnreachableReason {
+		t.Errorf("verdict = allowed %t undecided %t retry %t %s, want undecided, retried, RegistryUnreachable", v.Allowed, v.Undecided, v.Retry, v.Reason)
+	}
+	want := "not verified: the 50ms allowed to verify the revision's images ran out"
+	if !strings.Contains(v.Message, want) || v.Summary.Verified != 1 {
+		t.Errorf("verdict = %d verified, %q; want 1 verified and %q", v.Summary.Verified, v.Message, want)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := g.Check(ctx, Revision{Source: "dir"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Check(cancelled) = %v, want context.Canceled", err)
 	}
 }

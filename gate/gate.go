@@ -12,9 +12,11 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Revision names what is being gated.
@@ -126,6 +128,22 @@ type Gate struct {
 	Config   Config
 	// Concurrency bounds the verifications in flight; default 8.
 	Concurrency int
+	// Timeout bounds verifying the revision's images, all of them; zero
+	// is no bound. An image not verified when it runs out is a
+	// LookupFailed finding naming the deadline: the verdict is undecided,
+	// never allowed.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is the Timeout the CLI and the controller give a Gate
+// unless told otherwise.
+const DefaultTimeout = 5 * time.Minute
+
+// revisionDeadlineError is the cause of a context ended by Gate.Timeout.
+type revisionDeadlineError struct{ d time.Duration }
+
+func (e *revisionDeadlineError) Error() string {
+	return fmt.Sprintf("not verified: the %s allowed to verify the revision's images ran out", e.d)
 }
 
 // Check renders the revision, verifies every image against every policy
@@ -168,6 +186,21 @@ func (g *Gate) verify(ctx context.Context, images []Image) ([]Finding, error) {
 	if limit <= 0 {
 		limit = 8
 	}
+	parent := ctx
+	if g.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, g.Timeout, &revisionDeadlineError{g.Timeout})
+		defer cancel()
+	}
+	// cutShort is the finding for a job the revision's deadline ended,
+	// when it was the deadline and not the caller that ended it.
+	cutShort := func(j job) (Finding, bool) {
+		var rd *revisionDeadlineError
+		if parent.Err() != nil || !errors.As(context.Cause(ctx), &rd) {
+			return Finding{}, false
+		}
+		return Finding{Image: j.image, Policy: j.policy, Status: LookupFailed, Detail: rd.Error()}, true
+	}
 	findings := make([]Finding, len(jobs))
 	errs := make([]error, len(jobs))
 	sem := make(chan struct{}, limit)
@@ -179,12 +212,20 @@ func (g *Gate) verify(ctx context.Context, images []Image) ([]Finding, error) {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
+				if f, ok := cutShort(j); ok {
+					findings[i] = f
+					return
+				}
 				errs[i] = ctx.Err()
 				return
 			}
 			defer func() { <-sem }()
 			f, err := g.Verifier.Verify(ctx, j.image, j.policy)
 			if err != nil {
+				if f, ok := cutShort(j); ok {
+					findings[i] = f
+					return
+				}
 				errs[i] = fmt.Errorf("verifying %s against policy %q: %w", j.image, j.policy, err)
 				return
 			}

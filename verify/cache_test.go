@@ -200,7 +200,7 @@ func TestCache_onlyLastingResults(t *testing.T) {
 			fault: `\.att$`, status: verify.AttestationMissing, stored: false,
 		},
 		"lookup failed": {
-			fault: `/referrers/`, status: verify.LookupFailed, stored: false,
+			fault: `\.sig$`, status: verify.LookupFailed, stored: false,
 		},
 		"invalid signature": {
 			sign: func(t *testing.T, img, dig string) {

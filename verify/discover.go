@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -59,9 +60,36 @@ const (
 	// maxConcurrentFetches caps the manifest and blob requests Discover has
 	// in flight at once for one subject.
 	maxConcurrentFetches = 8
-	// maxDiscoveryBytes caps the blob bytes Discover reads for one subject.
-	maxDiscoveryBytes = 128 << 20
+	// maxListed caps the descriptors read from one index (a referrers
+	// list, a fallback tag): a longer list fails its lookup.
+	maxListed = 1024
 )
+
+// budget is what discovery may read for one subject, across every place
+// and stage: a registry that lists 256 manifests of 256 one-byte bundle
+// layers each would otherwise cost 65,536 blob requests for one image.
+// What is over it is not read, and its lookup fails: the result says so,
+// is not cached, and never concludes "no signature".
+type budget struct {
+	// manifests are the referrer and legacy manifests opened.
+	manifests int
+	// layers are the signature and attestation layers considered (read,
+	// or refused for their size).
+	layers int
+	// bytes are the layer bytes read.
+	bytes int64
+}
+
+// defaultBudget is the budget per image.
+var defaultBudget = budget{manifests: 128, layers: 128, bytes: 64 << 20}
+
+func (b budget) String() string {
+	size := fmt.Sprintf("%d bytes", b.bytes)
+	if b.bytes%(1<<20) == 0 {
+		size = fmt.Sprintf("%d MiB", b.bytes>>20)
+	}
+	return fmt.Sprintf("%d manifests, %d signature or attestation layers and %s per image", b.manifests, b.layers, size)
+}
 
 // Discover finds every signature and attestation stored for s.Digest in
 // s.Repository. It never returns an error: every request is recorded in
@@ -93,25 +121,51 @@ const (
 // artifact, application/vnd.dev.cosign.simplesigning.v1+json a
 // SimpleSigningFormat one and application/vnd.dsse.envelope.v1+json a
 // DSSEFormat one, wherever the manifest was found. Each such layer is fetched
-// (Step BlobStep) and checked against its digest: at most 32 MiB each and
-// 128 MiB per subject, taken by place (in the order below), manifest digest
-// and position in the manifest, whatever order the manifests arrived in. A
-// layer over either limit is not fetched: its blob lookup fails, naming it.
+// (Step BlobStep) and checked against its digest, at most 32 MiB each.
 // Referrers with no such layer (SBOMs, anything else) are skipped; they are
-// counted in the Found of the lookup that listed them. A listed manifest
-// that cannot be fetched or parsed, and a layer whose blob is missing, fails
-// its digest or is over a limit, yield an Artifact with Err set. Manifests
-// and indexes are read up to 4 MiB, and at most 256 referrers per place.
+// counted in the Found of the lookup that listed them.
+//
+// What one image may cost is bounded (see budget): 128 manifests, 128
+// signature or attestation layers and 64 MiB of them, taken by place (in
+// the order above), manifest digest and position in the manifest, whatever
+// order the answers arrived in; indexes are read up to 1024 entries and
+// 4 MiB. What is over a bound is not read: its lookup fails, naming the
+// bound.
+//
+// An artifact that was listed but could not be fetched (an error status, a
+// transport failure, a digest that does not match, a bound) has Err set and
+// Unfetched: what it holds is unknown. One whose content was read but does
+// not parse has Err set only.
 //
 // Artifacts are sorted by Source (in the order above), Manifest and Layer.
 // Lookups list the four places in the order above (referrers pages in page
 // order), then the manifest requests and the blob requests, each sorted by
 // URL. URLs and messages never carry credentials.
 func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
-	d := Discovery{Subject: s}
+	return r.discover(ctx, Discovery{Subject: s}, places)
+}
+
+// discoverFirst reads the referrers API only: when what it lists settles
+// the verdict, the other places need not be read (see Verifier).
+func (r *Registry) discoverFirst(ctx context.Context, s Subject) Discovery {
+	return r.discover(ctx, Discovery{Subject: s}, places[:1])
+}
+
+// discoverRest reads the places discoverFirst left, adding to d what they
+// hold within what remains of d's budget, without opening again the
+// manifests d opened. d is not changed.
+func (r *Registry) discoverRest(ctx context.Context, d Discovery) Discovery {
+	return r.discover(ctx, d, places[1:])
+}
+
+// discover reads steps (places, in places order) for prev's subject and
+// returns prev with what they hold.
+func (r *Registry) discover(ctx context.Context, prev Discovery, steps []Step) Discovery {
+	d := prev.clone()
+	s := d.Subject
 	repo, err := r.parseRepository(s.Repository)
 	if err != nil {
-		d.Lookups = failPlaces(nil, fmt.Sprintf("parsing repository %q: %v", s.Repository, err))
+		d.addLookups(failPlaces(steps, nil, fmt.Sprintf("parsing repository %q: %v", s.Repository, err)))
 		return d
 	}
 	nameOpts := []name.Option{name.WeakValidation}
@@ -120,7 +174,7 @@ func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
 	}
 	dig, err := name.NewDigest(repo.Name()+"@"+s.Digest, nameOpts...)
 	if err != nil {
-		d.Lookups = failPlaces(nil, fmt.Sprintf("parsing digest %q: %v", s.Digest, err))
+		d.addLookups(failPlaces(steps, nil, fmt.Sprintf("parsing digest %q: %v", s.Digest, err)))
 		return d
 	}
 
@@ -129,28 +183,36 @@ func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
 	sess, err := r.session(hctx, repo)
 	cancel()
 	if err != nil {
-		d.Lookups = failPlaces(urls, err.Error())
+		d.addLookups(failPlaces(steps, urls, err.Error()))
 		return d
 	}
 
-	// Read the four places concurrently.
-	results := make([]placeResult, len(places))
+	// Read the places concurrently.
+	results := make([]placeResult, len(steps))
 	var wg sync.WaitGroup
-	for i, step := range places {
+	for i, step := range steps {
 		wg.Go(func() { results[i] = sess.readPlace(ctx, urls[step], step) })
 	}
 	wg.Wait()
 
-	// Merge by manifest digest, the first place (in places order) winning.
+	// Merge by manifest digest, the first place (in places order) winning,
+	// within the budget of manifests.
+	limit := r.budget
+	var lookups []Lookup
 	var opens []*openManifest
-	seen := map[string]bool{}
+	var over []*openManifest
 	for _, res := range results {
-		d.Lookups = append(d.Lookups, res.lookups...)
+		lookups = append(lookups, res.lookups...)
 		for _, o := range res.manifests {
-			if seen[o.digest] {
+			if d.opened[o.digest] {
 				continue
 			}
-			seen[o.digest] = true
+			d.opened[o.digest] = true
+			if d.spent.manifests == limit.manifests {
+				over = append(over, o)
+				continue
+			}
+			d.spent.manifests++
 			opens = append(opens, o)
 		}
 	}
@@ -158,23 +220,21 @@ func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
 	// Open each manifest, then fetch their signature and attestation
 	// layers.
 	run := &opening{sess: sess, sem: make(chan struct{}, maxConcurrentFetches)}
+	if len(over) > 0 {
+		o := over[0]
+		msg := fmt.Sprintf("manifest %s and %d more not opened: over the budget of %s", o.digest, len(over)-1, limit)
+		run.record(&Lookup{Step: ManifestStep, URL: redactURL(repoURL(repo, "manifests", o.digest)), Err: msg},
+			Artifact{Source: o.source, Manifest: o.digest, Err: msg, Unfetched: true})
+	}
 	for _, o := range opens {
-		wg.Go(func() { run.open(ctx, o) })
+		wg.Go(func() { run.open(ctx, o, limit) })
 	}
 	wg.Wait()
-	run.fetchLayers(ctx, opens, r.discoveryBudget)
-	fetches := run.lookups
-	d.Artifacts = run.artifacts
+	run.fetchLayers(ctx, opens, &d.spent, limit)
 
-	slices.SortFunc(fetches, func(a, b Lookup) int {
-		return cmp.Or(
-			cmp.Compare(fetchRank(a.Step), fetchRank(b.Step)), // manifests, then blobs
-			cmp.Compare(a.URL, b.URL),
-			cmp.Compare(a.Status, b.Status),
-			cmp.Compare(a.Err, b.Err),
-		)
-	})
-	d.Lookups = append(d.Lookups, fetches...)
+	d.addLookups(lookups)
+	d.addLookups(run.lookups)
+	d.Artifacts = append(d.Artifacts, run.artifacts...)
 	slices.SortFunc(d.Artifacts, func(a, b Artifact) int {
 		return cmp.Or(
 			cmp.Compare(placeRank(a.Source), placeRank(b.Source)),
@@ -185,17 +245,48 @@ func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
 	return d
 }
 
-func fetchRank(s Step) int {
-	if s == ManifestStep {
-		return 0
+// clone returns a copy of d that shares nothing it may change.
+func (d Discovery) clone() Discovery {
+	c := d
+	c.Artifacts = slices.Clone(d.Artifacts)
+	c.Lookups = slices.Clone(d.Lookups)
+	c.opened = maps.Clone(d.opened)
+	if c.opened == nil {
+		c.opened = map[string]bool{}
 	}
-	return 1
+	return c
 }
 
-// failPlaces returns a failed Lookup for each place; urls may be nil.
-func failPlaces(urls map[Step]*url.URL, msg string) []Lookup {
-	out := make([]Lookup, 0, len(places))
-	for _, step := range places {
+// addLookups adds lookups to d and sorts them: the places first, in places
+// order (pages of one place in the order they were read), then the
+// manifest and the blob requests, each by URL.
+func (d *Discovery) addLookups(ls []Lookup) {
+	d.Lookups = append(d.Lookups, ls...)
+	slices.SortStableFunc(d.Lookups, func(a, b Lookup) int {
+		ra, rb := lookupRank(a.Step), lookupRank(b.Step)
+		if ra != rb || ra < len(places) {
+			return cmp.Compare(ra, rb)
+		}
+		return cmp.Or(cmp.Compare(a.URL, b.URL), cmp.Compare(a.Status, b.Status), cmp.Compare(a.Err, b.Err))
+	})
+}
+
+// lookupRank orders a discovery's lookups: the places, then manifests,
+// then blobs.
+func lookupRank(s Step) int {
+	switch s {
+	case ManifestStep:
+		return len(places)
+	case BlobStep:
+		return len(places) + 1
+	}
+	return placeRank(s)
+}
+
+// failPlaces returns a failed Lookup for each of steps; urls may be nil.
+func failPlaces(steps []Step, urls map[Step]*url.URL, msg string) []Lookup {
+	out := make([]Lookup, 0, len(steps))
+	for _, step := range steps {
 		out = append(out, Lookup{Step: step, URL: redactURL(urls[step]), Err: msg})
 	}
 	return out
@@ -233,8 +324,10 @@ type openManifest struct {
 	layers []gcrv1.Descriptor
 	bad    string // why the manifest could not be parsed
 
-	// pending are its signature and attestation layers, to fetch.
-	pending []pendingLayer
+	// pending are its signature and attestation layers, to fetch, at most
+	// a budget's worth; layerCount is how many it has.
+	pending    []pendingLayer
+	layerCount int
 }
 
 // parse reads raw, the manifest's content, into o.
@@ -440,16 +533,16 @@ func parseIndex(b []byte) (*imageIndex, error) {
 	return &idx, nil
 }
 
-// listed turns the descriptors an index listed into manifests to open,
-// capped at maxReferrers (failing l beyond that), in digest order.
+// listed turns the descriptors an index listed into manifests to open, in
+// digest order, at most maxListed of them (failing l beyond that).
 func (s *session) listed(step Step, descs []gcrv1.Descriptor, l *Lookup) []*openManifest {
 	slices.SortFunc(descs, func(a, b gcrv1.Descriptor) int { return cmp.Compare(a.Digest.String(), b.Digest.String()) })
 	descs = slices.CompactFunc(descs, func(a, b gcrv1.Descriptor) bool { return a.Digest == b.Digest })
-	if len(descs) > maxReferrers {
+	if len(descs) > maxListed {
 		if l.Err == "" {
-			l.Err = fmt.Sprintf("lists %d referrers; only the first %d (by digest) were read", len(descs), maxReferrers)
+			l.Err = fmt.Sprintf("lists %d referrers; only the first %d (by digest) were read", len(descs), maxListed)
 		}
-		descs = descs[:maxReferrers]
+		descs = descs[:maxListed]
 	}
 	out := make([]*openManifest, 0, len(descs))
 	for _, desc := range descs {
@@ -479,23 +572,22 @@ func (op *opening) record(l *Lookup, arts ...Artifact) {
 }
 
 // open fetches o if it was only listed, and lists its signature and
-// attestation layers in o.pending.
-func (op *opening) open(ctx context.Context, o *openManifest) {
+// attestation layers in o.pending, at most the budget's layers of them.
+func (op *opening) open(ctx context.Context, o *openManifest, limit budget) {
 	s := op.sess
-	broken := func(msg string) Artifact {
-		return Artifact{Source: o.source, Manifest: o.digest, Err: msg}
+	unfetched := func(l *Lookup, msg string) {
+		op.record(l, Artifact{Source: o.source, Manifest: o.digest, Err: msg, Unfetched: true})
 	}
 	var l *Lookup
 	if !o.read {
+		u := repoURL(s.repo, "manifests", o.digest)
 		if o.size > maxManifestSize {
-			op.record(nil, broken(fmt.Sprintf("manifest of %d bytes is over the %d-byte limit; not read", o.size, maxManifestSize)))
+			msg := fmt.Sprintf("manifest of %d bytes is over the %d-byte limit; not read", o.size, maxManifestSize)
+			unfetched(&Lookup{Step: ManifestStep, URL: redactURL(u), Err: msg}, msg)
 			return
 		}
 		op.sem <- struct{}{}
-		a, ml := s.do(ctx, request{
-			step: ManifestStep, method: http.MethodGet, url: repoURL(s.repo, "manifests", o.digest),
-			accept: referrerManifestTypes, limit: maxManifestSize,
-		})
+		a, ml := s.do(ctx, request{step: ManifestStep, method: http.MethodGet, url: u, accept: referrerManifestTypes, limit: maxManifestSize})
 		<-op.sem
 		l = &ml
 		if l.Err == "" && a.status != http.StatusOK {
@@ -507,25 +599,23 @@ func (op *opening) open(ctx context.Context, o *openManifest) {
 			}
 		}
 		if l.Err != "" {
-			op.record(l, broken("fetching manifest: "+l.Err))
+			unfetched(l, "fetching manifest: "+l.Err)
 			return
 		}
 		o.parse(a.body)
 	}
 	if o.bad != "" {
-		op.record(l, broken("parsing manifest: "+o.bad))
+		op.record(l, Artifact{Source: o.source, Manifest: o.digest, Err: "parsing manifest: " + gate.Clip(o.bad, maxReasonText)})
 		return
 	}
-	var arts []Artifact
 	n := 0
 	for _, layer := range o.layers {
 		format, ok := layerFormat(string(layer.MediaType))
 		if !ok {
 			continue
 		}
-		if n++; n > maxReferrers {
-			arts = append(arts, broken(fmt.Sprintf("more than %d signature or attestation layers; the rest were not read", maxReferrers)))
-			break
+		if n++; n > limit.layers {
+			continue // counted, not kept: over the budget whatever else is read
 		}
 		o.pending = append(o.pending, pendingLayer{desc: layer, art: Artifact{
 			Source:      o.source,
@@ -536,48 +626,78 @@ func (op *opening) open(ctx context.Context, o *openManifest) {
 			Annotations: layer.Annotations,
 		}})
 	}
+	o.layerCount = n
 	if l != nil {
-		l.Found = min(n, maxReferrers)
+		l.Found = n
 	}
-	op.record(l, arts...)
+	op.record(l)
 }
 
-// fetchLayers fetches the pending layers of opens, concurrently, within
-// budget bytes in all. Layers are admitted in the order of opens (place,
-// then manifest digest) and of their manifests, whatever order the
+// fetchLayers fetches the pending layers of opens, concurrently, within the
+// budget's layers and bytes, spent being what the subject's discovery has
+// used so far (and is updated). Layers are admitted in the order of opens
+// (place, then manifest digest) and of their manifests, whatever order the
 // manifests were read in, so which layers fit does not depend on timing.
-// A layer over the size limit or the budget is not fetched: its blob
-// lookup fails, naming it (the result is not one to cache, and explains
+// A layer over the size limit or the bytes left is not fetched: its blob
+// lookup fails, naming it; the layers beyond the budget's count fail one
+// lookup, naming the first (the result is not one to cache, and says
 // why).
-func (op *opening) fetchLayers(ctx context.Context, opens []*openManifest, budget int64) {
-	total := budget
+func (op *opening) fetchLayers(ctx context.Context, opens []*openManifest, spent *budget, limit budget) {
 	var wg sync.WaitGroup
+	refuse := func(p pendingLayer, msg string) {
+		p.art.Err, p.art.Unfetched = "fetching blob: "+msg, true
+		op.record(&Lookup{Step: BlobStep, URL: redactURL(repoURL(op.sess.repo, "blobs", p.art.Layer)), Err: msg}, p.art)
+	}
+	overCount := 0
+	var firstOver *pendingLayer
 	for _, o := range opens {
+		overCount += max(o.layerCount-len(o.pending), 0)
 		for _, p := range o.pending {
-			var msg string
+			if spent.layers == limit.layers {
+				if firstOver == nil {
+					firstOver = &p
+				}
+				overCount++
+				continue
+			}
+			spent.layers++
+			left := limit.bytes - spent.bytes
 			switch size := p.desc.Size; {
 			case size < 0:
 				p.art.Err = fmt.Sprintf("fetching blob: layer has a negative size %d", size)
 				op.record(nil, p.art)
-				continue
 			case size > maxBlobSize:
-				msg = fmt.Sprintf("blob %s (%d bytes) not read: over the %d-byte limit for one layer", p.art.Layer, size, maxBlobSize)
-			case size > budget:
-				msg = fmt.Sprintf("blob %s (%d bytes) not read: over the %d bytes left of the %d-byte budget for one image's signatures and attestations", p.art.Layer, size, budget, total)
+				refuse(p, fmt.Sprintf("blob %s (%d bytes) not read: over the %d-byte limit for one layer", p.art.Layer, size, maxBlobSize))
+			case size > left:
+				refuse(p, fmt.Sprintf("blob %s (%d bytes) not read: over the %d bytes left of the budget of %s", p.art.Layer, size, left, limit))
 			default:
-				budget -= size
+				spent.bytes += size
 				wg.Go(func() { op.blob(ctx, p) })
-				continue
 			}
-			p.art.Err = "fetching blob: " + msg
-			op.record(&Lookup{Step: BlobStep, URL: redactURL(repoURL(op.sess.repo, "blobs", p.art.Layer)), Err: msg}, p.art)
 		}
 	}
 	wg.Wait()
+	if overCount > 0 {
+		msg := fmt.Sprintf("%d signature or attestation layers not read: over the budget of %s", overCount, limit)
+		if firstOver != nil {
+			refuse(*firstOver, msg)
+			return
+		}
+		// Every layer over the budget was cut when its manifest was
+		// opened: name the first such manifest.
+		for _, o := range opens {
+			if o.layerCount > len(o.pending) {
+				op.record(&Lookup{Step: ManifestStep, URL: redactURL(repoURL(op.sess.repo, "manifests", o.digest)), Err: msg},
+					Artifact{Source: o.source, Manifest: o.digest, Err: msg, Unfetched: true})
+				return
+			}
+		}
+	}
 }
 
 // blob fetches and checks one layer, recording the request and the
-// artifact.
+// artifact. An artifact whose blob could not be fetched whole and right is
+// Unfetched.
 func (op *opening) blob(ctx context.Context, p pendingLayer) {
 	s := op.sess
 	op.sem <- struct{}{}
@@ -600,7 +720,7 @@ func (op *opening) blob(ctx context.Context, p pendingLayer) {
 		}
 	}
 	if l.Err != "" {
-		p.art.Err = "fetching blob: " + l.Err
+		p.art.Err, p.art.Unfetched = "fetching blob: "+l.Err, true
 	} else {
 		p.art.Content = a.body
 	}

@@ -135,8 +135,9 @@ func TestFollowRedirect(t *testing.T) {
 	}
 }
 
-// TestSession_reusesHandshake checks that the authentication handshake is
-// made once per repository and made again once it has expired.
+// TestSession_reusesHandshake checks that the authentication handshake
+// (the registry's ping, then the repository's token) is made once and made
+// again once it has expired.
 func TestSession_reusesHandshake(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
@@ -148,6 +149,7 @@ func TestSession_reusesHandshake(t *testing.T) {
 	}
 	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 	r.now = func() time.Time { return now }
+	r.hosts.now = r.now
 	pings := func() int { return r.Requests().ByHost[host][http.StatusOK] }
 	s := Subject{Repository: host + "/app", Digest: "sha256:" + strings.Repeat("a", 64)}
 
@@ -163,10 +165,12 @@ func TestSession_reusesHandshake(t *testing.T) {
 	}
 }
 
-// TestDiscover_overBudget checks that a layer left out for the per-image
-// byte budget has a failed blob lookup naming it, that the layers left out
-// are always the same (the last by manifest digest), and that a verdict
-// reached without them is not cached.
+// TestDiscover_overBudget checks each bound on what one image's
+// discovery reads (manifests, layers, bytes): what is left out has a
+// failed lookup naming it, is always the same (the last by manifest
+// digest), and makes the verdict LookupFailed (the signature may be in
+// what was not read), which is not cached; within the budget the verdict
+// is definite and cached.
 func TestDiscover_overBudget(t *testing.T) {
 	t.Parallel()
 	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
@@ -183,61 +187,92 @@ func TestDiscover_overBudget(t *testing.T) {
 		layerOf[m] = h.String()
 	}
 	manifests := slices.Sorted(maps.Keys(layerOf))
-	left := layerOf[manifests[2]] // the last by digest: 500 of its 1000 bytes are left
-	newRegistry := func(budget int64) *Registry {
+	last := manifests[2]
+	newRegistry := func(b budget) *Registry {
 		r, err := NewRegistry(WithKeychain(authn.NewMultiKeychain()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.discoveryBudget = budget
+		r.budget = b
 		return r
 	}
-	r := newRegistry(2500)
-
-	for range 5 {
-		d := r.Discover(t.Context(), Subject{Repository: host + "/app", Digest: dig})
-		failed := d.Failures()
-		if len(failed) != 1 || failed[0].Step != BlobStep || !strings.HasSuffix(failed[0].URL, "/blobs/"+left) ||
-			!strings.Contains(failed[0].Err, "blob "+left+" (1000 bytes) not read: over the 500 bytes left of the 2500-byte budget") {
-			t.Fatalf("failed lookups = %+v, want one for blob %s, over the budget", failed, left)
-		}
-		for _, a := range d.Artifacts {
-			if gotErr, wantErr := a.Err != "", a.Layer == left; gotErr != wantErr || (wantErr && !strings.Contains(a.Err, "budget")) {
-				t.Errorf("artifact of layer %s: Err %q; want one (over the budget) only for layer %s", a.Layer, a.Err, left)
-			}
-		}
-	}
-
 	k, err := NewKey(verifytest.NewKeySigner(t).PublicKeyPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
 	policy := &Policy{Name: "key", Fingerprint: "fp", Authorities: []Authority{{Name: "key", Key: k, IgnoreTlog: true}}}
-	for _, tc := range []struct {
-		budget      int64
-		wantEntries int
+
+	for name, tc := range map[string]struct {
+		budget  budget
+		step    Step
+		url     string // the failed lookup's URL ends so
+		err     string
+		notRead string // the artifact left out: manifest or layer digest
 	}{
-		{budget: 2500, wantEntries: 0},              // a layer was not read: not cached
-		{budget: maxDiscoveryBytes, wantEntries: 1}, // every layer was read: cached
+		"bytes": {
+			budget: budget{manifests: 10, layers: 10, bytes: 2500}, step: BlobStep, url: "/blobs/" + layerOf[last],
+			err:     "blob " + layerOf[last] + " (1000 bytes) not read: over the 500 bytes left of the budget of 10 manifests, 10 signature or attestation layers and 2500 bytes per image",
+			notRead: layerOf[last],
+		},
+		"layers": {
+			budget: budget{manifests: 10, layers: 2, bytes: 1 << 20}, step: BlobStep, url: "/blobs/" + layerOf[last],
+			err:     "1 signature or attestation layers not read: over the budget of 10 manifests, 2 signature or attestation layers and 1 MiB per image",
+			notRead: layerOf[last],
+		},
+		"manifests": {
+			budget: budget{manifests: 2, layers: 10, bytes: 1 << 20}, step: ManifestStep, url: "/manifests/" + last,
+			err:     "manifest " + last + " and 0 more not opened: over the budget of 2 manifests",
+			notRead: last,
+		},
 	} {
-		c, err := NewCache(time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := NewVerifier(newRegistry(tc.budget), []*Policy{policy}, WithCache(c))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := v.Explain(t.Context(), img, "key")
-		if err != nil || res.Status != InvalidSignature {
-			t.Fatalf("budget %d: Explain() = %s (%s), %v; want InvalidSignature", tc.budget, res.Status, res.Detail, err)
-		}
-		if tc.wantEntries == 0 && !strings.Contains(res.Detail, "budget") {
-			t.Errorf("budget %d: Detail = %q, want it to say a layer was over the budget", tc.budget, res.Detail)
-		}
-		if got := c.Stats().Entries; got != tc.wantEntries {
-			t.Errorf("budget %d: the cache holds %d results, want %d", tc.budget, got, tc.wantEntries)
-		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newRegistry(tc.budget)
+			for range 3 {
+				d := r.Discover(t.Context(), Subject{Repository: host + "/app", Digest: dig})
+				failed := d.Failures()
+				if len(failed) != 1 || failed[0].Step != tc.step || !strings.HasSuffix(failed[0].URL, tc.url) || !strings.Contains(failed[0].Err, tc.err) {
+					t.Fatalf("failed lookups = %+v, want one %s lookup of %s saying %q", failed, tc.step, tc.url, tc.err)
+				}
+				for _, a := range d.Artifacts {
+					cut := a.Layer == tc.notRead || a.Manifest == tc.notRead
+					if a.Unfetched != cut || cut && !strings.Contains(a.Err, "budget") {
+						t.Errorf("artifact %s/%s: unfetched %t (%q); want it unfetched over the budget only for %s", a.Manifest, a.Layer, a.Unfetched, a.Err, tc.notRead)
+					}
+				}
+			}
+			c, err := NewCache(time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := NewVerifier(r, []*Policy{policy}, WithCache(c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := v.Explain(t.Context(), img, "key")
+			if err != nil || res.Status != LookupFailed || !strings.Contains(res.Detail, "budget") {
+				t.Fatalf("Explain() = %s (%s), %v; want LookupFailed, naming the budget", res.Status, res.Detail, err)
+			}
+			if got := c.Stats().Entries; got != 0 {
+				t.Errorf("cache entries = %d, want 0: a result over the budget is not kept", got)
+			}
+		})
+	}
+
+	// Within the budget: definite, and cached.
+	c, err := NewCache(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(newRegistry(defaultBudget), []*Policy{policy}, WithCache(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := v.Explain(t.Context(), img, "key"); err != nil || res.Status != InvalidSignature {
+		t.Fatalf("Explain() = %s (%s), %v; want InvalidSignature", res.Status, res.Detail, err)
+	}
+	if got := c.Stats().Entries; got != 1 {
+		t.Errorf("cache entries = %d, want 1", got)
 	}
 }
 

@@ -331,10 +331,42 @@ func TestIntegration(t *testing.T) {
 			http.StatusInternalServerError, func(*itEnv) string { return "HTTP 500 Internal Server Error" }),
 		referrersFault("503", func(*itEnv) verifytest.Behaviour { return verifytest.Status(http.StatusServiceUnavailable) },
 			http.StatusServiceUnavailable, func(*itEnv) string { return "HTTP 503 Service Unavailable" }),
-		referrersFault("429", func(*itEnv) verifytest.Behaviour { return verifytest.TooManyRequests("30") },
+		referrersFault("429 without Retry-After", func(*itEnv) verifytest.Behaviour { return verifytest.TooManyRequests("") },
 			http.StatusTooManyRequests, func(*itEnv) string {
-				return "HTTP 429 Too Many Requests (TOOMANYREQUESTS: rate limit exceeded), retry after 30s"
+				return "HTTP 429 Too Many Requests (TOOMANYREQUESTS: rate limit exceeded)"
 			}),
+		// A 429 with a Retry-After beyond the image's deadline: not asked
+		// again, and the registry's wish is honoured for the other places
+		// too, which are not read before it (nor at all, within the
+		// deadline). The signature may be there: absence cannot be
+		// concluded.
+		{
+			name:    "referrers API 429, Retry-After beyond the deadline",
+			timeout: faultTimeout,
+			setup: func(t *testing.T, e *itEnv) string {
+				ref := signedImage(t, e)
+				e.front.On(`/referrers/`, verifytest.TooManyRequests("30"))
+				return ref
+			},
+			want: func(e *itEnv) itWant {
+				return itWant{
+					status: verify.LookupFailed,
+					detail: []string{"referrers: HTTP 429 Too Many Requests (TOOMANYREQUESTS: rate limit exceeded), retry after 30s; not tried again: retry after 30s: beyond the deadline",
+						"so absence cannot be concluded"},
+					check: allOf(
+						failedLookups(verify.ReferrersStep, verify.FallbackTagStep, verify.SignatureTagStep, verify.AttestationTagStep),
+						failedLookup(verify.FallbackTagStep, 0, "the registry asked to wait"),
+						consideredNothing,
+						func(t *testing.T, e *itEnv, _ verify.Result) {
+							t.Helper()
+							if n := e.front.CountMatching(`/manifests/sha256-`); n != 0 {
+								t.Errorf("the held registry got %d tag requests, want none", n)
+							}
+						},
+					),
+				}
+			},
+		},
 		referrersFault("no answer", func(*itEnv) verifytest.Behaviour { return verifytest.Block(nil) },
 			0, func(*itEnv) string { return "no answer within " + faultTimeout.String() }),
 		{
@@ -500,7 +532,8 @@ func runIntegrationCase(t *testing.T, tc itCase, s *signers, policies []*verify.
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	v, err := verify.NewVerifier(newRegistry(t, verify.WithLookupTimeout(timeout)), policies)
+	// Six lookup timeouts for the whole image, as Explain is held to.
+	v, err := verify.NewVerifier(newRegistry(t, verify.WithLookupTimeout(timeout)), policies, verify.WithImageTimeout(6*timeout))
 	if err != nil {
 		t.Fatalf("NewVerifier() = %v", err)
 	}

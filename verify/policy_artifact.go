@@ -75,6 +75,9 @@ type outcome struct {
 	identityMismatch bool
 	// required: the policy requires an attestation of this type.
 	required bool
+	// unfetched: the artifact's content could not be fetched, so what it
+	// is, and whether it would verify, is unknown.
+	unfetched bool
 }
 
 // prepared is an artifact made ready for sigstore-go.
@@ -200,6 +203,7 @@ const (
 // signer is what an entity's verification material says about who
 // signed it, before anything is verified: a claim, and reported as one.
 type signer struct {
+	key        bool   // signed with a key
 	cert       bool   // signed with a certificate (keyless)
 	unreadable bool   // the certificate could not be summarised
 	san        string // the certificate's SAN, clipped
@@ -220,10 +224,13 @@ func signerOf(entity sgverify.SignedEntity) signer {
 		}
 		return signer{cert: true, san: gate.Clip(s.SubjectAlternativeName, maxIdentityText), issuer: gate.Clip(s.Issuer, maxIdentityText)}
 	}
+	// No certificate: a key, named by its hint if it has one (a legacy
+	// signature names none).
+	sg := signer{key: true}
 	if pk := vc.PublicKey(); pk != nil {
-		return signer{hint: gate.Clip(pk.Hint(), maxIdentityText)}
+		sg.hint = gate.Clip(pk.Hint(), maxIdentityText)
 	}
-	return signer{}
+	return sg
 }
 
 // identity is the signer as a verified fact, for a certificate whose
@@ -231,7 +238,7 @@ func signerOf(entity sgverify.SignedEntity) signer {
 func (s signer) identity() string { return identityOf(s.san, s.issuer) }
 
 // claimed is the signer as an unverified claim: "a certificate claiming
-// SAN (issuer ISSUER)", "a key with hint H", "".
+// SAN (issuer ISSUER)", "a key with hint H", "a public key", "".
 func (s signer) claimed() string {
 	switch {
 	case s.unreadable:
@@ -240,6 +247,8 @@ func (s signer) claimed() string {
 		return "a certificate claiming " + s.identity()
 	case s.hint != "":
 		return "a key with hint " + s.hint
+	case s.key:
+		return "a public key"
 	}
 	return ""
 }
@@ -278,6 +287,7 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 	}()
 	if a.Err != "" {
 		o.c.Reason = "could not be read: " + a.Err
+		o.unfetched = a.Unfetched
 		return o
 	}
 	pr, err := prepare(a, d)

@@ -29,6 +29,10 @@ import (
 //     Attestations never sign an image, and neither does a
 //     message-signature bundle (cosign sign-blob), even over the bytes of
 //     the image's manifest.
+//   - LookupFailed: nothing settled it and an artifact that was listed
+//     could not be fetched (Artifact.Unfetched: an error answer, a timeout,
+//     a digest mismatch, a bound on discovery): it may be the signature or
+//     attestation that verifies, so a denial cannot be concluded.
 //   - AttestationMissing: signed, but a required attestation was not
 //     found or did not verify.
 //   - IdentityMismatch: a signature verified against the trust material,
@@ -39,7 +43,8 @@ import (
 //     so absence cannot be concluded.
 //   - NoSignatures: every lookup succeeded and found no signature.
 //
-// Failed lookups are named in Detail whatever the status.
+// Failed lookups are named in Detail whatever the status, and a denial
+// says which places were looked up.
 // Considered has one entry per artifact, saying what it is and which
 // check accepted or rejected it.
 func (p *Policy) Check(d Discovery) Result {
@@ -64,6 +69,9 @@ func (p *Policy) Check(d Discovery) Result {
 		res.Considered = append(res.Considered, o.c)
 	}
 	res.Status, res.Detail = p.decide(dg, outs, d)
+	if res.Status != Verified && res.Status != NoSignatures {
+		res.Detail += " (looked up: " + lookedUp(d.Lookups) + ")"
+	}
 	return res
 }
 
@@ -89,6 +97,20 @@ func (p *Policy) static(what string) (Result, bool) {
 func (p *Policy) decide(dg imageDigest, outs []outcome, d Discovery) (Status, string) {
 	found := foundSummary(outs)
 	failed := failedSummary(d.Failures())
+	var unfetched *outcome
+	for i := range outs {
+		if outs[i].unfetched {
+			unfetched = &outs[i]
+			break
+		}
+	}
+	// cannotConclude is the LookupFailed detail when an artifact that
+	// could not be fetched might have changed the verdict: what was
+	// concluded without it (why), and that artifact.
+	cannotConclude := func(why string) (Status, string) {
+		return LookupFailed, fmt.Sprintf("%s: %s; %s, but an artifact could not be fetched, so a denial cannot be concluded: %s%s",
+			dg.text, found, why, unfetched.c.Reason, failed)
+	}
 
 	var signed *outcome
 	for i := range outs {
@@ -126,6 +148,9 @@ func (p *Policy) decide(dg imageDigest, outs []outcome, d Discovery) (Status, st
 			}
 		}
 		if len(missing) > 0 {
+			if unfetched != nil {
+				return cannotConclude(by + ", " + missing[0])
+			}
 			detail := fmt.Sprintf("%s: %s; %s, but %s", dg.text, found, by, missing[0])
 			if len(missing) > 1 {
 				detail += fmt.Sprintf(" (and %d more missing)", len(missing)-1)
@@ -155,6 +180,12 @@ func (p *Policy) decide(dg imageDigest, outs []outcome, d Discovery) (Status, st
 		}
 	}
 	switch {
+	case unfetched != nil && mismatch != nil:
+		return cannotConclude(fmt.Sprintf("signed by %s, which no authority of policy %q trusts", mismatch.c.Signer, p.Name))
+	case unfetched != nil && unfetched != rejected:
+		return cannotConclude("none verified: " + rejected.c.Reason)
+	case unfetched != nil:
+		return cannotConclude("none verified")
 	case mismatch != nil:
 		return IdentityMismatch, fmt.Sprintf("%s: %s; signed by %s, which no authority of policy %q trusts%s",
 			dg.text, found, mismatch.c.Signer, p.Name, failed)

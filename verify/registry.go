@@ -22,7 +22,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/singleflight"
@@ -45,9 +44,6 @@ const (
 	maxBlobSize = 32 << 20
 	// maxErrorBody caps the body read from an error answer.
 	maxErrorBody = 64 << 10
-	// maxReferrers caps the referrer manifests opened per subject and
-	// place; a longer list is read up to the cap and its lookup fails.
-	maxReferrers = 256
 	// maxReferrersPages caps how many pages of a paginated referrers list
 	// are followed.
 	maxReferrersPages = 16
@@ -71,14 +67,15 @@ var ErrNotFound = errors.New("manifest not found")
 // error or a failed Lookup) and the caller decides when to try again.
 type Registry struct {
 	keychain authn.Keychain
-	base     http.RoundTripper // counting, user agent, then the caller's transport
+	hosts    *Hosts
+	base     http.RoundTripper // counting, user agent, then the hosts' transport
 	timeout  time.Duration
 	insecure map[string]bool
 	stats    *RequestCounter // this Registry's requests only
 	now      func() time.Time
-	// discoveryBudget caps the blob bytes Discover reads for one subject
-	// (maxDiscoveryBytes; tests lower it).
-	discoveryBudget int64
+	// budget bounds what discovery reads for one subject (defaultBudget;
+	// tests lower it).
+	budget budget
 
 	authFlight singleflight.Group // handshakes in flight, by authCache key
 	authMu     sync.Mutex
@@ -90,6 +87,7 @@ type RegistryOption func(*registryOptions) error
 
 type registryOptions struct {
 	keychain  authn.Keychain
+	hosts     *Hosts
 	transport http.RoundTripper
 	timeout   time.Duration
 	insecure  map[string]bool
@@ -109,15 +107,26 @@ func WithKeychain(kc authn.Keychain) RegistryOption {
 	}
 }
 
-// WithTransport sets the transport every request goes through. Registry adds
-// authentication, the user agent and request counting on top of it, and no
-// retries. The default is a clone of remote.DefaultTransport (proxy from the
-// environment, 30s dial timeout, HTTP/2).
-//
-// Several Registries may share one transport, and with it one connection
-// pool: a Registry wraps rt and never changes it, and keeps its
-// authentication (pings, credentials, tokens) to itself. rt must be safe for
-// concurrent use, as *http.Transport is.
+// WithHosts shares h (connections, registry pings, per-host limits and
+// Retry-After) with the other Registries given it, as a controller's
+// reconciles do. Credentials and tokens stay each Registry's own. It
+// cannot be given with WithTransport (h has its transport). By default a
+// Registry has Hosts of its own (NewHosts).
+func WithHosts(h *Hosts) RegistryOption {
+	return func(o *registryOptions) error {
+		if h == nil {
+			return errors.New("hosts must not be nil")
+		}
+		o.hosts = h
+		return nil
+	}
+}
+
+// WithTransport sets the transport every request goes through, in Hosts
+// of the Registry's own (see WithHostsTransport: rt is used as it is).
+// Registry adds authentication, the user agent, request counting and
+// retries on top of it. rt must be safe for concurrent use, as
+// *http.Transport is.
 func WithTransport(rt http.RoundTripper) RegistryOption {
 	return func(o *registryOptions) error {
 		if rt == nil {
@@ -207,27 +216,33 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 			return nil, fmt.Errorf("invalid registry option: %w", err)
 		}
 	}
-	if o.transport == nil {
-		t, ok := remote.DefaultTransport.(*http.Transport)
-		if !ok {
-			return nil, fmt.Errorf("remote.DefaultTransport is a %T, not an *http.Transport", remote.DefaultTransport)
+	hosts := o.hosts
+	switch {
+	case hosts != nil && o.transport != nil:
+		return nil, errors.New("invalid registry option: WithTransport and WithHosts are exclusive (the hosts have a transport)")
+	case hosts == nil && o.transport != nil:
+		hosts, _ = NewHosts(WithHostsTransport(o.transport)) // cannot fail: the transport is set
+	case hosts == nil:
+		var err error
+		if hosts, err = NewHosts(); err != nil {
+			return nil, err
 		}
-		o.transport = t.Clone()
 	}
 	stats := &RequestCounter{}
-	counting := &countingTransport{inner: o.transport, counters: []*RequestCounter{stats}}
+	counting := &countingTransport{inner: hosts.transport, counters: []*RequestCounter{stats}}
 	if o.shared != nil {
 		counting.counters = append(counting.counters, o.shared)
 	}
 	return &Registry{
-		keychain:        o.keychain,
-		base:            transport.NewUserAgent(counting, o.userAgent),
-		timeout:         o.timeout,
-		insecure:        o.insecure,
-		stats:           stats,
-		now:             time.Now,
-		discoveryBudget: maxDiscoveryBytes,
-		authCache:       map[string]authEntry{},
+		keychain:  o.keychain,
+		hosts:     hosts,
+		base:      transport.NewUserAgent(counting, o.userAgent),
+		timeout:   o.timeout,
+		insecure:  o.insecure,
+		stats:     stats,
+		now:       time.Now,
+		budget:    defaultBudget,
+		authCache: map[string]authEntry{},
 	}, nil
 }
 
@@ -334,6 +349,10 @@ type authEntry struct {
 	rt      http.RoundTripper
 	secrets []string
 	expires time.Time
+	// scheme is the one the registry answered its ping on.
+	scheme string
+	// private: the registry host is itself a private address.
+	private bool
 }
 
 // session is what one Resolve or Discover uses to talk to one repository.
@@ -347,6 +366,8 @@ type session struct {
 	// referrers API (see Discover).
 	strict  *http.Client
 	secrets []string
+	scheme  string // the registry's, from its ping
+	private bool   // the registry host is a private address
 }
 
 // session returns a session for repo, authenticating (ping, keychain, token)
@@ -394,6 +415,8 @@ func (r *Registry) session(ctx context.Context, repo name.Repository) (*session,
 		client:  &http.Client{Transport: e.rt, CheckRedirect: followRedirect},
 		strict:  &http.Client{Transport: e.rt, CheckRedirect: sameHostRedirect},
 		secrets: e.secrets,
+		scheme:  e.scheme,
+		private: e.private,
 	}, nil
 }
 
@@ -409,10 +432,10 @@ type handshake struct {
 func (r *Registry) handshakeError(ctx context.Context, repo name.Repository, what string, err error, secrets []string) error {
 	var msg string
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && context.Cause(ctx) == ctx.Err(): //nolint:errorlint // the context's own deadline, not a cause
 		msg = "no answer within " + r.timeout.String()
 	case ctx.Err() != nil:
-		msg = "cancelled: " + ctx.Err().Error()
+		msg = cancelled(ctx)
 	default:
 		// Only a top-level *url.Error is unwrapped: for a plain-HTTP
 		// registry ggcr joins the https and the http attempts' errors, and
@@ -439,11 +462,30 @@ func (r *Registry) authenticate(ctx context.Context, repo name.Repository) (auth
 		return fail("finding credentials for", err, nil)
 	}
 	secrets := secretsOf(cfg)
-	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, r.base, []string{repo.Scope(transport.PullScope)})
+	// The ping is the registry's, whatever the credentials: shared by
+	// every repository and Registry (Hosts). A token is this repository's,
+	// from a realm the dial guard vets.
+	private := r.hosts.isPrivate(ctx, repo.RegistryStr())
+	gctx := withDialGuard(ctx, repo.RegistryStr(), private)
+	ch, err := r.hosts.challenge(gctx, repo.Registry, r.base)
 	if err != nil {
 		return fail("contacting registry", err, secrets)
 	}
-	return authEntry{rt: rt, secrets: secrets, expires: r.now().Add(authTTL)}, nil
+	tok := &transport.Token{}
+	if strings.EqualFold(ch.Scheme, "bearer") {
+		if tok, err = transport.Exchange(gctx, repo.Registry, auth, r.base, []string{repo.Scope(transport.PullScope)}, ch); err != nil {
+			return fail("authenticating to", err, secrets)
+		}
+	}
+	rt, err := transport.FromToken(repo.Registry, auth, r.base, ch, tok)
+	if err != nil {
+		return fail("authenticating to", err, secrets)
+	}
+	scheme := "https"
+	if ch.Insecure {
+		scheme = "http"
+	}
+	return authEntry{rt: rt, secrets: secrets, expires: r.now().Add(authTTL), scheme: scheme, private: private}, nil
 }
 
 // secretsOf lists the strings of cfg that must never appear in a message.
@@ -591,31 +633,72 @@ type answer struct {
 	errBody []byte
 	// location is where an unfollowed redirect pointed.
 	location *url.URL
+	// trace records the redirects followed.
+	trace *redirectTrace
+	// waitErr says why a retryable answer was not tried again.
+	waitErr error
 }
 
-// do sends one request with its own timeout derived from ctx and returns the
-// answer and the Lookup that records it. A transport failure, a timeout or a
-// body over the limit sets Lookup.Err; otherwise the caller judges the
-// status (and sets Lookup.Err if it is not what it wanted).
+// do sends one request and returns the answer and the Lookup that records
+// it. Each attempt has its own timeout derived from ctx and waits for a
+// slot of the host (Hosts); an attempt answered 429, 500, 502, 503 or 504,
+// or that failed in transit, is made again (see maxAttempts), after the
+// registry's Retry-After or a backoff, while ctx's deadline leaves time
+// for the wait (a 429 or 503 with Retry-After holds the host's other
+// requests too). A transport failure, a timeout or a body over the limit
+// sets Lookup.Err; otherwise the caller judges the final status (and sets
+// Lookup.Err if it is not what it wanted).
 func (s *session) do(ctx context.Context, rq request) (answer, Lookup) {
 	start := time.Now()
-	lctx, cancel := context.WithTimeout(ctx, s.reg.timeout)
-	defer cancel()
-	trace := &redirectTrace{}
-	lctx = context.WithValue(lctx, redirectTraceKey{}, trace)
-
 	l := Lookup{Step: rq.step, URL: redactURL(rq.url)}
-	finish := func(a answer, err error) (answer, Lookup) {
+	u := *rq.url
+	if u.Host == s.repo.RegistryStr() && s.scheme != "" {
+		u.Scheme = s.scheme // the one the registry answered its ping on
+	}
+	ctx = withDialGuard(ctx, s.repo.RegistryStr(), s.private)
+	for attempt := 1; ; attempt++ {
+		a, err, timeout := s.attempt(ctx, rq, &u)
+		l.Attempts, l.Status = attempt, a.status
+		var over *limitError
+		retry := (err != nil && ctx.Err() == nil && !timeout && !errors.As(err, &over) && !errors.Is(err, errDeadlineTooSoon)) ||
+			(err == nil && retryable(a.status))
+		if retry && attempt < maxAttempts {
+			d, fromServer := retryDelay(attempt, a.header, s.reg.hosts.now())
+			if fromServer && (a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable) {
+				s.reg.hosts.holdHost(u.Host, s.reg.hosts.now().Add(d))
+			}
+			if serr := sleep(ctx, d, s.reg.timeout, fmt.Sprintf("retry after %s", d.Round(time.Millisecond))); serr == nil {
+				continue
+			} else if err == nil {
+				// The answer stands; say why it was not tried again.
+				a.waitErr = serr
+			}
+		}
 		if err != nil {
-			l.Err = s.describe(ctx, lctx, trace, err)
+			l.Err = s.describe(ctx, timeout, a.trace, err)
 		}
 		l.Duration = time.Since(start)
 		return a, l
 	}
+}
 
-	req, err := http.NewRequestWithContext(lctx, rq.method, rq.url.String(), nil)
+// attempt sends rq once, within the host's slots and the request timeout.
+// timeout says err is that timeout's.
+func (s *session) attempt(ctx context.Context, rq request, u *url.URL) (a answer, err error, timeout bool) {
+	a.trace = &redirectTrace{}
+	release, err := s.reg.hosts.acquire(ctx, u.Host, s.reg.timeout)
 	if err != nil {
-		return finish(answer{}, err)
+		return a, err, false
+	}
+	defer release()
+	lctx, cancel := context.WithTimeout(ctx, s.reg.timeout)
+	defer cancel()
+	defer func() { timeout = err != nil && ctx.Err() == nil && errors.Is(lctx.Err(), context.DeadlineExceeded) }()
+	lctx = context.WithValue(lctx, redirectTraceKey{}, a.trace)
+
+	req, err := http.NewRequestWithContext(lctx, rq.method, u.String(), nil)
+	if err != nil {
+		return a, err, false
 	}
 	if len(rq.accept) > 0 {
 		req.Header.Set("Accept", strings.Join(rq.accept, ", "))
@@ -626,46 +709,53 @@ func (s *session) do(ctx context.Context, rq request) (answer, Lookup) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return finish(answer{}, err)
+		return a, err, false
 	}
 	defer resp.Body.Close()
-	l.Status = resp.StatusCode
-	a := answer{status: resp.StatusCode, header: resp.Header}
+	a.status, a.header = resp.StatusCode, resp.Header
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		if loc, err := resp.Location(); err == nil {
 			a.location = loc
 		}
-		return finish(a, nil)
+		return a, nil, false
 	case resp.StatusCode != http.StatusOK:
 		a.errBody, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return finish(a, nil)
+		return a, nil, false
 	case rq.method == http.MethodHead:
-		return finish(a, nil)
+		return a, nil, false
 	}
 	if resp.ContentLength > rq.limit {
-		return finish(a, fmt.Errorf("answer of %d bytes is over the %d-byte limit", resp.ContentLength, rq.limit))
+		return a, &limitError{fmt.Sprintf("answer of %d bytes is over the %d-byte limit", resp.ContentLength, rq.limit)}, false
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, rq.limit+1))
 	if err != nil {
-		return finish(a, fmt.Errorf("reading answer: %w", err))
+		return a, fmt.Errorf("reading answer: %w", err), false
 	}
 	if int64(len(body)) > rq.limit {
-		return finish(a, fmt.Errorf("answer is over the %d-byte limit", rq.limit))
+		return a, &limitError{fmt.Sprintf("answer is over the %d-byte limit", rq.limit)}, false
 	}
 	a.body = body
-	return finish(a, nil)
+	return a, nil, false
 }
 
+// limitError is an answer over a size limit: sending the request again
+// would not help.
+type limitError struct{ msg string }
+
+func (e *limitError) Error() string { return e.msg }
+
 // describe turns a request error into a one-line message without
-// credentials.
-func (s *session) describe(parent, lctx context.Context, trace *redirectTrace, err error) string {
+// credentials. timeout says the request's own timeout ended it.
+func (s *session) describe(parent context.Context, timeout bool, trace *redirectTrace, err error) string {
 	var msg string
 	switch {
 	case parent.Err() != nil:
-		msg = "cancelled: " + parent.Err().Error()
-	case errors.Is(lctx.Err(), context.DeadlineExceeded):
+		msg = cancelled(parent)
+	case timeout:
 		msg = "no answer within " + s.reg.timeout.String()
+	case errors.Is(err, errDeadlineTooSoon):
+		msg = err.Error()
 	default:
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
@@ -702,7 +792,20 @@ func (s *session) statusMessage(a answer) string {
 			msg += ", retry after " + gate.Clip(retryAfter(ra), 40)
 		}
 	}
-	return s.scrub(msg)
+	if a.waitErr != nil {
+		msg += "; not tried again: " + a.waitErr.Error()
+	}
+	return gate.Clip(s.scrub(msg), maxReasonText)
+}
+
+// cancelled describes why ctx ended: its cause when it has one of its own
+// (a deadline for the image or the revision), else "cancelled: ...".
+func cancelled(ctx context.Context) string {
+	cause := context.Cause(ctx)
+	if cause != nil && cause != ctx.Err() && !errors.Is(cause, context.Canceled) { //nolint:errorlint // a cause of its own, not the context's error
+		return cause.Error()
+	}
+	return "cancelled: " + ctx.Err().Error()
 }
 
 // retryAfter renders a Retry-After value: seconds as a duration, a date as
@@ -763,8 +866,9 @@ var manifestTypes = []string{
 // or media type; a digest reference is checked to exist the same way. The
 // returned Lookup records the request that decided (the GET when it was
 // needed), its Duration covering both. A reference that does not exist
-// returns an error wrapping ErrNotFound. The whole call, authentication
-// included, is bounded by the lookup timeout.
+// returns an error wrapping ErrNotFound. The authentication and each
+// request are bounded by the lookup timeout; retries (see session.do) by
+// ctx.
 func (r *Registry) Resolve(ctx context.Context, ref string) (Subject, Lookup, error) {
 	l := Lookup{Step: ResolveStep}
 	parsed, err := r.parseReference(ref)
@@ -789,18 +893,19 @@ func (r *Registry) resolve(ctx context.Context, ref name.Reference) (Subject, Lo
 	fail := func(l Lookup) (Subject, Lookup, error) {
 		return Subject{}, l, &lookupError{msg: l.Err, cause: ctx.Err()}
 	}
-	rctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	sess, err := r.session(rctx, repo)
+	hctx, cancel := context.WithTimeout(ctx, r.timeout)
+	sess, err := r.session(hctx, repo)
+	cancel()
 	if err != nil {
 		l.URL = redactURL(v2URL(repo, ""))
 		l.Err = err.Error()
 		return fail(l)
 	}
+	// Each request has its own timeout; retries are bounded by ctx.
 	u := repoURL(repo, "manifests", ref.Identifier())
 	want, byDigest := ref.(name.Digest)
 
-	a, l := sess.do(rctx, request{step: ResolveStep, method: http.MethodHead, url: u, accept: manifestTypes})
+	a, l := sess.do(ctx, request{step: ResolveStep, method: http.MethodHead, url: u, accept: manifestTypes})
 	if l.Err == "" && a.status == http.StatusOK {
 		d, derr := gcrv1.NewHash(a.header.Get("Docker-Content-Digest"))
 		mt := a.header.Get("Content-Type")
@@ -817,7 +922,7 @@ func (r *Registry) resolve(ctx context.Context, ref name.Reference) (Subject, Lo
 	if a.status == http.StatusNotFound {
 		return Subject{}, l, fmt.Errorf("%w (HTTP 404)", ErrNotFound)
 	}
-	if ctx.Err() != nil || rctx.Err() != nil {
+	if ctx.Err() != nil {
 		if l.Err == "" {
 			l.Err = sess.statusMessage(a)
 		}
@@ -825,7 +930,7 @@ func (r *Registry) resolve(ctx context.Context, ref name.Reference) (Subject, Lo
 	}
 
 	// The HEAD answer did not do; GET the manifest and hash it.
-	a, l = sess.do(rctx, request{step: ResolveStep, method: http.MethodGet, url: u, accept: manifestTypes, limit: maxManifestSize})
+	a, l = sess.do(ctx, request{step: ResolveStep, method: http.MethodGet, url: u, accept: manifestTypes, limit: maxManifestSize})
 	if l.Err != "" {
 		return fail(l)
 	}

@@ -73,7 +73,7 @@ func TestResolve(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Resolve(%q) (-want +got):\n%s", ref, diff)
 		}
-		wantLookup := verify.Lookup{Step: verify.ResolveStep, URL: "http://" + host + "/v2/app/manifests/" + strings.TrimPrefix(strings.TrimPrefix(ref, host+"/app"), ":"), Status: 200, Found: 1}
+		wantLookup := verify.Lookup{Step: verify.ResolveStep, URL: "http://" + host + "/v2/app/manifests/" + strings.TrimPrefix(strings.TrimPrefix(ref, host+"/app"), ":"), Status: 200, Found: 1, Attempts: 1}
 		wantLookup.URL = strings.Replace(wantLookup.URL, "manifests/@", "manifests/", 1)
 		if diff := cmp.Diff(wantLookup, l, cmp.FilterPath(func(p cmp.Path) bool { return p.String() == "Duration" }, cmp.Ignore())); diff != "" {
 			t.Errorf("Resolve(%q) lookup (-want +got):\n%s", ref, diff)

@@ -55,6 +55,10 @@ type Lookup struct {
 	// that only means "nothing here".
 	Err      string        `json:"error,omitempty"`
 	Duration time.Duration `json:"duration"`
+	// Attempts is how many times the request was sent: more than one
+	// when the registry asked to retry (429, 5xx) or the connection
+	// failed.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // Failed says whether the lookup failed (as opposed to found nothing).
@@ -99,16 +103,26 @@ type Artifact struct {
 	// Err is set when the artifact was found but could not be read (a
 	// malformed manifest, a missing blob). Such an artifact never verifies.
 	Err string `json:"error,omitempty"`
+	// Unfetched says the artifact was listed but its content could not be
+	// fetched (an error answer, a transport failure, a digest mismatch, a
+	// bound on what discovery reads): what it holds is unknown, so it may
+	// be the signature that verifies. Err says why.
+	Unfetched bool `json:"unfetched,omitempty"`
 }
 
 // Discovery is everything found in the registry for one Subject.
 type Discovery struct {
 	Subject   Subject    `json:"subject"`
 	Artifacts []Artifact `json:"artifacts"`
-	// Lookups lists every request: the four places in a fixed order
+	// Lookups lists every request: the places read in a fixed order
 	// (referrers, fallback tag, .sig tag, .att tag), then the manifests and
 	// blobs they led to, sorted by URL.
 	Lookups []Lookup `json:"lookups"`
+
+	// What discovery has used of its budget, and the manifests it has
+	// opened (by digest), for a later stage to go on from.
+	spent  budget
+	opened map[string]bool
 }
 
 // Failures returns the lookups that failed.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 
@@ -25,16 +26,22 @@ import (
 // other Verifiers (see Cache for what it keeps); references are still
 // resolved by each Verifier, with its own Registry.
 type Verifier struct {
-	registry *Registry
-	policies map[string]*Policy
-	cache    *Cache
+	registry     *Registry
+	policies     map[string]*Policy
+	cache        *Cache
+	imageTimeout time.Duration
+	everyPlace   bool
 
 	flight   singleflight.Group
 	mu       sync.Mutex
 	resolved map[string]resolution // by reference
-	found    map[string]Discovery  // by repository@digest
+	found    map[string]Discovery  // by stage, repository@digest
 	checked  map[string]Result     // by policy, repository@digest
 }
+
+// DefaultImageTimeout bounds the verification of one image unless
+// WithImageTimeout says otherwise.
+const DefaultImageTimeout = time.Minute
 
 type resolution struct {
 	subject Subject
@@ -46,7 +53,37 @@ type resolution struct {
 type VerifierOption func(*verifierOptions) error
 
 type verifierOptions struct {
-	cache *Cache
+	cache        *Cache
+	imageTimeout time.Duration
+	everyPlace   bool
+}
+
+// WithEveryPlace makes every discovery read every place, even when a
+// signature the referrers API lists settles the verdict: for explaining,
+// where what is stored elsewhere is worth showing. The verdicts are the
+// same; the requests are more.
+func WithEveryPlace() VerifierOption {
+	return func(o *verifierOptions) error {
+		o.everyPlace = true
+		return nil
+	}
+}
+
+// WithImageTimeout bounds the verification of one image: resolving it and
+// discovering its signatures, retries and waits included, must end within
+// d. What is cut short is a failed lookup, named in the Result, which is
+// LookupFailed unless what was found verified. It must be positive; the
+// default is DefaultImageTimeout. (Each request is bounded on its own by
+// the Registry's lookup timeout; this bounds them all together, against a
+// registry that answers each just in time.)
+func WithImageTimeout(d time.Duration) VerifierOption {
+	return func(o *verifierOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("image timeout must be positive, got %s", d)
+		}
+		o.imageTimeout = d
+		return nil
+	}
 }
 
 // WithCache shares results with the other Verifiers that use c: a digest
@@ -66,7 +103,7 @@ func WithCache(c *Cache) VerifierOption {
 // NewVerifier returns a Verifier for the given policies, which must have
 // distinct names and be valid.
 func NewVerifier(r *Registry, policies []*Policy, opts ...VerifierOption) (*Verifier, error) {
-	o := &verifierOptions{}
+	o := &verifierOptions{imageTimeout: DefaultImageTimeout}
 	for _, opt := range opts {
 		if opt == nil {
 			continue
@@ -76,7 +113,7 @@ func NewVerifier(r *Registry, policies []*Policy, opts ...VerifierOption) (*Veri
 		}
 	}
 	v := &Verifier{
-		registry: r, policies: map[string]*Policy{}, cache: o.cache,
+		registry: r, policies: map[string]*Policy{}, cache: o.cache, imageTimeout: o.imageTimeout, everyPlace: o.everyPlace,
 		resolved: map[string]resolution{}, found: map[string]Discovery{}, checked: map[string]Result{},
 	}
 	for _, p := range policies {
@@ -115,7 +152,16 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 		res.Subject = Subject{Ref: image}
 		return res, nil
 	}
+	// The image's deadline runs from here, for whichever of its lookups
+	// this caller makes (a lookup another caller is making runs on that
+	// caller's).
+	deadline := time.Now().Add(v.imageTimeout)
+	bounded := func(ctx context.Context) (context.Context, context.CancelFunc) {
+		return context.WithDeadlineCause(ctx, deadline, &imageDeadlineError{v.imageTimeout})
+	}
 	r, err := shared(ctx, v, &v.resolved, "resolve\x00"+image, func(ctx context.Context) resolution {
+		ctx, cancel := bounded(ctx)
+		defer cancel()
 		s, l, err := v.registry.Resolve(ctx, image)
 		return resolution{subject: s, lookup: l, err: err}
 	})
@@ -128,14 +174,31 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 		return Result{Policy: policy, Subject: Subject{Ref: image}, Status: ResolveFailed, Detail: r.err.Error(), Lookups: []Lookup{r.lookup}}, nil //nolint:nilerr // see above
 	}
 	key := r.subject.Repository + "@" + r.subject.Digest
+	// Discovery in two stages: the referrers API first, and the other
+	// places only when what it lists does not verify. A signature found
+	// there is as good as one found anywhere else, and a denial still
+	// rests on every place (Check says which were looked up).
 	check := func(ctx context.Context) Result {
-		d, err := shared(ctx, v, &v.found, key, func(ctx context.Context) Discovery {
-			return v.registry.Discover(ctx, r.subject)
+		first, err := shared(ctx, v, &v.found, "first\x00"+key, func(ctx context.Context) Discovery {
+			ctx, cancel := bounded(ctx)
+			defer cancel()
+			return v.registry.discoverFirst(ctx, r.subject)
 		})
 		if err != nil {
 			return Result{} // ctx ended: shared neither caches nor returns this
 		}
-		return p.Check(d)
+		if res := p.Check(first); res.Status == Verified && !v.everyPlace {
+			return res
+		}
+		all, err := shared(ctx, v, &v.found, "all\x00"+key, func(ctx context.Context) Discovery {
+			ctx, cancel := bounded(ctx)
+			defer cancel()
+			return v.registry.discoverRest(ctx, first)
+		})
+		if err != nil {
+			return Result{}
+		}
+		return p.Check(all)
 	}
 	res, err := shared(ctx, v, &v.checked, policy+"\x00"+key, func(ctx context.Context) Result {
 		if v.cache == nil || p.Fingerprint == "" {
@@ -154,6 +217,14 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 	res.Subject.Ref = image
 	res.Lookups = append([]Lookup{r.lookup}, res.Lookups...)
 	return res, nil
+}
+
+// imageDeadlineError is the cause of a context ended by the image's
+// deadline (WithImageTimeout).
+type imageDeadlineError struct{ d time.Duration }
+
+func (e *imageDeadlineError) Error() string {
+	return fmt.Sprintf("cut short: the %s allowed to verify one image ran out", e.d)
 }
 
 // Policies returns the names of the policies, sorted.

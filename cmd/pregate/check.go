@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +29,7 @@ func newCheckCmd() *cobra.Command {
 		pf          policyFlags
 		format      outputFormat
 		concurrency int
+		timeout     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "check PATH...",
@@ -77,6 +79,7 @@ decide (a render error, an unreachable registry, a bad policy).`,
 				Verifier:    verifier,
 				Config:      gate.Config{Policies: compiled.Gate, Unmatched: unmatched, AllowGaps: allowGaps},
 				Concurrency: concurrency,
+				Timeout:     timeout,
 			}
 			verdict, err := g.Check(ctx, revisionOf(revs))
 			if err != nil {
@@ -97,6 +100,7 @@ decide (a render error, an unreachable registry, a bad policy).`,
 	rf.bind(cmd)
 	pf.bind(cmd)
 	cmd.Flags().IntVar(&concurrency, "concurrency", 8, "how many images are verified at once")
+	cmd.Flags().DurationVar(&timeout, "timeout", gate.DefaultTimeout, "the bound on verifying all of the revision's images; what is not verified in time leaves the verdict undecided")
 	addOutputFlag(cmd, &format)
 	return cmd
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -12,7 +11,6 @@ import (
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
 	"github.com/fluxcd/pkg/runtime/logger"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -36,6 +34,7 @@ type controllerFlags struct {
 	concurrent              int
 	interval                time.Duration // retry interval
 	lookupTimeout           time.Duration
+	hostConcurrency         int
 	cacheTTL                time.Duration
 	cacheSize               int
 	tufCache                string
@@ -70,7 +69,8 @@ as a new revision is seen, before any verification starts.`,
 	fs.StringVar(&f.healthAddr, "health-addr", ":9440", "the address the health and readiness probes bind to")
 	fs.IntVar(&f.concurrent, "concurrent", 4, "how many Gates are reconciled at once")
 	fs.DurationVar(&f.interval, "retry-interval", 30*time.Second, "how soon a Gate that could not decide (unreachable registry, source not ready) is tried again")
-	fs.DurationVar(&f.lookupTimeout, "lookup-timeout", 10*time.Second, "the bound on each registry request")
+	fs.DurationVar(&f.lookupTimeout, "lookup-timeout", verify.DefaultLookupTimeout, "the bound on each registry request")
+	fs.IntVar(&f.hostConcurrency, "registry-host-concurrency", verify.DefaultHostConcurrency, "the bound on the requests in flight to one registry host, for all Gates")
 	fs.DurationVar(&f.cacheTTL, "verdict-cache-ttl", 10*time.Minute, "how long a verification of a digest against a policy is reused by every Gate")
 	fs.IntVar(&f.cacheSize, "verdict-cache-size", 10000, "the most verdicts the cache holds")
 	fs.StringVar(&f.tufCache, "tuf-cache", verify.DefaultTUFCacheDir(), "where TUF metadata of trust roots is cached")
@@ -144,13 +144,16 @@ func (f *controllerFlags) run(ctx context.Context) error {
 	requests := &verify.RequestCounter{}
 	metrics := controller.NewMetrics(requests, cache)
 	ctrlmetrics.Registry.MustRegister(metrics.Collectors()...)
-	transport := remote.DefaultTransport.(*http.Transport).Clone()
+	hosts, err := verify.NewHosts(verify.WithHostConcurrency(f.hostConcurrency))
+	if err != nil {
+		return fmt.Errorf("--registry-host-concurrency: %w", err)
+	}
 
 	r := &controller.GateReconciler{
 		Client:               mgr.GetClient(),
 		EventRecorder:        mgr.GetEventRecorder(controllerName),
 		ControllerName:       controllerName,
-		Transport:            transport,
+		Hosts:                hosts,
 		Cache:                cache,
 		RequestStats:         requests,
 		LookupTimeout:        f.lookupTimeout,

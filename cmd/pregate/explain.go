@@ -53,7 +53,7 @@ Exit codes as pregate check: 0 the image passes, 1 it is denied, 2 could not dec
 			if err != nil {
 				return err
 			}
-			verifier, err := pf.newVerifier(compiled)
+			verifier, err := pf.newVerifier(compiled, verify.WithEveryPlace())
 			if err != nil {
 				return err
 			}

@@ -37,6 +37,7 @@ type policyFlags struct {
 	unmatched   string
 
 	lookupTimeout time.Duration
+	imageTimeout  time.Duration
 }
 
 func (f *policyFlags) bind(cmd *cobra.Command) {
@@ -54,7 +55,8 @@ func (f *policyFlags) bind(cmd *cobra.Command) {
 	fs.StringVar(&f.trustedRoot, "trusted-root", "", "a trusted_root.json to use instead of the Sigstore public-good instance (a private Sigstore deployment)")
 	fs.StringVar(&f.tufCache, "tuf-cache", verify.DefaultTUFCacheDir(), "where the Sigstore public-good TUF metadata is cached")
 	fs.StringVar(&f.unmatched, "unmatched-images", string(gate.DenyUnmatched), "what happens to images no policy matches: allow, warn or deny")
-	fs.DurationVar(&f.lookupTimeout, "lookup-timeout", 10*time.Second, "the bound on each registry request")
+	fs.DurationVar(&f.lookupTimeout, "lookup-timeout", verify.DefaultLookupTimeout, "the bound on each registry request")
+	fs.DurationVar(&f.imageTimeout, "image-timeout", verify.DefaultImageTimeout, "the bound on verifying one image: every request, retry and wait for it")
 }
 
 // load reads and compiles the policies, fetching trust material as needed.
@@ -163,10 +165,10 @@ func (f *policyFlags) trustSource(ctx context.Context) config.TrustSource {
 }
 
 // newVerifier connects to registries for the compiled policies.
-func (f *policyFlags) newVerifier(c *config.Compiled) (*verify.Verifier, error) {
+func (f *policyFlags) newVerifier(c *config.Compiled, opts ...verify.VerifierOption) (*verify.Verifier, error) {
 	reg, err := verify.NewRegistry(verify.WithLookupTimeout(f.lookupTimeout), verify.WithUserAgent("pregate/"+buildVersion().Version))
 	if err != nil {
 		return nil, err
 	}
-	return verify.NewVerifier(reg, c.Verify)
+	return verify.NewVerifier(reg, c.Verify, append([]verify.VerifierOption{verify.WithImageTimeout(f.imageTimeout)}, opts...)...)
 }

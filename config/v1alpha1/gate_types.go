@@ -77,6 +77,22 @@ type GateSpec struct {
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	Interval metav1.Duration `json:"interval"`
 
+	// Timeout bounds verifying a revision's images, all of them, retries
+	// and waits included. An image not verified in time leaves the
+	// revision undecided (Ready=False, retried). Defaults to 5m.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// ImageTimeout bounds verifying one image: resolving it and finding
+	// its signatures, retries and waits included, against a registry that
+	// answers each request just in time. Defaults to 1m.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	ImageTimeout *metav1.Duration `json:"imageTimeout,omitempty"`
+
 	// Suspend stops the Gate from gating new revisions; its status keeps the
 	// last verdict.
 	// +optional

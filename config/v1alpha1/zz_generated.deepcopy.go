@@ -152,6 +152,16 @@ func (in *GateSpec) DeepCopyInto(out *GateSpec) {
 		(*in).DeepCopyInto(*out)
 	}
 	out.Interval = in.Interval
+	if in.Timeout != nil {
+		in, out := &in.Timeout, &out.Timeout
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.ImageTimeout != nil {
+		in, out := &in.ImageTimeout, &out.ImageTimeout
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.AllowGaps != nil {
 		in, out := &in.AllowGaps, &out.AllowGaps
 		*out = make([]GapKind, len(*in))

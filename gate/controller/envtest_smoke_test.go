@@ -15,7 +15,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +22,6 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/testenv"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -194,11 +192,15 @@ func newTestReconciler(scheme *runtime.Scheme, tufDir string) (*GateReconciler, 
 		}
 	}
 	eventLog = &eventRecorder{inner: testEnv.GetEventRecorder(testControllerName)}
+	hosts, err := verify.NewHosts()
+	if err != nil {
+		return nil, err
+	}
 	return &GateReconciler{
 		Client:               c,
 		EventRecorder:        eventLog,
 		ControllerName:       testControllerName,
-		Transport:            remote.DefaultTransport.(*http.Transport).Clone(),
+		Hosts:                hosts,
 		Cache:                cache,
 		RequestStats:         requests,
 		LookupTimeout:        testLookupTimeout,

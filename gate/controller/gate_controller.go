@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,8 +84,9 @@ type GateReconciler struct {
 	// ControllerName is the field manager of status patches.
 	ControllerName string
 
-	// Verification: one HTTP transport and one verdict cache for all Gates.
-	Transport     http.RoundTripper
+	// Verification: one set of registry hosts (connections, pings,
+	// per-host limits, Retry-After) and one verdict cache for all Gates.
+	Hosts         *verify.Hosts
 	Cache         *verify.Cache
 	RequestStats  *verify.RequestCounter
 	LookupTimeout time.Duration
@@ -213,12 +213,13 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, r.fail(obj, RenderFailedReason, err)
 	}
 
-	registry, err := verify.NewRegistry(verify.WithTransport(r.Transport), verify.WithKeychain(keychain),
+	registry, err := verify.NewRegistry(verify.WithHosts(r.Hosts), verify.WithKeychain(keychain),
 		verify.WithLookupTimeout(r.LookupTimeout), verify.WithStats(r.RequestStats))
 	if err != nil {
 		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
 	}
-	verifier, err := verify.NewVerifier(registry, compiled.Verify, verify.WithCache(r.Cache))
+	verifier, err := verify.NewVerifier(registry, compiled.Verify, verify.WithCache(r.Cache),
+		verify.WithImageTimeout(durationOr(obj.Spec.ImageTimeout, verify.DefaultImageTimeout)))
 	if err != nil {
 		return ctrl.Result{}, r.fail(obj, PolicyInvalidReason, err)
 	}
@@ -226,6 +227,7 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		Renderer: result.Gate(),
 		Verifier: verifier,
 		Config:   gate.Config{Policies: compiled.Gate, Unmatched: unmatchedImages(obj), AllowGaps: allowGaps(obj)},
+		Timeout:  durationOr(obj.Spec.Timeout, gate.DefaultTimeout),
 	}
 	verdict, err := g.Check(ctx, gate.Revision{Source: src.name, ID: revision})
 	if err != nil {
@@ -435,6 +437,10 @@ func validateSpec(obj *v1alpha1.Gate) error {
 		return errors.New("spec: sourceRef and kustomizationRef are mutually exclusive")
 	case obj.Spec.Interval.Duration <= 0:
 		return errors.New("spec.interval: must be positive")
+	case obj.Spec.Timeout != nil && obj.Spec.Timeout.Duration <= 0:
+		return errors.New("spec.timeout: must be positive")
+	case obj.Spec.ImageTimeout != nil && obj.Spec.ImageTimeout.Duration <= 0:
+		return errors.New("spec.imageTimeout: must be positive")
 	}
 	if ref := obj.Spec.SourceRef; ref != nil {
 		if _, err := newSource(ref.Kind); err != nil {
@@ -665,6 +671,14 @@ func unmatchedImages(obj *v1alpha1.Gate) gate.Unmatched {
 		return u
 	}
 	return gate.DenyUnmatched
+}
+
+// durationOr is d's duration, or def when d is not set.
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
 }
 
 // allowGaps lists the kinds of coverage gap the Gate lets through.
