@@ -116,8 +116,10 @@ func addrKind(a netip.Addr) string {
 		return "a link-local address"
 	case a.IsPrivate():
 		return "a private address"
-	case a.IsUnspecified():
+	case a.IsUnspecified(), thisNetwork.Contains(a):
 		return "an unspecified address"
+	case sharedSpace.Contains(a):
+		return "a shared (carrier-grade NAT) address"
 	}
 	return "a non-public address"
 }
@@ -227,7 +229,7 @@ func (d *guardedDialer) vet(ctx context.Context, g dialGuard, network, addr stri
 		return ips, nil
 	}
 	for _, ip := range ips {
-		if isPrivateAddr(ip.String()) {
+		if nonPublic(ip) {
 			return nil, &dialRefusedError{dial: addr, host: host, addr: ip, literal: literal, origin: g.origin}
 		}
 	}
@@ -472,7 +474,7 @@ func originIsPrivate(ctx context.Context, r ipResolver, host string) bool {
 		return false
 	}
 	for _, ip := range ips {
-		if !isPrivateAddr(ip.String()) {
+		if !nonPublic(ip) {
 			return false
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/registry"
 )
 
 // fakeResolver answers LookupNetIP from answers: a host's successive
@@ -535,5 +539,56 @@ func TestGuardTransport_keepsBase(t *testing.T) {
 	}
 	if rt := newGuardedRoundTripper(base); rt.checked == rt.unchecked || rt.checked.DialContext == nil || rt.unchecked.DialContext == nil {
 		t.Errorf("newGuardedRoundTripper() = %+v, want two guarded transports", rt)
+	}
+}
+
+// guardRecorder records the dial guard of every request it passes on.
+type guardRecorder struct {
+	inner http.RoundTripper
+	mu    sync.Mutex
+	seen  []dialGuard
+	none  int
+}
+
+func (g *guardRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	g.mu.Lock()
+	if dg, ok := dialGuardFrom(req.Context()); ok {
+		g.seen = append(g.seen, dg)
+	} else {
+		g.none++
+	}
+	g.mu.Unlock()
+	return g.inner.RoundTrip(req)
+}
+
+// TestRegistry_requestsCarryTheDialGuard: every request a Registry sends
+// (the ping, the resolve, every place, manifest and blob) carries the
+// guard of its registry, so that a redirect or a token realm is vetted at
+// dial time; and the default transport is the guarded one.
+func TestRegistry_requestsCarryTheDialGuard(t *testing.T) {
+	t.Parallel()
+	if h, err := NewHosts(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := h.transport.(*guardedTransport); !ok {
+		t.Errorf("NewHosts() transport is a %T, want the guarded transport", h.transport)
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	rec := &guardRecorder{inner: http.DefaultTransport.(*http.Transport).Clone()}
+	r, err := NewRegistry(WithKeychain(authn.NewMultiKeychain()), WithTransport(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Discover(t.Context(), Subject{Repository: host + "/app", Digest: "sha256:" + strings.Repeat("a", 64)})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.none != 0 || len(rec.seen) < 5 {
+		t.Fatalf("%d requests carried a guard and %d none; want every request guarded (a ping and four places at least)", len(rec.seen), rec.none)
+	}
+	for _, g := range rec.seen {
+		if g.origin != "127.0.0.1" || !g.originPrivate {
+			t.Errorf("guard = %+v, want origin 127.0.0.1, private", g)
+		}
 	}
 }

@@ -582,9 +582,32 @@ func isPrivateAddr(host string) bool {
 			return false
 		}
 	}
+	return nonPublic(addr)
+}
+
+// Ranges no registry's redirect or token realm may lead into, beyond what
+// netip classifies: "this network" (0.0.0.0/8), the shared address space
+// of carrier-grade NAT (100.64.0.0/10, where some clouds answer metadata
+// requests: 100.100.100.200), and IPv4 reached through NAT64
+// (64:ff9b::/96).
+var (
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+	sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+	nat64       = netip.MustParsePrefix("64:ff9b::/96")
+)
+
+// nonPublic reports whether addr is loopback, private, link-local,
+// unspecified or in one of the ranges above, in any IPv6 form of an IPv4
+// address.
+func nonPublic(addr netip.Addr) bool {
 	addr = addr.Unmap()
+	if nat64.Contains(addr) {
+		b := addr.As16()
+		addr = netip.AddrFrom4([4]byte(b[12:]))
+	}
 	return addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() ||
-		addr.IsLinkLocalMulticast() || addr.IsUnspecified()
+		addr.IsLinkLocalMulticast() || addr.IsUnspecified() ||
+		thisNetwork.Contains(addr) || sharedSpace.Contains(addr)
 }
 
 // parseLegacyIPv4 parses the inet_aton forms of an IPv4 address: one to four
