@@ -1,16 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/render"
 )
 
 // verdictReport is the JSON document `pregate check -o json` prints; its
@@ -30,6 +35,7 @@ func newCheckCmd() *cobra.Command {
 		format      outputFormat
 		concurrency int
 		timeout     time.Duration
+		pinDir      string
 	)
 	cmd := &cobra.Command{
 		Use:   "check PATH...",
@@ -94,12 +100,18 @@ decide (a render error, an unreachable registry, a bad policy).`,
 			if err != nil {
 				return err
 			}
+			if pinDir != "" {
+				if err := writePinned(cmd.ErrOrStderr(), pinDir, revs, verdict); err != nil {
+					return err
+				}
+			}
 			return verdictExit(verdict.Allowed, verdict.Undecided)
 		},
 	}
 	rf.bind(cmd)
 	pf.bind(cmd)
 	cmd.Flags().IntVar(&concurrency, "concurrency", 8, "how many images are verified at once")
+	cmd.Flags().StringVar(&pinDir, "pin-digests", "", "when the revision is allowed, write its rendered manifests to this directory with every checked image pinned to the digest verified (repository:tag@sha256:…), one file per PATH, for CI to apply exactly what was checked")
 	cmd.Flags().DurationVar(&timeout, "timeout", gate.DefaultTimeout, "the bound on verifying all of the revision's images; what is not verified in time leaves the verdict undecided")
 	addOutputFlag(cmd, &format)
 	return cmd
@@ -133,6 +145,64 @@ func renderAll(ctx context.Context, rf *renderFlags, paths []string) ([]*revisio
 		merged.Gaps = append(merged.Gaps, r.Gaps...)
 	}
 	return revs, merged, nil
+}
+
+// writePinned writes, when v allows the revision, each path's rendered
+// objects to dir/<path>.yaml with every image v resolved to a digest
+// pinned to it (a tag can move after the check; the digest cannot).
+// Nothing is written for a revision that is not allowed: there is nothing
+// to apply.
+func writePinned(stderr io.Writer, dir string, revs []*revision, v gate.Verdict) error {
+	if !v.Allowed {
+		_, err := fmt.Fprintf(stderr, "pregate: --pin-digests: nothing written to %s: the revision is not allowed\n", dir)
+		return err
+	}
+	pinned := map[string]string{}
+	for _, iv := range v.Images {
+		if iv.Pinned != "" {
+			pinned[iv.Ref] = iv.Pinned
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--pin-digests: %w", err)
+	}
+	written := map[string]string{}
+	for _, rev := range revs {
+		name := pinnedFileName(rev.Path)
+		if other, dup := written[name]; dup {
+			return fmt.Errorf("--pin-digests: paths %s and %s would both be written to %s", other, rev.Path, name)
+		}
+		written[name] = rev.Path
+		objs, n := render.Pin(rev.Result.Objects, pinned)
+		var b bytes.Buffer
+		for i, o := range objs {
+			y, err := yaml.Marshal(o.Content)
+			if err != nil {
+				return fmt.Errorf("--pin-digests: encoding %s: %w", o.ID(), err)
+			}
+			if i > 0 {
+				b.WriteString("---\n")
+			}
+			b.Write(y)
+		}
+		file := filepath.Join(dir, name)
+		if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil { //nolint:gosec // manifests to apply, not secrets
+			return fmt.Errorf("--pin-digests: %w", err)
+		}
+		if _, err := fmt.Fprintf(stderr, "pregate: wrote %s: %d objects, %d images pinned\n", file, len(objs), n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pinnedFileName names the file of a rendered path: "clusters/prod" is
+// "clusters-prod.yaml", the root "root.yaml".
+func pinnedFileName(path string) string {
+	if path == "." || path == "" {
+		return "root.yaml"
+	}
+	return strings.ReplaceAll(path, "/", "-") + ".yaml"
 }
 
 func revisionOf(revs []*revision) gate.Revision {

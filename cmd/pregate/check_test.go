@@ -248,3 +248,53 @@ func TestExplainCmd(t *testing.T) {
 		t.Errorf("explanation = %+v", ex)
 	}
 }
+
+// TestCheckCmd_pinDigests: an allowed revision is written with each
+// checked image pinned to the digest verified, so that what CI applies is
+// what was checked; a blocked one is not written.
+func TestCheckCmd_pinDigests(t *testing.T) {
+	t.Parallel()
+	reg := newSignedRegistry(t)
+
+	dir := manifests(t, reg.signed, reg.others)
+	out := filepath.Join(t.TempDir(), "pinned")
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), append([]string{"check", dir, "--root", dir, "--pin-digests", out, "--unmatched-images", "allow", "-o", "json"}, reg.flags()...), &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit code = %d; stderr: %s", code, stderr.String())
+	}
+	var doc struct{ Images []struct{ Ref, Digest, Pinned string } }
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var pinned string
+	for _, img := range doc.Images {
+		if img.Ref == reg.signed {
+			pinned = img.Pinned
+			if pinned != reg.signed+"@"+img.Digest || img.Digest == "" {
+				t.Errorf("pinned = %q, want %s@<digest %s>", pinned, reg.signed, img.Digest)
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "root.yaml"))
+	if err != nil {
+		t.Fatalf("reading the pinned manifests: %v (stderr: %s)", err, stderr.String())
+	}
+	if !strings.Contains(string(b), "image: "+pinned+"\n") || !strings.Contains(string(b), "image: "+reg.others+"\n") {
+		t.Errorf("pinned manifests lack %s (pinned) or %s (not checked, as written):\n%s", pinned, reg.others, b)
+	}
+	if !strings.Contains(stderr.String(), "1 images pinned") {
+		t.Errorf("stderr = %q, want it to say how many images were pinned", stderr.String())
+	}
+
+	blocked := filepath.Join(t.TempDir(), "blocked")
+	stderr.Reset()
+	bdir := manifests(t, reg.unsigned)
+	code = run(t.Context(), append([]string{"check", bdir, "--root", bdir, "--pin-digests", blocked}, reg.flags()...), &stdout, &stderr)
+	if code != exitBlocked {
+		t.Fatalf("exit code = %d, want blocked", code)
+	}
+	if _, err := os.Stat(blocked); err == nil || !strings.Contains(stderr.String(), "nothing written") {
+		t.Errorf("a blocked revision was written, or not said so: %v, %q", err, stderr.String())
+	}
+}
