@@ -25,7 +25,7 @@ import (
 // variable env names, or fails the test saying how to build it: target
 // (the make invocation that builds it, into path) or `make test`, which
 // builds every binary the e2e tests need and sets the variables.
-func e2eBinary(t *testing.T, env, what, target, path string) string {
+func e2eBinary(t testing.TB, env, what, target, path string) string {
 	t.Helper()
 	p := os.Getenv(env)
 	if p == "" {
@@ -61,7 +61,7 @@ func (r binaryRun) String() string {
 // (nothing is inherited), bounded by timeout, and returns what it printed
 // and its exit code. It fails the test if the binary could not be run or
 // was killed.
-func runBinary(t *testing.T, timeout time.Duration, dir string, env []string, bin string, args ...string) binaryRun {
+func runBinary(t testing.TB, timeout time.Duration, dir string, env []string, bin string, args ...string) binaryRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
@@ -96,7 +96,7 @@ type offlineBinary struct {
 // run runs the binary with args and fails the test if the run sent a
 // request off the machine (the sentinel refused it, so the run may have
 // gone on without what it wanted).
-func (b *offlineBinary) run(t *testing.T, args ...string) binaryRun {
+func (b *offlineBinary) run(t testing.TB, args ...string) binaryRun {
 	t.Helper()
 	before := len(b.sentinel.Requests())
 	r := runBinary(t, offlineTimeout, b.dir, b.env, b.bin, args...)
@@ -117,7 +117,7 @@ const offlineTimeout = 2 * time.Minute
 // proxies loopback addresses, so the test registries are reached
 // directly). Nothing of the caller's environment is inherited: no
 // credentials, no user configuration, no COSIGN_* or SIGSTORE_* variables.
-func offlineEnv(t *testing.T, root string, sentinel *networkSentinel) []string {
+func offlineEnv(t testing.TB, root string, sentinel *networkSentinel) []string {
 	t.Helper()
 	dirs := map[string]string{
 		"HOME":            "home",
@@ -152,7 +152,7 @@ type networkSentinel struct {
 	seen []string
 }
 
-func newNetworkSentinel(t *testing.T) *networkSentinel {
+func newNetworkSentinel(t testing.TB) *networkSentinel {
 	t.Helper()
 	s := &networkSentinel{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -33,7 +33,7 @@ const slsaProvenanceV1 = "https://slsa.dev/provenance/v1"
 // holds the keys, the predicate and the signing config.
 type cosignCLI struct{ offlineBinary }
 
-func (c *cosignCLI) mustRun(t *testing.T, args ...string) binaryRun {
+func (c *cosignCLI) mustRun(t testing.TB, args ...string) binaryRun {
 	t.Helper()
 	r := c.run(t, args...)
 	if r.code != 0 {
@@ -58,7 +58,7 @@ var (
 )
 
 // sign signs ref with the key pair whose private key is keyFile.
-func (c *cosignCLI) sign(t *testing.T, keyFile, ref string, format []string) {
+func (c *cosignCLI) sign(t testing.TB, keyFile, ref string, format []string) {
 	t.Helper()
 	args := append([]string{"sign", "--key", keyFile, "--allow-http-registry", "-y"}, format...)
 	c.mustRun(t, append(args, ref)...)
@@ -95,7 +95,7 @@ type pregateVerdict struct {
 	gate.Verdict
 }
 
-func decodeJSON(t *testing.T, r binaryRun, v any) {
+func decodeJSON(t testing.TB, r binaryRun, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
 		t.Fatalf("decoding the JSON output: %v\n%s", err, r)
@@ -118,7 +118,7 @@ func keyHint(t *testing.T, pubFile string) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
-func writeTestFile(t *testing.T, path, content string) {
+func writeTestFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func writeTestFile(t *testing.T, path, content string) {
 }
 
 // cosignVersion asserts the binary is cosign v3 and returns its version.
-func cosignVersion(t *testing.T, c *cosignCLI) string {
+func cosignVersion(t testing.TB, c *cosignCLI) string {
 	t.Helper()
 	r := c.mustRun(t, "version", "--json")
 	var v struct{ GitVersion string }

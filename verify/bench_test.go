@@ -3,6 +3,7 @@ package verify_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -19,49 +20,41 @@ type fixedRendering gate.Rendered
 
 func (r fixedRendering) Render(context.Context) (gate.Rendered, error) { return gate.Rendered(r), nil }
 
-// BenchmarkCheck200 is `pregate check` without its render step: gate.Check
-// of a revision with 200 distinct images, each in its own repository and
-// referenced by tag, each signed keyless with a cosign v3 bundle, against
-// one enforce policy that matches them all. Half the images are in a
-// loopback registry with the OCI referrers API (their bundles are found
-// there), half in one without it (their bundles are in the sha256-<hex>
-// fallback tag), as on a mixed fleet of registries.
-//
-//   - cold: a new Registry and Verifier each iteration, as each `pregate
-//     check` run starts: every repository is pinged, every tag resolved,
-//     every digest discovered and every bundle verified.
-//   - warm: a new Registry and Verifier each iteration, as each controller
-//     reconcile has, sharing one verify.Cache that holds the previous
-//     iterations' verdicts: every tag is still resolved (tags move), and the
-//     verdict for the digest comes from the cache.
-//
-// It reports images/s, registry-requests/image (Registry.Requests) and
-// peak-RSS-MiB, the process's peak resident set (getrusage ru_maxrss),
-// which includes the setup: the in-memory registries and the signing.
-// Setup (pushing and signing 200 images) is not timed. The test Sigstore's
-// certificates are valid for minutes (see verifytest.Sigstore): keep runs
-// short, -benchtime 3x, say.
-func BenchmarkCheck200(b *testing.B) {
-	const images = 200
-	ss := verifytest.NewSigstore(b)
-	hosts := []string{
-		verifytest.NewRegistry(b, verifytest.WithReferrersAPI(true)),
-		verifytest.NewRegistry(b, verifytest.WithReferrersAPI(false)),
+// benchImages is how many images BenchmarkCheck200 verifies.
+const benchImages = 200
+
+// checkFixture is a registry holding benchImages images, each in its own
+// repository, referenced by tag and signed keyless with a cosign v3
+// bundle, read through a TLS Front (as real registries are served), and
+// the rendering and policy that check them.
+type checkFixture struct {
+	front    *verifytest.Front
+	rev      fixedRendering
+	policies []*verify.Policy
+	cfg      gate.Config
+}
+
+// newCheckFixture pushes and signs the images. referrers says whether the
+// registry has the OCI referrers API (the bundles are listed there) or not
+// (they are in the sha256-<hex> fallback tag); redirect makes the Front
+// answer the referrers API with a 303 to another host, as GHCR has.
+func newCheckFixture(b *testing.B, ss *verifytest.Sigstore, referrers, redirect bool) *checkFixture {
+	b.Helper()
+	host := verifytest.NewRegistry(b, verifytest.WithReferrersAPI(referrers))
+	front := verifytest.NewFront(b, host, verifytest.WithTLS())
+	if redirect {
+		front.On(`/referrers/`, front.RedirectToBlackHole(http.StatusSeeOther))
 	}
-	var globs []*gate.Glob
-	for _, h := range hosts {
-		g, err := gate.CompileGlob(h + "/**")
-		if err != nil {
-			b.Fatal(err)
-		}
-		globs = append(globs, g)
+	g, err := gate.CompileGlob(front.Host() + "/**")
+	if err != nil {
+		b.Fatal(err)
 	}
-	var rev fixedRendering
-	for i := range images {
-		ref := fmt.Sprintf("%s/team-%d/app-%03d:1.%d", hosts[i%len(hosts)], i%10, i, i)
-		img, dig := verifytest.PushRandomImage(b, ref)
+	f := &checkFixture{front: front}
+	for i := range benchImages {
+		repo := fmt.Sprintf("team-%d/app-%03d:1.%d", i%10, i, i)
+		img, dig := verifytest.PushRandomImage(b, host+"/"+repo)
 		verifytest.PushBundle(b, img, ss.MustSignImage(b, goodIdentity, ghIssuer, dig), verifytest.CosignSignPredicateType)
-		rev.Images = append(rev.Images, gate.Image{Ref: ref, Locations: []gate.Location{{
+		f.rev.Images = append(f.rev.Images, gate.Image{Ref: front.Host() + "/" + repo, Locations: []gate.Location{{
 			File:      "apps/app.yaml",
 			Object:    fmt.Sprintf("Deployment/apps/app-%03d", i),
 			Container: "app",
@@ -70,65 +63,122 @@ func BenchmarkCheck200(b *testing.B) {
 	}
 	policy := firstPartyPolicy(ss.Material())
 	policy.Fingerprint = "bench" // as config.Compile sets it; an empty one is never shared
-	policies := []*verify.Policy{policy}
-	cfg := gate.Config{
-		Policies:  []gate.Policy{{Name: "first-party", Images: globs, Mode: gate.Enforce}},
-		Unmatched: gate.DenyUnmatched,
-	}
-	revision := gate.Revision{Source: "bench", ID: "main@sha1:0000000000000000000000000000000000000000"}
-	check := func(b *testing.B, v *verify.Verifier) {
-		g := gate.Gate{Renderer: rev, Verifier: v, Config: cfg, Concurrency: 8}
-		verdict, err := g.Check(b.Context(), revision)
-		if err != nil {
-			b.Fatalf("Check() = %v", err)
-		}
-		if !verdict.Allowed || verdict.Summary.Verified != images {
-			b.Fatalf("Check() verified %d of %d images (allowed %t): %s", verdict.Summary.Verified, images, verdict.Allowed, verdict.Message)
-		}
-	}
+	f.policies = []*verify.Policy{policy}
+	f.cfg = gate.Config{Policies: []gate.Policy{{Name: "first-party", Images: []*gate.Glob{g}, Mode: gate.Enforce}}, Unmatched: gate.DenyUnmatched}
+	return f
+}
 
-	b.Run("cold", func(b *testing.B) {
-		b.ReportAllocs()
-		requests, runs := 0, 0
-		for b.Loop() {
-			r := newRegistry(b)
-			v, err := verify.NewVerifier(r, policies)
+// check runs one gate.Check of the fixture's revision with v.
+func (f *checkFixture) check(b *testing.B, v *verify.Verifier) {
+	b.Helper()
+	g := gate.Gate{Renderer: f.rev, Verifier: v, Config: f.cfg, Concurrency: 8}
+	verdict, err := g.Check(b.Context(), gate.Revision{Source: "bench", ID: "main@sha1:0000000000000000000000000000000000000000"})
+	if err != nil {
+		b.Fatalf("Check() = %v", err)
+	}
+	if !verdict.Allowed || verdict.Summary.Verified != benchImages {
+		b.Fatalf("Check() verified %d of %d images (allowed %t): %s", verdict.Summary.Verified, benchImages, verdict.Allowed, verdict.Message)
+	}
+}
+
+// registry returns a new Registry reading through the fixture's TLS Front,
+// sharing hosts when given.
+func (f *checkFixture) registry(b *testing.B, hosts *verify.Hosts) *verify.Registry {
+	b.Helper()
+	if hosts == nil {
+		return newRegistry(b, verify.WithTransport(verifytest.TransportTrusting(f.front.Pool())))
+	}
+	return newRegistry(b, verify.WithHosts(hosts))
+}
+
+// BenchmarkCheck200 is `pregate check` without its render step: gate.Check
+// of a revision with 200 distinct images, each in its own repository and
+// referenced by tag, each signed keyless with a cosign v3 bundle, against
+// one enforce policy that matches them all, in a loopback registry served
+// over TLS. It runs for each place the bundles can be found:
+//
+//   - referrers: the registry has the OCI referrers API, which lists them;
+//   - fallback: it has none; they are in the sha256-<hex> fallback tag;
+//   - 303: the referrers API redirects to another host (GHCR has), and
+//     the fallback tag holds them (the registry behind has no referrers
+//     API, so its writers kept the tag).
+//
+// and each as
+//
+//   - cold: a new Registry and Verifier each iteration, as each `pregate
+//     check` run starts: every registry pinged, every tag resolved, every
+//     digest discovered and every bundle verified;
+//   - warm: a new Registry and Verifier each iteration, as each controller
+//     reconcile has, sharing the controller's Hosts and one verify.Cache
+//     that holds the previous iterations' verdicts: every tag is still
+//     resolved (tags move), and the verdict for the digest comes from the
+//     cache.
+//
+// It reports images/s, registry-requests/image (what the Registry sent,
+// pings and retries included) and peak-RSS-MiB, the process's peak
+// resident set (getrusage ru_maxrss), which includes the setup: the
+// in-memory registries and the signing. Setup (pushing and signing 200
+// images per place) is not timed. The test Sigstore's certificates are
+// valid for minutes (see verifytest.Sigstore): keep runs short,
+// -benchtime 3x, say.
+func BenchmarkCheck200(b *testing.B) {
+	ss := verifytest.NewSigstore(b)
+	for _, place := range []struct {
+		name                string
+		referrers, redirect bool
+	}{
+		{"referrers", true, false},
+		{"fallback", false, false},
+		{"303", false, true},
+	} {
+		f := newCheckFixture(b, ss, place.referrers, place.redirect)
+		b.Run("cold/"+place.name, func(b *testing.B) {
+			b.ReportAllocs()
+			requests, runs := 0, 0
+			for b.Loop() {
+				r := f.registry(b, nil)
+				v, err := verify.NewVerifier(r, f.policies)
+				if err != nil {
+					b.Fatal(err)
+				}
+				f.check(b, v)
+				requests += r.Requests().Total
+				runs++
+			}
+			reportCheck(b, benchImages*runs, requests)
+		})
+
+		b.Run("warm/"+place.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cache, err := verify.NewCache(time.Hour)
 			if err != nil {
 				b.Fatal(err)
 			}
-			check(b, v)
-			requests += r.Requests().Total
-			runs++
-		}
-		reportCheck(b, images*runs, requests)
-	})
-
-	b.Run("warm", func(b *testing.B) {
-		b.ReportAllocs()
-		cache, err := verify.NewCache(time.Hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-		run := func() int {
-			r := newRegistry(b)
-			v, err := verify.NewVerifier(r, policies, verify.WithCache(cache))
+			hosts, err := verify.NewHosts(verify.WithHostsTransport(verifytest.TransportTrusting(f.front.Pool())))
 			if err != nil {
 				b.Fatal(err)
 			}
-			check(b, v)
-			return r.Requests().Total
-		}
-		run() // fills the cache
-		requests, runs := 0, 0
-		for b.Loop() {
-			requests += run()
-			runs++
-		}
-		if s := cache.Stats(); s.Hits < uint64(images*runs) {
-			b.Fatalf("cache hits = %d, want at least %d", s.Hits, images*runs)
-		}
-		reportCheck(b, images*runs, requests)
-	})
+			run := func() int {
+				r := f.registry(b, hosts)
+				v, err := verify.NewVerifier(r, f.policies, verify.WithCache(cache))
+				if err != nil {
+					b.Fatal(err)
+				}
+				f.check(b, v)
+				return r.Requests().Total
+			}
+			run() // fills the cache
+			requests, runs := 0, 0
+			for b.Loop() {
+				requests += run()
+				runs++
+			}
+			if s := cache.Stats(); s.Hits < uint64(benchImages*runs) {
+				b.Fatalf("cache hits = %d, want at least %d", s.Hits, benchImages*runs)
+			}
+			reportCheck(b, benchImages*runs, requests)
+		})
+	}
 }
 
 // reportCheck reports the throughput, the requests per image and the

@@ -11,7 +11,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -144,6 +146,7 @@ type Front struct {
 	proxy    http.Handler
 	user     string
 	pass     string
+	tls      bool
 	closing  chan struct{}
 
 	mu    sync.Mutex
@@ -169,6 +172,13 @@ func WithBasicAuth(user, pass string) FrontOption {
 	return func(f *Front) { f.user, f.pass = user, pass }
 }
 
+// WithTLS makes the Front serve HTTPS, as real registries do, with a
+// certificate for 127.0.0.1 and ::1 that only Pool (or CertPEM) trusts;
+// HTTP/2 is offered.
+func WithTLS() FrontOption {
+	return func(f *Front) { f.tls = true }
+}
+
 // NewFront starts a Front for the registry at upstream (host:port). Push
 // through the registry itself and read through the Front: the Front's rules
 // apply to writes too.
@@ -188,7 +198,14 @@ func NewFront(t testing.TB, upstream string, opts ...FrontOption) *Front {
 	for _, o := range opts {
 		o(f)
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if f.tls {
+		f.srv.EnableHTTP2 = true
+		f.srv.StartTLS()
+	} else {
+		f.srv.Start()
+	}
 	t.Cleanup(f.srv.Close)
 	// Cleanups run last-registered first: release blocked answers before
 	// the server waits for them.
@@ -197,7 +214,29 @@ func NewFront(t testing.TB, upstream string, opts ...FrontOption) *Front {
 }
 
 // Host returns the Front's host:port.
-func (f *Front) Host() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+func (f *Front) Host() string {
+	return strings.TrimPrefix(strings.TrimPrefix(f.srv.URL, "http://"), "https://")
+}
+
+// Pool returns a pool that trusts the certificate of a Front made
+// WithTLS, and only it (nil for a plain HTTP Front).
+func (f *Front) Pool() *x509.CertPool {
+	if !f.tls {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(f.srv.Certificate())
+	return pool
+}
+
+// CertPEM returns the certificate of a Front made WithTLS in PEM form,
+// for a program under test to trust (SSL_CERT_FILE); nil for plain HTTP.
+func (f *Front) CertPEM() []byte {
+	if !f.tls {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificate().Raw})
+}
 
 // Ref returns ref ("host/repo:tag" or "host/repo@sha256:…") with its
 // registry replaced by the Front.
