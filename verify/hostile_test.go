@@ -118,10 +118,12 @@ func TestHosts_concurrency(t *testing.T) {
 	front.On(`^/v2/.+`, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		for m := most.Load(); n > m; m = most.Load() {
+			if most.CompareAndSwap(m, n) {
+				break
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
-		next.ServeHTTP(w, r)
+		delay(10*time.Millisecond)(w, r, next) // held, so that requests overlap
 	})
 	var refs []string
 	for i := range 12 {

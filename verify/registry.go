@@ -660,6 +660,8 @@ type answer struct {
 	trace *redirectTrace
 	// waitErr says why a retryable answer was not tried again.
 	waitErr error
+	// timedOut says the request's own timeout ended it.
+	timedOut bool
 }
 
 // do sends one request and returns the answer and the Lookup that records
@@ -680,10 +682,10 @@ func (s *session) do(ctx context.Context, rq request) (answer, Lookup) {
 	}
 	ctx = withDialGuard(ctx, s.repo.RegistryStr(), s.private)
 	for attempt := 1; ; attempt++ {
-		a, err, timeout := s.attempt(ctx, rq, &u)
+		a, err := s.attempt(ctx, rq, &u)
 		l.Attempts, l.Status = attempt, a.status
 		var over *limitError
-		retry := (err != nil && ctx.Err() == nil && !timeout && !errors.As(err, &over) && !errors.Is(err, errDeadlineTooSoon)) ||
+		retry := (err != nil && ctx.Err() == nil && !a.timedOut && !errors.As(err, &over) && !errors.Is(err, errDeadlineTooSoon)) ||
 			(err == nil && retryable(a.status))
 		if retry && attempt < maxAttempts {
 			d, fromServer := retryDelay(attempt, a.header, s.reg.hosts.now())
@@ -698,30 +700,30 @@ func (s *session) do(ctx context.Context, rq request) (answer, Lookup) {
 			}
 		}
 		if err != nil {
-			l.Err = s.describe(ctx, timeout, a.trace, err)
+			l.Err = s.describe(ctx, a.timedOut, a.trace, err)
 		}
 		l.Duration = time.Since(start)
 		return a, l
 	}
 }
 
-// attempt sends rq once, within the host's slots and the request timeout.
-// timeout says err is that timeout's.
-func (s *session) attempt(ctx context.Context, rq request, u *url.URL) (a answer, err error, timeout bool) {
+// attempt sends rq once, within the host's slots and the request timeout
+// (a.timedOut says an error is that timeout's).
+func (s *session) attempt(ctx context.Context, rq request, u *url.URL) (a answer, err error) {
 	a.trace = &redirectTrace{}
 	release, err := s.reg.hosts.acquire(ctx, u.Host, s.reg.timeout)
 	if err != nil {
-		return a, err, false
+		return a, err
 	}
 	defer release()
 	lctx, cancel := context.WithTimeout(ctx, s.reg.timeout)
 	defer cancel()
-	defer func() { timeout = err != nil && ctx.Err() == nil && errors.Is(lctx.Err(), context.DeadlineExceeded) }()
+	defer func() { a.timedOut = err != nil && ctx.Err() == nil && errors.Is(lctx.Err(), context.DeadlineExceeded) }()
 	lctx = context.WithValue(lctx, redirectTraceKey{}, a.trace)
 
 	req, err := http.NewRequestWithContext(lctx, rq.method, u.String(), nil)
 	if err != nil {
-		return a, err, false
+		return a, err
 	}
 	if len(rq.accept) > 0 {
 		req.Header.Set("Accept", strings.Join(rq.accept, ", "))
@@ -732,7 +734,7 @@ func (s *session) attempt(ctx context.Context, rq request, u *url.URL) (a answer
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return a, err, false
+		return a, err
 	}
 	defer resp.Body.Close()
 	a.status, a.header = resp.StatusCode, resp.Header
@@ -741,25 +743,25 @@ func (s *session) attempt(ctx context.Context, rq request, u *url.URL) (a answer
 		if loc, err := resp.Location(); err == nil {
 			a.location = loc
 		}
-		return a, nil, false
+		return a, nil
 	case resp.StatusCode != http.StatusOK:
 		a.errBody, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return a, nil, false
+		return a, nil
 	case rq.method == http.MethodHead:
-		return a, nil, false
+		return a, nil
 	}
 	if resp.ContentLength > rq.limit {
-		return a, &limitError{fmt.Sprintf("answer of %d bytes is over the %d-byte limit", resp.ContentLength, rq.limit)}, false
+		return a, &limitError{fmt.Sprintf("answer of %d bytes is over the %d-byte limit", resp.ContentLength, rq.limit)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, rq.limit+1))
 	if err != nil {
-		return a, fmt.Errorf("reading answer: %w", err), false
+		return a, fmt.Errorf("reading answer: %w", err)
 	}
 	if int64(len(body)) > rq.limit {
-		return a, &limitError{fmt.Sprintf("answer is over the %d-byte limit", rq.limit)}, false
+		return a, &limitError{fmt.Sprintf("answer is over the %d-byte limit", rq.limit)}
 	}
 	a.body = body
-	return a, nil, false
+	return a, nil
 }
 
 // limitError is an answer over a size limit: sending the request again

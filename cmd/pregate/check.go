@@ -163,7 +163,7 @@ func writePinned(stderr io.Writer, dir string, revs []*revision, v gate.Verdict)
 			pinned[iv.Ref] = iv.Pinned
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("--pin-digests: %w", err)
 	}
 	written := map[string]string{}
@@ -186,7 +186,7 @@ func writePinned(stderr io.Writer, dir string, revs []*revision, v gate.Verdict)
 			b.Write(y)
 		}
 		file := filepath.Join(dir, name)
-		if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil { //nolint:gosec // manifests to apply, not secrets
+		if err := os.WriteFile(file, b.Bytes(), 0o600); err != nil {
 			return fmt.Errorf("--pin-digests: %w", err)
 		}
 		if _, err := fmt.Fprintf(stderr, "pregate: wrote %s: %d objects, %d images pinned\n", file, len(objs), n); err != nil {

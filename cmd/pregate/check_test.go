@@ -263,7 +263,9 @@ func TestCheckCmd_pinDigests(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit code = %d; stderr: %s", code, stderr.String())
 	}
-	var doc struct{ Images []struct{ Ref, Digest, Pinned string } }
+	var doc struct {
+		Images []struct{ Ref, Digest, Pinned string }
+	}
 	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}

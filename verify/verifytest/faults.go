@@ -279,7 +279,7 @@ func HugeIndex(entries int) Behaviour {
 	entries = max(entries, 0)
 	entry := func(buf []byte, i int) []byte {
 		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(i))
+		binary.BigEndian.PutUint64(n[:], uint64(i)) //nolint:gosec // i counts entries from 0: never negative
 		d := sha256.Sum256(n[:])
 		buf = append(buf, `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:`...)
 		buf = hex.AppendEncode(buf, d[:])
@@ -372,7 +372,7 @@ func newAmplification(repo string, subject gcrv1.Descriptor, manifests, layers i
 	for i := range manifests {
 		ls := make([]gcrv1.Descriptor, layers)
 		for j := range ls {
-			b := []byte{byte((i*layers + j) % 256)}
+			b := []byte{byte((i*layers + j) % 256)} //nolint:gosec // reduced to a byte on purpose
 			d, err := descriptorOf(b, BundleMediaType)
 			if err != nil {
 				return nil, err

@@ -515,7 +515,7 @@ func TestGzipBomb(t *testing.T) {
 func TestSplitView(t *testing.T) {
 	t.Parallel()
 	host := verifytest.NewRegistry(t)
-	_, real := verifytest.PushRandomImage(t, host+"/app:v1")
+	_, realDigest := verifytest.PushRandomImage(t, host+"/app:v1")
 	_, decoy := verifytest.PushRandomImage(t, host+"/app:decoy")
 	_, decoyRaw := mustDo(t, newClient(t), http.MethodGet, "http://"+host+"/v2/app/manifests/"+decoy)
 	front := verifytest.NewFront(t, host)
@@ -529,8 +529,8 @@ func TestSplitView(t *testing.T) {
 		t.Errorf("HEAD: digest %s, Content-Length %d; want the decoy's %s, %d", head.Header.Get("Docker-Content-Digest"), head.ContentLength, decoy, len(decoyRaw))
 	}
 	get, b := mustDo(t, client, http.MethodGet, u)
-	if sha(b) != real || get.Header.Get("Docker-Content-Digest") != real {
-		t.Errorf("GET: body %s, header %s; want %s", sha(b), get.Header.Get("Docker-Content-Digest"), real)
+	if sha(b) != realDigest || get.Header.Get("Docker-Content-Digest") != realDigest {
+		t.Errorf("GET: body %s, header %s; want %s", sha(b), get.Header.Get("Docker-Content-Digest"), realDigest)
 	}
 
 	// ggcr resolves the tag to the decoy by HEAD, and gets the real image.
@@ -546,8 +546,8 @@ func TestSplitView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Digest.String() != decoy || got.Digest.String() != real {
-		t.Errorf("ggcr: HEAD %s, GET %s; want %s and %s", d.Digest, got.Digest, decoy, real)
+	if d.Digest.String() != decoy || got.Digest.String() != realDigest {
+		t.Errorf("ggcr: HEAD %s, GET %s; want %s and %s", d.Digest, got.Digest, decoy, realDigest)
 	}
 
 	// A digest the registry does not have: the tag's headers, with it.
