@@ -324,10 +324,9 @@ func partialDeadline(now, deadline time.Time, left int) time.Time {
 
 // newGuardedTransport returns a clone of base that enforces the dialGuard of
 // each request's context when it dials (see guardedDialer): it dials with
-// base's DialContext (or Dial), or remote.DefaultTransport's dialer if base
-// has neither. A TLS dialer of base's (DialTLSContext, DialTLS) is kept, the
-// guard checking the host first; it resolves the host again, so there the
-// guard does not defeat DNS rebinding. Through a proxy (base.Proxy), the
+// base's DialContext, or remote.DefaultTransport's dialer if base has
+// none. base must not dial TLS itself (DialTLSContext): such a dialer would
+// resolve the host again, past the guard. Through a proxy (base.Proxy), the
 // connection to the proxy is not checked, and the request's own host is
 // checked on a best-effort basis only: refused if it resolves here to a
 // non-public address, let through if it does not resolve here at all (the
@@ -344,42 +343,10 @@ func newGuardedTransport(base *http.Transport) *http.Transport {
 // dial becomes base's.
 func guardTransport(base *http.Transport, d *guardedDialer) *http.Transport {
 	t := base.Clone()
-	// base's deprecated Dial and DialTLS are still what base dials with,
-	// when it has no DialContext or DialTLSContext.
-	dial, dialTLS := base.Dial, base.DialTLS //nolint:staticcheck // see above
-	t.Dial, t.DialTLS = nil, nil             //nolint:staticcheck // replaced below
 	if d.dial == nil {
-		switch {
-		case base.DialContext != nil:
-			d.dial = base.DialContext
-		case dial != nil:
-			d.dial = func(_ context.Context, network, addr string) (net.Conn, error) { return dial(network, addr) }
-		}
+		d.dial = base.DialContext
 	}
 	t.DialContext = d.DialContext
-	if tlsDial := base.DialTLSContext; tlsDial != nil || dialTLS != nil {
-		if tlsDial == nil {
-			tlsDial = func(_ context.Context, network, addr string) (net.Conn, error) { return dialTLS(network, addr) }
-		}
-		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			g, _, resolve, err := d.guardFor(ctx, addr)
-			if err != nil {
-				return nil, err
-			}
-			if resolve && !g.originPrivate {
-				vctx, cancel := ctx, context.CancelFunc(func() {})
-				if d.timeout > 0 {
-					vctx, cancel = context.WithTimeout(ctx, d.timeout)
-				}
-				_, err := d.vet(vctx, g, network, addr)
-				cancel()
-				if err != nil {
-					return nil, err
-				}
-			}
-			return tlsDial(ctx, network, addr)
-		}
-	}
 	if base.Proxy != nil {
 		proxy := base.Proxy
 		t.Proxy = func(req *http.Request) (*url.URL, error) {
