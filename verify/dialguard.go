@@ -141,7 +141,7 @@ const defaultDialTimeout = 30 * time.Second
 // own host or to a proxy, it dials addr as given with dial. To any other
 // host, it resolves the host itself (an IP literal stands for itself),
 // refuses if the registry is public and any address is not (as
-// isPrivateAddr judges), and otherwise dials those very addresses (ip:port)
+// nonPublic judges), and otherwise dials those very addresses (ip:port)
 // in turn until one connects. Its zero value is ready to use. A
 // guardedDialer must not be copied after first use.
 type guardedDialer struct {
@@ -425,7 +425,7 @@ func (t *guardedTransport) CloseIdleConnections() {
 
 // originIsPrivate reports whether the registry host ("ghcr.io",
 // "registry.internal:5000") is private: "localhost", a loopback, private,
-// link-local or unspecified IP literal (as isPrivateAddr judges), or a name
+// link-local or unspecified IP literal (as nonPublic judges), or a name
 // all of whose addresses are such. A name that does not resolve counts as
 // public, the stricter choice. A nil r means net.DefaultResolver.
 func originIsPrivate(ctx context.Context, r ipResolver, host string) bool {

@@ -90,6 +90,13 @@ func (r *GateReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager,
 	}
 	r.serviceAccount = opts.ServiceAccount
 	r.trust = newTrustCache(r.TrustRefresh)
+	if r.Hosts == nil {
+		hosts, err := verify.NewHosts()
+		if err != nil {
+			return err
+		}
+		r.Hosts = hosts
+	}
 	workers := opts.MaxConcurrentReconciles
 	if workers <= 0 {
 		workers = 4
