@@ -42,8 +42,9 @@ const DefaultCacheMaxEntries = 10_000
 // does itself once per lifetime (tags move, and resolving with the
 // Verifier's own Registry is what proves the Verifier's credentials can
 // read the image: a result is only ever looked up by a digest the asking
-// Verifier resolved); and discoveries, which carry the artifacts' content
-// (up to MiBs each) and stay in the Verifier that made them.
+// Verifier resolved, or that a Verifier with the same credentials resolved
+// while the result is kept); and discoveries, which carry the artifacts'
+// content (up to MiBs each) and stay in the Verifier that made them.
 //
 // Identical verifications in flight at the same time, from any Verifiers,
 // are made once: the first caller's Verifier discovers and checks, the
@@ -77,6 +78,10 @@ type cacheEntry struct {
 	key     string
 	res     Result
 	expires time.Time
+	// access are the credentials (Registry.access) that resolved the
+	// subject while the result is kept: a Verifier with the same ones may
+	// have the result of a digest reference without resolving it again.
+	access map[string]bool
 }
 
 // CacheStats are a Cache's counters. Hits, Misses and Evictions only grow.
@@ -158,9 +163,11 @@ func (c *Cache) Stats() CacheStats {
 
 // result returns the result of checking the subject repository@digest
 // (subject) against the policy with fingerprint fp: a stored one, the one
-// another caller is computing, or compute's. The error is ctx's, when it
+// another caller is computing, or compute's. The caller resolved the
+// subject with the credentials access ("" when it cannot name them), which
+// the stored result remembers (see known). The error is ctx's, when it
 // ended first; compute's result is then neither stored nor returned.
-func (c *Cache) result(ctx context.Context, fp, subject string, compute func(context.Context) Result) (Result, error) {
+func (c *Cache) result(ctx context.Context, fp, subject, access string, compute func(context.Context) Result) (Result, error) {
 	key := fp + "\x00" + subject
 	store := func(res Result) {
 		if storable(res) {
@@ -172,7 +179,49 @@ func (c *Cache) result(ctx context.Context, fp, subject string, compute func(con
 		return Result{}, err
 	}
 	c.count(!computed)
+	c.grant(key, access)
 	return cloneResult(res), nil
+}
+
+// known returns the stored result of checking subject against the policy
+// with fingerprint fp, if a caller with the credentials access resolved
+// the subject while it is kept: the result of a digest reference, which
+// such a caller need not resolve again to prove it can read it.
+func (c *Cache) known(fp, subject, access string) (Result, bool) {
+	if access == "" {
+		return Result{}, false
+	}
+	key := fp + "\x00" + subject
+	res, ok := c.get(key)
+	if !ok {
+		return Result{}, false
+	}
+	c.mu.Lock()
+	el, ok := c.entries[key]
+	ok = ok && el.Value.(*cacheEntry).access[access]
+	c.mu.Unlock()
+	if !ok {
+		return Result{}, false
+	}
+	c.count(true)
+	return cloneResult(res), true
+}
+
+// grant records that credentials access resolved the subject of the
+// result stored under key, if any.
+func (c *Cache) grant(key, access string) {
+	if access == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		e := el.Value.(*cacheEntry)
+		if e.access == nil {
+			e.access = map[string]bool{}
+		}
+		e.access[access] = true
+	}
 }
 
 // await waits for a shared verification, or for ctx to end. It stays a

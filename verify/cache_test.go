@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/pregate/pregate/verify"
@@ -411,5 +412,56 @@ func TestNewCache_invalid(t *testing.T) {
 	}
 	if _, err := verify.NewVerifier(newRegistry(t), nil, verify.WithCache(nil)); err == nil || !strings.Contains(err.Error(), "cache must not be nil") {
 		t.Errorf("NewVerifier(WithCache(nil)) = %v, want an error", err)
+	}
+}
+
+// staticKeychain gives every registry the same credentials.
+type staticKeychain struct{ user, pass string }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return &authn.Basic{Username: k.user, Password: k.pass}, nil
+}
+
+// TestCache_digestReferences: a warm digest reference costs no request:
+// its result is kept, and a Verifier with the same credentials resolved it.
+// One with other credentials, or a tag (tags move), still asks the registry.
+func TestCache_digestReferences(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	app := newSignedApp(t, ss)
+	c := newCache(t)
+	policy := func() *verify.Policy { return fingerprinted(firstPartyPolicy(ss.Material()), "fp") }
+	byDigest := app.front.Host() + "/app@" + app.digest
+	explain := func(r *verify.Registry, ref string) {
+		t.Helper()
+		v, err := verify.NewVerifier(r, []*verify.Policy{policy()}, verify.WithCache(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.Explain(t.Context(), ref, "first-party")
+		if err != nil || res.Status != verify.Verified || res.Subject.Ref != ref {
+			t.Fatalf("Explain(%s) = %s about %q (%s), %v; want Verified", ref, res.Status, res.Subject.Ref, res.Detail, err)
+		}
+	}
+
+	first := newRegistry(t)
+	explain(first, byDigest)
+	if first.Requests().Total == 0 {
+		t.Fatal("the first verification made no request")
+	}
+	warm := newRegistry(t)
+	explain(warm, byDigest)
+	if n := warm.Requests().Total; n != 0 {
+		t.Errorf("a warm digest reference made %d requests, want 0", n)
+	}
+	other := newRegistry(t, verify.WithKeychain(staticKeychain{"robot", "s3cret-token"}))
+	explain(other, byDigest)
+	if n := other.Requests().Total; n == 0 {
+		t.Error("other credentials were given the result without resolving the digest")
+	}
+	tag := newRegistry(t)
+	explain(tag, app.front.Host()+"/app:v1")
+	if got := app.front.Count("/v2/app/manifests/v1"); got != 1 {
+		t.Errorf("the tag was resolved %d times, want 1: tags move", got)
 	}
 }

@@ -2,8 +2,10 @@ package verify
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,6 +82,7 @@ type Registry struct {
 	authFlight singleflight.Group // handshakes in flight, by authCache key
 	authMu     sync.Mutex
 	authCache  map[string]authEntry
+	accessOf   map[string]string // by repository: see access
 }
 
 // RegistryOption configures a Registry.
@@ -243,6 +246,7 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 		now:       time.Now,
 		budget:    defaultBudget,
 		authCache: map[string]authEntry{},
+		accessOf:  map[string]string{},
 	}, nil
 }
 
@@ -486,6 +490,40 @@ func (r *Registry) authenticate(ctx context.Context, repo name.Repository) (auth
 		scheme = "http"
 	}
 	return authEntry{rt: rt, secrets: secrets, expires: r.now().Add(authTTL), scheme: scheme, private: private}, nil
+}
+
+// access names the credentials the Registry reads repo with: "anonymous",
+// or a hash of what the keychain gives (never the secret itself), once per
+// repository. "" when the keychain fails. Two Registries with the same
+// access read repo as the same client (see Cache.known).
+func (r *Registry) access(ctx context.Context, repo name.Repository) string {
+	r.authMu.Lock()
+	a, ok := r.accessOf[repo.Name()]
+	r.authMu.Unlock()
+	if ok {
+		return a
+	}
+	auth, err := authn.Resolve(ctx, r.keychain, repo)
+	if err != nil {
+		return ""
+	}
+	cfg, err := authn.Authorization(ctx, auth)
+	if err != nil {
+		return ""
+	}
+	a = "anonymous"
+	if cfg != nil && *cfg != (authn.AuthConfig{}) {
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			return ""
+		}
+		sum := sha256.Sum256(append([]byte(repo.RegistryStr()+"\x00"), b...))
+		a = "credentials:" + hex.EncodeToString(sum[:])
+	}
+	r.authMu.Lock()
+	r.accessOf[repo.Name()] = a
+	r.authMu.Unlock()
+	return a
 }
 
 // secretsOf lists the strings of cfg that must never appear in a message.

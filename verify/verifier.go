@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/pregate/pregate/gate"
@@ -152,6 +153,12 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 		res.Subject = Subject{Ref: image}
 		return res, nil
 	}
+	// A digest reference whose result is kept, for a Verifier with the
+	// same credentials, needs no request at all: the digest is what was
+	// verified, and those credentials have read it.
+	if res, ok := v.known(ctx, p, image); ok {
+		return res, nil
+	}
 	// The image's deadline runs from here, for whichever of its lookups
 	// this caller makes (a lookup another caller is making runs on that
 	// caller's).
@@ -204,7 +211,12 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 		if v.cache == nil || p.Fingerprint == "" {
 			return check(ctx)
 		}
-		res, err := v.cache.result(ctx, p.Fingerprint, key, check)
+		repo, err := v.registry.parseRepository(r.subject.Repository)
+		access := ""
+		if err == nil {
+			access = v.registry.access(ctx, repo)
+		}
+		res, err := v.cache.result(ctx, p.Fingerprint, key, access, check)
 		if err != nil {
 			return Result{} // ctx ended: as above
 		}
@@ -217,6 +229,28 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 	res.Subject.Ref = image
 	res.Lookups = append([]Lookup{r.lookup}, res.Lookups...)
 	return res, nil
+}
+
+// known returns the cached result of a digest reference for p, if the
+// Cache keeps one that a Verifier with this one's credentials resolved.
+func (v *Verifier) known(ctx context.Context, p *Policy, image string) (Result, bool) {
+	if v.cache == nil || p.Fingerprint == "" {
+		return Result{}, false
+	}
+	ref, err := v.registry.parseReference(image)
+	if err != nil {
+		return Result{}, false
+	}
+	dig, ok := ref.(name.Digest)
+	if !ok {
+		return Result{}, false
+	}
+	res, ok := v.cache.known(p.Fingerprint, dig.Context().Name()+"@"+dig.DigestStr(), v.registry.access(ctx, dig.Context()))
+	if !ok {
+		return Result{}, false
+	}
+	res.Policy, res.Subject.Ref = p.Name, image
+	return res, true
 }
 
 // imageDeadlineError is the cause of a context ended by the image's
