@@ -187,3 +187,41 @@ func TestVerifier_amplification(t *testing.T) {
 	}
 	t.Logf("amplification 256×256: %d blob and %d manifest requests, %d lookups, %s", blobs, manifests, len(res.Lookups), time.Since(start).Round(time.Millisecond))
 }
+
+// TestVerifier_resolveLies: a registry whose tag answer names a digest it
+// does not hold, or whose manifest does not hash to the digest it names,
+// leaves the image unresolved: never a denial about a digest nothing
+// runs, never a verdict about bytes the registry disowns.
+func TestVerifier_resolveLies(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	for name, tc := range map[string]struct {
+		fault verifytest.Behaviour
+		want  string
+	}{
+		"HEAD names a digest the registry does not hold": {verifytest.WrongDigestHeader(), "which it does not hold"},
+		// HEAD refused, so the tag is resolved by GET, whose body is
+		// corrupt.
+		"GET: the manifest does not hash to the digest named": {func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			if r.Method == http.MethodHead {
+				verifytest.Status(http.StatusMethodNotAllowed)(w, r, next)
+				return
+			}
+			verifytest.CorruptBody()(w, r, next)
+		}, "for a manifest whose digest is"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			app := newSignedApp(t, ss)
+			app.front.On(`^/v2/app/manifests/v1$`, tc.fault)
+			v := newTestVerifier(t, newRegistry(t), firstPartyPolicy(ss.Material()))
+			res, err := v.Explain(t.Context(), app.front.Host()+"/app:v1", "first-party")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != verify.ResolveFailed || !strings.Contains(res.Detail, tc.want) {
+				t.Errorf("Explain() = %s (%s), want ResolveFailed saying %q", res.Status, res.Detail, tc.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -102,6 +103,12 @@ func pemCertificates(b []byte) ([][]byte, error) {
 		}
 		if block.Type != "CERTIFICATE" {
 			return nil, fmt.Errorf("PEM block %q is not a certificate", block.Type)
+		}
+		// Parsed even when only the leaf is used (a chain's certificates
+		// are not checked against anything): malformed material never
+		// verifies.
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(out)+1, err)
 		}
 		out = append(out, block.Bytes)
 	}

@@ -142,6 +142,12 @@ func prepare(a Artifact, d imageDigest) (*prepared, error) {
 	}
 }
 
+// The _type of in-toto statements, v1 and v0.1 (cosign v2 attestations).
+const (
+	inTotoStatementV1  = "https://in-toto.io/Statement/v1"
+	inTotoStatementV01 = "https://in-toto.io/Statement/v0.1"
+)
+
 // statement is the part of an in-toto statement (v0.1 or v1) Check reads.
 type statement struct {
 	Type          string `json:"_type"`
@@ -160,6 +166,9 @@ func statementClaims(payloadType string, payload []byte, d imageDigest) (kind st
 	var st statement
 	if err := json.Unmarshal(payload, &st); err != nil {
 		return UnknownKind, fmt.Errorf("malformed in-toto statement: %w", err)
+	}
+	if st.Type != inTotoStatementV1 && st.Type != inTotoStatementV01 {
+		return UnknownKind, fmt.Errorf("payload _type %q is not an in-toto statement (%s)", gate.Clip(st.Type, maxIdentityText), inTotoStatementV1)
 	}
 	switch st.PredicateType {
 	case "":

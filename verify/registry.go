@@ -979,7 +979,7 @@ func (r *Registry) resolve(ctx context.Context, ref name.Reference) (Subject, Lo
 				l.Err = fmt.Sprintf("registry answered digest %s", d)
 				return fail(l)
 			}
-			return Subject{Repository: repo.Name(), Digest: d.String(), MediaType: mt, Size: size}, l, nil
+			return Subject{Repository: repo.Name(), Digest: d.String(), MediaType: mt, Size: size, named: !byDigest}, l, nil
 		}
 	}
 	if a.status == http.StatusNotFound {
@@ -1023,6 +1023,12 @@ func (r *Registry) resolve(ctx context.Context, ref name.Reference) (Subject, Lo
 		l.Err = fmt.Sprintf("manifest has digest %s", d)
 		return fail(l)
 	}
+	if h, err := gcrv1.NewHash(a.header.Get("Docker-Content-Digest")); err == nil && h.Algorithm == algo && h.String() != d {
+		// The registry says one thing and serves another: neither can be
+		// trusted to be what a runtime would pull.
+		l.Err = fmt.Sprintf("the registry answered digest %s for a manifest whose digest is %s", gate.Clip(h.String(), 80), d)
+		return fail(l)
+	}
 	mt := a.header.Get("Content-Type")
 	var mf struct {
 		MediaType string `json:"mediaType"`
@@ -1032,6 +1038,24 @@ func (r *Registry) resolve(ctx context.Context, ref name.Reference) (Subject, Lo
 	}
 	l.Found = 1
 	return Subject{Repository: repo.Name(), Digest: d, MediaType: mt, Size: int64(len(a.body))}, l, nil
+}
+
+// confirm checks that the registry holds s.Digest, when it was only named
+// by a HEAD answer's header (Subject.named), with a HEAD of the digest. It
+// returns the lookup, and false when the registry answered that it does
+// not hold it: a tag resolved to a digest that does not exist is not an
+// image without signatures.
+func (r *Registry) confirm(ctx context.Context, s Subject) (Lookup, bool) {
+	if !s.named {
+		return Lookup{}, true
+	}
+	ref := s.Repository + "@" + s.Digest
+	_, l, err := r.Resolve(ctx, ref)
+	if errors.Is(err, ErrNotFound) {
+		l.Err = fmt.Sprintf("the registry resolved %s to %s, which it does not hold", gate.Clip(s.Ref, maxIdentityText), s.Digest)
+		return l, false
+	}
+	return l, true
 }
 
 // lookupError is a failed lookup's message, wrapping the caller's

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -70,7 +71,7 @@ func TestResolve(t *testing.T) {
 			t.Fatalf("Resolve(%q) = %v", ref, err)
 		}
 		want := verify.Subject{Ref: ref, Repository: host + "/app", Digest: dig, MediaType: string(head.MediaType), Size: head.Size}
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(verify.Subject{})); diff != "" {
 			t.Errorf("Resolve(%q) (-want +got):\n%s", ref, diff)
 		}
 		wantLookup := verify.Lookup{Step: verify.ResolveStep, URL: "http://" + host + "/v2/app/manifests/" + strings.TrimPrefix(strings.TrimPrefix(ref, host+"/app"), ":"), Status: 200, Found: 1, Attempts: 1}

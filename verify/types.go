@@ -26,6 +26,10 @@ type Subject struct {
 	// MediaType and Size describe the resolved manifest.
 	MediaType string `json:"mediaType,omitempty"`
 	Size      int64  `json:"size,omitempty"`
+
+	// named: the digest is what a HEAD answer named for a tag, the
+	// manifest unread (see Registry.confirm).
+	named bool
 }
 
 // Step names the kind of a registry request made during verification.

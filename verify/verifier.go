@@ -205,7 +205,17 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 		if err != nil {
 			return Result{}
 		}
-		return p.Check(all)
+		res := p.Check(all)
+		if res.Status == NoSignatures {
+			// Nothing anywhere: make sure there is an image to speak of.
+			ctx, cancel := bounded(ctx)
+			defer cancel()
+			if l, ok := v.registry.confirm(ctx, r.subject); !ok {
+				res.Status, res.Detail = ResolveFailed, l.Err
+				res.Lookups = append(res.Lookups, l)
+			}
+		}
+		return res
 	}
 	res, err := shared(ctx, v, &v.checked, policy+"\x00"+key, func(ctx context.Context) Result {
 		if v.cache == nil || p.Fingerprint == "" {
