@@ -211,6 +211,10 @@ func Render(ctx context.Context, root, dir string, opts ...Option) (*Result, err
 	if err != nil {
 		return nil, err
 	}
+	// kustomize reads any file under root without bounds of its own.
+	if file, err := guardYAML(r.root); err != nil {
+		return nil, &Error{Path: rel, File: file, Err: fmt.Errorf("not rendered: %w", err), root: r.root}
+	}
 	return r.render(ctx, rel)
 }
 
