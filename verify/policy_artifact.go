@@ -224,7 +224,7 @@ type signer struct {
 func signerOf(entity sgverify.SignedEntity) signer {
 	vc, err := entity.VerificationContent()
 	if err != nil || vc == nil {
-		return signer{}
+		return signer{unreadable: true}
 	}
 	if cert := vc.Certificate(); cert != nil {
 		s, err := certificate.SummarizeCertificate(cert)
@@ -250,8 +250,10 @@ func (s signer) identity() string { return identityOf(s.san, s.issuer) }
 // SAN (issuer ISSUER)", "a key with hint H", "a public key", "".
 func (s signer) claimed() string {
 	switch {
-	case s.unreadable:
+	case s.unreadable && s.cert:
 		return "an unreadable certificate"
+	case s.unreadable:
+		return "unreadable verification material"
 	case s.cert:
 		return "a certificate claiming " + s.identity()
 	case s.hint != "":
@@ -395,9 +397,12 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 		}
 	default:
 		o.c.Authority = best.auth.name
-		if certSigned {
+		switch {
+		case sg.unreadable:
+			o.c.Reason = fmt.Sprintf("signed with %s: %v", sg.claimed(), best.err)
+		case certSigned:
 			o.c.Reason = fmt.Sprintf("signed with %s, and policy %q has no keyless authority", sg.claimed(), p.Name)
-		} else {
+		default:
 			o.c.Reason = fmt.Sprintf("signed with a public key, and policy %q has no key authority", p.Name)
 		}
 	}
