@@ -32,14 +32,20 @@ const (
 // returns the first file over one (slash-separated, relative to root) and
 // why.
 func guardYAML(root string) (file string, err error) {
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	tree := r.FS()
+	err = fs.WalkDir(tree, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if !d.Type().IsRegular() || !isYAMLName(d.Name()) {
 			return nil
 		}
-		b, err := os.ReadFile(p)
+		b, err := fs.ReadFile(tree, p)
 		if err != nil {
 			return err
 		}
@@ -47,8 +53,7 @@ func guardYAML(root string) (file string, err error) {
 			return nil
 		}
 		if err := checkYAML(b); err != nil {
-			rel, _ := filepath.Rel(root, p)
-			file = filepath.ToSlash(rel)
+			file = p
 			return err
 		}
 		return nil

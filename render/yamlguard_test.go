@@ -35,7 +35,7 @@ func TestRender_yamlBounds(t *testing.T) {
 		"nested 10,000 levels":       {nested(10_000), "bomb.yaml): not rendered: YAML nested deeper than 512 levels"},
 		"aliases nesting 600 levels": {chained, "bomb.yaml): not rendered: YAML nested deeper than 512 levels"},
 		"nested 100 levels":          {nested(100), ""},
-		"a few aliases": {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\ndata:\n  a: &x hello\n  b: *x\n", ""},
+		"a few aliases":              {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\ndata:\n  a: &x hello\n  b: *x\n", ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
