@@ -50,6 +50,7 @@ import (
 	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/render"
 	"github.com/pregate/pregate/sources"
+	"github.com/pregate/pregate/sources/sourcestest"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
 )
@@ -946,55 +947,14 @@ func signatureCases(t *testing.T, fx *hostileFixtures) []hostileCase {
 // ---------------------------------------------------------------------------
 // C. Hostile tarballs: sources.Fetch from a loopback server.
 
-// tarEntry is one entry of a test tarball.
-type tarEntry struct {
-	name string
-	typ  byte // tar.TypeReg when zero
-	body string
-	link string
-}
-
-func tarFile(name, body string) tarEntry { return tarEntry{name: name, body: body} }
-func tarDir(name string) tarEntry        { return tarEntry{name: name, typ: tar.TypeDir} }
-func tarSymlink(name, target string) tarEntry {
-	return tarEntry{name: name, typ: tar.TypeSymlink, link: target}
-}
-func tarHardlink(name, target string) tarEntry {
-	return tarEntry{name: name, typ: tar.TypeLink, link: target}
-}
-func tarSpecial(name string, typ byte) tarEntry {
-	return tarEntry{name: name, typ: typ}
-}
-
 // tarball returns the entries as a gzipped tar stream, written as given.
-func tarball(t testing.TB, entries ...tarEntry) []byte {
+func tarball(t testing.TB, entries ...sourcestest.Entry) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	gw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gw)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: 0o600}
-		switch h.Typeflag {
-		case 0:
-			h.Typeflag = tar.TypeReg
-			h.Size = int64(len(e.body))
-		case tar.TypeDir:
-			h.Mode = 0o750
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatalf("writing header %q: %v", e.name, err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatalf("writing body %q: %v", e.name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
+	b, err := sourcestest.RawTarball(entries...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 // bombTarball is a gzipped tar of one file of size zero bytes: small
@@ -1080,29 +1040,29 @@ func tarballCases(t *testing.T) []hostileCase {
 			return out
 		}}
 	}
-	tb := func(entries ...tarEntry) func(testing.TB) []byte {
+	tb := func(entries ...sourcestest.Entry) func(testing.TB) []byte {
 		return func(t testing.TB) []byte { return tarball(t, entries...) }
 	}
 	return []hostileCase{
-		fetchCase("path traversal", tb(tarFile("ok.yaml", "a"), tarFile("../evil", "x")), "", nil, `"../evil"`),
-		fetchCase("nested path traversal", tb(tarFile("a/../../evil", "x")), "", nil, `"a/../../evil"`),
-		fetchCase("dot dot directory", tb(tarDir("..")), "", nil, `entry ".." escapes the root`),
-		fetchCase("absolute path", tb(tarFile("ok.yaml", "a"), tarFile("/etc/x", "x")), "", nil, `"/etc/x"`),
-		fetchCase("symlink escaping", tb(tarFile("ok.yaml", "a"), tarSymlink("link", "../../etc/passwd")), "", nil,
+		fetchCase("path traversal", tb(sourcestest.File("ok.yaml", "a"), sourcestest.File("../evil", "x")), "", nil, `"../evil"`),
+		fetchCase("nested path traversal", tb(sourcestest.File("a/../../evil", "x")), "", nil, `"a/../../evil"`),
+		fetchCase("dot dot directory", tb(sourcestest.Dir("..")), "", nil, `entry ".." escapes the root`),
+		fetchCase("absolute path", tb(sourcestest.File("ok.yaml", "a"), sourcestest.File("/etc/x", "x")), "", nil, `"/etc/x"`),
+		fetchCase("symlink escaping", tb(sourcestest.File("ok.yaml", "a"), sourcestest.Symlink("link", "../../etc/passwd")), "", nil,
 			`entry "link" is a symlink to "../../etc/passwd", outside the root`),
-		fetchCase("symlink to an absolute path", tb(tarFile("ok.yaml", "a"), tarSymlink("link", "/etc")), "", nil,
+		fetchCase("symlink to an absolute path", tb(sourcestest.File("ok.yaml", "a"), sourcestest.Symlink("link", "/etc")), "", nil,
 			`entry "link" is a symlink to "/etc", outside the root`),
-		fetchCase("hard link", tb(tarFile("ok.yaml", "a"), tarHardlink("hl", "ok.yaml")), "", nil, `entry "hl" is a hard link to "ok.yaml"`),
-		fetchCase("character device", tb(tarSpecial("dev/null", tar.TypeChar)), "", nil, `entry "dev/null" is a device`),
-		fetchCase("block device", tb(tarSpecial("dev/sda", tar.TypeBlock)), "", nil, `entry "dev/sda" is a device`),
-		fetchCase("named pipe", tb(tarSpecial("fifo", tar.TypeFifo)), "", nil, `entry "fifo" is a named pipe`),
-		fetchCase("extracted size over WithMaxSize", tb(tarFile("a.yaml", big), tarFile("b.yaml", big)), "",
+		fetchCase("hard link", tb(sourcestest.File("ok.yaml", "a"), sourcestest.HardLink("hl", "ok.yaml")), "", nil, `entry "hl" is a hard link to "ok.yaml"`),
+		fetchCase("character device", tb(sourcestest.Special("dev/null", tar.TypeChar)), "", nil, `entry "dev/null" is a device`),
+		fetchCase("block device", tb(sourcestest.Special("dev/sda", tar.TypeBlock)), "", nil, `entry "dev/sda" is a device`),
+		fetchCase("named pipe", tb(sourcestest.Special("fifo", tar.TypeFifo)), "", nil, `entry "fifo" is a named pipe`),
+		fetchCase("extracted size over WithMaxSize", tb(sourcestest.File("a.yaml", big), sourcestest.File("b.yaml", big)), "",
 			[]sources.Option{sources.WithMaxSize(3000)}, `"b.yaml"`, "3000 bytes"),
-		fetchCase("download over WithMaxDownloadSize", tb(tarFile("a.yaml", big)), "",
+		fetchCase("download over WithMaxDownloadSize", tb(sourcestest.File("a.yaml", big)), "",
 			[]sources.Option{sources.WithMaxDownloadSize(10)}, "max download size of 10 bytes"),
-		fetchCase("too many entries", tb(tarFile("1", ""), tarFile("2", ""), tarFile("3", ""), tarFile("4", "")), "",
+		fetchCase("too many entries", tb(sourcestest.File("1", ""), sourcestest.File("2", ""), sourcestest.File("3", ""), sourcestest.File("4", "")), "",
 			[]sources.Option{sources.WithMaxFiles(3)}, `entry "4" exceeds the limit of 3 entries`),
-		fetchCase("digest mismatch", tb(tarFile("a.yaml", "a")), other, nil, "/artifact.tar.gz", other),
+		fetchCase("digest mismatch", tb(sourcestest.File("a.yaml", "a")), other, nil, "/artifact.tar.gz", other),
 		fetchCase("not gzip", func(testing.TB) []byte { return []byte("<html>this is not an artifact</html>") }, "", nil, "gzip"),
 		fetchCase("gzip of garbage", func(t testing.TB) []byte { return gzipOf(t, bytes.Repeat([]byte("garbage!"), 100)) }, "", nil,
 			"extracting archive"),

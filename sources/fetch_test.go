@@ -18,56 +18,29 @@ import (
 
 	"github.com/fluxcd/pkg/http/fetch"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/pregate/pregate/sources/sourcestest"
 )
 
-// entry is one tar entry of a test tarball.
-type entry struct {
-	name string
-	typ  byte // tar.TypeReg when zero
-	body string
-	link string
-}
+// The entries of test tarballs, written exactly as given.
+type entry = sourcestest.Entry
 
-func regular(name, body string) entry     { return entry{name: name, body: body} }
-func directory(name string) entry         { return entry{name: name, typ: tar.TypeDir} }
-func symlink(name, target string) entry   { return entry{name: name, typ: tar.TypeSymlink, link: target} }
-func hardlink(name, target string) entry  { return entry{name: name, typ: tar.TypeLink, link: target} }
-func special(name string, typ byte) entry { return entry{name: name, typ: typ} }
+var (
+	regular   = sourcestest.File
+	directory = sourcestest.Dir
+	symlink   = sourcestest.Symlink
+	hardlink  = sourcestest.HardLink
+	special   = sourcestest.Special
+)
 
 // tarball returns the entries as a gzipped tar stream, written exactly as given.
 func tarball(t *testing.T, entries ...entry) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	gw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gw)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: 0o600}
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Typeflag == tar.TypeDir {
-			h.Mode = 0o750
-		}
-		if h.Typeflag == tar.TypeReg {
-			h.Size = int64(len(e.body))
-		}
-		if h.Typeflag == tar.TypeXGlobalHeader {
-			h = &tar.Header{Typeflag: h.Typeflag, PAXRecords: map[string]string{"comment": "0123abcd"}}
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatalf("writing header %q: %v", e.name, err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatalf("writing body %q: %v", e.name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
+	b, err := sourcestest.RawTarball(entries...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 func sha(b []byte) string {

@@ -10,6 +10,7 @@ import (
 	"crypto/sha1" //nolint:gosec // a git-like revision id, not a security check
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -131,6 +132,63 @@ func Tarball(files map[string]string) ([]byte, error) {
 		return nil, err
 	}
 	if err := gz.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Entry is one entry of a tarball RawTarball writes.
+type Entry struct {
+	Name string
+	// Type is the tar type flag; tar.TypeReg when zero.
+	Type byte
+	Body string
+	// Link is a symlink's or hard link's target.
+	Link string
+}
+
+// File, Dir, Symlink, HardLink and Special make Entries.
+func File(name, body string) Entry { return Entry{Name: name, Body: body} }
+func Dir(name string) Entry        { return Entry{Name: name, Type: tar.TypeDir} }
+func Symlink(name, target string) Entry {
+	return Entry{Name: name, Type: tar.TypeSymlink, Link: target}
+}
+func HardLink(name, target string) Entry       { return Entry{Name: name, Type: tar.TypeLink, Link: target} }
+func Special(name string, typeflag byte) Entry { return Entry{Name: name, Type: typeflag} }
+
+// RawTarball writes entries as a gzipped tar stream exactly as given:
+// names, types and link targets are not checked, so that tests can serve
+// the hostile archives an extractor must refuse (paths escaping the root,
+// links out of it, devices). A global PAX header (tar.TypeXGlobalHeader)
+// carries one record.
+func RawTarball(entries ...Entry) ([]byte, error) {
+	var buf bytes.Buffer
+	gw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gw)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Linkname: e.Link, Mode: 0o600}
+		switch h.Typeflag {
+		case 0:
+			h.Typeflag = tar.TypeReg
+			h.Size = int64(len(e.Body))
+		case tar.TypeReg:
+			h.Size = int64(len(e.Body))
+		case tar.TypeDir:
+			h.Mode = 0o750
+		case tar.TypeXGlobalHeader:
+			h = &tar.Header{Typeflag: h.Typeflag, PAXRecords: map[string]string{"comment": "0123abcd"}}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("writing header %q: %w", e.Name, err)
+		}
+		if _, err := tw.Write([]byte(e.Body)); err != nil {
+			return nil, fmt.Errorf("writing body %q: %w", e.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := gw.Close(); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
