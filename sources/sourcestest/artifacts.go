@@ -147,13 +147,22 @@ type Entry struct {
 	Link string
 }
 
-// File, Dir, Symlink, HardLink and Special make Entries.
+// File is a regular file entry.
 func File(name, body string) Entry { return Entry{Name: name, Body: body} }
-func Dir(name string) Entry        { return Entry{Name: name, Type: tar.TypeDir} }
+
+// Dir is a directory entry.
+func Dir(name string) Entry { return Entry{Name: name, Type: tar.TypeDir} }
+
+// Symlink is a symbolic link entry to target.
 func Symlink(name, target string) Entry {
 	return Entry{Name: name, Type: tar.TypeSymlink, Link: target}
 }
-func HardLink(name, target string) Entry       { return Entry{Name: name, Type: tar.TypeLink, Link: target} }
+
+// HardLink is a hard link entry to target.
+func HardLink(name, target string) Entry { return Entry{Name: name, Type: tar.TypeLink, Link: target} }
+
+// Special is an entry of another type (a device, a named pipe, a PAX
+// header).
 func Special(name string, typeflag byte) Entry { return Entry{Name: name, Type: typeflag} }
 
 // RawTarball writes entries as a gzipped tar stream exactly as given:
