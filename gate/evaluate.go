@@ -277,13 +277,13 @@ func judge(cfg Config, img Image, findings []Finding) ImageVerdict {
 		iv.Status = Verified
 		iv.Detail = "verified by " + quoteJoin(iv.Policies)
 	}
-	iv.Pinned = Pin(iv.Ref, iv.Digest)
+	iv.Pinned = pin(iv.Ref, iv.Digest)
 	return iv
 }
 
-// Pin returns ref pinned to digest: "repository:tag@digest", ref itself
+// pin returns ref pinned to digest: "repository:tag@digest", ref itself
 // when it already names a digest, "" when digest is empty.
-func Pin(ref, digest string) string {
+func pin(ref, digest string) string {
 	switch {
 	case digest == "":
 		return ""
