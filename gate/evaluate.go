@@ -58,8 +58,9 @@ type Config struct {
 	AllowGaps []string
 }
 
-// blocks says whether a gap keeps the revision from being allowed.
-func (c Config) blocks(g Gap) bool {
+// Blocks says whether a gap keeps the revision from being allowed: it is
+// neither informational nor of a kind the Config allows.
+func (c Config) Blocks(g Gap) bool {
 	if g.Informational {
 		return false
 	}
@@ -182,7 +183,7 @@ func Evaluate(cfg Config, rev Revision, rendered Rendered, findings []Finding) V
 	}
 	v := Verdict{Revision: rev, Gaps: append([]Gap{}, rendered.Gaps...), Images: []ImageVerdict{}}
 	for i := range v.Gaps {
-		v.Gaps[i].Blocking = cfg.blocks(v.Gaps[i])
+		v.Gaps[i].Blocking = cfg.Blocks(v.Gaps[i])
 	}
 	for _, img := range rendered.Images {
 		iv := judge(cfg, img, byImage[img.Ref])

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/render"
 	"github.com/pregate/pregate/sources"
 )
@@ -98,10 +99,11 @@ images.`,
 			if err != nil {
 				return err
 			}
+			cfg := gate.Config{AllowGaps: allowed}
 			var blocking []string
-			for _, g := range rev.Result.Gaps {
-				if !g.Reason.Informational() && !slices.Contains(allowed, string(g.Reason)) {
-					blocking = append(blocking, string(g.Reason))
+			for _, g := range rev.Result.Gate().Gaps {
+				if cfg.Blocks(g) {
+					blocking = append(blocking, g.Reason)
 				}
 			}
 			if len(blocking) > 0 {
