@@ -466,6 +466,7 @@ func (r *Registry) authenticate(ctx context.Context, repo name.Repository) (auth
 		return fail("finding credentials for", err, nil)
 	}
 	secrets := secretsOf(cfg)
+	r.remember(repo, accessName(repo, cfg))
 	// The ping is the registry's, whatever the credentials: shared by
 	// every repository and Registry (Hosts). A token is this repository's,
 	// from a realm the dial guard vets.
@@ -492,10 +493,11 @@ func (r *Registry) authenticate(ctx context.Context, repo name.Repository) (auth
 	return authEntry{rt: rt, secrets: secrets, expires: r.now().Add(authTTL), scheme: scheme, private: private}, nil
 }
 
-// access names the credentials the Registry reads repo with: "anonymous",
-// or a hash of what the keychain gives (never the secret itself), once per
-// repository. "" when the keychain fails. Two Registries with the same
-// access read repo as the same client (see Cache.known).
+// access names the credentials the Registry reads repo with (see
+// accessName), once per repository: the handshake records them, and a
+// repository not yet shaken hands with asks the keychain. "" when the
+// keychain fails. Two Registries with the same access read repo as the
+// same client (see Cache.known).
 func (r *Registry) access(ctx context.Context, repo name.Repository) string {
 	r.authMu.Lock()
 	a, ok := r.accessOf[repo.Name()]
@@ -511,19 +513,33 @@ func (r *Registry) access(ctx context.Context, repo name.Repository) string {
 	if err != nil {
 		return ""
 	}
-	a = "anonymous"
-	if cfg != nil && *cfg != (authn.AuthConfig{}) {
-		b, err := json.Marshal(cfg)
-		if err != nil {
-			return ""
-		}
-		sum := sha256.Sum256(append([]byte(repo.RegistryStr()+"\x00"), b...))
-		a = "credentials:" + hex.EncodeToString(sum[:])
+	a = accessName(repo, cfg)
+	r.remember(repo, a)
+	return a
+}
+
+// remember records the access of repo.
+func (r *Registry) remember(repo name.Repository, access string) {
+	if access == "" {
+		return
 	}
 	r.authMu.Lock()
-	r.accessOf[repo.Name()] = a
-	r.authMu.Unlock()
-	return a
+	defer r.authMu.Unlock()
+	r.accessOf[repo.Name()] = access
+}
+
+// accessName names credentials cfg for repo's registry: "anonymous", or a
+// hash of them (never the secret itself); "" if they cannot be encoded.
+func accessName(repo name.Repository, cfg *authn.AuthConfig) string {
+	if cfg == nil || *cfg == (authn.AuthConfig{}) {
+		return "anonymous"
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(append([]byte(repo.RegistryStr()+"\x00"), b...))
+	return "credentials:" + hex.EncodeToString(sum[:])
 }
 
 // secretsOf lists the strings of cfg that must never appear in a message.
