@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -998,21 +997,6 @@ func gzipOf(t testing.TB, b []byte) []byte {
 	return buf.Bytes()
 }
 
-// serveArtifact serves body at /artifact.tar.gz on loopback and returns
-// its URL.
-func serveArtifact(t *testing.T, body []byte) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/artifact.tar.gz" {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/artifact.tar.gz"
-}
-
 func tarballCases(t *testing.T) []hostileCase {
 	t.Helper()
 	big := strings.Repeat("x", 2048)
@@ -1020,7 +1004,7 @@ func tarballCases(t *testing.T) []hostileCase {
 	fetchCase := func(name string, body func(t testing.TB) []byte, digest string, opts []sources.Option, contains ...string) hostileCase {
 		return hostileCase{cat: catTarball, name: name, want: wantError(contains...), run: func(t *testing.T) hostileOutcome {
 			b := body(t)
-			a := sources.Artifact{URL: serveArtifact(t, b), Digest: digest}
+			a := sources.Artifact{URL: sourcestest.ServeBytes(t, b), Digest: digest}
 			if a.Digest == "" {
 				a.Digest = hostileDigest(b)
 			}

@@ -49,18 +49,7 @@ func sha(b []byte) string {
 }
 
 // serve serves body at /artifact.tar.gz and returns its URL.
-func serve(t *testing.T, body []byte) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/artifact.tar.gz" {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/artifact.tar.gz"
-}
+var serve = sourcestest.ServeBytes
 
 // assertNoOutput fails if dst holds anything.
 func assertNoOutput(t *testing.T, dst string) {

@@ -43,7 +43,6 @@ type Hosts struct {
 	transport http.RoundTripper
 	perHost   int
 	now       func() time.Time
-	resolver  ipResolver // nil: net.DefaultResolver
 
 	pingFlight singleflight.Group
 	mu         sync.Mutex
@@ -176,7 +175,7 @@ func (h *Hosts) isPrivate(ctx context.Context, host string) bool {
 		return *p
 	}
 	h.mu.Unlock()
-	p := originIsPrivate(ctx, h.resolver, hostOnly(host))
+	p := originIsPrivate(ctx, nil, host)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hs.private = &p

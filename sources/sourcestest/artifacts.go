@@ -137,6 +137,22 @@ func Tarball(files map[string]string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// ServeBytes serves body, as it is, at /artifact.tar.gz on a loopback HTTP
+// server closed when the test ends, and returns its URL: for artifacts
+// Publish would not make (hostile tarballs, garbage).
+func ServeBytes(t testing.TB, body []byte) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/artifact.tar.gz" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/artifact.tar.gz"
+}
+
 // Entry is one entry of a tarball RawTarball writes.
 type Entry struct {
 	Name string
