@@ -648,16 +648,20 @@ func (op *opening) fetchLayers(ctx context.Context, opens []*openManifest, spent
 		p.art.Err, p.art.Unfetched = "fetching blob: "+msg, true
 		op.record(&Lookup{Step: BlobStep, URL: redactURL(repoURL(op.sess.repo, "blobs", p.art.Layer)), Err: msg}, p.art)
 	}
-	overCount := 0
-	var firstOver *pendingLayer
+	// What the budget leaves out is counted, and the first of it (a
+	// layer, or a manifest whose layers open cut) fails one lookup.
+	over := 0
+	var cut func(msg string)
+	leaveOut := func(n int, first func(msg string)) {
+		if n > 0 && cut == nil {
+			cut = first
+		}
+		over += n
+	}
 	for _, o := range opens {
-		overCount += max(o.layerCount-len(o.pending), 0)
 		for _, p := range o.pending {
 			if spent.layers == limit.layers {
-				if firstOver == nil {
-					firstOver = &p
-				}
-				overCount++
+				leaveOut(1, func(msg string) { refuse(p, msg) })
 				continue
 			}
 			spent.layers++
@@ -675,23 +679,14 @@ func (op *opening) fetchLayers(ctx context.Context, opens []*openManifest, spent
 				wg.Go(func() { op.blob(ctx, p) })
 			}
 		}
+		leaveOut(o.layerCount-len(o.pending), func(msg string) {
+			op.record(&Lookup{Step: ManifestStep, URL: redactURL(repoURL(op.sess.repo, "manifests", o.digest)), Err: msg},
+				Artifact{Source: o.source, Manifest: o.digest, Err: msg, Unfetched: true})
+		})
 	}
 	wg.Wait()
-	if overCount > 0 {
-		msg := fmt.Sprintf("%d signature or attestation layers not read: over the budget of %s", overCount, limit)
-		if firstOver != nil {
-			refuse(*firstOver, msg)
-			return
-		}
-		// Every layer over the budget was cut when its manifest was
-		// opened: name the first such manifest.
-		for _, o := range opens {
-			if o.layerCount > len(o.pending) {
-				op.record(&Lookup{Step: ManifestStep, URL: redactURL(repoURL(op.sess.repo, "manifests", o.digest)), Err: msg},
-					Artifact{Source: o.source, Manifest: o.digest, Err: msg, Unfetched: true})
-				return
-			}
-		}
+	if over > 0 {
+		cut(fmt.Sprintf("%d signature or attestation layers not read: over the budget of %s", over, limit))
 	}
 }
 
