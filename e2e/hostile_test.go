@@ -1131,7 +1131,7 @@ func renderAndEvaluate(ctx context.Context, root, dir, name string) hostileOutco
 	if err != nil {
 		return hostileOutcome{status: "error", detail: err.Error()}
 	}
-	v := gate.Evaluate(cfg, gate.Revision{Source: "hostile/" + name}, res.Gate(), nil)
+	v := gate.Evaluate(cfg, gate.Revision{Source: "hostile/" + name}, gate.Rendered{Images: res.Images, Gaps: res.Gaps}, nil)
 	out := hostileOutcome{verified: v.Allowed, detail: v.Message}
 	switch {
 	case v.Allowed:

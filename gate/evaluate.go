@@ -65,7 +65,7 @@ func (c Config) Blocks(g Gap) bool {
 		return false
 	}
 	for _, r := range c.AllowGaps {
-		if r == g.Reason {
+		if GapReason(r) == g.Reason {
 			return false
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,13 +29,38 @@ type Revision struct {
 	ID string `json:"id,omitempty"`
 }
 
-// Location is one place an image appears in the rendered revision.
+// Origin is where something in a revision came from.
+type Origin struct {
+	// File is the path of the source file, relative to the source root and
+	// slash-separated ("apps/base/deployment.yaml"). Empty when kustomize
+	// generated the object (configMapGenerator, …).
+	File string `json:"file,omitempty"`
+	// Line is the 1-based line in File this is about (for an image, the
+	// line of its image field); 0 when not known.
+	Line int `json:"line,omitempty"`
+	// Chain is the Flux Kustomization chain that applies the object, outermost
+	// first, for example ["Kustomization/flux-system/flux-system",
+	// "Kustomization/flux-system/apps"]. Empty for a plain directory render.
+	Chain []string `json:"chain,omitempty"`
+}
+
+// Location is one place an image reference appears in the rendered
+// revision.
 type Location struct {
-	File      string   `json:"file,omitempty"`
-	Chain     []string `json:"chain,omitempty"`
-	Object    string   `json:"object"`
-	Container string   `json:"container,omitempty"`
-	Path      string   `json:"path"`
+	Origin
+	// Object names the Kubernetes object: Kind/namespace/name.
+	Object     string `json:"object"`
+	APIVersion string `json:"apiVersion"`
+	// Container is the container's name.
+	Container string `json:"container"`
+	// Path is the container's path in the object,
+	// "spec.template.spec.initContainers[0]".
+	Path string `json:"path"`
+	// Raw is the reference exactly as written in the rendered object.
+	Raw string `json:"raw"`
+	// SetBy is where the reference was set when that is not File: the
+	// kustomize images: entry or the postBuild variable that produced it.
+	SetBy *Origin `json:"setBy,omitempty"`
 }
 
 func (l Location) String() string {
@@ -44,28 +70,62 @@ func (l Location) String() string {
 	return l.Object + " (" + l.File + ")"
 }
 
-// Image is one image of the revision, by its normalised reference.
+// Image is one container image reference, deduplicated across the
+// revision.
 type Image struct {
-	Ref       string     `json:"ref"`
+	// Ref is the normalised reference: registry, repository and tag and/or
+	// digest, as a container runtime resolves it
+	// ("index.docker.io/library/nginx:latest").
+	Ref string `json:"ref"`
+	// Registry, Repository, Tag and Digest are Ref's parts. Tag is empty for
+	// a digest-only reference; Digest is empty for a tag-only reference.
+	Registry   string `json:"registry"`
+	Repository string `json:"repository"`
+	Tag        string `json:"tag,omitempty"`
+	Digest     string `json:"digest,omitempty"`
+	// Mutable is true when the reference carries no digest: what it names
+	// can change after it was checked.
+	Mutable bool `json:"mutable"`
+	// Locations lists every place the image appears, sorted.
 	Locations []Location `json:"locations"`
 }
+
+// GapReason says why part of a revision could not be rendered or read;
+// render defines the reasons.
+type GapReason string
 
 // Gap is a part of the revision whose images could not be listed: a blind
 // spot. A gap blocks the revision (the verdict is undecided) unless it is
 // informational or its reason is one the Config allows.
 type Gap struct {
-	Reason  string `json:"reason"`
-	File    string `json:"file,omitempty"`
-	Object  string `json:"object,omitempty"`
-	Path    string `json:"path,omitempty"`
+	Reason GapReason `json:"reason"`
+	// Origin is where the unrendered part is.
+	Origin
+	// Object names the object concerned (Kind/namespace/name), if any.
+	Object string `json:"object,omitempty"`
+	// Path is the field path within Object, for an image gap.
+	Path string `json:"path,omitempty"`
+	// Message explains the gap in one line.
 	Message string `json:"message"`
 	// Informational marks a gap that is another source's business (a
 	// Flux Kustomization of another source, gated on its own): reported,
 	// never blocking.
 	Informational bool `json:"informational,omitempty"`
-	// Blocking is set by Evaluate: the gap keeps the revision from being
-	// allowed.
+	// Blocking is set by Evaluate (and Config.MarkBlocking): the gap keeps
+	// the revision from being allowed.
 	Blocking bool `json:"blocking"`
+}
+
+func (g Gap) String() string {
+	var b strings.Builder
+	b.WriteString(string(g.Reason))
+	for _, s := range []string{g.File, g.Object, g.Path} {
+		if s != "" {
+			b.WriteString(" " + s)
+		}
+	}
+	b.WriteString(": " + g.Message)
+	return b.String()
 }
 
 // Rendered is what a revision renders to.

@@ -520,7 +520,12 @@ func (r *renderer) gapFor(u unit, err error) {
 	r.gap(g)
 }
 
-func (r *renderer) gap(g Gap) { r.result.Gaps = append(r.result.Gaps, g) }
+func (r *renderer) gap(g Gap) {
+	// A Kustomization of another source applies what that source's own
+	// gate checks: reported, never blocking.
+	g.Informational = g.Reason == OtherSourceGap
+	r.result.Gaps = append(r.result.Gaps, g)
+}
 
 // helmChart describes a HelmRelease's chart for a gap message.
 func helmChart(o Object) string {

@@ -25,17 +25,15 @@ type Object struct {
 	Origin Origin
 }
 
-// Origin tells where a rendered object came from.
-type Origin struct {
-	// File is the path of the source file, relative to the source root and
-	// slash-separated ("apps/base/deployment.yaml"). Empty when kustomize
-	// generated the object (configMapGenerator, …).
-	File string `json:"file,omitempty"`
-	// Chain is the Flux Kustomization chain that applies the object, outermost
-	// first, for example ["Kustomization/flux-system/flux-system",
-	// "Kustomization/flux-system/apps"]. Empty for a plain directory render.
-	Chain []string `json:"chain,omitempty"`
-}
+// Origin, Image, Location and Gap are the gate's types: what render finds
+// is what the gate decides on and reports show, with nothing copied.
+type (
+	Origin    = gate.Origin
+	Image     = gate.Image
+	Location  = gate.Location
+	Gap       = gate.Gap
+	GapReason = gate.GapReason
+)
 
 // Kind returns the object's kind.
 func (o Object) Kind() string { return str(o.Content, "kind") }
@@ -77,43 +75,6 @@ func str(m map[string]any, key string) string {
 	return s
 }
 
-// Image is one container image reference, deduplicated across the revision.
-type Image struct {
-	// Ref is the normalised reference: registry, repository and tag and/or
-	// digest, as a container runtime resolves it
-	// ("index.docker.io/library/nginx:latest").
-	Ref string `json:"ref"`
-	// Registry, Repository, Tag and Digest are Ref's parts. Tag is empty for
-	// a digest-only reference; Digest is empty for a tag-only reference.
-	Registry   string `json:"registry"`
-	Repository string `json:"repository"`
-	Tag        string `json:"tag,omitempty"`
-	Digest     string `json:"digest,omitempty"`
-	// Mutable is true when the reference carries no digest: what it names
-	// can change after it was checked.
-	Mutable bool `json:"mutable"`
-	// Locations lists every place the image appears, sorted.
-	Locations []Location `json:"locations"`
-}
-
-// Location is one place an image reference appears.
-type Location struct {
-	Origin
-	// Object names the Kubernetes object: Kind/namespace/name.
-	Object     string `json:"object"`
-	APIVersion string `json:"apiVersion"`
-	// Container is the container's name.
-	Container string `json:"container"`
-	// Path is the container's path in the object,
-	// "spec.template.spec.initContainers[0]".
-	Path string `json:"path"`
-	// Raw is the reference exactly as written in the rendered object.
-	Raw string `json:"raw"`
-}
-
-// GapReason says why part of a revision could not be rendered or read.
-type GapReason string
-
 // The coverage gaps render reports.
 const (
 	// HelmReleaseGap: a HelmRelease's chart is not rendered, so its images are
@@ -145,43 +106,6 @@ var GapReasons = []GapReason{
 	HelmReleaseGap, RemoteBaseGap, BuildFailedGap, MissingPathGap, SubstituteFromGap, UnresolvedImageGap,
 }
 
-// Informational says whether a gap of this reason is another source's
-// business, reported but never blocking: a Flux Kustomization of another
-// source applies what that source's own gate checks.
-func (r GapReason) Informational() bool { return r == OtherSourceGap }
-
-// Gap is a part of the revision whose images pregate cannot list. A gap is
-// never skipped in silence: the report carries it, and unless it is
-// informational or allowed by kind, it keeps the revision from being
-// allowed.
-type Gap struct {
-	Reason GapReason `json:"reason"`
-	// Origin is where the unrendered part is.
-	Origin
-	// Object names the object concerned (Kind/namespace/name), if any.
-	Object string `json:"object,omitempty"`
-	// Path is the field path within Object, for an image gap.
-	Path string `json:"path,omitempty"`
-	// Message explains the gap in one line.
-	Message string `json:"message"`
-}
-
-func (g Gap) String() string {
-	var b strings.Builder
-	b.WriteString(string(g.Reason))
-	if g.File != "" {
-		b.WriteString(" " + g.File)
-	}
-	if g.Object != "" {
-		b.WriteString(" " + g.Object)
-	}
-	if g.Path != "" {
-		b.WriteString(" " + g.Path)
-	}
-	b.WriteString(": " + g.Message)
-	return b.String()
-}
-
 // DecodeObjects decodes a multi-document YAML (or JSON) file into objects,
 // naming the file and document in errors. Empty documents are skipped.
 func DecodeObjects(name string, data []byte) ([]map[string]any, error) {
@@ -205,21 +129,4 @@ func DecodeObjects(name string, data []byte) ([]map[string]any, error) {
 		}
 		out = append(out, obj)
 	}
-}
-
-// Gate returns what the revision rendered to, in the gate package's terms.
-func (r *Result) Gate() gate.Rendered {
-	out := gate.Rendered{Images: make([]gate.Image, 0, len(r.Images)), Gaps: make([]gate.Gap, 0, len(r.Gaps))}
-	for _, img := range r.Images {
-		gi := gate.Image{Ref: img.Ref, Locations: make([]gate.Location, 0, len(img.Locations))}
-		for _, l := range img.Locations {
-			gi.Locations = append(gi.Locations, gate.Location{File: l.File, Chain: l.Chain, Object: l.Object, Container: l.Container, Path: l.Path})
-		}
-		out.Images = append(out.Images, gi)
-	}
-	for _, g := range r.Gaps {
-		out.Gaps = append(out.Gaps, gate.Gap{Reason: string(g.Reason), File: g.File, Object: g.Object, Path: g.Path, Message: g.Message,
-			Informational: g.Reason.Informational()})
-	}
-	return out
 }

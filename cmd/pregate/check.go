@@ -133,7 +133,7 @@ func renderAll(ctx context.Context, rf *renderFlags, paths []string) ([]*revisio
 			return nil, gate.Rendered{}, err
 		}
 		revs = append(revs, rev)
-		r := rev.Result.Gate()
+		r := gate.Rendered{Images: rev.Result.Images, Gaps: rev.Result.Gaps}
 		for _, img := range r.Images {
 			if i, ok := index[img.Ref]; ok {
 				merged.Images[i].Locations = append(merged.Images[i].Locations, img.Locations...)

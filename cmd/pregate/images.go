@@ -101,9 +101,9 @@ images.`,
 			}
 			cfg := gate.Config{AllowGaps: allowed}
 			var blocking []string
-			for _, g := range rev.Result.Gate().Gaps {
+			for _, g := range rev.Result.Gaps {
 				if cfg.Blocks(g) {
-					blocking = append(blocking, g.Reason)
+					blocking = append(blocking, string(g.Reason))
 				}
 			}
 			if len(blocking) > 0 {

@@ -224,7 +224,7 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, r.fail(obj, PolicyInvalidReason, err)
 	}
 	g := &gate.Gate{
-		Renderer: result.Gate(),
+		Renderer: gate.Rendered{Images: result.Images, Gaps: result.Gaps},
 		Verifier: verifier,
 		Config:   gate.Config{Policies: compiled.Gate, Unmatched: unmatchedImages(obj), AllowGaps: allowGaps(obj)},
 		Timeout:  durationOr(obj.Spec.Timeout, gate.DefaultTimeout),
@@ -346,7 +346,7 @@ func gapResults(gaps []gate.Gap) []v1alpha1.CoverageGap {
 		if g.Path != "" {
 			obj = strings.TrimSpace(obj + " " + g.Path)
 		}
-		out = append(out, v1alpha1.CoverageGap{Kind: g.Reason, Blocking: g.Blocking, Object: obj, File: g.File, Message: gate.Clip(g.Message, maxStatusMessage)})
+		out = append(out, v1alpha1.CoverageGap{Kind: string(g.Reason), Blocking: g.Blocking, Object: obj, File: g.File, Message: gate.Clip(g.Message, maxStatusMessage)})
 	}
 	return out
 }
