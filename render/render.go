@@ -277,6 +277,7 @@ func (r *renderer) render(ctx context.Context, rel string) (*Result, error) {
 		return nil, err
 	}
 	r.finish()
+	r.addLines(rel)
 	return &r.result, nil
 }
 

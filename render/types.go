@@ -25,13 +25,18 @@ type Object struct {
 	Origin Origin
 }
 
-// Origin, Image, Location and Gap are the gate's types: what render finds
-// is what the gate decides on and reports show, with nothing copied.
+// render's results are in the gate's types: what render finds is what the
+// gate decides on and what reports show, with nothing copied.
 type (
-	Origin    = gate.Origin
-	Image     = gate.Image
-	Location  = gate.Location
-	Gap       = gate.Gap
+	// Origin is gate.Origin: where an object came from.
+	Origin = gate.Origin
+	// Image is gate.Image: one image, deduplicated, with every location.
+	Image = gate.Image
+	// Location is gate.Location: one place an image appears.
+	Location = gate.Location
+	// Gap is gate.Gap: a part of the revision whose images are not known.
+	Gap = gate.Gap
+	// GapReason is gate.GapReason; render defines the reasons.
 	GapReason = gate.GapReason
 )
 
