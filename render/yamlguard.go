@@ -114,7 +114,7 @@ func checkYAML(b []byte) error {
 			// have: this check is about bounds, not syntax.
 			return nil //nolint:nilerr // see above
 		}
-		m := yamlMeasure{seen: map[*yaml.Node]yamlSize{}}
+		m := yamlMeasure{seen: map[*yaml.Node]yamlSize{}, open: map[*yaml.Node]bool{}}
 		s, err := m.measure(&doc)
 		if err != nil {
 			return err
@@ -128,6 +128,7 @@ func checkYAML(b []byte) error {
 var (
 	errExpansion = fmt.Errorf("YAML aliases expand to more than %d nodes", maxYAMLExpandedNodes)
 	errDepth     = fmt.Errorf("YAML nested deeper than %d levels, aliases expanded", maxYAMLDepth)
+	errCycle     = errors.New("a YAML alias refers to a node that contains it")
 )
 
 // yamlSize is a node's size with its aliases expanded.
@@ -137,6 +138,9 @@ type yamlSize struct{ nodes, height int }
 // alias points at.
 type yamlMeasure struct {
 	seen map[*yaml.Node]yamlSize
+	// open are the nodes being measured: an alias to one of them is a
+	// node that contains itself, which would expand forever.
+	open map[*yaml.Node]bool
 }
 
 // measure returns the size of n with its aliases expanded, failing beyond
@@ -149,6 +153,11 @@ func (m yamlMeasure) measure(n *yaml.Node) (yamlSize, error) {
 	if s, ok := m.seen[n]; ok {
 		return s, nil
 	}
+	if m.open[n] {
+		return yamlSize{}, errCycle
+	}
+	m.open[n] = true
+	defer delete(m.open, n)
 	s := yamlSize{nodes: 1}
 	for _, c := range n.Content {
 		cs, err := m.measure(c)

@@ -31,11 +31,12 @@ func TestRender_yamlBounds(t *testing.T) {
 		file    string
 		wantErr string
 	}{
-		"billion laughs":             {laughs, "bomb.yaml): not rendered: YAML aliases expand to more than 1000000 nodes"},
-		"nested 10,000 levels":       {nested(10_000), "bomb.yaml): not rendered: YAML nested deeper than 512 levels"},
-		"aliases nesting 600 levels": {chained, "bomb.yaml): not rendered: YAML nested deeper than 512 levels"},
-		"nested 100 levels":          {nested(100), ""},
-		"a few aliases":              {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\ndata:\n  a: &x hello\n  b: *x\n", ""},
+		"billion laughs":              {laughs, "bomb.yaml): not rendered: YAML aliases expand to more than 1000000 nodes"},
+		"nested 10,000 levels":        {nested(10_000), "bomb.yaml): not rendered: YAML nested deeper than 512 levels"},
+		"aliases nesting 600 levels":  {chained, "bomb.yaml): not rendered: YAML nested deeper than 512 levels"},
+		"a node that contains itself": {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: self}\ndata: &a\n  <<: *a\n", "bomb.yaml): not rendered: a YAML alias refers to a node that contains it"},
+		"nested 100 levels":           {nested(100), ""},
+		"a few aliases":               {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\ndata:\n  a: &x hello\n  b: *x\n", ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
