@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -187,6 +189,86 @@ func BenchmarkCheck200(b *testing.B) {
 				reportCheck(b, benchImages*runs, requests)
 			})
 		}
+	}
+}
+
+// BenchmarkCheck200CacheDir is BenchmarkCheck200 (referrers, tag
+// references) as `pregate check --cache-dir` runs it: each iteration is a
+// new process, with a new Registry, Verifier and verify.Cache
+// (WithCacheDir), nothing in memory:
+//
+//   - cold: on an empty dir: every registry pinged, every tag resolved,
+//     every digest discovered and every bundle verified, and every result
+//     written to the dir;
+//   - warm: on the dir a cold run filled: every tag is still resolved
+//     (tags move) and every verdict is read from the dir. The requests are
+//     the resolutions (a HEAD of each tag's manifest) and the registry's
+//     ping; nothing is discovered, which the benchmark checks;
+//   - warm/digest: the same, the images referenced by digest: the dir
+//     knows the credentials that resolved them, so no request at all.
+//
+// It reports ns/op (one check of the 200 images), registry-requests/op
+// (what the Registry sent, pings included), and what BenchmarkCheck200
+// does.
+func BenchmarkCheck200CacheDir(b *testing.B) {
+	f := newCheckFixture(b, verifytest.NewSigstore(b), true, false)
+	// run checks f's images by tag, as a new process on dir, and returns
+	// the number of registry requests and the Cache's counters.
+	run := func(b *testing.B, dir string, rev fixedRendering) (int, verify.CacheStats) {
+		b.Helper()
+		cache, err := verify.NewCache(time.Hour, verify.WithCacheDir(dir), verify.WithCacheWarnings(func(err error) {
+			b.Errorf("cache warning: %v", err)
+		}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := f.registry(b, nil)
+		v, err := verify.NewVerifier(r, f.policies, verify.WithCache(cache))
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.check(b, rev, v)
+		return r.Requests().Total, cache.Stats()
+	}
+	b.Run("cold", func(b *testing.B) {
+		b.ReportAllocs()
+		base := b.TempDir()
+		requests, runs := 0, 0
+		for b.Loop() {
+			n, s := run(b, filepath.Join(base, strconv.Itoa(runs)), f.rev)
+			if s.Misses != benchImages {
+				b.Fatalf("cold: %d cache misses, want %d", s.Misses, benchImages)
+			}
+			requests += n
+			runs++
+		}
+		reportCheck(b, benchImages*runs, requests)
+		b.ReportMetric(float64(requests)/float64(runs), "registry-requests/op")
+	})
+	for _, refs := range []struct {
+		name string
+		rev  fixedRendering
+	}{{"", f.rev}, {"/digest", f.byDigest}} {
+		b.Run("warm"+refs.name, func(b *testing.B) {
+			b.ReportAllocs()
+			dir := b.TempDir()
+			run(b, dir, f.rev) // fills the dir
+			discoveries := f.front.CountMatching(`/referrers/`)
+			requests, runs := 0, 0
+			for b.Loop() {
+				n, s := run(b, dir, refs.rev)
+				if s.Hits != benchImages || s.Misses != 0 {
+					b.Fatalf("warm: %d cache hits and %d misses, want %d and none", s.Hits, s.Misses, benchImages)
+				}
+				requests += n
+				runs++
+			}
+			if n := f.front.CountMatching(`/referrers/`) - discoveries; n != 0 {
+				b.Errorf("warm: %d discoveries, want none", n)
+			}
+			reportCheck(b, benchImages*runs, requests)
+			b.ReportMetric(float64(requests)/float64(runs), "registry-requests/op")
+		})
 	}
 }
 

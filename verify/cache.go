@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -59,16 +61,29 @@ const DefaultCacheMaxEntries = 10_000
 // at the current time, keyless with IgnoreTlog and without
 // SignedTimestamps, give results that depend on the clock; the Cache
 // keeps them for ttl like any other.)
+//
+// With WithCacheDir, results also go to files in a directory, where the
+// Caches of later processes find them: the same keys, ttl and choice of
+// what is stored, across runs of `pregate check`.
 type Cache struct {
 	ttl   time.Duration
 	max   int
 	clock clock.PassiveClock
+	dir   *dirStore   // nil: memory only
+	warn  func(error) // see WithCacheWarnings
 
 	flight singleflight.Group
+	// writeMu orders the writes of dir, so that the last one written is
+	// the entry as it was last.
+	writeMu sync.Mutex
+
+	warnMu      sync.Mutex
+	warned      map[string]fs.FileInfo // by key, the file last reported (nil: unknown)
+	writeFailed bool                   // a failure to write was reported
 
 	mu        sync.Mutex
 	entries   map[string]*list.Element // of *cacheEntry, by key
-	order     *list.List               // oldest first; ttl is fixed, so also soonest to expire first
+	order     *list.List               // soonest to expire first: oldest first, but for results read from dir
 	hits      uint64
 	misses    uint64
 	evictions uint64
@@ -77,6 +92,7 @@ type Cache struct {
 type cacheEntry struct {
 	key     string
 	res     Result
+	created time.Time
 	expires time.Time
 	// access are the credentials (Registry.access) that resolved the
 	// subject while the result is kept: a Verifier with the same ones may
@@ -108,6 +124,8 @@ type CacheOption func(*cacheOptions) error
 type cacheOptions struct {
 	clock clock.PassiveClock
 	max   int
+	dir   string
+	warn  func(error)
 }
 
 // WithCacheClock sets the clock that dates results. The default is the
@@ -141,7 +159,7 @@ func NewCache(ttl time.Duration, opts ...CacheOption) (*Cache, error) {
 	if ttl <= 0 {
 		return nil, fmt.Errorf("invalid cache: ttl must be positive, got %s", ttl)
 	}
-	o := &cacheOptions{clock: clock.RealClock{}, max: DefaultCacheMaxEntries}
+	o := &cacheOptions{clock: clock.RealClock{}, max: DefaultCacheMaxEntries, warn: func(error) {}}
 	for _, opt := range opts {
 		if opt == nil {
 			continue
@@ -150,7 +168,18 @@ func NewCache(ttl time.Duration, opts ...CacheOption) (*Cache, error) {
 			return nil, fmt.Errorf("invalid cache option: %w", err)
 		}
 	}
-	return &Cache{ttl: ttl, max: o.max, clock: o.clock, entries: map[string]*list.Element{}, order: list.New()}, nil
+	c := &Cache{
+		ttl: ttl, max: o.max, clock: o.clock, warn: o.warn,
+		warned: map[string]fs.FileInfo{}, entries: map[string]*list.Element{}, order: list.New(),
+	}
+	if o.dir != "" {
+		dir, err := openDirStore(o.dir)
+		if err != nil {
+			c.warn(fmt.Errorf("not using the cache dir: %w", err))
+		}
+		c.dir = dir
+	}
+	return c, nil
 }
 
 // Stats returns the Cache's counters.
@@ -171,10 +200,10 @@ func (c *Cache) result(ctx context.Context, fp, subject, access string, compute 
 	key := fp + "\x00" + subject
 	store := func(res Result) {
 		if storable(res) {
-			c.put(key, res)
+			c.put(key, res, access)
 		}
 	}
-	res, computed, err := joinFlight(ctx, &c.flight, key, c.await, func() (Result, bool) { return c.get(key) }, compute, store)
+	res, computed, err := joinFlight(ctx, &c.flight, key, c.await, func() (Result, bool) { return c.lookup(key) }, compute, store)
 	if err != nil {
 		return Result{}, err
 	}
@@ -192,7 +221,7 @@ func (c *Cache) known(fp, subject, access string) (Result, bool) {
 		return Result{}, false
 	}
 	key := fp + "\x00" + subject
-	res, ok := c.get(key)
+	res, ok := c.lookup(key)
 	if !ok {
 		return Result{}, false
 	}
@@ -208,20 +237,32 @@ func (c *Cache) known(fp, subject, access string) (Result, bool) {
 }
 
 // grant records that credentials access resolved the subject of the
-// result stored under key, if any.
+// result stored under key, if any, in dir too.
 func (c *Cache) grant(key, access string) {
-	if access == "" {
+	if access == "" || !c.addAccess(key, access) {
 		return
 	}
+	c.persist(key)
+}
+
+// addAccess adds access to the entry of key, if any, and says whether it
+// is new there.
+func (c *Cache) addAccess(key, access string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[key]; ok {
-		e := el.Value.(*cacheEntry)
-		if e.access == nil {
-			e.access = map[string]bool{}
-		}
-		e.access[access] = true
+	el, ok := c.entries[key]
+	if !ok {
+		return false
 	}
+	e := el.Value.(*cacheEntry)
+	if e.access[access] {
+		return false
+	}
+	if e.access == nil {
+		e.access = map[string]bool{}
+	}
+	e.access[access] = true
+	return true
 }
 
 // await waits for a shared verification, or for ctx to end. It stays a
@@ -250,7 +291,27 @@ func storable(res Result) bool {
 	return true
 }
 
-// get returns the unexpired result stored under key.
+// lookup returns the unexpired result stored under key, in memory or else
+// in dir (it is then kept in memory too).
+func (c *Cache) lookup(key string) (Result, bool) {
+	if res, ok := c.get(key); ok {
+		return res, true
+	}
+	if c.dir == nil {
+		return Result{}, false
+	}
+	e, err := c.dir.load(key, c.clock.Now(), c.ttl)
+	if err != nil {
+		c.warnEntry(key, err)
+		return Result{}, false
+	}
+	if e == nil {
+		return Result{}, false
+	}
+	return c.adopt(e), true
+}
+
+// get returns the unexpired result stored in memory under key.
 func (c *Cache) get(key string) (Result, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -266,13 +327,38 @@ func (c *Cache) get(key string) (Result, bool) {
 	return e.res, true
 }
 
-// put stores res under key for the ttl, dropping expired results and then,
-// if the Cache is full, the oldest.
-func (c *Cache) put(key string, res Result) {
+// put stores res, whose subject credentials access resolved, under key
+// for the ttl, in memory (see insert) and in dir.
+func (c *Cache) put(key string, res Result, access string) {
+	now := c.clock.Now()
+	e := &cacheEntry{key: key, res: res, created: now, expires: now.Add(c.ttl), access: map[string]bool{}}
+	if access != "" {
+		e.access[access] = true
+	}
+	c.mu.Lock()
+	c.insert(e, now)
+	c.mu.Unlock()
+	c.persist(key)
+}
+
+// adopt keeps in memory e, read from dir, unless an unexpired result is
+// there already (stored meanwhile), and returns the result it keeps.
+func (c *Cache) adopt(e *cacheEntry) Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock.Now()
-	if el, ok := c.entries[key]; ok {
+	if el, ok := c.entries[e.key]; ok && now.Before(el.Value.(*cacheEntry).expires) {
+		return el.Value.(*cacheEntry).res
+	}
+	c.insert(e, now)
+	return e.res
+}
+
+// insert stores e in memory, in place of the entry of its key, dropping
+// the results expired at now and then, if the Cache is full, those that
+// expire first (the oldest). c.mu is held.
+func (c *Cache) insert(e *cacheEntry, now time.Time) {
+	if el, ok := c.entries[e.key]; ok {
 		c.remove(el)
 	}
 	c.expire(now)
@@ -280,7 +366,76 @@ func (c *Cache) put(key string, res Result) {
 		c.remove(c.order.Front())
 		c.evictions++
 	}
-	c.entries[key] = c.order.PushBack(&cacheEntry{key: key, res: res, expires: now.Add(c.ttl)})
+	if el := c.lastBy(e.expires); el != nil {
+		c.entries[e.key] = c.order.InsertAfter(e, el)
+	} else {
+		c.entries[e.key] = c.order.PushFront(e)
+	}
+}
+
+// lastBy returns the last entry that expires no later than t: the back,
+// unless t is a result's read from dir. c.mu is held.
+func (c *Cache) lastBy(t time.Time) *list.Element {
+	el := c.order.Back()
+	for el != nil && t.Before(el.Value.(*cacheEntry).expires) {
+		el = el.Prev()
+	}
+	return el
+}
+
+// persist writes the entry of key, as it is in memory, to dir.
+func (c *Cache) persist(key string) {
+	if c.dir == nil {
+		return
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	e, ok := c.snapshot(key)
+	if !ok {
+		return // dropped meanwhile
+	}
+	if err := c.dir.save(e); err != nil && !errors.Is(err, errInexact) { // inexact: kept in memory only
+		c.warnWrite(err)
+	}
+}
+
+// snapshot returns a copy of the entry of key in memory.
+func (c *Cache) snapshot(key string) (*cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[key]
+	if !ok {
+		return nil, false
+	}
+	e := *el.Value.(*cacheEntry)
+	e.access = maps.Clone(e.access)
+	return &e, true
+}
+
+// warnEntry reports err, about the file of key, unless it was reported
+// about that file as it is: once per damaged file, however many callers
+// find it.
+func (c *Cache) warnEntry(key string, err error) {
+	file := fileOf(err)
+	c.warnMu.Lock()
+	defer c.warnMu.Unlock()
+	if prev, ok := c.warned[key]; ok && sameVersion(prev, file) {
+		return
+	}
+	c.warned[key] = file
+	c.warn(err)
+}
+
+// warnWrite reports err, a failure to write to dir, if it is the first:
+// the others most likely have its cause.
+func (c *Cache) warnWrite(err error) {
+	c.warnMu.Lock()
+	defer c.warnMu.Unlock()
+	if c.writeFailed {
+		return
+	}
+	c.writeFailed = true
+	c.warn(err)
 }
 
 // expire drops the results expired at now, oldest first. c.mu is held.

@@ -403,6 +403,8 @@ func TestNewCache_invalid(t *testing.T) {
 		"negative ttl":    {-time.Second, nil, "ttl must be positive"},
 		"no entries":      {time.Minute, []verify.CacheOption{verify.WithCacheMaxEntries(0)}, "max entries must be positive"},
 		"nil clock":       {time.Minute, []verify.CacheOption{verify.WithCacheClock(nil)}, "clock must not be nil"},
+		"no dir":          {time.Minute, []verify.CacheOption{verify.WithCacheDir("")}, "cache dir must not be empty"},
+		"nil warnings":    {time.Minute, []verify.CacheOption{verify.WithCacheWarnings(nil)}, "warnings function must not be nil"},
 		"a nil option ok": {time.Minute, []verify.CacheOption{nil}, ""},
 	} {
 		_, err := verify.NewCache(tc.ttl, tc.opts...)
@@ -463,5 +465,64 @@ func TestCache_digestReferences(t *testing.T) {
 	explain(tag, app.front.Host()+"/app:v1")
 	if got := app.front.Count("/v2/app/manifests/v1"); got != 1 {
 		t.Errorf("the tag was resolved %d times, want 1: tags move", got)
+	}
+}
+
+// TestCache_dir: Verifiers of a later process, with a Cache of their own on
+// the same dir, have the results of the first: a tag is resolved and no
+// more, a digest reference the same credentials resolved costs no request,
+// and other credentials still resolve it.
+func TestCache_dir(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	app := newSignedApp(t, ss)
+	dir := t.TempDir()
+	policy := func() *verify.Policy { return fingerprinted(firstPartyPolicy(ss.Material()), "fp") }
+	tag, byDigest := app.front.Host()+"/app:v1", app.front.Host()+"/app@"+app.digest
+	// process returns a Verifier of a new process: a new Cache on dir.
+	process := func(r *verify.Registry) *verify.Verifier {
+		t.Helper()
+		c := newCache(t, verify.WithCacheDir(dir), verify.WithCacheWarnings(func(err error) {
+			t.Errorf("cache warning: %v", err)
+		}))
+		v, err := verify.NewVerifier(r, []*verify.Policy{policy()}, verify.WithCache(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	first := mustExplain(t, process(newRegistry(t)), tag, "first-party", verify.Verified)
+	checkRequests(t, app, wantRequests("v1"))
+
+	second := mustExplain(t, process(newRegistry(t)), tag, "first-party", verify.Verified)
+	want := wantRequests("v1")
+	want["manifests/v1"], want["all of app"] = 2, want["all of app"]+1 // resolved again, nothing else
+	checkRequests(t, app, want)
+	if diff := cmp.Diff(first.Lookups[1:], second.Lookups[1:]); diff != "" {
+		t.Errorf("Lookups from the dir (-first +second):\n%s", diff)
+	}
+	if diff := cmp.Diff(first.Considered, second.Considered); diff != "" {
+		t.Errorf("Considered from the dir (-first +second):\n%s", diff)
+	}
+
+	warm := newRegistry(t)
+	mustExplain(t, process(warm), byDigest, "first-party", verify.Verified)
+	if n := warm.Requests().Total; n != 0 {
+		t.Errorf("a digest reference the dir knows made %d requests, want 0", n)
+	}
+	other := newRegistry(t, verify.WithKeychain(staticKeychain{"robot", "s3cret-token"}))
+	mustExplain(t, process(other), byDigest, "first-party", verify.Verified)
+	if other.Requests().Total == 0 {
+		t.Error("other credentials were given the result without resolving the digest")
+	}
+	// Now they have resolved it: the dir knows, for the next process.
+	again := newRegistry(t, verify.WithKeychain(staticKeychain{"robot", "s3cret-token"}))
+	mustExplain(t, process(again), byDigest, "first-party", verify.Verified)
+	if n := again.Requests().Total; n != 0 {
+		t.Errorf("a digest reference the dir knows for the robot made %d requests, want 0", n)
+	}
+	if n := app.front.Count("/v2/app/referrers/" + app.digest); n != 1 {
+		t.Errorf("the referrers API was asked %d times, want 1", n)
 	}
 }
