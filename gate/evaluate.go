@@ -247,6 +247,9 @@ func judge(cfg Config, img Image, findings []Finding) ImageVerdict {
 	sort.Strings(iv.Policies)
 	iv.Findings = append(iv.Findings, findings...)
 	sort.Slice(iv.Findings, func(i, j int) bool { return iv.Findings[i].Policy < iv.Findings[j].Policy })
+	for i := range iv.Findings {
+		iv.Findings[i].Mode = modes[iv.Findings[i].Policy]
+	}
 
 	iv.Outcome = Passed
 	for _, name := range iv.Policies {

@@ -167,6 +167,9 @@ type Finding struct {
 	Status Status `json:"status"`
 	// Detail explains Status in one deterministic line.
 	Detail string `json:"detail"`
+	// Mode is the policy's mode, set by Evaluate: what a failure of this
+	// finding does.
+	Mode Mode `json:"mode,omitempty"`
 }
 
 // Renderer renders a revision's files.
