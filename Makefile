@@ -35,7 +35,7 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := all
 
-.PHONY: check-generated all build test test-unit fuzz lint fmt fmt-check vet generate tidy verify demo tools cosign clean
+.PHONY: check-generated all build test xmllint test-unit fuzz lint fmt fmt-check vet generate tidy verify demo tools cosign clean
 
 all: build
 
@@ -44,8 +44,17 @@ build:
 
 # Everything CI runs (.ci/run: make lint, then make test). The e2e tests
 # drive the binaries named by these variables, and fail without them.
-test: build $(COSIGN)
-	PREGATE_BIN=$(PREGATE) PREGATE_COSIGN=$(COSIGN) go test -race $(TESTFLAGS) ./...
+test: build $(COSIGN) xmllint
+	PREGATE_BIN=$(PREGATE) PREGATE_COSIGN=$(COSIGN) PREGATE_XMLLINT=$$(command -v xmllint) go test -race $(TESTFLAGS) ./...
+
+# xmllint (Debian's libxml2-utils) validates the JUnit reports against the
+# JUnit XSD in gate/report's tests; installed on first use.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+xmllint:
+	@command -v xmllint >/dev/null || { \
+		echo "installing libxml2-utils (xmllint) from Debian"; \
+		$(SUDO) apt-get install -y -qq --no-install-recommends libxml2-utils >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends libxml2-utils; }; }
 
 test-unit:
 	go test -race -short $(TESTFLAGS) ./...

@@ -32,6 +32,7 @@ type Verifier struct {
 	cache        *Cache
 	imageTimeout time.Duration
 	everyPlace   bool
+	onResolved   func(ref string)
 
 	flight   singleflight.Group
 	mu       sync.Mutex
@@ -39,6 +40,10 @@ type Verifier struct {
 	found    map[string]Discovery  // by stage, repository@digest
 	checked  map[string]Result     // by policy, repository@digest
 }
+
+// DefaultCacheTTL is how long the controller's Cache and the CLI's
+// verdict cache directory keep a result unless told otherwise.
+const DefaultCacheTTL = 10 * time.Minute
 
 // DefaultImageTimeout bounds the verification of one image unless
 // WithImageTimeout says otherwise.
@@ -57,6 +62,17 @@ type verifierOptions struct {
 	cache        *Cache
 	imageTimeout time.Duration
 	everyPlace   bool
+	onResolved   func(ref string)
+}
+
+// WithResolved calls f with each reference once it is resolved to a
+// digest (or known by its digest), before its signatures are looked up:
+// for showing progress. f is called from several goroutines at once.
+func WithResolved(f func(ref string)) VerifierOption {
+	return func(o *verifierOptions) error {
+		o.onResolved = f
+		return nil
+	}
 }
 
 // WithEveryPlace makes every discovery read every place, even when a
@@ -114,7 +130,7 @@ func NewVerifier(r *Registry, policies []*Policy, opts ...VerifierOption) (*Veri
 		}
 	}
 	v := &Verifier{
-		registry: r, policies: map[string]*Policy{}, cache: o.cache, imageTimeout: o.imageTimeout, everyPlace: o.everyPlace,
+		registry: r, policies: map[string]*Policy{}, cache: o.cache, imageTimeout: o.imageTimeout, everyPlace: o.everyPlace, onResolved: o.onResolved,
 		resolved: map[string]resolution{}, found: map[string]Discovery{}, checked: map[string]Result{},
 	}
 	for _, p := range policies {
@@ -135,7 +151,19 @@ func (v *Verifier) Verify(ctx context.Context, image, policy string) (gate.Findi
 	if err != nil {
 		return gate.Finding{}, err
 	}
-	return gate.Finding{Image: image, Policy: policy, Digest: res.Subject.Digest, Status: res.Status, Detail: res.Detail}, nil
+	return res.Finding(), nil
+}
+
+// Finding is what the gate needs of a Result.
+func (r Result) Finding() gate.Finding {
+	return gate.Finding{Image: r.Subject.Ref, Policy: r.Policy, Digest: r.Subject.Digest, Status: r.Status, Detail: r.Detail}
+}
+
+// resolvedRef tells the WithResolved function, if any, of ref.
+func (v *Verifier) resolvedRef(ref string) {
+	if v.onResolved != nil {
+		v.onResolved(ref)
+	}
 }
 
 // Explain verifies one image against one policy and returns everything
@@ -157,6 +185,7 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 	// same credentials, needs no request at all: the digest is what was
 	// verified, and those credentials have read it.
 	if res, ok := v.known(ctx, p, image); ok {
+		v.resolvedRef(image)
 		return res, nil
 	}
 	// The image's deadline runs from here, for whichever of its lookups
@@ -180,6 +209,7 @@ func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, e
 		// not a failure of the verifier.
 		return Result{Policy: policy, Subject: Subject{Ref: image}, Status: ResolveFailed, Detail: r.err.Error(), Lookups: []Lookup{r.lookup}}, nil //nolint:nilerr // see above
 	}
+	v.resolvedRef(image)
 	key := r.subject.Repository + "@" + r.subject.Digest
 	// Discovery in two stages: the referrers API first, and the other
 	// places only when what it lists does not verify. A signature found

@@ -71,7 +71,7 @@ as a new revision is seen, before any verification starts.`,
 	fs.DurationVar(&f.interval, "retry-interval", 30*time.Second, "how soon a Gate that could not decide (unreachable registry, source not ready) is tried again")
 	fs.DurationVar(&f.lookupTimeout, "lookup-timeout", verify.DefaultLookupTimeout, "the bound on each registry request")
 	fs.IntVar(&f.hostConcurrency, "registry-host-concurrency", verify.DefaultHostConcurrency, "the bound on the requests in flight to one registry host, for all Gates")
-	fs.DurationVar(&f.cacheTTL, "verdict-cache-ttl", 10*time.Minute, "how long a verification of a digest against a policy is reused by every Gate")
+	fs.DurationVar(&f.cacheTTL, "verdict-cache-ttl", verify.DefaultCacheTTL, "how long a verification of a digest against a policy is reused by every Gate")
 	fs.IntVar(&f.cacheSize, "verdict-cache-size", 10000, "the most verdicts the cache holds")
 	fs.StringVar(&f.tufCache, "tuf-cache", verify.DefaultTUFCacheDir(), "where TUF metadata of trust roots is cached")
 	fs.DurationVar(&f.trustRefresh, "trust-root-refresh", controller.DefaultTrustRefresh, "how long the trust material of a TrustRoot (TUF metadata, trusted roots) is used before it is loaded again; a changed TrustRoot is loaded at once")

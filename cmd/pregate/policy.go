@@ -14,6 +14,7 @@ import (
 	"github.com/pregate/pregate/config"
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/gate/pipeline"
 	"github.com/pregate/pregate/verify"
 )
 
@@ -59,45 +60,47 @@ func (f *policyFlags) bind(cmd *cobra.Command) {
 	fs.DurationVar(&f.imageTimeout, "image-timeout", verify.DefaultImageTimeout, "the bound on verifying one image: every request, retry and wait for it")
 }
 
-// load reads and compiles the policies, fetching trust material as needed.
-func (f *policyFlags) load(ctx context.Context) (*config.Compiled, gate.Unmatched, error) {
+// options reads the policies and says how to verify with them: the
+// pipeline's options, less what only check sets.
+func (f *policyFlags) options(ctx context.Context) (pipeline.Options, error) {
 	unmatched := gate.Unmatched(f.unmatched)
 	switch unmatched {
 	case gate.AllowUnmatched, gate.WarnUnmatched, gate.DenyUnmatched:
 	default:
-		return nil, "", fmt.Errorf("--unmatched-images %q: want allow, warn or deny", f.unmatched)
+		return pipeline.Options{}, fmt.Errorf("--unmatched-images %q: want allow, warn or deny", f.unmatched)
 	}
 	set := &config.Set{}
 	for _, file := range f.policyFiles {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, "", fmt.Errorf("--policy: %w", err)
+			return pipeline.Options{}, fmt.Errorf("--policy: %w", err)
 		}
 		s, err := config.Load(file, b)
 		if err != nil {
-			return nil, "", err
+			return pipeline.Options{}, err
 		}
 		if err := set.Add(s); err != nil {
-			return nil, "", err
+			return pipeline.Options{}, err
 		}
 	}
 	flagPolicy, err := f.flagPolicy()
 	if err != nil {
-		return nil, "", err
+		return pipeline.Options{}, err
 	}
 	if flagPolicy != nil {
 		if err := set.Add(flagPolicy); err != nil {
-			return nil, "", err
+			return pipeline.Options{}, err
 		}
 	}
 	if len(set.TrustPolicies()) == 0 {
-		return nil, "", errors.New("no trust policy: give --policy FILE, or --images with --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp], or --key")
+		return pipeline.Options{}, errors.New("no trust policy: give --policy FILE, or --images with --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp], or --key")
 	}
-	compiled, err := set.Compile(f.trustSource(ctx))
-	if err != nil {
-		return nil, "", err
-	}
-	return compiled, unmatched, nil
+	return pipeline.Options{
+		Policies:  pipeline.Policies{Set: set, Trust: f.trustSource(ctx)},
+		Registry:  []verify.RegistryOption{verify.WithLookupTimeout(f.lookupTimeout), verify.WithUserAgent("pregate/" + buildVersion().Version)},
+		Verifier:  []verify.VerifierOption{verify.WithImageTimeout(f.imageTimeout)},
+		Unmatched: unmatched,
+	}, nil
 }
 
 // flagPolicy builds the TrustPolicy the cosign-style flags describe, and
@@ -162,13 +165,4 @@ func (f *policyFlags) trustSource(ctx context.Context) config.TrustSource {
 		}
 		return m, nil
 	}
-}
-
-// newVerifier connects to registries for the compiled policies.
-func (f *policyFlags) newVerifier(c *config.Compiled, opts ...verify.VerifierOption) (*verify.Verifier, error) {
-	reg, err := verify.NewRegistry(verify.WithLookupTimeout(f.lookupTimeout), verify.WithUserAgent("pregate/"+buildVersion().Version))
-	if err != nil {
-		return nil, err
-	}
-	return verify.NewVerifier(reg, c.Verify, append([]verify.VerifierOption{verify.WithImageTimeout(f.imageTimeout)}, opts...)...)
 }

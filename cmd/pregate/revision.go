@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pregate/pregate/gate/pipeline"
 	"github.com/pregate/pregate/render"
 	"github.com/pregate/pregate/sources"
 )
@@ -54,88 +55,84 @@ func (f *renderFlags) allowedGaps() ([]string, error) {
 	return f.allowGaps, nil
 }
 
-// revision is a rendered local revision.
-type revision struct {
-	Root     string // the source root as given or found
-	Path     string // the rendered path, relative to Root
-	Revision string // the git revision, if any
-	Source   render.SourceRef
-	Skipped  []sources.Skipped
-	Result   *render.Result
-}
-
-// localRenderer renders local paths with the options of the flags, read
-// once for all paths.
-type localRenderer struct {
-	root   string
-	source render.SourceRef
-	opts   []render.Option
-}
-
 // renderer reads the flags' files (--kustomization-file,
-// --substitute-from) and returns a renderer for their paths.
-func (f *renderFlags) renderer() (*localRenderer, error) {
+// --substitute-from) once, for every path.
+func (f *renderFlags) renderer() (render.SourceRef, []render.Option, error) {
 	ref, err := render.ParseSourceRef(f.sourceRef)
 	if err != nil {
-		return nil, fmt.Errorf("--source-ref: %w", err)
+		return ref, nil, fmt.Errorf("--source-ref: %w", err)
 	}
-	opts := []render.Option{render.WithSourceRef(ref)}
+	var opts []render.Option
 	if f.kustomizationFile != "" {
 		objs, err := readObjects(f.kustomizationFile)
 		if err != nil {
-			return nil, fmt.Errorf("--kustomization-file: %w", err)
+			return ref, nil, fmt.Errorf("--kustomization-file: %w", err)
 		}
 		if len(objs) != 1 {
-			return nil, fmt.Errorf("--kustomization-file %s: want one Flux Kustomization, found %d objects", f.kustomizationFile, len(objs))
+			return ref, nil, fmt.Errorf("--kustomization-file %s: want one Flux Kustomization, found %d objects", f.kustomizationFile, len(objs))
 		}
 		opts = append(opts, render.WithKustomization(objs[0]))
 	}
 	for _, file := range f.substituteFrom {
 		objs, err := readObjects(file)
 		if err != nil {
-			return nil, fmt.Errorf("--substitute-from: %w", err)
+			return ref, nil, fmt.Errorf("--substitute-from: %w", err)
 		}
 		opts = append(opts, render.WithSubstituteFrom(objs))
 	}
-	return &localRenderer{root: f.root, source: ref, opts: opts}, nil
+	return ref, opts, nil
 }
 
-// render copies the source holding path as source-controller would
-// archive it, and renders path in the copy.
-func (lr *localRenderer) render(ctx context.Context, path string) (*revision, error) {
-	if fi, err := os.Stat(path); err != nil {
+// sources are the pipeline's sources for the paths: each source root
+// (--root, or the git work tree holding a path) is copied once, as
+// source-controller would archive it, and its paths rendered in the copy.
+func (f *renderFlags) sources(paths []string) ([]pipeline.Source, error) {
+	ref, opts, err := f.renderer()
+	if err != nil {
 		return nil, err
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", path)
 	}
-	root := lr.root
-	if root == "" {
-		var err error
-		if root, err = sources.WorkTree(path); err != nil {
+	var out []pipeline.Source
+	byRoot := map[string]int{}
+	for _, path := range paths {
+		root, rel, err := f.locate(path)
+		if err != nil {
 			return nil, err
+		}
+		i, ok := byRoot[root]
+		if !ok {
+			i = len(out)
+			byRoot[root] = i
+			out = append(out, pipeline.Source{Root: root, Ref: ref, Render: opts, Open: func(ctx context.Context, dir string) (*sources.Tree, error) {
+				return sources.Local(ctx, root, dir)
+			}})
+		}
+		out[i].Paths = append(out[i].Paths, rel)
+		out[i].Name = strings.Join(out[i].Paths, ",")
+	}
+	return out, nil
+}
+
+// locate finds the source root holding path and path's place in it.
+func (f *renderFlags) locate(path string) (root, rel string, err error) {
+	if fi, err := os.Stat(path); err != nil {
+		return "", "", err
+	} else if !fi.IsDir() {
+		return "", "", fmt.Errorf("%s is not a directory", path)
+	}
+	root = f.root
+	if root == "" {
+		if root, err = sources.WorkTree(path); err != nil {
+			return "", "", err
 		}
 		if root == "" {
 			root = outsideWorkTree(path)
 		}
 	}
-	rel, err := relativeTo(root, path)
+	rel, err = relativeTo(root, path)
 	if err != nil {
-		return nil, err
+		return "", "", err
 	}
-	work, err := os.MkdirTemp("", "pregate-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(work)
-	tree, err := sources.Local(ctx, root, filepath.Join(work, "src"))
-	if err != nil {
-		return nil, err
-	}
-	res, err := render.Render(ctx, tree.Root, filepath.Join(tree.Root, rel), lr.opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &revision{Root: root, Path: filepath.ToSlash(rel), Revision: tree.Revision, Source: lr.source, Skipped: tree.Skipped, Result: res}, nil
+	return root, filepath.ToSlash(rel), nil
 }
 
 // outsideWorkTree is the source root of a path outside any git work

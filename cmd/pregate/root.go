@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pregate/pregate/gate/report"
 )
 
 // Exit codes, the contract with CI and the Argo CD hook.
@@ -85,33 +86,34 @@ func exitCode(err error, stderr io.Writer) int {
 	return code
 }
 
-// outputFormat is the value of the -o/--output flag of the commands that
-// print a report.
-type outputFormat string
-
-const (
-	outputText outputFormat = "text"
-	outputJSON outputFormat = "json"
-)
-
-func (f *outputFormat) String() string { return string(*f) }
-
-// Set validates the flag's value, so a bad -o fails while the flags are parsed.
-func (f *outputFormat) Set(s string) error {
-	switch v := outputFormat(s); v {
-	case outputText, outputJSON:
-		*f = v
-		return nil
-	}
-	return fmt.Errorf("must be %s or %s", outputText, outputJSON)
+// formatFlag is the value of -o/--output: one of the formats a command
+// reports in.
+type formatFlag struct {
+	f       *report.Format
+	allowed []report.Format
 }
 
-func (f *outputFormat) Type() string { return "format" }
+func (v formatFlag) String() string { return string(*v.f) }
+
+// Set validates the flag's value, so a bad -o fails while the flags are parsed.
+func (v formatFlag) Set(s string) error {
+	f, err := report.ParseFormat(s, v.allowed)
+	if err != nil {
+		return err
+	}
+	*v.f = f
+	return nil
+}
+
+func (v formatFlag) Type() string { return "format" }
 
 // addOutputFlag registers -o/--output on cmd, defaulting to text.
-func addOutputFlag(cmd *cobra.Command, f *outputFormat) {
-	*f = outputText
-	cmd.Flags().VarP(f, "output", "o", "output format: text or json")
+func addOutputFlag(cmd *cobra.Command, f *report.Format, allowed ...report.Format) {
+	if len(allowed) == 0 {
+		allowed = []report.Format{report.Text, report.JSON}
+	}
+	*f = report.Text
+	cmd.Flags().VarP(formatFlag{f, allowed}, "output", "o", "output format: "+report.Names(allowed))
 }
 
 // verdictExit maps a decision to the command's exit: nil when allowed,
@@ -126,11 +128,4 @@ func verdictExit(allowed, undecided bool) error {
 	default:
 		return &exitError{code: exitBlocked}
 	}
-}
-
-// writeJSON prints v as indented JSON, the form of every -o json report.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"runtime"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pregate/pregate/gate/report"
 )
 
 // Stamped by the Makefile: -ldflags "-X main.version=… -X main.commit=…".
@@ -15,9 +16,7 @@ var (
 )
 
 type versionInfo struct {
-	Version string `json:"version"`
-	Commit  string `json:"commit"`
-	Go      string `json:"go"`
+	Version, Commit, Go string
 }
 
 // buildVersion reports the stamped version and commit, falling back to what
@@ -44,19 +43,14 @@ func buildVersion() versionInfo {
 }
 
 func newVersionCmd() *cobra.Command {
-	var format outputFormat
+	var format report.Format
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version, commit and Go version pregate was built with",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := buildVersion()
-			out := cmd.OutOrStdout()
-			if format == outputJSON {
-				return writeJSON(out, v)
-			}
-			_, err := fmt.Fprintf(out, "version: %s\ncommit:  %s\ngo:      %s\n", v.Version, v.Commit, v.Go)
-			return err
+			return report.Version(cmd.OutOrStdout(), format, v.Version, v.Commit, v.Go)
 		},
 	}
 	addOutputFlag(cmd, &format)

@@ -9,9 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +34,8 @@ import (
 	"github.com/pregate/pregate/config"
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/gate/pipeline"
+	"github.com/pregate/pregate/gate/report"
 	"github.com/pregate/pregate/render"
 	"github.com/pregate/pregate/sources"
 	"github.com/pregate/pregate/verify"
@@ -189,7 +189,7 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		}
 	}
 
-	compiled, policies, err := r.policies(ctx, obj)
+	set, policies, err := r.policies(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -197,42 +197,30 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 	if err != nil {
 		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
 	}
-
-	work, err := os.MkdirTemp("", "pregate-gate-")
+	artifact := sources.Artifact{URL: src.artifact.URL, Digest: src.artifact.Digest, Revision: revision}
+	res, err := pipeline.Check(ctx, pipeline.Options{
+		Policies: pipeline.Policies{Set: set, Trust: r.trust.source(config.DefaultTrustSource(ctx, r.TUFCacheDir))},
+		Registry: []verify.RegistryOption{verify.WithHosts(r.Hosts), verify.WithKeychain(keychain),
+			verify.WithLookupTimeout(r.LookupTimeout), verify.WithStats(r.RequestStats)},
+		Verifier: []verify.VerifierOption{verify.WithCache(r.Cache),
+			verify.WithImageTimeout(durationOr(obj.Spec.ImageTimeout, verify.DefaultImageTimeout))},
+		Unmatched: unmatchedImages(obj),
+		AllowGaps: allowGaps(obj),
+		Timeout:   durationOr(obj.Spec.Timeout, gate.DefaultTimeout),
+	}, pipeline.Source{
+		Name: src.ref.String(),
+		Ref:  src.ref,
+		Open: func(ctx context.Context, dir string) (*sources.Tree, error) {
+			return sources.Fetch(ctx, artifact, dir, sources.WithRetries(r.ArtifactFetchRetries),
+				sources.WithMaxDownloadSize(r.MaxArtifactSize), sources.WithMaxSize(4*r.MaxArtifactSize))
+		},
+		Paths:  []string{src.path},
+		Render: src.renderOptions,
+	})
 	if err != nil {
-		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
+		return ctrl.Result{}, r.fail(obj, stageReasons[pipeline.StageOf(err)], err)
 	}
-	defer os.RemoveAll(work)
-	tree, err := sources.Fetch(ctx, sources.Artifact{URL: src.artifact.URL, Digest: src.artifact.Digest, Revision: revision}, filepath.Join(work, "src"),
-		sources.WithRetries(r.ArtifactFetchRetries), sources.WithMaxDownloadSize(r.MaxArtifactSize), sources.WithMaxSize(4*r.MaxArtifactSize))
-	if err != nil {
-		return ctrl.Result{}, r.fail(obj, FetchFailedReason, err)
-	}
-	result, err := render.Render(ctx, tree.Root, filepath.Join(tree.Root, filepath.FromSlash(src.path)), src.renderOptions...)
-	if err != nil {
-		return ctrl.Result{}, r.fail(obj, RenderFailedReason, err)
-	}
-
-	registry, err := verify.NewRegistry(verify.WithHosts(r.Hosts), verify.WithKeychain(keychain),
-		verify.WithLookupTimeout(r.LookupTimeout), verify.WithStats(r.RequestStats))
-	if err != nil {
-		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
-	}
-	verifier, err := verify.NewVerifier(registry, compiled.Verify, verify.WithCache(r.Cache),
-		verify.WithImageTimeout(durationOr(obj.Spec.ImageTimeout, verify.DefaultImageTimeout)))
-	if err != nil {
-		return ctrl.Result{}, r.fail(obj, PolicyInvalidReason, err)
-	}
-	g := &gate.Gate{
-		Renderer: gate.Rendered{Images: result.Images, Gaps: result.Gaps},
-		Verifier: verifier,
-		Config:   gate.Config{Policies: compiled.Gate, Unmatched: unmatchedImages(obj), AllowGaps: allowGaps(obj)},
-		Timeout:  durationOr(obj.Spec.Timeout, gate.DefaultTimeout),
-	}
-	verdict, err := g.Check(ctx, gate.Revision{Source: src.name, ID: revision})
-	if err != nil {
-		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
-	}
+	verdict := res.Verdict
 	r.Metrics.verdict(obj, verdict)
 	if err := r.setVerdict(ctx, obj, patcher, revision, verdict, previous); err != nil {
 		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
@@ -243,6 +231,15 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
 	}
 	return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.Spec.Interval.Duration)}, nil
+}
+
+// stageReasons are the Ready reasons of the pipeline's failures.
+var stageReasons = map[pipeline.Stage]string{
+	pipeline.PolicyStage: PolicyInvalidReason,
+	pipeline.OpenStage:   FetchFailedReason,
+	pipeline.RenderStage: RenderFailedReason,
+	pipeline.VerifyStage: meta.ReconciliationFailedReason,
+	"":                   meta.ReconciliationFailedReason,
 }
 
 // fail records a failure to decide in the Ready condition and returns it.
@@ -256,18 +253,7 @@ func (r *GateReconciler) fail(obj *v1alpha1.Gate, reason string, err error) erro
 // patcher writes conditions before the rest of the status): a reader never
 // sees the new Ready next to the previous verdict's details.
 func (r *GateReconciler) setVerdict(ctx context.Context, obj *v1alpha1.Gate, patcher *patch.SerialPatcher, revision string, v gate.Verdict, previous *metav1.Condition) error {
-	obj.Status.Summary = &v1alpha1.ImageSummary{
-		Total: int32(v.Summary.Total), Verified: int32(v.Summary.Verified), //nolint:gosec // image counts are far below 2^31
-		Warned: int32(v.Summary.Warned), Denied: int32(v.Summary.Denied), //nolint:gosec // likewise
-	}
-	obj.Status.Images = imageResults(v.Images)
-	obj.Status.Gaps = gapResults(v.Gaps)
-	for _, g := range v.Gaps {
-		obj.Status.Summary.Gaps++
-		if g.Blocking {
-			obj.Status.Summary.BlockingGaps++
-		}
-	}
+	obj.Status.Summary, obj.Status.Images, obj.Status.Gaps = report.Status(v)
 	if v.Allowed {
 		obj.Status.LastVerifiedRevision = revision
 		obj.Status.ObservedGeneration = obj.Generation
@@ -286,92 +272,6 @@ func (r *GateReconciler) setVerdict(ctx context.Context, obj *v1alpha1.Gate, pat
 	}
 	r.eventOnChange(obj, previous, kind, fmt.Sprintf("revision %s: %s", revision, v.Message))
 	return nil
-}
-
-// imageResults lists the verdict's images, failures first, at most
-// v1alpha1.MaxImageResults of them.
-func imageResults(ivs []gate.ImageVerdict) []v1alpha1.ImageResult {
-	out := make([]v1alpha1.ImageResult, 0, min(len(ivs), v1alpha1.MaxImageResults))
-	for _, iv := range ivs {
-		if len(out) == v1alpha1.MaxImageResults {
-			break
-		}
-		res := v1alpha1.ImageResult{
-			Image:  iv.Ref,
-			Digest: iv.Digest,
-			Pinned: iv.Pinned,
-			Policy: strings.Join(iv.Policies, ","),
-			Result: imageResultType(iv.Outcome),
-			Reason: string(iv.Status),
-		}
-		if iv.Outcome != gate.Passed {
-			res.Message = gate.Clip(iv.Detail, maxStatusMessage)
-		}
-		for i, l := range iv.Locations {
-			if i == maxLocations {
-				res.Locations = append(res.Locations, fmt.Sprintf("and %d more", len(iv.Locations)-maxLocations))
-				break
-			}
-			loc := l.Object + " " + l.Path
-			if l.File != "" {
-				loc += " (" + l.File + ")"
-			}
-			res.Locations = append(res.Locations, loc)
-		}
-		out = append(out, res)
-	}
-	return out
-}
-
-// gapResults lists the verdict's coverage gaps, blocking ones first, at
-// most v1alpha1.MaxGapResults of them.
-func gapResults(gaps []gate.Gap) []v1alpha1.CoverageGap {
-	sorted := slices.Clone(gaps)
-	slices.SortStableFunc(sorted, func(a, b gate.Gap) int {
-		switch {
-		case a.Blocking == b.Blocking:
-			return 0
-		case a.Blocking:
-			return -1
-		default:
-			return 1
-		}
-	})
-	out := make([]v1alpha1.CoverageGap, 0, min(len(sorted), v1alpha1.MaxGapResults))
-	for _, g := range sorted {
-		if len(out) == v1alpha1.MaxGapResults {
-			break
-		}
-		obj := g.Object
-		if g.Path != "" {
-			obj = strings.TrimSpace(obj + " " + g.Path)
-		}
-		out = append(out, v1alpha1.CoverageGap{Kind: string(g.Reason), Blocking: g.Blocking, Object: obj, File: g.File, Message: gate.Clip(g.Message, maxStatusMessage)})
-	}
-	return out
-}
-
-// maxStatusMessage bounds the messages of status.images and status.gaps
-// (their CRD's maxLength): a message quoting a registry or a signer
-// must never make the status too large to record the verdict.
-const maxStatusMessage = 1024
-
-// maxLocations bounds the locations listed per image in the status.
-const maxLocations = 9
-
-func imageResultType(o gate.Outcome) v1alpha1.ImageResultType {
-	switch o {
-	case gate.Denied:
-		return v1alpha1.ImageDenied
-	case gate.Warned:
-		return v1alpha1.ImageWarned
-	case gate.Audited:
-		return v1alpha1.ImageAudited
-	case gate.Allowed:
-		return v1alpha1.ImageAllowed
-	default:
-		return v1alpha1.ImageVerified
-	}
 }
 
 // finalizeStatus patches the status at the end of every reconcile, the
@@ -455,7 +355,7 @@ func validateSpec(obj *v1alpha1.Gate) error {
 
 // source is what a Gate verifies: an artifact and how to render it.
 type source struct {
-	name          string // Kind/namespace/name of the Flux source
+	ref           render.SourceRef
 	artifact      *meta.Artifact
 	path          string
 	renderOptions []render.Option
@@ -528,7 +428,7 @@ func (r *GateReconciler) resolveSource(ctx context.Context, obj *v1alpha1.Gate) 
 		return nil, r.fail(obj, ArtifactNotReadyReason, fmt.Errorf("%s has no artifact yet", ref))
 	}
 
-	opts := []render.Option{render.WithSourceRef(ref)}
+	var opts []render.Option
 	if ks != nil {
 		opts = append(opts, render.WithKustomization(ks))
 	}
@@ -539,7 +439,7 @@ func (r *GateReconciler) resolveSource(ctx context.Context, obj *v1alpha1.Gate) 
 		}
 		opts = append(opts, render.WithSubstituteFrom(objs))
 	}
-	return &source{name: ref.String(), artifact: artifact, path: cleanPath(path), renderOptions: opts}, nil
+	return &source{ref: ref, artifact: artifact, path: cleanPath(path), renderOptions: opts}, nil
 }
 
 func (r *GateReconciler) sourceError(obj *v1alpha1.Gate, what string, err error) error {
@@ -610,10 +510,10 @@ func (r *GateReconciler) substituteFrom(ctx context.Context, namespace string, r
 	return out, nil
 }
 
-// policies compiles the TrustPolicies the Gate selects, with the
-// TrustRoots they name, key and trust-root Secrets read from the cluster,
-// and returns them with the selected TrustPolicies.
-func (r *GateReconciler) policies(ctx context.Context, obj *v1alpha1.Gate) (*config.Compiled, []v1alpha1.TrustPolicy, error) {
+// policies reads the TrustPolicies the Gate selects, with the TrustRoots
+// they name and the key and trust-root Secrets they refer to, into a set
+// to compile, and returns it with the selected TrustPolicies.
+func (r *GateReconciler) policies(ctx context.Context, obj *v1alpha1.Gate) (*config.Set, []v1alpha1.TrustPolicy, error) {
 	sel, err := policySelector(obj)
 	if err != nil {
 		return nil, nil, r.fail(obj, InvalidSpecReason, err)
@@ -648,11 +548,7 @@ func (r *GateReconciler) policies(ctx context.Context, obj *v1alpha1.Gate) (*con
 	if err != nil {
 		return nil, nil, r.fail(obj, PolicyInvalidReason, err)
 	}
-	compiled, err := set.Compile(r.trust.source(config.DefaultTrustSource(ctx, r.TUFCacheDir)))
-	if err != nil {
-		return nil, nil, r.fail(obj, PolicyInvalidReason, err)
-	}
-	return compiled, policies.Items, nil
+	return set, policies.Items, nil
 }
 
 // policySelector selects the TrustPolicies of a Gate: all of them without

@@ -1,0 +1,327 @@
+// Package pipeline is pregate's one gather sequence: compile the trust
+// policies, open the revision (copy a local tree or fetch a Flux
+// artifact), render it, verify every image against the policies that
+// match it, and evaluate. The CLI, the controller and the Argo CD hook are
+// shells around it: they say where the revision and the policies come
+// from and show what it returns; none of them repeats a step.
+//
+// A new capability that changes what a revision renders to (Helm charts,
+// SOPS), which policies apply (imported admission policies) or what is
+// done with a verified tree (republishing it) is a change here or below,
+// not in a shell; docs/architecture.md says where each plugs in.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pregate/pregate/config"
+	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/render"
+	"github.com/pregate/pregate/sources"
+	"github.com/pregate/pregate/verify"
+)
+
+// Stage names a step of the sequence; an *Error says which one failed.
+type Stage string
+
+// The stages, in the order they run.
+const (
+	// PolicyStage: the trust policies could not be compiled, or their
+	// trust material could not be loaded.
+	PolicyStage Stage = "Policy"
+	// OpenStage: the revision's files could not be copied or fetched.
+	OpenStage Stage = "Open"
+	// RenderStage: the revision could not be rendered.
+	RenderStage Stage = "Render"
+	// VerifyStage: verification could not run (a cancelled context, a
+	// registry client that could not be set up). Registry failures are
+	// not errors: they are findings in the verdict.
+	VerifyStage Stage = "Verify"
+)
+
+// Error is a failure to decide, with the stage it happened in: the
+// controller turns the stage into a condition reason.
+type Error struct {
+	Stage Stage
+	Err   error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(s Stage, err error) error { return &Error{Stage: s, Err: err} }
+
+// StageOf returns the stage err failed in, or "" when it is not an *Error.
+func StageOf(err error) Stage {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Stage
+	}
+	return ""
+}
+
+// Source is one revision tree and the paths of it to render.
+type Source struct {
+	// Name is how the source is shown: a directory, or the Flux source
+	// as Kind/namespace/name.
+	Name string
+	// Root is the source root as the user knows it (a directory on disk,
+	// an artifact URL), for reports; the tree itself is written elsewhere.
+	Root string
+	// Ref is the Flux source the tree is: Kustomizations of this source
+	// are followed, others are gaps.
+	Ref render.SourceRef
+	// Open writes the revision's files to dir and returns the tree:
+	// sources.Local for a directory, sources.Fetch for a Flux artifact.
+	Open func(ctx context.Context, dir string) (*sources.Tree, error)
+	// Paths are the directories to render, slash-separated and relative
+	// to the tree's root ("." is the root).
+	Paths []string
+	// Render are the options every path is rendered with, besides the
+	// source ref.
+	Render []render.Option
+}
+
+// Policies are the trust policies a check compiles.
+type Policies struct {
+	Set *config.Set
+	// Trust loads the trust material the policies need.
+	Trust config.TrustSource
+}
+
+// Options configure a check.
+type Options struct {
+	Policies Policies
+	// Registry and Verifier configure how images are verified: credentials,
+	// hosts, timeouts, the verdict cache.
+	Registry []verify.RegistryOption
+	Verifier []verify.VerifierOption
+	// Unmatched and AllowGaps are the gate's configuration besides the
+	// policies.
+	Unmatched gate.Unmatched
+	AllowGaps []string
+	// Concurrency and Timeout bound verifying the revision's images, as
+	// gate.Gate's fields.
+	Concurrency int
+	Timeout     time.Duration
+	// WorkDir is where the revision's trees are written, and stay for the
+	// caller (who removes it). Empty: a temporary directory, removed when
+	// the check returns.
+	WorkDir string
+	// Progress, when set, is told how verification advances. It is called
+	// from several goroutines, one call at a time.
+	Progress func(Progress)
+}
+
+// Progress is how far verification has come: of Total images to verify,
+// Resolved have been resolved to a digest and Verified are done.
+type Progress struct {
+	Total, Resolved, Verified int
+}
+
+// Rendered is one rendered path of a source.
+type Rendered struct {
+	// Source is the Source's Name; Root its Root; Ref its Ref.
+	Source string
+	Root   string
+	Ref    render.SourceRef
+	// Path is the rendered directory, relative to the tree's root.
+	Path string
+	// Revision is the tree's revision in Flux form, "" when unknown.
+	Revision string
+	// Skipped are the tree's entries left out as Flux leaves them out.
+	Skipped []sources.Skipped
+	// Result is what the path rendered to: objects, images with every
+	// location, Flux Kustomizations and gaps.
+	*render.Result
+}
+
+// Result is everything a check found.
+type Result struct {
+	Revision gate.Revision
+	// Trees are the revision's files, one per source, in WorkDir (their
+	// Root is gone when WorkDir was not given).
+	Trees []*sources.Tree
+	// Renders are the rendered paths, in the order given.
+	Renders []Rendered
+	// Rendered merges them: an image found in several paths is one image
+	// with the locations of all.
+	Rendered gate.Rendered
+	// Policies are the compiled trust policies.
+	Policies *config.Compiled
+	// Results are what verifying each image against each policy that
+	// matches it found: digest, lookups, signatures considered. Sorted by
+	// image, then policy.
+	Results []verify.Result
+	// Verdict is the decision.
+	Verdict gate.Verdict
+}
+
+// Config is the gate configuration of o with the compiled policies.
+func (o *Options) config(c *config.Compiled) gate.Config {
+	cfg := gate.Config{Unmatched: o.Unmatched, AllowGaps: o.AllowGaps}
+	if c != nil {
+		cfg.Policies = c.Gate
+	}
+	return cfg
+}
+
+// Check runs the whole sequence over the sources: compile the policies,
+// open and render every path, verify every image, evaluate. An error means
+// pregate could not decide; its Stage says where. A denial is a Verdict.
+func Check(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
+	compiled, err := o.Policies.Set.Compile(o.Policies.Trust)
+	if err != nil {
+		return nil, fail(PolicyStage, err)
+	}
+	res, err := renderSources(ctx, o, srcs)
+	if err != nil {
+		return nil, err
+	}
+	res.Policies = compiled
+	if err := verifyImages(ctx, o, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Render opens and renders the sources without verifying anything: the
+// images a revision would run and its gaps, each marked blocking or not
+// as Options.AllowGaps says.
+func Render(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
+	res, err := renderSources(ctx, o, srcs)
+	if err != nil {
+		return nil, err
+	}
+	cfg := o.config(nil)
+	for i := range res.Rendered.Gaps {
+		res.Rendered.Gaps[i].Blocking = cfg.Blocks(res.Rendered.Gaps[i])
+	}
+	for _, r := range res.Renders {
+		for i := range r.Gaps {
+			r.Gaps[i].Blocking = cfg.Blocks(r.Gaps[i])
+		}
+	}
+	return res, nil
+}
+
+// Explain verifies one image against every policy that matches it,
+// reading every place signatures are kept, and evaluates it as a
+// one-image revision: Results say everything that was looked up and
+// considered.
+func Explain(ctx context.Context, o Options, image string) (*Result, error) {
+	ref, err := render.ParseReference(image)
+	if err != nil {
+		return nil, fail(RenderStage, err)
+	}
+	compiled, err := o.Policies.Set.Compile(o.Policies.Trust)
+	if err != nil {
+		return nil, fail(PolicyStage, err)
+	}
+	o.Verifier = append(o.Verifier, verify.WithEveryPlace())
+	res := &Result{
+		Revision: gate.Revision{Source: ref.Ref},
+		Rendered: gate.Rendered{Images: []gate.Image{ref}},
+		Policies: compiled,
+	}
+	if err := verifyImages(ctx, o, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// renderSources opens each source into the work directory and renders
+// each of its paths.
+func renderSources(ctx context.Context, o Options, srcs []Source) (*Result, error) {
+	work := o.WorkDir
+	if work == "" {
+		tmp, err := os.MkdirTemp("", "pregate-")
+		if err != nil {
+			return nil, fail(OpenStage, err)
+		}
+		defer os.RemoveAll(tmp)
+		work = tmp
+	}
+	res := &Result{Rendered: gate.Rendered{Images: []gate.Image{}, Gaps: []gate.Gap{}}}
+	index := map[string]int{}
+	var names []string
+	for i, s := range srcs {
+		tree, err := s.Open(ctx, filepath.Join(work, fmt.Sprintf("src-%d", i)))
+		if err != nil {
+			return nil, fail(OpenStage, err)
+		}
+		res.Trees = append(res.Trees, tree)
+		names = append(names, s.Name)
+		opts := append([]render.Option{render.WithSourceRef(s.Ref)}, s.Render...)
+		for _, p := range s.Paths {
+			r, err := render.Render(ctx, tree.Root, filepath.Join(tree.Root, filepath.FromSlash(p)), opts...)
+			if err != nil {
+				return nil, fail(RenderStage, err)
+			}
+			res.Renders = append(res.Renders, Rendered{Source: s.Name, Root: s.Root, Ref: s.Ref, Path: p, Revision: tree.Revision, Skipped: tree.Skipped, Result: r})
+			merge(&res.Rendered, index, r)
+		}
+	}
+	res.Revision = gate.Revision{Source: strings.Join(names, ","), ID: commonRevision(res.Trees)}
+	return res, nil
+}
+
+// merge adds a path's images and gaps to the revision's.
+func merge(into *gate.Rendered, index map[string]int, r *render.Result) {
+	for _, img := range r.Images {
+		if i, ok := index[img.Ref]; ok {
+			into.Images[i].Locations = append(into.Images[i].Locations, img.Locations...)
+			continue
+		}
+		index[img.Ref] = len(into.Images)
+		img.Locations = append([]gate.Location(nil), img.Locations...)
+		into.Images = append(into.Images, img)
+	}
+	into.Gaps = append(into.Gaps, r.Gaps...)
+}
+
+// commonRevision is the trees' revision when they all have the same one
+// (or none), else "".
+func commonRevision(trees []*sources.Tree) string {
+	id := ""
+	for _, t := range trees {
+		switch {
+		case t.Revision == "" || t.Revision == id:
+		case id == "":
+			id = t.Revision
+		default:
+			return ""
+		}
+	}
+	return id
+}
+
+// verifyImages verifies the rendered images against the compiled policies
+// and evaluates the verdict.
+func verifyImages(ctx context.Context, o Options, res *Result) error {
+	cfg := o.config(res.Policies)
+	rec := newRecorder(cfg, res.Rendered.Images, o.Progress)
+	reg, err := verify.NewRegistry(o.Registry...)
+	if err != nil {
+		return fail(VerifyStage, err)
+	}
+	v, err := verify.NewVerifier(reg, res.Policies.Verify, append(o.Verifier, verify.WithResolved(rec.resolved))...)
+	if err != nil {
+		return fail(PolicyStage, err)
+	}
+	rec.verifier = v
+	g := &gate.Gate{Renderer: res.Rendered, Verifier: rec, Config: cfg, Concurrency: o.Concurrency, Timeout: o.Timeout}
+	verdict, err := g.Check(ctx, res.Revision)
+	if err != nil {
+		return fail(VerifyStage, err)
+	}
+	res.Verdict = verdict
+	res.Results = rec.sorted()
+	return nil
+}

@@ -1,0 +1,285 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/pregate/pregate/config"
+	"github.com/pregate/pregate/config/v1alpha1"
+	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/gate/pipeline"
+	"github.com/pregate/pregate/render"
+	"github.com/pregate/pregate/sources"
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+const (
+	releaseID = "https://github.com/acme/web/.github/workflows/release.yml@refs/tags/v1.0.0"
+	ghIssuer  = "https://token.actions.githubusercontent.com"
+)
+
+// fixture is a loopback registry with a signed and an unsigned image, and
+// the options that check against it.
+type fixture struct {
+	signed, unsigned string
+	opts             pipeline.Options
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
+	ss := verifytest.NewSigstore(t)
+	f := fixture{signed: host + "/acme/web:1.0", unsigned: host + "/acme/worker:0.9"}
+	ref, dig := verifytest.PushRandomImage(t, f.signed)
+	verifytest.PushBundle(t, ref, ss.MustSignImage(t, releaseID, ghIssuer, dig), verify.CosignSignPredicateType)
+	verifytest.PushRandomImage(t, f.unsigned)
+	policy := fmt.Sprintf(`apiVersion: gate.pregate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {name: first-party}
+spec:
+  images: [{glob: "%s/acme/**"}]
+  authorities:
+    - name: release
+      insecureIgnoreSCT: true
+      keyless:
+        identities: [{issuer: %q, subject: %q}]
+`, host, ghIssuer, releaseID)
+	set, err := config.Load("policy.yaml", []byte(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.opts = pipeline.Options{
+		Policies: pipeline.Policies{Set: set, Trust: func(*v1alpha1.TrustRoot) (root.TrustedMaterial, error) { return ss.Material(), nil }},
+		Registry: []verify.RegistryOption{verify.WithLookupTimeout(5 * time.Second)},
+	}
+	return f
+}
+
+// tree writes files (name → content) into a new directory.
+func tree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func deployment(name string, images ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: %s, namespace: shop}\nspec:\n  template:\n    spec:\n      containers:\n", name)
+	for i, img := range images {
+		fmt.Fprintf(&b, "        - name: c%d\n          image: %s\n", i, img)
+	}
+	return b.String()
+}
+
+func local(root string, paths ...string) pipeline.Source {
+	return pipeline.Source{
+		Name:  strings.Join(paths, ","),
+		Root:  root,
+		Ref:   render.DefaultSourceRef,
+		Paths: paths,
+		Open:  func(ctx context.Context, dir string) (*sources.Tree, error) { return sources.Local(ctx, root, dir) },
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dir := tree(t, map[string]string{
+		"a/deploy.yaml": deployment("a", f.signed, f.unsigned),
+		"b/deploy.yaml": deployment("b", f.signed),
+	})
+	var (
+		mu    sync.Mutex
+		steps []pipeline.Progress
+	)
+	o := f.opts
+	o.Progress = func(p pipeline.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, p)
+	}
+	res, err := pipeline.Check(t.Context(), o, local(dir, "a", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.Verdict
+	if v.Allowed || v.Reason != gate.NoSignaturesReason {
+		t.Errorf("verdict: allowed %v, reason %s; want blocked, NoSignatures", v.Allowed, v.Reason)
+	}
+	if v.Revision.Source != "a,b" {
+		t.Errorf("revision source %q, want a,b", v.Revision.Source)
+	}
+	// Two paths, one tree: the signed image is one image with both
+	// locations, and its digest reached the verdict.
+	if len(res.Renders) != 2 || len(res.Trees) != 1 {
+		t.Fatalf("%d renders of %d trees, want 2 of 1", len(res.Renders), len(res.Trees))
+	}
+	for _, iv := range v.Images {
+		if iv.Ref == f.signed {
+			if len(iv.Locations) != 2 || iv.Digest == "" || !strings.HasSuffix(iv.Pinned, "@"+iv.Digest) {
+				t.Errorf("signed image: %d locations, digest %q, pinned %q", len(iv.Locations), iv.Digest, iv.Pinned)
+			}
+			if l := iv.Locations[0]; l.File != "a/deploy.yaml" || l.Raw != f.signed || l.APIVersion != "apps/v1" {
+				t.Errorf("location %+v: want file, raw and apiVersion from render", l)
+			}
+		}
+	}
+	// Every image × policy verification is kept whole, sorted.
+	if len(res.Results) != 2 {
+		t.Fatalf("%d results, want 2", len(res.Results))
+	}
+	if r := res.Results[0]; r.Subject.Ref != f.signed || r.Status != verify.Verified || len(r.Lookups) == 0 || len(r.Considered) == 0 {
+		t.Errorf("result 0: %s %s, %d lookups, %d considered", r.Subject.Ref, r.Status, len(r.Lookups), len(r.Considered))
+	}
+	if r := res.Results[1]; r.Subject.Ref != f.unsigned || r.Status != verify.NoSignatures {
+		t.Errorf("result 1: %s %s", r.Subject.Ref, r.Status)
+	}
+	// Progress: two images to verify, each resolved then verified once.
+	if last := steps[len(steps)-1]; last != (pipeline.Progress{Total: 2, Resolved: 2, Verified: 2}) {
+		t.Errorf("last progress %+v, want 2 of 2 resolved and verified", last)
+	}
+	if len(steps) != 4 {
+		t.Errorf("%d progress reports, want 4: %+v", len(steps), steps)
+	}
+	// The tree was written to a temporary directory and is gone.
+	if _, err := os.Stat(res.Trees[0].Root); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("tree %s: %v, want removed", res.Trees[0].Root, err)
+	}
+}
+
+func TestCheck_workDirKeepsTheTree(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dir := tree(t, map[string]string{"deploy.yaml": deployment("a", f.signed)})
+	o := f.opts
+	o.WorkDir = t.TempDir()
+	res, err := pipeline.Check(t.Context(), o, local(dir, "."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verdict.Allowed {
+		t.Errorf("not allowed: %s", res.Verdict.Message)
+	}
+	if _, err := os.Stat(filepath.Join(res.Trees[0].Root, "deploy.yaml")); err != nil {
+		t.Errorf("the verified tree is not kept: %v", err)
+	}
+}
+
+func TestCheck_stages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	good := tree(t, map[string]string{"deploy.yaml": deployment("a", f.signed)})
+	broken := tree(t, map[string]string{"kustomization.yaml": "resources: [missing.yaml]\n"})
+	for name, tc := range map[string]struct {
+		opts  func(pipeline.Options) pipeline.Options
+		src   pipeline.Source
+		stage pipeline.Stage
+		want  string
+	}{
+		"trust material that cannot be loaded": {
+			opts: func(o pipeline.Options) pipeline.Options {
+				o.Policies.Trust = func(*v1alpha1.TrustRoot) (root.TrustedMaterial, error) {
+					return nil, errors.New("TUF mirror unreachable")
+				}
+				return o
+			},
+			src:   local(good, "."),
+			stage: pipeline.PolicyStage,
+			want:  "TUF mirror unreachable",
+		},
+		"a source that cannot be opened": {
+			src:   local(filepath.Join(good, "nowhere"), "."),
+			stage: pipeline.OpenStage,
+			want:  "nowhere",
+		},
+		"a path that does not render": {
+			src:   local(broken, "."),
+			stage: pipeline.RenderStage,
+			want:  "missing.yaml",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o := f.opts
+			if tc.opts != nil {
+				o = tc.opts(o)
+			}
+			_, err := pipeline.Check(t.Context(), o, tc.src)
+			if pipeline.StageOf(err) != tc.stage || !strings.Contains(fmt.Sprint(err), tc.want) {
+				t.Errorf("error %v in stage %q; want stage %q naming %q", err, pipeline.StageOf(err), tc.stage, tc.want)
+			}
+		})
+	}
+}
+
+func TestRender_marksBlockingGaps(t *testing.T) {
+	t.Parallel()
+	dir := tree(t, map[string]string{
+		"deploy.yaml": deployment("a", "${IMAGE}"),
+		"release.yaml": `apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: podinfo, namespace: apps}
+spec: {chart: {spec: {chart: podinfo}}}
+`,
+	})
+	res, err := pipeline.Render(t.Context(), pipeline.Options{AllowGaps: []string{string(render.HelmReleaseGap)}}, local(dir, "."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[gate.GapReason]bool{}
+	for _, g := range res.Rendered.Gaps {
+		got[g.Reason] = g.Blocking
+	}
+	want := map[gate.GapReason]bool{render.HelmReleaseGap: false, render.UnresolvedImageGap: true}
+	if len(got) != len(want) || got[render.HelmReleaseGap] || !got[render.UnresolvedImageGap] {
+		t.Errorf("gaps blocking %v, want %v", got, want)
+	}
+	if !slices.EqualFunc(res.Renders[0].Gaps, res.Rendered.Gaps, func(a, b gate.Gap) bool { return a.Blocking == b.Blocking }) {
+		t.Errorf("the path's gaps and the revision's disagree on blocking")
+	}
+}
+
+func TestExplain(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	res, err := pipeline.Explain(t.Context(), f.opts, f.unsigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict.Allowed || len(res.Verdict.Images) != 1 || res.Verdict.Images[0].Status != gate.NoSignatures {
+		t.Errorf("verdict %+v, want the image denied for NoSignatures", res.Verdict)
+	}
+	// explain reads every place: the referrers API and every tag.
+	steps := map[verify.Step]bool{}
+	for _, l := range res.Results[0].Lookups {
+		steps[l.Step] = true
+	}
+	for _, s := range []verify.Step{verify.ResolveStep, verify.ReferrersStep, verify.FallbackTagStep, verify.SignatureTagStep} {
+		if !steps[s] {
+			t.Errorf("no %s lookup among %v", s, steps)
+		}
+	}
+	if _, err := pipeline.Explain(t.Context(), f.opts, "not a reference!"); pipeline.StageOf(err) != pipeline.RenderStage {
+		t.Errorf("a bad reference: %v, want a render-stage error", err)
+	}
+}
