@@ -26,7 +26,8 @@ import (
 type TrustSource func(tr *v1alpha1.TrustRoot) (root.TrustedMaterial, error)
 
 // Compiled is a validated Set turned into what the gate decides with and
-// what the verifier verifies with, policy for policy.
+// what the verifier verifies with, policy for policy: Gate[i].Verify is
+// Verify[i], which the gate hands the verifier with each image.
 type Compiled struct {
 	Gate   []gate.Policy
 	Verify []*verify.Policy
@@ -117,6 +118,7 @@ func (s *Set) compilePolicy(p *v1alpha1.TrustPolicy, trust TrustSource, material
 	if trustID != "" {
 		vp.Fingerprint = fingerprint(p, trustID)
 	}
+	gp.Verify = vp
 	return gp, vp, nil
 }
 

@@ -30,11 +30,14 @@ const (
 )
 
 // Policy is the part of a trust policy gate needs: which images it covers
-// and what its failure does. The verifier knows how to verify it by name.
+// and what its failure does, with what the Verifier checks images against.
 type Policy struct {
 	Name   string
 	Images []*Glob
 	Mode   Mode
+	// Verify is the policy as the Verifier compiled it (verify's *Policy),
+	// handed to it with each image; gate never looks inside.
+	Verify any
 }
 
 // Matches says whether the policy covers the image reference.

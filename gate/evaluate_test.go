@@ -318,7 +318,7 @@ type fakeVerifier struct {
 	err    error
 }
 
-func (f *fakeVerifier) Verify(_ context.Context, image, policy string) (Finding, error) {
+func (f *fakeVerifier) Verify(_ context.Context, image string, _ Policy) (Finding, error) {
 	f.calls.Add(1)
 	if f.err != nil {
 		return Finding{}, f.err
@@ -405,7 +405,7 @@ func TestEvaluate_boundsMessage(t *testing.T) {
 // caller gives up.
 type hangingVerifier struct{ hang string }
 
-func (h hangingVerifier) Verify(ctx context.Context, image, _ string) (Finding, error) {
+func (h hangingVerifier) Verify(ctx context.Context, image string, _ Policy) (Finding, error) {
 	if image == h.hang {
 		<-ctx.Done()
 		return Finding{}, ctx.Err()

@@ -177,11 +177,11 @@ type Renderer interface {
 	Render(ctx context.Context) (Rendered, error)
 }
 
-// Verifier verifies one image against one policy, by name. Registry and
-// signature failures are Findings; an error means the verifier itself
-// could not run (an unknown policy, a cancelled context).
+// Verifier verifies one image against one policy. Registry and signature
+// failures are Findings; an error means the verifier itself could not run
+// (a policy it did not compile, a cancelled context).
 type Verifier interface {
-	Verify(ctx context.Context, image, policy string) (Finding, error)
+	Verify(ctx context.Context, image string, policy Policy) (Finding, error)
 }
 
 // Gate checks revisions against a set of policies.
@@ -233,15 +233,17 @@ func (r Revision) String() string {
 // verify runs the verifier for each image and each policy matching it,
 // each pair once, at most Concurrency at a time.
 func (g *Gate) verify(ctx context.Context, images []Image) ([]Finding, error) {
-	type job struct{ image, policy string }
+	type job struct {
+		image  string
+		policy Policy
+	}
 	var jobs []job
-	seen := map[job]bool{}
+	seen := map[[2]string]bool{}
 	for _, img := range images {
 		for _, p := range g.Config.matching(img.Ref) {
-			j := job{img.Ref, p.Name}
-			if !seen[j] {
-				seen[j] = true
-				jobs = append(jobs, j)
+			if k := [2]string{img.Ref, p.Name}; !seen[k] {
+				seen[k] = true
+				jobs = append(jobs, job{img.Ref, p})
 			}
 		}
 	}
@@ -262,7 +264,7 @@ func (g *Gate) verify(ctx context.Context, images []Image) ([]Finding, error) {
 		if parent.Err() != nil || !errors.As(context.Cause(ctx), &rd) {
 			return Finding{}, false
 		}
-		return Finding{Image: j.image, Policy: j.policy, Status: LookupFailed, Detail: rd.Error()}, true
+		return Finding{Image: j.image, Policy: j.policy.Name, Status: LookupFailed, Detail: rd.Error()}, true
 	}
 	findings := make([]Finding, len(jobs))
 	errs := make([]error, len(jobs))
@@ -289,10 +291,10 @@ func (g *Gate) verify(ctx context.Context, images []Image) ([]Finding, error) {
 					findings[i] = f
 					return
 				}
-				errs[i] = fmt.Errorf("verifying %s against policy %q: %w", j.image, j.policy, err)
+				errs[i] = fmt.Errorf("verifying %s against policy %q: %w", j.image, j.policy.Name, err)
 				return
 			}
-			f.Image, f.Policy = j.image, j.policy
+			f.Image, f.Policy = j.image, j.policy.Name
 			findings[i] = f
 		}()
 	}

@@ -69,7 +69,7 @@ func newCheckFixture(b *testing.B, ss *verifytest.Sigstore, referrers, redirect 
 	policy := firstPartyPolicy(ss.Material())
 	policy.Fingerprint = "bench" // as config.Compile sets it; an empty one is never shared
 	f.policies = []*verify.Policy{policy}
-	f.cfg = gate.Config{Policies: []gate.Policy{{Name: "first-party", Images: []*gate.Glob{g}, Mode: gate.Enforce}}, Unmatched: gate.DenyUnmatched}
+	f.cfg = gate.Config{Policies: []gate.Policy{{Name: "first-party", Images: []*gate.Glob{g}, Mode: gate.Enforce, Verify: policy}}, Unmatched: gate.DenyUnmatched}
 	return f
 }
 

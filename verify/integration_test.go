@@ -575,7 +575,13 @@ func runIntegrationCase(t *testing.T, tc itCase, s *signers, policies []*verify.
 
 	// Verify is Explain for the gate: the same verdict, about the same
 	// digest.
-	f, err := v.Verify(t.Context(), ref, policy)
+	var gp gate.Policy
+	for _, p := range policies {
+		if p.Name == policy {
+			gp = gate.Policy{Name: p.Name, Verify: p}
+		}
+	}
+	f, err := v.Verify(t.Context(), ref, gp)
 	if err != nil {
 		t.Fatalf("Verify() = %v", err)
 	}

@@ -28,7 +28,8 @@ import (
 // resolved by each Verifier, with its own Registry.
 type Verifier struct {
 	registry     *Registry
-	policies     map[string]*Policy
+	policies     map[string]*Policy // by name, for Explain
+	compiled     map[*Policy]bool
 	cache        *Cache
 	imageTimeout time.Duration
 	everyPlace   bool
@@ -130,7 +131,7 @@ func NewVerifier(r *Registry, policies []*Policy, opts ...VerifierOption) (*Veri
 		}
 	}
 	v := &Verifier{
-		registry: r, policies: map[string]*Policy{}, cache: o.cache, imageTimeout: o.imageTimeout, everyPlace: o.everyPlace, onResolved: o.onResolved,
+		registry: r, policies: map[string]*Policy{}, compiled: map[*Policy]bool{}, cache: o.cache, imageTimeout: o.imageTimeout, everyPlace: o.everyPlace, onResolved: o.onResolved,
 		resolved: map[string]resolution{}, found: map[string]Discovery{}, checked: map[string]Result{},
 	}
 	for _, p := range policies {
@@ -141,17 +142,33 @@ func NewVerifier(r *Registry, policies []*Policy, opts ...VerifierOption) (*Veri
 			return nil, fmt.Errorf("policy %q: %w", p.Name, err)
 		}
 		v.policies[p.Name] = p
+		v.compiled[p] = true
 	}
 	return v, nil
 }
 
-// Verify implements gate.Verifier.
-func (v *Verifier) Verify(ctx context.Context, image, policy string) (gate.Finding, error) {
-	res, err := v.Explain(ctx, image, policy)
+// Verify implements gate.Verifier: Check, as the gate needs it.
+func (v *Verifier) Verify(ctx context.Context, image string, p gate.Policy) (gate.Finding, error) {
+	res, err := v.Check(ctx, image, p)
 	if err != nil {
 		return gate.Finding{}, err
 	}
 	return res.Finding(), nil
+}
+
+// Check verifies image against the policy this Verifier compiled for p
+// (p.Verify, one of the policies it was made with) and returns everything
+// that was looked up and considered. An error means the policy is not one
+// of the Verifier's, or ctx ended; registry failures are part of the
+// Result. A policy whose static authorities decide every image (see
+// Policy.Check) is answered without the registry: the Result has no
+// digest and no lookup.
+func (v *Verifier) Check(ctx context.Context, image string, p gate.Policy) (Result, error) {
+	vp, ok := p.Verify.(*Policy)
+	if !ok || !v.compiled[vp] {
+		return Result{}, fmt.Errorf("policy %q was not compiled for this verifier", p.Name)
+	}
+	return v.check(ctx, image, vp)
 }
 
 // Finding is what the gate needs of a Result.
@@ -166,16 +183,18 @@ func (v *Verifier) resolvedRef(ref string) {
 	}
 }
 
-// Explain verifies one image against one policy and returns everything
-// that was looked up and considered. An error means the policy is unknown
-// or ctx ended; registry failures are part of the Result. A policy whose
-// static authorities decide every image (see Policy.Check) is answered
-// without the registry: the Result has no digest and no lookup.
+// Explain verifies one image against the policy of that name, as Check.
 func (v *Verifier) Explain(ctx context.Context, image, policy string) (Result, error) {
 	p, ok := v.policies[policy]
 	if !ok {
 		return Result{}, fmt.Errorf("no policy named %q", policy)
 	}
+	return v.check(ctx, image, p)
+}
+
+// check verifies one image against one of the Verifier's policies.
+func (v *Verifier) check(ctx context.Context, image string, p *Policy) (Result, error) {
+	policy := p.Name
 	if res, ok := p.static(image); ok {
 		// Decided without the registry: nothing to resolve or discover.
 		res.Subject = Subject{Ref: image}

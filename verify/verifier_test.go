@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
 )
@@ -94,6 +95,11 @@ func checkRequests(t *testing.T, a *signedApp, want map[string]int) {
 	}
 }
 
+// finding is what the gate would have of an Explain.
+func finding(res verify.Result, err error) (gate.Finding, error) {
+	return res.Finding(), err
+}
+
 func newTestVerifier(t *testing.T, r *verify.Registry, policies ...*verify.Policy) *verify.Verifier {
 	t.Helper()
 	v, err := verify.NewVerifier(r, policies)
@@ -153,7 +159,7 @@ func TestVerifier_once(t *testing.T) {
 
 		// And once more: everything is cached.
 		for _, p := range policies {
-			if f, err := v.Verify(t.Context(), ref, p); err != nil || f.Status != wantStatus[p] || f.Digest != app.digest {
+			if f, err := finding(v.Explain(t.Context(), ref, p)); err != nil || f.Status != wantStatus[p] || f.Digest != app.digest {
 				t.Errorf("Verify(%s, %s) again = %+v, %v; want %s about %s", ref, p, f, err, wantStatus[p], app.digest)
 			}
 		}
@@ -231,9 +237,11 @@ func TestVerifier_unknownPolicy(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `no policy named "nope"`) {
 		t.Errorf("Explain(unknown policy) = %+v, %v; want an error naming the policy", res, err)
 	}
-	f, err := v.Verify(t.Context(), ref, "nope")
-	if err == nil || f.Status != "" {
-		t.Errorf("Verify(unknown policy) = %+v, %v; want an error and no finding", f, err)
+	for _, p := range []gate.Policy{{Name: "nope"}, {Name: "first-party", Verify: firstPartyPolicy(ss.Material())}} {
+		f, err := v.Verify(t.Context(), ref, p)
+		if err == nil || f.Status != "" || !strings.Contains(err.Error(), "not compiled for this verifier") {
+			t.Errorf("Verify(a policy the verifier was not made with) = %+v, %v; want an error and no finding", f, err)
+		}
 	}
 	if n := r.Requests().Total; n != 0 {
 		t.Errorf("an unknown policy made %d registry requests, want none", n)
@@ -307,10 +315,10 @@ func TestVerifier_cancelled(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Explain(cancelled) = %+v, %v; want context.Canceled", res, err)
 		}
-		if f, err := v.Verify(ctx, ref, "first-party"); !errors.Is(err, context.Canceled) {
+		if f, err := finding(v.Explain(ctx, ref, "first-party")); !errors.Is(err, context.Canceled) {
 			t.Errorf("Verify(cancelled) = %+v, %v; want context.Canceled", f, err)
 		}
-		if f, err := v.Verify(t.Context(), ref, "first-party"); err != nil || f.Status != verify.Verified {
+		if f, err := finding(v.Explain(t.Context(), ref, "first-party")); err != nil || f.Status != verify.Verified {
 			t.Errorf("Verify() after a cancelled call = %+v, %v; want Verified", f, err)
 		}
 	})
@@ -360,7 +368,7 @@ func TestVerifier_cancelled(t *testing.T) {
 func checkNothingCached(t *testing.T, app *signedApp, v *verify.Verifier, ref string) {
 	t.Helper()
 	app.front.Clear()
-	f, err := v.Verify(t.Context(), ref, "first-party")
+	f, err := finding(v.Explain(t.Context(), ref, "first-party"))
 	if err != nil || f.Status != verify.Verified || f.Digest != app.digest {
 		t.Errorf("Verify() after a cancelled call = %+v, %v; want Verified about %s", f, err, app.digest)
 	}

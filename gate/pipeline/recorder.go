@@ -43,8 +43,8 @@ func newRecorder(cfg gate.Config, images []gate.Image, progress func(Progress)) 
 }
 
 // Verify implements gate.Verifier.
-func (r *recorder) Verify(ctx context.Context, image, policy string) (gate.Finding, error) {
-	res, err := r.verifier.Explain(ctx, image, policy)
+func (r *recorder) Verify(ctx context.Context, image string, policy gate.Policy) (gate.Finding, error) {
+	res, err := r.verifier.Check(ctx, image, policy)
 	if err != nil {
 		return gate.Finding{}, err
 	}
