@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,6 +94,18 @@ type Policies struct {
 	Set *config.Set
 	// Trust loads the trust material the policies need.
 	Trust config.TrustSource
+}
+
+// compile compiles the policies, loading their trust material.
+func (p Policies) compile() (*config.Compiled, error) {
+	if p.Set == nil || len(p.Set.TrustPolicies()) == 0 {
+		return nil, fail(PolicyStage, errors.New("no trust policy"))
+	}
+	c, err := p.Set.Compile(p.Trust)
+	if err != nil {
+		return nil, fail(PolicyStage, err)
+	}
+	return c, nil
 }
 
 // Options configure a check.
@@ -176,9 +189,9 @@ func (o *Options) config(c *config.Compiled) gate.Config {
 // open and render every path, verify every image, evaluate. An error means
 // pregate could not decide; its Stage says where. A denial is a Verdict.
 func Check(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
-	compiled, err := o.Policies.Set.Compile(o.Policies.Trust)
+	compiled, err := o.Policies.compile()
 	if err != nil {
-		return nil, fail(PolicyStage, err)
+		return nil, err
 	}
 	res, err := renderSources(ctx, o, srcs)
 	if err != nil {
@@ -220,11 +233,11 @@ func Explain(ctx context.Context, o Options, image string) (*Result, error) {
 	if err != nil {
 		return nil, fail(RenderStage, err)
 	}
-	compiled, err := o.Policies.Set.Compile(o.Policies.Trust)
+	compiled, err := o.Policies.compile()
 	if err != nil {
-		return nil, fail(PolicyStage, err)
+		return nil, err
 	}
-	o.Verifier = append(o.Verifier, verify.WithEveryPlace())
+	o.Verifier = append(slices.Clip(o.Verifier), verify.WithEveryPlace())
 	res := &Result{
 		Revision: gate.Revision{Source: ref.Ref},
 		Rendered: gate.Rendered{Images: []gate.Image{ref}},
@@ -311,7 +324,7 @@ func verifyImages(ctx context.Context, o Options, res *Result) error {
 	if err != nil {
 		return fail(VerifyStage, err)
 	}
-	v, err := verify.NewVerifier(reg, res.Policies.Verify, append(o.Verifier, verify.WithResolved(rec.resolved))...)
+	v, err := verify.NewVerifier(reg, res.Policies.Verify, append(slices.Clip(o.Verifier), verify.WithResolved(rec.resolved))...)
 	if err != nil {
 		return fail(PolicyStage, err)
 	}

@@ -196,6 +196,12 @@ func TestCheck_stages(t *testing.T) {
 		stage pipeline.Stage
 		want  string
 	}{
+		"no policy": {
+			opts:  func(o pipeline.Options) pipeline.Options { o.Policies.Set = nil; return o },
+			src:   local(good, "."),
+			stage: pipeline.PolicyStage,
+			want:  "no trust policy",
+		},
 		"trust material that cannot be loaded": {
 			opts: func(o pipeline.Options) pipeline.Options {
 				o.Policies.Trust = func(*v1alpha1.TrustRoot) (root.TrustedMaterial, error) {
