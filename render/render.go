@@ -41,6 +41,7 @@ var DefaultSourceRef = SourceRef{Kind: "GitRepository", Namespace: "flux-system"
 
 type options struct {
 	source        SourceRef
+	sourceGiven   bool
 	kustomization map[string]any
 	substitutes   []map[string]any
 }
@@ -50,13 +51,18 @@ type Option func(*options) error
 
 // WithSourceRef names the Flux source the tree is a revision of. Flux
 // Kustomizations in the tree that apply this source are followed; those that
-// apply another source are reported as gaps. Default: DefaultSourceRef.
+// apply another source are reported as gaps. Default: the source of the
+// Flux Kustomization that applies the rendered path itself (flux
+// bootstrap's self-applying Kustomization, whatever its kind and name), or
+// of the Kustomization given WithKustomization; without either,
+// DefaultSourceRef. Result.Source says which was used, and
+// Result.SourceFrom where it was found.
 func WithSourceRef(s SourceRef) Option {
 	return func(o *options) error {
 		if s.Kind == "" || s.Name == "" {
 			return fmt.Errorf("source reference %v: kind and name are required", s)
 		}
-		o.source = s
+		o.source, o.sourceGiven = s, true
 		return nil
 	}
 }
@@ -98,6 +104,11 @@ type Result struct {
 	Kustomizations []Kustomization `json:"kustomizations"`
 	// Gaps are the parts whose images could not be listed, sorted.
 	Gaps []Gap `json:"gaps"`
+	// Source is the Flux source the tree was rendered as; SourceFrom is
+	// the Flux Kustomization it was taken from (Kind/namespace/name), or
+	// empty when it was given or is the default.
+	Source     SourceRef `json:"sourceRef"`
+	SourceFrom string    `json:"sourceRefFrom,omitempty"`
 }
 
 // KustomizationStatus says what render did with a Flux Kustomization.
@@ -246,8 +257,10 @@ func newRenderer(root, dir string, opts []Option) (*renderer, string, error) {
 func (r *renderer) render(ctx context.Context, rel string) (*Result, error) {
 	first := unit{path: rel}
 	if r.opts.kustomization != nil {
-		first = r.kustomizationUnit(Object{Content: r.opts.kustomization}, nil)
+		ks := Object{Content: r.opts.kustomization}
+		first = r.kustomizationUnit(ks, nil)
 		first.path = rel
+		r.adoptSource(ks)
 	}
 	objs, err := r.renderRoot(ctx, first, nil)
 	if err != nil {
@@ -258,6 +271,9 @@ func (r *renderer) render(ctx context.Context, rel string) (*Result, error) {
 		// applies it (flux-system). Render the directory as that Kustomization,
 		// with its spec, as Flux does. The plain build just made is the one
 		// renderRoot would otherwise make to find its substituteFrom objects.
+		if self, ok := r.appliesItself(objs, rel); ok {
+			r.adoptSource(self)
+		}
 		if self, ok := r.selfKustomization(objs, rel); ok {
 			first = r.kustomizationUnit(self, nil)
 			if objs, err = r.renderRoot(ctx, first, objs); err != nil {
@@ -278,7 +294,31 @@ func (r *renderer) render(ctx context.Context, rel string) (*Result, error) {
 	}
 	r.finish()
 	r.addLines(rel)
+	r.result.Source = r.opts.source
 	return &r.result, nil
+}
+
+// appliesItself finds, among the objects rendered from the plain root
+// path, a Flux Kustomization of any source whose path is that directory.
+func (r *renderer) appliesItself(objs []Object, rel string) (Object, bool) {
+	for _, o := range objs {
+		if isKustomization(o) && specPath(o) == rel {
+			return o, true
+		}
+	}
+	return Object{}, false
+}
+
+// adoptSource makes the source the Kustomization o applies the tree's
+// source, unless one was given.
+func (r *renderer) adoptSource(o Object) {
+	if r.opts.sourceGiven {
+		return
+	}
+	if ref := sourceRefOf(o); ref.Kind != "" && ref.Name != "" {
+		r.opts.source = ref
+		r.result.SourceFrom = o.ID()
+	}
 }
 
 // renderRoot renders the first Kustomization. Its substituteFrom objects

@@ -26,8 +26,9 @@ func TestImagesCmd_json(t *testing.T) {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
 		Source     struct {
-			Path      string `json:"path"`
-			SourceRef string `json:"sourceRef"`
+			Path          string `json:"path"`
+			SourceRef     string `json:"sourceRef"`
+			SourceRefFrom string `json:"sourceRefFrom"`
 		} `json:"source"`
 		Images []struct {
 			Ref       string `json:"ref"`
@@ -51,7 +52,9 @@ func TestImagesCmd_json(t *testing.T) {
 	if doc.APIVersion != "pregate.dev/v1alpha1" || doc.Kind != "ImageList" {
 		t.Errorf("apiVersion/kind = %s/%s, want pregate.dev/v1alpha1/ImageList", doc.APIVersion, doc.Kind)
 	}
-	if doc.Source.Path != "clusters/prod" || doc.Source.SourceRef != "GitRepository/flux-system/flux-system" {
+	// No --source-ref: the source is the one flux bootstrap's
+	// Kustomization applies the path with, and the report says so.
+	if doc.Source.Path != "clusters/prod" || doc.Source.SourceRef != "GitRepository/flux-system/flux-system" || doc.Source.SourceRefFrom != "Kustomization/flux-system/flux-system" {
 		t.Errorf("source = %+v", doc.Source)
 	}
 	var refs []string

@@ -28,7 +28,7 @@ type renderFlags struct {
 func (f *renderFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.root, "root", "", "the source's root directory, which Flux Kustomization paths are relative to (default: the git work tree holding PATH; outside one, the current directory if PATH is inside it, else PATH)")
-	fs.StringVar(&f.sourceRef, "source-ref", render.DefaultSourceRef.String(), "the Flux source this tree is, as Kind/namespace/name: Kustomizations of this source are followed, others are gaps")
+	fs.StringVar(&f.sourceRef, "source-ref", "", "the Flux source this tree is, as Kind/namespace/name: Kustomizations of this source are followed, others are gaps (default: the source of the Flux Kustomization in PATH that applies PATH itself, as flux bootstrap writes it, else "+render.DefaultSourceRef.String()+")")
 	fs.StringVar(&f.kustomizationFile, "kustomization-file", "", "render PATH as the Flux Kustomization in this file (its images, patches, targetNamespace, postBuild, …), like flux build kustomization")
 	fs.StringArrayVar(&f.substituteFrom, "substitute-from", nil, "a YAML file of ConfigMaps and Secrets that live in the cluster, for postBuild.substituteFrom (repeatable)")
 	fs.StringArrayVar(&f.allowGaps, "allow-gap", nil, "let coverage gaps of this kind not block the revision (repeatable): "+strings.Join(gapKinds(), ", "))
@@ -58,9 +58,12 @@ func (f *renderFlags) allowedGaps() ([]string, error) {
 // renderer reads the flags' files (--kustomization-file,
 // --substitute-from) once, for every path.
 func (f *renderFlags) renderer() (render.SourceRef, []render.Option, error) {
-	ref, err := render.ParseSourceRef(f.sourceRef)
-	if err != nil {
-		return ref, nil, fmt.Errorf("--source-ref: %w", err)
+	var ref render.SourceRef
+	if f.sourceRef != "" {
+		var err error
+		if ref, err = render.ParseSourceRef(f.sourceRef); err != nil {
+			return ref, nil, fmt.Errorf("--source-ref: %w", err)
+		}
 	}
 	var opts []render.Option
 	if f.kustomizationFile != "" {

@@ -76,7 +76,8 @@ type Source struct {
 	// an artifact URL), for reports; the tree itself is written elsewhere.
 	Root string
 	// Ref is the Flux source the tree is: Kustomizations of this source
-	// are followed, others are gaps.
+	// are followed, others are gaps. Empty: render finds it (see
+	// render.WithSourceRef), and Rendered.Ref says what it found.
 	Ref render.SourceRef
 	// Open writes the revision's files to dir and returns the tree:
 	// sources.Local for a directory, sources.Fetch for a Flux artifact.
@@ -140,10 +141,13 @@ type Progress struct {
 
 // Rendered is one rendered path of a source.
 type Rendered struct {
-	// Source is the Source's Name; Root its Root; Ref its Ref.
-	Source string
-	Root   string
-	Ref    render.SourceRef
+	// Source is the Source's Name and Root its Root; Ref is the Flux
+	// source the path was rendered as, RefFrom the Kustomization it was
+	// found in when the Source did not say.
+	Source  string
+	Root    string
+	Ref     render.SourceRef
+	RefFrom string
 	// Path is the rendered directory, relative to the tree's root.
 	Path string
 	// Revision is the tree's revision in Flux form, "" when unknown.
@@ -271,13 +275,17 @@ func renderSources(ctx context.Context, o Options, srcs []Source) (*Result, erro
 		}
 		res.Trees = append(res.Trees, tree)
 		names = append(names, s.Name)
-		opts := append([]render.Option{render.WithSourceRef(s.Ref)}, s.Render...)
+		opts := slices.Clip(s.Render)
+		if s.Ref != (render.SourceRef{}) {
+			opts = append(opts, render.WithSourceRef(s.Ref))
+		}
 		for _, p := range s.Paths {
 			r, err := render.Render(ctx, tree.Root, filepath.Join(tree.Root, filepath.FromSlash(p)), opts...)
 			if err != nil {
 				return nil, fail(RenderStage, err)
 			}
-			res.Renders = append(res.Renders, Rendered{Source: s.Name, Root: s.Root, Ref: s.Ref, Path: p, Revision: tree.Revision, Skipped: tree.Skipped, Result: r})
+			res.Renders = append(res.Renders, Rendered{Source: s.Name, Root: s.Root, Ref: r.Source, RefFrom: r.SourceFrom,
+				Path: p, Revision: tree.Revision, Skipped: tree.Skipped, Result: r})
 			merge(&res.Rendered, index, r)
 		}
 	}

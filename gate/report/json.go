@@ -42,10 +42,11 @@ type explanation struct {
 }
 
 type source struct {
-	Root      string `json:"root"`
-	Path      string `json:"path"`
-	Revision  string `json:"revision,omitempty"`
-	SourceRef string `json:"sourceRef"`
+	Root          string `json:"root"`
+	Path          string `json:"path"`
+	Revision      string `json:"revision,omitempty"`
+	SourceRef     string `json:"sourceRef"`
+	SourceRefFrom string `json:"sourceRefFrom,omitempty"`
 }
 
 type skipped struct {
@@ -87,7 +88,7 @@ func explanationDocument(res *pipeline.Result) explanation {
 }
 
 func sourceOf(r pipeline.Rendered) source {
-	return source{Root: r.Root, Path: r.Path, Revision: r.Revision, SourceRef: r.Ref.String()}
+	return source{Root: r.Root, Path: r.Path, Revision: r.Revision, SourceRef: r.Ref.String(), SourceRefFrom: r.RefFrom}
 }
 
 func skippedOf(r pipeline.Rendered) []skipped {

@@ -108,6 +108,9 @@ func imagesText(w io.Writer, r pipeline.Rendered) error {
 	if r.Revision != "" {
 		summary += " at " + r.Revision
 	}
+	if r.RefFrom != "" {
+		summary += fmt.Sprintf("\nsource %s, as %s applies it", r.Ref, r.RefFrom)
+	}
 	_, err := fmt.Fprintln(w, summary)
 	return err
 }
