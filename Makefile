@@ -73,7 +73,9 @@ FUZZ_TARGETS := \
 	verify:FuzzCheck \
 	verify:FuzzParseIndex \
 	verify:FuzzNextPage \
-	sources:FuzzExtract
+	sources:FuzzExtract \
+	render/sops:FuzzDecrypt \
+	render/helm:FuzzRenderValues
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
