@@ -56,8 +56,8 @@ xmllint:
 		$(SUDO) apt-get install -y -qq --no-install-recommends libxml2-utils >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends libxml2-utils; }; }
 
-test-unit:
-	go test -race -short $(TESTFLAGS) ./...
+test-unit: xmllint
+	PREGATE_XMLLINT=$$(command -v xmllint) go test -race -short $(TESTFLAGS) ./...
 
 # Go native fuzzing: every target in FUZZ_TARGETS (package:FuzzName) runs
 # for FUZZTIME, one at a time. `go test` alone runs them over their seed

@@ -210,20 +210,12 @@ func Check(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
 
 // Render opens and renders the sources without verifying anything: the
 // images a revision would run and its gaps, each marked blocking or not
-// as Options.AllowGaps says.
+// as Options.AllowGaps says (Check marks them too; its Verdict's gaps
+// are what count there).
 func Render(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
 	res, err := renderSources(ctx, o, srcs)
 	if err != nil {
 		return nil, err
-	}
-	cfg := o.config(nil)
-	for i := range res.Rendered.Gaps {
-		res.Rendered.Gaps[i].Blocking = cfg.Blocks(res.Rendered.Gaps[i])
-	}
-	for _, r := range res.Renders {
-		for i := range r.Gaps {
-			r.Gaps[i].Blocking = cfg.Blocks(r.Gaps[i])
-		}
 	}
 	return res, nil
 }
@@ -268,6 +260,7 @@ func renderSources(ctx context.Context, o Options, srcs []Source) (*Result, erro
 	res := &Result{Rendered: gate.Rendered{Images: []gate.Image{}, Gaps: []gate.Gap{}}}
 	index := map[string]int{}
 	var names []string
+	cfg := o.config(nil) // which gaps block; the policies come later
 	for i, s := range srcs {
 		tree, err := s.Open(ctx, filepath.Join(work, fmt.Sprintf("src-%d", i)))
 		if err != nil {
@@ -283,6 +276,9 @@ func renderSources(ctx context.Context, o Options, srcs []Source) (*Result, erro
 			r, err := render.Render(ctx, tree.Root, filepath.Join(tree.Root, filepath.FromSlash(p)), opts...)
 			if err != nil {
 				return nil, fail(RenderStage, err)
+			}
+			for i := range r.Gaps {
+				r.Gaps[i].Blocking = cfg.Blocks(r.Gaps[i])
 			}
 			res.Renders = append(res.Renders, Rendered{Source: s.Name, Root: s.Root, Ref: r.Source, RefFrom: r.SourceFrom,
 				Path: p, Revision: tree.Revision, Skipped: tree.Skipped, Result: r})

@@ -40,13 +40,7 @@ type storedMetadata struct {
 	MACOnlyEncrypted        bool          `mapstructure:"mac_only_encrypted"`
 	Version                 string        `mapstructure:"version"`
 	// The flat key lists, one group, as sops writes a single group.
-	KMS     []storedKMSKey   `mapstructure:"kms"`
-	GCPKMS  []storedGCPKey   `mapstructure:"gcp_kms"`
-	HCKMS   []storedHCKMSKey `mapstructure:"hckms"`
-	AzureKV []storedAzureKey `mapstructure:"azure_kv"`
-	HCVault []storedVaultKey `mapstructure:"hc_vault"`
-	PGP     []storedPGPKey   `mapstructure:"pgp"`
-	Age     []storedAgeKey   `mapstructure:"age"`
+	storedGroup `mapstructure:",squash"`
 }
 
 // storedGroup is one key group: every master key in it encrypts the same
