@@ -417,7 +417,7 @@ func TestCacheDir_damaged(t *testing.T) {
 	write := func(b []byte) func(*testing.T, string, []byte) {
 		return func(t *testing.T, p string, _ []byte) {
 			t.Helper()
-			if err := os.WriteFile(p, b, 0o600); err != nil {
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -694,11 +694,11 @@ func TestCacheDir_unusable(t *testing.T) {
 		want          string
 	}{
 		"cannot be created": {
-			before: func(t *testing.T, dir string) { mustWrite(t, filepath.Dir(dir), nil) }, // its parent is a file
+			before: func(t *testing.T, dir string) { mustTouch(t, filepath.Dir(dir)) }, // its parent is a file
 			want:   "not using the cache dir",
 		},
 		"a file": {
-			before: func(t *testing.T, dir string) { mustWrite(t, dir, nil) },
+			before: func(t *testing.T, dir string) { mustTouch(t, dir) },
 			want:   "not a directory",
 		},
 		"writable by others": {
@@ -717,7 +717,7 @@ func TestCacheDir_unusable(t *testing.T) {
 				if err := os.RemoveAll(dir); err != nil {
 					t.Fatal(err)
 				}
-				mustWrite(t, dir, nil)
+				mustTouch(t, dir)
 			},
 			want: "writing cache entry",
 		},
@@ -758,7 +758,7 @@ func TestCacheDir_unwritable(t *testing.T) {
 	subjects := []string{"registry.example/b@sha256:01", "registry.example/c@sha256:02"}
 	store := &dirStore{root: f.dir}
 	for _, s := range subjects {
-		mustWrite(t, filepath.Dir(store.path(dirFP+"\x00"+s)), nil)
+		mustTouch(t, filepath.Dir(store.path(dirFP+"\x00"+s)))
 	}
 	var w warnings
 	c := f.cache(t, WithCacheWarnings(w.add))
@@ -773,12 +773,13 @@ func TestCacheDir_unwritable(t *testing.T) {
 	checkWarnings(t, &w, 1, "writing cache entry")
 }
 
-func mustWrite(t *testing.T, p string, b []byte) {
+// mustTouch creates an empty regular file at p, and its directory.
+func mustTouch(t *testing.T, p string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, b, 0o600); err != nil {
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
