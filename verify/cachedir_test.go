@@ -417,7 +417,7 @@ func TestCacheDir_damaged(t *testing.T) {
 	write := func(b []byte) func(*testing.T, string, []byte) {
 		return func(t *testing.T, p string, _ []byte) {
 			t.Helper()
-			if err := os.WriteFile(p, nil, 0o600); err != nil {
+			if err := os.WriteFile(p, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
