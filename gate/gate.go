@@ -32,8 +32,9 @@ type Revision struct {
 // Origin is where something in a revision came from.
 type Origin struct {
 	// File is the path of the source file, relative to the source root and
-	// slash-separated ("apps/base/deployment.yaml"). Empty when kustomize
-	// generated the object (configMapGenerator, …).
+	// slash-separated ("apps/base/deployment.yaml"); for an object from a
+	// remote base, the kustomization file naming the base. Empty when
+	// kustomize generated the object (configMapGenerator, …).
 	File string `json:"file,omitempty"`
 	// Line is the 1-based line in File this is about (for an image, the
 	// line of its image field); 0 when not known.

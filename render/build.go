@@ -14,7 +14,6 @@ import (
 
 	fluxkustomize "github.com/fluxcd/pkg/kustomize"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/resource"
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
@@ -22,8 +21,9 @@ import (
 
 // renderUnit builds one path the way kustomize-controller does for a
 // Kustomization: generate or amend kustomization.yaml from the spec, build
-// it with kustomize (local bases only), check each object's identity, run
-// postBuild substitution and add commonMetadata.
+// it with kustomize (fetching remote bases unless they are disabled, see
+// remote.go), check each object's identity, run postBuild substitution and
+// add commonMetadata.
 func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	fail := func(file string, err error) error {
 		return &Error{Path: u.path, Object: u.id, File: file, Err: err, root: r.root}
@@ -41,7 +41,8 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	case !fi.IsDir():
 		return nil, fail("", errors.New("path is not a directory"))
 	}
-	if err := checkLocalBases(r.root, dir, u.ks); err != nil {
+	remotes, err := r.remoteBases(dir, u.ks)
+	if err != nil {
 		return nil, fail(remoteFile(err), err)
 	}
 	vars, err := r.pool.vars(u)
@@ -66,12 +67,13 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	if err != nil {
 		return nil, fail("", err)
 	}
-	m, err := fluxkustomize.SecureBuild(r.root, dir, false)
+	m, err := remotes.buildKustomize(ctx, r.root, dir, !r.opts.noRemoteBases)
 	if rerr := restore(); rerr != nil && err == nil {
 		err = rerr
 	}
 	if err != nil {
-		return nil, fail("", fmt.Errorf("kustomize build: %w", err))
+		err = remotes.explain(fmt.Errorf("kustomize build: %w", err))
+		return nil, fail(remoteFile(err), err)
 	}
 
 	// Only postBuild needs the substituter, a deep copy of ks.
@@ -85,7 +87,7 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 		if res.GetName() == "" || res.GetKind() == "" || res.GetApiVersion() == "" {
 			return nil, fail("", fmt.Errorf("an object has no apiVersion, kind or name: %s", res.MustYaml()))
 		}
-		file, err := originFile(res, u.path, tracked)
+		file, err := originFile(res, u.path, tracked, remotes)
 		if err != nil {
 			return nil, fail("", err)
 		}
@@ -158,8 +160,9 @@ func writeKustomization(root, dir string, ks map[string]any) (restore func() err
 }
 
 // originFile returns the source file of a built object, relative to the
-// source root, and removes the origin annotation if we added it.
-func originFile(res *resource.Resource, unitPath string, tracked bool) (string, error) {
+// source root (for an object from a remote base, the kustomization file
+// naming it), and removes the origin annotation if we added it.
+func originFile(res *resource.Resource, unitPath string, tracked bool, rs remotes) (string, error) {
 	type origin struct {
 		Path         string `json:"path"`
 		Repo         string `json:"repo"`
@@ -185,7 +188,10 @@ func originFile(res *resource.Resource, unitPath string, tracked bool) (string, 
 	if p == "" {
 		p = o.ConfiguredIn
 	}
-	if p == "" || o.Repo != "" {
+	if isRemoteOrigin(o.Repo, p) {
+		return rs.fileOf(o.Repo, p), nil
+	}
+	if p == "" {
 		return p, nil
 	}
 	return path.Clean(path.Join(unitPath, filepath.ToSlash(p))), nil
@@ -249,98 +255,6 @@ func setCommonMetadata(obj, ks map[string]any) {
 			have[k] = v
 		}
 	}
-}
-
-// remoteBaseError is a kustomization that refers to a remote base.
-type remoteBaseError struct {
-	File  string // relative to the source root
-	Entry string
-}
-
-func (e *remoteBaseError) Error() string {
-	return fmt.Sprintf("%s refers to remote %s; pregate renders offline and does not fetch remote bases", e.File, e.Entry)
-}
-
-func remoteFile(err error) string {
-	var re *remoteBaseError
-	if errors.As(err, &re) {
-		return re.File
-	}
-	return ""
-}
-
-// checkLocalBases walks the kustomization files reachable from dir and
-// fails on the first remote resource, base or component, naming the file.
-func checkLocalBases(root, dir string, ks map[string]any) error {
-	spec, _ := ks["spec"].(map[string]any)
-	comps, _ := spec["components"].([]any)
-	seen := map[string]bool{}
-	var walk func(dir string, extra []string) error
-	walk = func(dir string, extra []string) error {
-		if seen[dir] {
-			return nil
-		}
-		seen[dir] = true
-		kfile, k, err := readKustomization(dir)
-		if err != nil || kfile == "" {
-			return err // no kustomization file: a plain directory
-		}
-		entries := append(append(append(append([]string(nil), k.Resources...), k.Components...), k.Bases...), extra...) //nolint:staticcheck // Bases is deprecated but still read by kustomize.
-		for _, e := range entries {
-			local := filepath.Join(dir, filepath.FromSlash(e))
-			if fi, err := os.Stat(local); err == nil {
-				if fi.IsDir() && isInside(root, local) {
-					if err := walk(local, nil); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			if isRemote(e) {
-				rel, _ := filepath.Rel(root, kfile)
-				return &remoteBaseError{File: filepath.ToSlash(rel), Entry: e}
-			}
-		}
-		return nil
-	}
-	var extra []string
-	for _, c := range comps {
-		if s, ok := c.(string); ok {
-			extra = append(extra, s)
-		}
-	}
-	return walk(dir, extra)
-}
-
-func readKustomization(dir string) (string, *kustypes.Kustomization, error) {
-	for _, name := range konfig.RecognizedKustomizationFileNames() {
-		p := filepath.Join(dir, name)
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return "", nil, err
-		}
-		var k kustypes.Kustomization
-		if err := yaml.Unmarshal(b, &k); err != nil {
-			// kustomize reports this, in its own words, when it builds.
-			return "", nil, nil //nolint:nilerr // not this walk's error to report
-		}
-		return p, &k, nil
-	}
-	return "", nil, nil
-}
-
-// isRemote says whether a kustomization entry that is not a local file
-// names something kustomize would fetch: a URL, a git or OCI reference, or a
-// host/path form.
-func isRemote(entry string) bool {
-	if strings.Contains(entry, "://") || !fluxkustomize.IsLocalRelativePath(entry) {
-		return true
-	}
-	first, _, found := strings.Cut(entry, "/")
-	return found && strings.Contains(first, ".") && !strings.HasPrefix(first, ".")
 }
 
 func isInside(root, p string) bool {

@@ -44,6 +44,9 @@ type options struct {
 	sourceGiven   bool
 	kustomization map[string]any
 	substitutes   []map[string]any
+	// noRemoteBases refuses remote bases; noRemoteBasesBy says why.
+	noRemoteBases   bool
+	noRemoteBasesBy string
 }
 
 // Option configures Render.
@@ -490,6 +493,10 @@ func (r *renderer) visit(ctx context.Context, parent unit, o Object) error {
 // settle records what building a nested Kustomization gave: a gap when it
 // failed, else its objects, which are followed in turn.
 func (r *renderer) settle(ctx context.Context, u unit, objs []Object, err error) error {
+	if err != nil && ctx.Err() != nil {
+		// Cut short, not failed: no gap, and no verdict on what is left.
+		return err
+	}
 	if err != nil {
 		r.gapFor(u, err)
 		r.record(u, NotRendered)

@@ -2,7 +2,10 @@
 // GitOps engine would apply, with Flux Kustomization semantics, and pulls out
 // every container image those objects would run, with where each appears.
 //
-// Rendering is a pure function of the tree: nothing here touches the network.
+// Rendering is a function of the tree and of the remote kustomize bases it
+// names, which kustomize fetches as kustomize-controller does; with
+// WithoutRemoteBases it is a pure function of the tree, and nothing here
+// touches the network.
 package render
 
 import (
@@ -88,8 +91,9 @@ const (
 	// OtherSourceGap: a Flux Kustomization applies a different source than
 	// the one being rendered.
 	OtherSourceGap GapReason = "OtherSource"
-	// RemoteBaseGap: a kustomization refers to a remote base or component,
-	// which pregate does not fetch.
+	// RemoteBaseGap: a kustomization refers to a remote base, component
+	// or file that could not be fetched or built, or remote bases are
+	// disabled (WithoutRemoteBases).
 	RemoteBaseGap GapReason = "RemoteBase"
 	// BuildFailedGap: a Flux Kustomization's path could not be built.
 	BuildFailedGap GapReason = "BuildFailed"

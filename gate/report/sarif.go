@@ -672,7 +672,7 @@ var sarifImageRules = map[string]sarifRuleTexts{
 var sarifGapTexts = map[gate.GapReason]string{
 	render.HelmReleaseGap:     "A HelmRelease's chart is not rendered, so its images are not known.",
 	render.OtherSourceGap:     "A Flux Kustomization applies a different source, gated on its own.",
-	render.RemoteBaseGap:      "A kustomization refers to a remote base or component, which pregate does not fetch.",
+	render.RemoteBaseGap:      "A kustomization refers to a remote base, component or file that could not be fetched or built, or remote bases are disabled.",
 	render.BuildFailedGap:     "A Flux Kustomization's path could not be built.",
 	render.MissingPathGap:     "A Flux Kustomization's path does not exist in the revision.",
 	render.SubstituteFromGap:  "A postBuild.substituteFrom ConfigMap or Secret is neither in the revision nor given on the command line.",
