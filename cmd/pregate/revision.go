@@ -23,6 +23,8 @@ type renderFlags struct {
 	substituteFrom    []string
 	allowGaps         []string
 	strict            bool // deprecated: gaps block unless allowed
+	noRemoteBases     bool
+	offline           bool
 }
 
 func (f *renderFlags) bind(cmd *cobra.Command) {
@@ -32,6 +34,8 @@ func (f *renderFlags) bind(cmd *cobra.Command) {
 	fs.StringVar(&f.kustomizationFile, "kustomization-file", "", "render PATH as the Flux Kustomization in this file (its images, patches, targetNamespace, postBuild, …), like flux build kustomization")
 	fs.StringArrayVar(&f.substituteFrom, "substitute-from", nil, "a YAML file of ConfigMaps and Secrets that live in the cluster, for postBuild.substituteFrom (repeatable)")
 	fs.StringArrayVar(&f.allowGaps, "allow-gap", nil, "let coverage gaps of this kind not block the revision (repeatable): "+strings.Join(gapKinds(), ", "))
+	fs.BoolVar(&f.noRemoteBases, "no-remote-bases", false, "do not fetch remote kustomize bases, components and files (git repositories, http(s) URLs), as kustomize-controller's --no-remote-bases: a kustomization that refers to one is a RemoteBase gap (default: fetched with git and HTTP, as kustomize-controller does)")
+	fs.BoolVar(&f.offline, "offline", false, "make no network request for rendering: no remote bases; no chart downloads")
 	fs.BoolVar(&f.strict, "strict", false, "coverage gaps block by default")
 	_ = fs.MarkDeprecated("strict", "coverage gaps block by default; use --allow-gap KIND to let a kind through")
 }
@@ -66,6 +70,14 @@ func (f *renderFlags) renderer() (render.SourceRef, []render.Option, error) {
 		}
 	}
 	var opts []render.Option
+	switch {
+	case f.offline:
+		opts = append(opts, render.WithoutRemoteBases("--offline"))
+	case f.noRemoteBases:
+		opts = append(opts, render.WithoutRemoteBases("--no-remote-bases"))
+	default:
+		noGitPrompt()
+	}
 	if f.kustomizationFile != "" {
 		objs, err := readObjects(f.kustomizationFile)
 		if err != nil {
@@ -180,4 +192,15 @@ func relativeTo(root, path string) (string, error) {
 		return "", fmt.Errorf("%s is not inside the source root %s", path, root)
 	}
 	return rel, nil
+}
+
+// noGitPrompt keeps the git kustomize runs to fetch remote bases from
+// asking for credentials on the terminal, where it would wait past
+// kustomize's timeout, unseen behind pregate's output: a base that needs
+// credentials the git configuration does not give fails at once, and is a
+// gap. GIT_TERMINAL_PROMPT set in the environment is left as it is.
+func noGitPrompt() {
+	if _, set := os.LookupEnv("GIT_TERMINAL_PROMPT"); !set {
+		_ = os.Setenv("GIT_TERMINAL_PROMPT", "0")
+	}
 }
