@@ -43,6 +43,7 @@ type controllerFlags struct {
 	maxArtifactSize         int64
 	serviceAccount          string
 	electionNamespace       string
+	noRemoteBases           bool
 
 	client   runtimeclient.Options
 	log      logger.Options
@@ -79,6 +80,7 @@ as a new revision is seen, before any verification starts.`,
 	fs.Int64Var(&f.maxArtifactSize, "max-artifact-size", 50<<20, "the largest source artifact accepted, in bytes (extracted: 4 times that)")
 	fs.StringVar(&f.serviceAccount, "service-account", defaultServiceAccount(), "namespace/name of the controller's service account, whose image pull secrets every Gate may use (default: $RUNTIME_NAMESPACE/$RUNTIME_SERVICE_ACCOUNT)")
 	fs.StringVar(&f.electionNamespace, "leader-election-namespace", os.Getenv("RUNTIME_NAMESPACE"), "the namespace of the leader election Lease (default: $RUNTIME_NAMESPACE; in a pod, its own namespace)")
+	fs.BoolVar(&f.noRemoteBases, "no-remote-bases", false, "do not fetch remote kustomize bases, components and files: a kustomization that refers to one is a RemoteBase gap; set it as kustomize-controller's --no-remote-bases is set (default: fetched, as kustomize-controller does)")
 	f.client.BindFlags(fs)
 	f.log.BindFlags(fs)
 	f.election.BindFlags(fs)
@@ -162,6 +164,7 @@ func (f *controllerFlags) run(ctx context.Context) error {
 		RetryInterval:        f.interval,
 		ArtifactFetchRetries: f.fetchRetries,
 		MaxArtifactSize:      f.maxArtifactSize,
+		NoRemoteBases:        f.noRemoteBases,
 		Metrics:              metrics,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: f.concurrent, ServiceAccount: sa}); err != nil {

@@ -104,6 +104,12 @@ type GateReconciler struct {
 	// MaxArtifactSize bounds a source artifact (download and extracted).
 	MaxArtifactSize int64
 
+	// NoRemoteBases refuses remote kustomize bases, as kustomize-controller
+	// does with its --no-remote-bases flag (see render.WithoutRemoteBases):
+	// a kustomization that refers to one is a RemoteBase gap. Off, remote
+	// bases are fetched as kustomize-controller fetches them by default.
+	NoRemoteBases bool
+
 	// Metrics records verdicts and durations; nil records nothing.
 	Metrics *Metrics
 
@@ -428,7 +434,7 @@ func (r *GateReconciler) resolveSource(ctx context.Context, obj *v1alpha1.Gate) 
 		return nil, r.fail(obj, ArtifactNotReadyReason, fmt.Errorf("%s has no artifact yet", ref))
 	}
 
-	var opts []render.Option
+	opts := r.renderDefaults()
 	if ks != nil {
 		opts = append(opts, render.WithKustomization(ks))
 	}
@@ -440,6 +446,14 @@ func (r *GateReconciler) resolveSource(ctx context.Context, obj *v1alpha1.Gate) 
 		opts = append(opts, render.WithSubstituteFrom(objs))
 	}
 	return &source{ref: ref, artifact: artifact, path: cleanPath(path), renderOptions: opts}, nil
+}
+
+// renderDefaults are the render options of every Gate.
+func (r *GateReconciler) renderDefaults() []render.Option {
+	if r.NoRemoteBases {
+		return []render.Option{render.WithoutRemoteBases("pregate controller --no-remote-bases")}
+	}
+	return nil
 }
 
 func (r *GateReconciler) sourceError(obj *v1alpha1.Gate, what string, err error) error {
