@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/pregate/pregate/render/rendertest"
 )
 
 // The remote bases these tests fetch, from git and HTTP servers on the
@@ -78,15 +80,15 @@ func imageFiles(res *Result) map[string][]string {
 // their objects are traced to the kustomization file naming them.
 func TestRender_remoteBases(t *testing.T) {
 	t.Parallel()
-	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
-	files := newFileServer(t, map[string]string{"/deploy.yaml": deploymentYAML("infra", infraImage)})
+	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	files := rendertest.NewFileServer(t, map[string]string{"/deploy.yaml": deploymentYAML("infra", infraImage)})
 	for name, entry := range map[string]string{
 		"repo.git//path?ref=":    git.URL + "/infra.git//base?ref=v1",
 		"repo.git/path?ref=":     git.URL + "/infra.git/base?ref=v1",
 		"repo//path?ref=":        git.URL + "/infra//base?ref=v1",
 		"?version=":              git.URL + "/infra.git//base?version=v1",
 		"default branch":         git.URL + "/infra.git//base",
-		"file:// repository":     "file://" + filepath.ToSlash(git.dir) + "/infra.git//base?ref=v1",
+		"file:// repository":     "file://" + filepath.ToSlash(git.Dir) + "/infra.git//base?ref=v1",
 		"http file":              files.URL + "/deploy.yaml",
 		"git timeout in the URL": git.URL + "/infra.git//base?ref=v1&timeout=20s",
 		"user name in the URL":   strings.Replace(git.URL, "://", "://pregate@", 1) + "/infra.git//base?ref=v1",
@@ -110,7 +112,7 @@ func TestRender_remoteBases(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() { // after the subtests
-		if !git.fetched() {
+		if !git.Fetched() {
 			t.Errorf("the git server saw no fetch: %v", git.Requests())
 		}
 	})
@@ -121,8 +123,8 @@ func TestRender_remoteBases(t *testing.T) {
 func TestRender_remoteBaseFiles(t *testing.T) {
 	t.Parallel()
 	const otherImage = "ghcr.io/acme/other:1.0"
-	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
-	files := newFileServer(t, map[string]string{"/other.yaml": deploymentYAML("other", otherImage)})
+	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	files := rendertest.NewFileServer(t, map[string]string{"/other.yaml": deploymentYAML("other", otherImage)})
 	tree := remoteFiles("  - sub\n  - " + strings.Replace(git.URL, "://", "://pregate@", 1) + "/infra.git//base?ref=v1\n")
 	tree["apps/sub/kustomization.yaml"] = "resources:\n  - " + files.URL + "/other.yaml\n"
 	res := renderRemote(t, writeTree(t, tree))
@@ -142,9 +144,9 @@ func TestRender_remoteBaseFiles(t *testing.T) {
 // kustomize's temporary directories.
 func TestRender_remoteBaseGaps(t *testing.T) {
 	t.Parallel()
-	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
-	files := newFileServer(t, nil)
-	closed := "http://" + closedPort(t)
+	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	files := rendertest.NewFileServer(t, nil)
+	closed := "http://" + rendertest.ClosedAddress(t)
 	for name, tc := range map[string]struct {
 		entry string
 		shown string // the entry as the message shows it
@@ -210,7 +212,7 @@ func TestRender_remoteBaseConfined(t *testing.T) {
 	// bases can name the revision's files by their absolute paths.
 	roots := t.TempDir()
 	secret := filepath.Join(roots, "revision", "apps", "secret.env")
-	git := newGitServer(t, map[string]map[string]string{"evil": {
+	git := rendertest.NewGitServer(t, map[string]map[string]string{"evil": {
 		"passwd/kustomization.yaml":   "resources: [../../../../../../../../etc/passwd]\n",
 		"etc/kustomization.yaml":      "configMapGenerator: [{name: x, files: [/etc/passwd]}]\n",
 		"revision/kustomization.yaml": "configMapGenerator: [{name: x, envs: [" + secret + "]}]\n",
@@ -227,15 +229,7 @@ func TestRender_remoteBaseConfined(t *testing.T) {
 			root := filepath.Join(roots, tc.path)
 			files := remoteFiles("  - " + git.URL + "/evil.git//" + tc.path + "?ref=v1\n")
 			files["apps/secret.env"] = "TOKEN=hunter2\n"
-			for name, content := range files {
-				p := filepath.Join(root, filepath.FromSlash(name))
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			rendertest.WriteFiles(t, root, files)
 			res := renderRemote(t, root)
 			g := onlyGap(t, res)
 			if g.Reason != RemoteBaseGap || !strings.Contains(g.Message, tc.refusal) {
@@ -255,9 +249,9 @@ func TestRender_remoteBaseConfined(t *testing.T) {
 // an http(s) patch.
 func TestRender_remoteBasesDisabled(t *testing.T) {
 	t.Parallel()
-	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	const patched = "ghcr.io/acme/patched:2.0"
-	files := newFileServer(t, map[string]string{
+	files := rendertest.NewFileServer(t, map[string]string{
 		"/deploy.yaml": deploymentYAML("infra", infraImage),
 		"/patch.yaml":  deploymentYAML("app", patched),
 		"/app.env":     "A=b\n",
@@ -297,7 +291,7 @@ func TestRender_remoteBasesDisabled(t *testing.T) {
 		if !strings.HasSuffix(g.Message, "; remote bases are disabled") {
 			t.Errorf("gap = %+v", g)
 		}
-		for _, s := range []*recordingServer{git.recordingServer, files} {
+		for _, s := range []*rendertest.Server{git.Server, files} {
 			for _, r := range s.Requests() {
 				if strings.Contains(r, "other") {
 					t.Errorf("the server saw %s with remote bases disabled", r)
@@ -316,7 +310,7 @@ func TestRender_remoteBaseCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	release := make(chan struct{})
-	stalled := newRecordingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	stalled := rendertest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cancel() // the fetch has begun
 		<-release
 		http.NotFound(w, r)
@@ -350,13 +344,13 @@ func TestRender_remoteBaseCancelled(t *testing.T) {
 // succeeds or fails. Not parallel: it points $TMPDIR at a directory of
 // its own to see that.
 func TestRender_remoteCloneRemoved(t *testing.T) {
-	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	for _, entry := range []string{git.URL + "/infra.git//base?ref=v1", git.URL + "/infra.git//nope?ref=v1"} {
 		renderRemote(t, remoteTree(t, "  - "+entry+"\n"))
 	}
-	if !git.fetched() {
+	if !git.Fetched() {
 		t.Fatalf("the git server saw no fetch: %v", git.Requests())
 	}
 	left, err := filepath.Glob(filepath.Join(tmp, "kustomize-*"))

@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
+
+	"github.com/pregate/pregate/render/rendertest"
 )
 
 // TestImagesCmd_remoteBases: remote bases are fetched by default, as
@@ -19,27 +16,13 @@ import (
 func TestImagesCmd_remoteBases(t *testing.T) {
 	t.Parallel()
 	const remoteImage = "ghcr.io/acme/infra:1.0"
-	var requests atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		_, _ = io.WriteString(w, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: infra, namespace: shop}\n"+
-			"spec: {template: {spec: {containers: [{name: infra, image: "+remoteImage+"}]}}}\n")
-	}))
-	t.Cleanup(srv.Close)
-	root := t.TempDir()
-	for name, content := range map[string]string{
+	srv := rendertest.NewFileServer(t, map[string]string{"/infra.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: infra, namespace: shop}\n" +
+		"spec: {template: {spec: {containers: [{name: infra, image: " + remoteImage + "}]}}}\n"})
+	root := rendertest.WriteTree(t, map[string]string{
 		"clusters/prod/apps.yaml": "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: apps, namespace: flux-system}\n" +
 			"spec: {path: ./apps, sourceRef: {kind: GitRepository, name: flux-system}}\n",
 		"apps/kustomization.yaml": "resources:\n  - " + srv.URL + "/infra.yaml\n",
-	} {
-		p := filepath.Join(root, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	for _, tc := range []struct {
 		flags []string
 		gap   string // "" when the remote base is fetched
@@ -51,7 +34,7 @@ func TestImagesCmd_remoteBases(t *testing.T) {
 	} {
 		// One at a time: the server's requests are counted for each.
 		t.Run(strings.Join(append([]string{"flags"}, tc.flags...), " "), func(t *testing.T) {
-			before := requests.Load()
+			before := len(srv.Requests())
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"images", filepath.Join(root, "clusters", "prod"), "--root", root, "-o", "json"}, tc.flags...)
 			code := run(t.Context(), args, &stdout, &stderr)
@@ -67,7 +50,7 @@ func TestImagesCmd_remoteBases(t *testing.T) {
 			if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
 				t.Fatalf("exit %d, output is not JSON: %v\n%s\nstderr: %s", code, err, stdout.String(), stderr.String())
 			}
-			fetched := requests.Load() > before
+			fetched := len(srv.Requests()) > before
 			if tc.gap == "" {
 				if code != exitOK || len(doc.Images) != 1 || doc.Images[0].Ref != remoteImage || !fetched {
 					t.Errorf("exit %d, images %+v, fetched %v; want %s fetched\nstderr: %s", code, doc.Images, fetched, remoteImage, stderr.String())

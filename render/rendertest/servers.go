@@ -1,4 +1,7 @@
-package render
+// Package rendertest helps test rendering remote kustomize bases without
+// leaving the machine: HTTP and git servers on the loopback interface that
+// record what they are asked, and revision trees written to disk.
+package rendertest
 
 import (
 	"io"
@@ -8,23 +11,25 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// recordingServer is an HTTP server on the loopback interface that records
-// the requests it sees.
-type recordingServer struct {
+// Server is an HTTP server on the loopback interface that records the
+// requests it sees. It is closed when the test ends.
+type Server struct {
 	*httptest.Server
 
 	mu       sync.Mutex
 	requests []string
 }
 
-func newRecordingServer(t *testing.T, h http.Handler) *recordingServer {
+// NewServer serves h.
+func NewServer(t testing.TB, h http.Handler) *Server {
 	t.Helper()
-	s := &recordingServer{}
+	s := &Server{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
@@ -36,16 +41,17 @@ func newRecordingServer(t *testing.T, h http.Handler) *recordingServer {
 }
 
 // Requests are the requests the server has seen, as "METHOD URI".
-func (s *recordingServer) Requests() []string {
+func (s *Server) Requests() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.requests...)
 }
 
-// newFileServer serves files, by URL path ("/deploy.yaml").
-func newFileServer(t *testing.T, files map[string]string) *recordingServer {
+// NewFileServer serves files by URL path ("/deploy.yaml"); other paths
+// are not found.
+func NewFileServer(t testing.TB, files map[string]string) *Server {
 	t.Helper()
-	return newRecordingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		content, ok := files[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
@@ -55,20 +61,19 @@ func newFileServer(t *testing.T, files map[string]string) *recordingServer {
 	}))
 }
 
-// gitServer serves git repositories over smart HTTP with git's own
-// http-backend, as a self-hosted git server serves a remote kustomize
-// base.
-type gitServer struct {
-	*recordingServer
-	// dir holds the bare repositories, NAME.git.
-	dir string
+// GitServer serves git repositories over smart HTTP with git's own
+// http-backend, as a self-hosted git server serves a remote kustomize base.
+type GitServer struct {
+	*Server
+	// Dir holds the bare repositories, NAME.git.
+	Dir string
 }
 
-// newGitServer serves, under /NAME.git, a repository NAME for each key of
+// NewGitServer serves, under /NAME.git, a repository NAME for each key of
 // repos, of one commit of the files given (slash paths), tagged v1.
 // Without the git executable the test fails: kustomize fetches remote
 // bases with it, so there is nothing to test without it.
-func newGitServer(t *testing.T, repos map[string]map[string]string) *gitServer {
+func NewGitServer(t testing.TB, repos map[string]map[string]string) *GitServer {
 	t.Helper()
 	git, err := exec.LookPath("git")
 	if err != nil {
@@ -76,7 +81,7 @@ func newGitServer(t *testing.T, repos map[string]map[string]string) *gitServer {
 	}
 	dir := t.TempDir()
 	for name, files := range repos {
-		work := writeTree(t, files)
+		work := WriteTree(t, files)
 		runGit(t, work, "init", "--quiet", "--initial-branch=main")
 		runGit(t, work, "add", ".")
 		runGit(t, work, "commit", "--quiet", "-m", "base")
@@ -91,11 +96,11 @@ func newGitServer(t *testing.T, repos map[string]map[string]string) *gitServer {
 		// refuses, saying so on its stderr.
 		Stderr: io.Discard,
 	}
-	return &gitServer{recordingServer: newRecordingServer(t, backend), dir: dir}
+	return &GitServer{Server: NewServer(t, backend), Dir: dir}
 }
 
-// fetched says whether a git client fetched from the server.
-func (s *gitServer) fetched() bool {
+// Fetched says whether a git client has fetched from the server.
+func (s *GitServer) Fetched() bool {
 	for _, r := range s.Requests() {
 		if strings.HasSuffix(r, "/git-upload-pack") {
 			return true
@@ -104,7 +109,7 @@ func (s *gitServer) fetched() bool {
 	return false
 }
 
-func runGit(t *testing.T, dir string, args ...string) {
+func runGit(t testing.TB, dir string, args ...string) {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -117,8 +122,8 @@ func runGit(t *testing.T, dir string, args ...string) {
 	}
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
+// ClosedAddress returns a loopback address nothing listens on.
+func ClosedAddress(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -129,4 +134,27 @@ func closedPort(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return addr
+}
+
+// WriteTree writes files (slash paths relative to the root) into a fresh
+// directory and returns it.
+func WriteTree(t testing.TB, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	WriteFiles(t, root, files)
+	return root
+}
+
+// WriteFiles writes files (slash paths relative to root) under root.
+func WriteFiles(t testing.TB, root string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
