@@ -192,7 +192,7 @@ func remoteFileOrigin(p string) (string, bool) {
 // component or file that was not fetched: remote bases are disabled, or
 // fetching or building it failed.
 type remoteBaseError struct {
-	File  string // relative to the source root
+	File  string // the kustomization file naming it, relative to the source root
 	Entry string // as written
 	// DisabledBy says what disabled remote bases, when they are.
 	DisabledBy string
@@ -278,12 +278,10 @@ func remoteFile(err error) string {
 // loads (patches, CRDs, configurations, replacements, generator sources,
 // the OpenAPI schema) given as http(s) URLs.
 func findRemotes(root, dir string, ks map[string]any) (remotes, error) {
-	spec, _ := ks["spec"].(map[string]any)
-	comps, _ := spec["components"].([]any)
 	seen := map[string]bool{}
 	var out remotes
-	var walk func(dir string, extra []string) error
-	walk = func(dir string, extra []string) error {
+	var walk func(dir string) error
+	walk = func(dir string) error {
 		if seen[dir] {
 			return nil
 		}
@@ -294,17 +292,14 @@ func findRemotes(root, dir string, ks map[string]any) (remotes, error) {
 		}
 		rel, _ := filepath.Rel(root, kfile)
 		add := func(e string) { out = append(out, remoteRef{file: filepath.ToSlash(rel), entry: e}) }
-		for _, e := range append(kustomizationDirs(k), extra...) {
-			local := filepath.Join(dir, filepath.FromSlash(e))
-			if fi, err := os.Stat(local); err == nil {
-				if fi.IsDir() && isInside(root, local) {
-					if err := walk(local, nil); err != nil {
-						return err
-					}
+		for _, e := range kustomizationDirs(k) {
+			local, ok := localDir(root, dir, e)
+			switch {
+			case ok:
+				if err := walk(local); err != nil {
+					return err
 				}
-				continue
-			}
-			if isRemote(e) {
+			case local == "" && isRemote(e):
 				add(e)
 			}
 		}
@@ -315,16 +310,35 @@ func findRemotes(root, dir string, ks map[string]any) (remotes, error) {
 		}
 		return nil
 	}
-	var extra []string
-	for _, c := range comps {
-		if s, ok := c.(string); ok {
-			extra = append(extra, s)
-		}
-	}
-	if err := walk(dir, extra); err != nil {
+	if err := walk(dir); err != nil {
 		return nil, err
 	}
+	// The Flux Kustomization's own components, which kustomize-controller
+	// adds to the kustomization it generates: local ones are walked; it
+	// refuses the others itself ("must be local and relative").
+	spec, _ := ks["spec"].(map[string]any)
+	comps, _ := spec["components"].([]any)
+	for _, c := range comps {
+		e, _ := c.(string)
+		if local, ok := localDir(root, dir, e); ok && e != "" {
+			if err := walk(local); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
+}
+
+// localDir resolves an entry of the kustomization in dir: ok when it is a
+// directory inside root, to walk; local is "" when nothing local has that
+// name, and it may be remote.
+func localDir(root, dir, e string) (local string, ok bool) {
+	local = filepath.Join(dir, filepath.FromSlash(e))
+	fi, err := os.Stat(local)
+	if err != nil {
+		return "", false
+	}
+	return local, fi.IsDir() && isInside(root, local)
 }
 
 // kustomizationDirs are the entries of k that may be directories, and so

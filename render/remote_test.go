@@ -284,6 +284,23 @@ func TestRender_remoteBasesDisabled(t *testing.T) {
 			}
 		})
 	}
+	t.Run("in a component of the Flux Kustomization", func(t *testing.T) {
+		t.Parallel()
+		tree := remoteFiles("")
+		tree["clusters/prod/apps.yaml"] += "  components: [../components/infra]\n"
+		tree["components/infra/kustomization.yaml"] = "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n" +
+			"resources:\n  - " + files.URL + "/deploy.yaml\n"
+		root := rendertest.WriteTree(t, tree)
+		g := onlyGap(t, renderRemote(t, root, WithoutRemoteBases("--offline")))
+		want := "components/infra/kustomization.yaml refers to remote " + files.URL + "/deploy.yaml; remote bases are disabled by --offline"
+		if g.Reason != RemoteBaseGap || g.Message != want {
+			t.Errorf("gap = %+v, want RemoteBase %q", g, want)
+		}
+		res := renderRemote(t, root)
+		if diff := cmp.Diff(map[string][]string{appImage: {"apps/app.yaml"}, infraImage: {"components/infra/kustomization.yaml"}}, imageFiles(res)); diff != "" || len(res.Gaps) != 0 {
+			t.Errorf("with remote bases: gaps %v; images and their files (-want +got):\n%s", res.Gaps, diff)
+		}
+	})
 	t.Run("no request", func(t *testing.T) {
 		t.Parallel()
 		root := remoteTree(t, "  - "+git.URL+"/other.git//base?ref=v1\npatches:\n  - path: "+files.URL+"/other.yaml\n")
