@@ -80,7 +80,7 @@ func imageFiles(res *Result) map[string][]string {
 // their objects are traced to the kustomization file naming them.
 func TestRender_remoteBases(t *testing.T) {
 	t.Parallel()
-	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	files := rendertest.NewFileServer(t, map[string]string{"/deploy.yaml": deploymentYAML("infra", infraImage)})
 	for name, entry := range map[string]string{
 		"repo.git//path?ref=":    git.URL + "/infra.git//base?ref=v1",
@@ -88,7 +88,7 @@ func TestRender_remoteBases(t *testing.T) {
 		"repo//path?ref=":        git.URL + "/infra//base?ref=v1",
 		"?version=":              git.URL + "/infra.git//base?version=v1",
 		"default branch":         git.URL + "/infra.git//base",
-		"file:// repository":     "file://" + filepath.ToSlash(git.Dir) + "/infra.git//base?ref=v1",
+		"file:// repository":     "file://" + filepath.ToSlash(git.dir) + "/infra.git//base?ref=v1",
 		"http file":              files.URL + "/deploy.yaml",
 		"git timeout in the URL": git.URL + "/infra.git//base?ref=v1&timeout=20s",
 		"user name in the URL":   strings.Replace(git.URL, "://", "://pregate@", 1) + "/infra.git//base?ref=v1",
@@ -112,7 +112,7 @@ func TestRender_remoteBases(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() { // after the subtests
-		if !git.Fetched() {
+		if !git.fetched() {
 			t.Errorf("the git server saw no fetch: %v", git.Requests())
 		}
 	})
@@ -123,7 +123,7 @@ func TestRender_remoteBases(t *testing.T) {
 func TestRender_remoteBaseFiles(t *testing.T) {
 	t.Parallel()
 	const otherImage = "ghcr.io/acme/other:1.0"
-	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	files := rendertest.NewFileServer(t, map[string]string{"/other.yaml": deploymentYAML("other", otherImage)})
 	tree := remoteFiles("  - sub\n  - " + strings.Replace(git.URL, "://", "://pregate@", 1) + "/infra.git//base?ref=v1\n")
 	tree["apps/sub/kustomization.yaml"] = "resources:\n  - " + files.URL + "/other.yaml\n"
@@ -144,7 +144,7 @@ func TestRender_remoteBaseFiles(t *testing.T) {
 // kustomize's temporary directories.
 func TestRender_remoteBaseGaps(t *testing.T) {
 	t.Parallel()
-	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	files := rendertest.NewFileServer(t, nil)
 	closed := "http://" + rendertest.ClosedAddress(t)
 	for name, tc := range map[string]struct {
@@ -212,7 +212,7 @@ func TestRender_remoteBaseConfined(t *testing.T) {
 	// bases can name the revision's files by their absolute paths.
 	roots := t.TempDir()
 	secret := filepath.Join(roots, "revision", "apps", "secret.env")
-	git := rendertest.NewGitServer(t, map[string]map[string]string{"evil": {
+	git := newGitServer(t, map[string]map[string]string{"evil": {
 		"passwd/kustomization.yaml":   "resources: [../../../../../../../../etc/passwd]\n",
 		"etc/kustomization.yaml":      "configMapGenerator: [{name: x, files: [/etc/passwd]}]\n",
 		"revision/kustomization.yaml": "configMapGenerator: [{name: x, envs: [" + secret + "]}]\n",
@@ -249,7 +249,7 @@ func TestRender_remoteBaseConfined(t *testing.T) {
 // an http(s) patch.
 func TestRender_remoteBasesDisabled(t *testing.T) {
 	t.Parallel()
-	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	const patched = "ghcr.io/acme/patched:2.0"
 	files := rendertest.NewFileServer(t, map[string]string{
 		"/deploy.yaml": deploymentYAML("infra", infraImage),
@@ -361,13 +361,13 @@ func TestRender_remoteBaseCancelled(t *testing.T) {
 // succeeds or fails. Not parallel: it points $TMPDIR at a directory of
 // its own to see that.
 func TestRender_remoteCloneRemoved(t *testing.T) {
-	git := rendertest.NewGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	for _, entry := range []string{git.URL + "/infra.git//base?ref=v1", git.URL + "/infra.git//nope?ref=v1"} {
 		renderRemote(t, remoteTree(t, "  - "+entry+"\n"))
 	}
-	if !git.Fetched() {
+	if !git.fetched() {
 		t.Fatalf("the git server saw no fetch: %v", git.Requests())
 	}
 	left, err := filepath.Glob(filepath.Join(tmp, "kustomize-*"))

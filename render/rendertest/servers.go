@@ -1,18 +1,16 @@
 // Package rendertest helps test rendering remote kustomize bases without
-// leaving the machine: HTTP and git servers on the loopback interface that
-// record what they are asked, and revision trees written to disk.
+// leaving the machine: HTTP servers on the loopback interface that record
+// what they are asked, and revision trees written to disk. The git server
+// is render's own test helper: it runs git, which only tests may.
 package rendertest
 
 import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -61,71 +59,11 @@ func NewFileServer(t testing.TB, files map[string]string) *Server {
 	}))
 }
 
-// GitServer serves git repositories over smart HTTP with git's own
-// http-backend, as a self-hosted git server serves a remote kustomize base.
-type GitServer struct {
-	*Server
-	// Dir holds the bare repositories, NAME.git.
-	Dir string
-}
-
-// NewGitServer serves, under /NAME.git, a repository NAME for each key of
-// repos, of one commit of the files given (slash paths), tagged v1.
-// Without the git executable the test fails: kustomize fetches remote
-// bases with it, so there is nothing to test without it.
-func NewGitServer(t testing.TB, repos map[string]map[string]string) *GitServer {
-	t.Helper()
-	git, err := exec.LookPath("git")
-	if err != nil {
-		t.Fatalf("the git executable is needed to fetch remote bases, as kustomize does: %v", err)
-	}
-	dir := t.TempDir()
-	for name, files := range repos {
-		work := WriteTree(t, files)
-		runGit(t, work, "init", "--quiet", "--initial-branch=main")
-		runGit(t, work, "add", ".")
-		runGit(t, work, "commit", "--quiet", "-m", "base")
-		runGit(t, work, "tag", "v1")
-		runGit(t, dir, "clone", "--quiet", "--bare", work, name+".git")
-	}
-	backend := &cgi.Handler{
-		Path: git,
-		Args: []string{"http-backend"},
-		Env:  []string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1"},
-		// kustomize GETs a git URL as a file first, which http-backend
-		// refuses, saying so on its stderr.
-		Stderr: io.Discard,
-	}
-	return &GitServer{Server: NewServer(t, backend), Dir: dir}
-}
-
-// Fetched says whether a git client has fetched from the server.
-func (s *GitServer) Fetched() bool {
-	for _, r := range s.Requests() {
-		if strings.HasSuffix(r, "/git-upload-pack") {
-			return true
-		}
-	}
-	return false
-}
-
-func runGit(t testing.TB, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=pregate", "GIT_AUTHOR_EMAIL=pregate@example.invalid",
-		"GIT_COMMITTER_NAME=pregate", "GIT_COMMITTER_EMAIL=pregate@example.invalid",
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // ClosedAddress returns a loopback address nothing listens on.
 func ClosedAddress(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
