@@ -27,9 +27,16 @@ It prints every container image (Pods and every pod template, including init
 and ephemeral containers and custom resources with spec.template.spec), each
 normalised, with every place it appears.
 
-What cannot be rendered is never skipped in silence: HelmReleases,
-Kustomizations of other sources, remote bases, paths that fail to build and
-images still templated after rendering are listed as coverage gaps. A gap
+HelmReleases are rendered as helm-controller installs them: the chart from
+its HelmRepository (HTTP or OCI), OCIRepository or a chart path in the
+revision, fetched once per digest into --chart-cache-dir, with valuesFrom,
+values and post-renderers; their images are located through the HelmRelease
+and the chart template.
+
+What cannot be rendered is never skipped in silence: HelmReleases whose chart
+cannot be had (unreachable, --offline and not cached), Kustomizations of
+other sources, remote bases, paths that fail to build and images still
+templated after rendering are listed as coverage gaps. A gap
 hides images, so it fails the command unless --allow-gap names its kind;
 Kustomizations of other sources are informational (their own source is
 gated on its own).
