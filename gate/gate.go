@@ -43,6 +43,13 @@ type Origin struct {
 	// first, for example ["Kustomization/flux-system/flux-system",
 	// "Kustomization/flux-system/apps"]. Empty for a plain directory render.
 	Chain []string `json:"chain,omitempty"`
+	// HelmRelease is set for an object a chart rendered: the HelmRelease
+	// (HelmRelease/namespace/name) that installs it. File and Line are then
+	// the HelmRelease's, and Chain ends with it.
+	HelmRelease string `json:"helmRelease,omitempty"`
+	// Template is the chart file that rendered the object
+	// ("podinfo/templates/deployment.yaml"); set with HelmRelease.
+	Template string `json:"template,omitempty"`
 }
 
 // Location is one place an image reference appears in the rendered
@@ -65,10 +72,14 @@ type Location struct {
 }
 
 func (l Location) String() string {
-	if l.File == "" {
-		return l.Object
+	s := l.Object
+	if l.HelmRelease != "" {
+		s = l.HelmRelease + " → " + l.Template + " → " + l.Object
 	}
-	return l.Object + " (" + l.File + ")"
+	if l.File == "" {
+		return s
+	}
+	return s + " (" + l.File + ")"
 }
 
 // Image is one container image reference, deduplicated across the

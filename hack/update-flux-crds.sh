@@ -30,13 +30,16 @@ command -v jq >/dev/null || {
 }
 
 # The kinds a Gate refers to (config/v1alpha1: SourceReference.Kind and
-# KustomizationReference), by module.
+# KustomizationReference) and those a HelmRelease's chart comes from, by
+# module.
 declare -A crds=(
 	[github.com/fluxcd/source-controller@$source_version]="
 		source.toolkit.fluxcd.io_gitrepositories.yaml
 		source.toolkit.fluxcd.io_ocirepositories.yaml
 		source.toolkit.fluxcd.io_buckets.yaml
-		source.toolkit.fluxcd.io_externalartifacts.yaml"
+		source.toolkit.fluxcd.io_externalartifacts.yaml
+		source.toolkit.fluxcd.io_helmcharts.yaml
+		source.toolkit.fluxcd.io_helmrepositories.yaml"
 	[github.com/fluxcd/kustomize-controller@$kustomize_version]="
 		kustomize.toolkit.fluxcd.io_kustomizations.yaml"
 )

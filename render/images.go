@@ -114,6 +114,16 @@ func (s *imageScan) podSpec() (map[string]any, string, bool) {
 	return customPodSpec(s.obj.Content)
 }
 
+// runsPods says whether o is a workload, or a custom resource with a pod
+// template, whose images Images reads.
+func runsPods(o Object) bool {
+	if _, ok := workloadPodSpecs[workloadGroupKind{o.Group(), o.Kind()}]; ok {
+		return true
+	}
+	_, _, ok := customPodSpec(o.Content)
+	return ok
+}
+
 // workloadPodSpec follows fields from the root of a built-in workload. A
 // missing field means there is no pod spec; a field that is not a map is a
 // gap, since the workload's images cannot be read.

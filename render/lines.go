@@ -156,6 +156,10 @@ func (l *lineFinder) locate(loc *Location, unit lineUnit, unitKnown bool) {
 	if loc.File == "" {
 		return
 	}
+	if loc.HelmRelease != "" {
+		l.locateInHelmRelease(loc)
+		return
+	}
 	steps, ok := parseFieldPath(loc.Path)
 	if !ok || steps[len(steps)-1].index < 0 {
 		return

@@ -12,12 +12,15 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+
+	"github.com/pregate/pregate/render/helm"
 )
 
 // Flux API groups render knows about.
 const (
 	kustomizeGroup = "kustomize.toolkit.fluxcd.io"
 	helmGroup      = "helm.toolkit.fluxcd.io"
+	sourceGroup    = "source.toolkit.fluxcd.io"
 )
 
 // SourceRef names a Flux source: GitRepository/flux-system/flux-system.
@@ -44,6 +47,7 @@ type options struct {
 	sourceGiven   bool
 	kustomization map[string]any
 	substitutes   []map[string]any
+	helm          []helm.Option
 	// noRemoteBases refuses remote bases; noRemoteBasesBy says why.
 	noRemoteBases   bool
 	noRemoteBasesBy string
@@ -105,6 +109,9 @@ type Result struct {
 	// Kustomizations are the Flux Kustomizations found and what became of
 	// each, sorted by object.
 	Kustomizations []Kustomization `json:"kustomizations"`
+	// HelmReleases are the HelmReleases found and what became of each,
+	// sorted by object.
+	HelmReleases []HelmRelease `json:"helmReleases"`
 	// Gaps are the parts whose images could not be listed, sorted.
 	Gaps []Gap `json:"gaps"`
 	// Source is the Flux source the tree was rendered as; SourceFrom is
@@ -202,6 +209,10 @@ type renderer struct {
 	// build builds one unit. It is renderUnit; tests wrap it to count the
 	// builds, which are what a render spends its time on.
 	build func(context.Context, unit) ([]Object, error)
+
+	// helmReleases are the HelmReleases found, rendered once the
+	// traversal is done.
+	helmReleases []Object
 }
 
 // pendingUnit is a unit waiting for a substituteFrom object, with the error
@@ -295,6 +306,7 @@ func (r *renderer) render(ctx context.Context, rel string) (*Result, error) {
 	if err := r.drainPending(ctx); err != nil {
 		return nil, err
 	}
+	r.renderHelmReleases(ctx)
 	r.finish()
 	r.addLines(rel)
 	r.result.Source = r.opts.source
@@ -445,8 +457,7 @@ func (r *renderer) follow(ctx context.Context, parent unit, objs []Object) error
 	for _, o := range objs {
 		switch {
 		case o.Group() == helmGroup && o.Kind() == "HelmRelease":
-			r.gap(Gap{Reason: HelmReleaseGap, Origin: o.Origin, Object: o.ID(),
-				Message: helmChart(o) + " is rendered by helm-controller, not by pregate; its images are not listed"})
+			r.helmReleases = append(r.helmReleases, o)
 		case isKustomization(o):
 			next = append(next, o)
 		}
@@ -575,26 +586,9 @@ func (r *renderer) gap(g Gap) {
 	r.result.Gaps = append(r.result.Gaps, g)
 }
 
-// helmChart describes a HelmRelease's chart for a gap message.
-func helmChart(o Object) string {
-	spec, _ := o.Content["spec"].(map[string]any)
-	chart, _ := spec["chart"].(map[string]any)
-	cs, _ := chart["spec"].(map[string]any)
-	if name := str(cs, "chart"); name != "" {
-		if v := str(cs, "version"); v != "" {
-			return fmt.Sprintf("chart %s %s", name, v)
-		}
-		return "chart " + name
-	}
-	if ref, _ := spec["chartRef"].(map[string]any); ref != nil {
-		return fmt.Sprintf("chart %s/%s", str(ref, "kind"), str(ref, "name"))
-	}
-	return "its chart"
-}
-
 // finish extracts the images and sorts everything.
 func (r *renderer) finish() {
-	images, gaps := Images(r.result.Objects)
+	images, gaps := Images(append(slices.Clip(r.result.Objects), r.helmObjects()...))
 	r.result.Images = images
 	r.result.Gaps = append(r.result.Gaps, gaps...)
 	// compareGaps compares every field, so the order never depends on the
@@ -611,6 +605,12 @@ func (r *renderer) finish() {
 	}
 	if r.result.Kustomizations == nil {
 		r.result.Kustomizations = []Kustomization{}
+	}
+	slices.SortStableFunc(r.result.HelmReleases, func(a, b HelmRelease) int {
+		return cmp.Or(strings.Compare(a.Object, b.Object), slices.Compare(a.Chain, b.Chain))
+	})
+	if r.result.HelmReleases == nil {
+		r.result.HelmReleases = []HelmRelease{}
 	}
 }
 

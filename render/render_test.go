@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pregate/pregate/render/helm"
 	"sigs.k8s.io/yaml"
 )
 
@@ -74,10 +75,11 @@ func readCase(t *testing.T, dir string) (renderCase, []Option) {
 	t.Helper()
 	var c renderCase
 	readYAML(t, filepath.Join(dir, "case.yaml"), &c)
-	// The cases render offline, as tests must: a remote base in them is a
-	// gap, as `pregate images --no-remote-bases` reports it. remote_test.go
-	// fetches remote bases from a loopback git server.
-	opts := []Option{WithoutRemoteBases("--no-remote-bases")}
+	// The cases render offline, as tests must: their charts are not
+	// served, so a HelmRelease is a gap, and a remote base is a gap as
+	// `pregate images --no-remote-bases` reports it (remote_test.go fetches
+	// remote bases from loopback servers). No request leaves the machine.
+	opts := []Option{WithHelm(helm.WithOffline()), WithoutRemoteBases("--no-remote-bases")}
 	if c.SourceRef != "" {
 		ref, err := ParseSourceRef(c.SourceRef)
 		if err != nil {
@@ -164,11 +166,18 @@ func formatResult(res *Result, err error) string {
 		}
 		fmt.Fprintf(&b, "image %s%s\n", img.Ref, mut)
 		for _, l := range img.Locations {
-			fmt.Fprintf(&b, "  %s %s %s raw=%s chain=%s\n", orDash(l.File), l.Object, l.Path, l.Raw, orDash(strings.Join(l.Chain, ">")))
+			fmt.Fprintf(&b, "  %s %s %s raw=%s chain=%s", orDash(l.File), l.Object, l.Path, l.Raw, orDash(strings.Join(l.Chain, ">")))
+			if l.HelmRelease != "" {
+				fmt.Fprintf(&b, " template=%s", l.Template)
+			}
+			b.WriteString("\n")
 		}
 	}
 	for _, k := range res.Kustomizations {
 		fmt.Fprintf(&b, "kustomization %s path=%s %s from=%s chain=%s\n", k.Object, k.Path, k.Status, orDash(k.File), orDash(strings.Join(k.Chain, ">")))
+	}
+	for _, h := range res.HelmReleases {
+		fmt.Fprintf(&b, "helmrelease %s %s from=%s chart=%s version=%s source=%s chain=%s\n", h.Object, h.Status, orDash(h.File), orDash(h.Chart), orDash(h.Version), orDash(h.Source), orDash(strings.Join(h.Chain, ">")))
 	}
 	for _, g := range res.Gaps {
 		fmt.Fprintf(&b, "gap %s chain=%s\n", g, orDash(strings.Join(g.Chain, ">")))

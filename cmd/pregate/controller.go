@@ -23,6 +23,7 @@ import (
 
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate/controller"
+	"github.com/pregate/pregate/render/helm"
 	"github.com/pregate/pregate/verify"
 )
 
@@ -41,6 +42,7 @@ type controllerFlags struct {
 	trustRefresh            time.Duration
 	fetchRetries            int
 	maxArtifactSize         int64
+	chartCacheDir           string
 	serviceAccount          string
 	electionNamespace       string
 	noRemoteBases           bool
@@ -78,6 +80,7 @@ as a new revision is seen, before any verification starts.`,
 	fs.DurationVar(&f.trustRefresh, "trust-root-refresh", controller.DefaultTrustRefresh, "how long the trust material of a TrustRoot (TUF metadata, trusted roots) is used before it is loaded again; a changed TrustRoot is loaded at once")
 	fs.IntVar(&f.fetchRetries, "artifact-fetch-retries", 3, "how often a failed artifact download is retried")
 	fs.Int64Var(&f.maxArtifactSize, "max-artifact-size", 50<<20, "the largest source artifact accepted, in bytes (extracted: 4 times that)")
+	fs.StringVar(&f.chartCacheDir, "chart-cache-dir", "", "where HelmRelease charts fetched from their repositories are kept, by digest, for all Gates (default: in memory only)")
 	fs.StringVar(&f.serviceAccount, "service-account", defaultServiceAccount(), "namespace/name of the controller's service account, whose image pull secrets every Gate may use (default: $RUNTIME_NAMESPACE/$RUNTIME_SERVICE_ACCOUNT)")
 	fs.StringVar(&f.electionNamespace, "leader-election-namespace", os.Getenv("RUNTIME_NAMESPACE"), "the namespace of the leader election Lease (default: $RUNTIME_NAMESPACE; in a pod, its own namespace)")
 	fs.BoolVar(&f.noRemoteBases, "no-remote-bases", false, "do not fetch remote kustomize bases, components and files: a kustomization that refers to one is a RemoteBase gap; set it as kustomize-controller's --no-remote-bases is set (default: fetched, as kustomize-controller does)")
@@ -164,6 +167,7 @@ func (f *controllerFlags) run(ctx context.Context) error {
 		RetryInterval:        f.interval,
 		ArtifactFetchRetries: f.fetchRetries,
 		MaxArtifactSize:      f.maxArtifactSize,
+		Charts:               helm.NewCharts(helm.ChartsConfig{Dir: f.chartCacheDir}),
 		NoRemoteBases:        f.noRemoteBases,
 		Metrics:              metrics,
 	}

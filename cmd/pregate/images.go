@@ -27,13 +27,19 @@ It prints every container image (Pods and every pod template, including init
 and ephemeral containers and custom resources with spec.template.spec), each
 normalised, with every place it appears.
 
-Remote kustomize bases are fetched as kustomize-controller fetches them
-(--no-remote-bases or --offline: refused, without a request).
+HelmReleases are rendered as helm-controller installs them: the chart from
+its HelmRepository (HTTP or OCI), OCIRepository or a chart path in the
+revision, fetched once per digest into --chart-cache-dir, with valuesFrom,
+values and post-renderers; their images are located through the HelmRelease
+and the chart template. Remote kustomize bases are fetched as
+kustomize-controller fetches them (--no-remote-bases or --offline: refused,
+without a request).
 
-What cannot be rendered is never skipped in silence: HelmReleases,
-Kustomizations of other sources, remote bases that cannot be fetched or are
-refused, paths that fail to build and images still templated after rendering
-are listed as coverage gaps. A gap
+What cannot be rendered is never skipped in silence: HelmReleases whose chart
+cannot be had (unreachable, --offline and not cached), Kustomizations of
+other sources, remote bases that cannot be fetched or are refused, paths that
+fail to build and images still templated after rendering are listed as
+coverage gaps. A gap
 hides images, so it fails the command unless --allow-gap names its kind;
 Kustomizations of other sources are informational (their own source is
 gated on its own).

@@ -86,7 +86,7 @@ func TestImagesCmd_text(t *testing.T) {
 	for _, want := range []string{
 		"IMAGE", "ghcr.io/stefanprodan/podinfo:6.7.1", "podinfo (spec.template.spec.containers[0])",
 		"Kustomization/flux-system/team-a", "Cycle",
-		"HelmRelease/ingress-nginx/ingress-nginx", "4 images (4 by tag only) in 4 places, 4 of 6 Flux Kustomizations rendered, 2 coverage gaps",
+		"HelmRelease/ingress-nginx/ingress-nginx", "4 images (4 by tag only) in 4 places, 4 of 6 Flux Kustomizations rendered, 0 of 1 HelmRelease rendered, 2 coverage gaps",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -15,6 +15,14 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	os.Setenv("XDG_CACHE_HOME", dir) //nolint:usetesting // for every test, before any runs
+	// Tests stay on loopback: a request for any other host (a chart
+	// repository a fixture names) goes to a proxy that refuses it.
+	for _, v := range []string{"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"} {
+		os.Setenv(v, "http://127.0.0.1:9") //nolint:usetesting // as above
+	}
+	for _, v := range []string{"NO_PROXY", "no_proxy"} {
+		os.Unsetenv(v) //nolint:usetesting // as above
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -9,9 +9,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"helm.sh/helm/v4/pkg/chart/common"
 
 	"github.com/pregate/pregate/gate/pipeline"
 	"github.com/pregate/pregate/render"
+	"github.com/pregate/pregate/render/helm"
 	"github.com/pregate/pregate/sources"
 )
 
@@ -23,8 +25,11 @@ type renderFlags struct {
 	substituteFrom    []string
 	allowGaps         []string
 	strict            bool // deprecated: gaps block unless allowed
-	noRemoteBases     bool
 	offline           bool
+	noRemoteBases     bool
+	chartCacheDir     string
+	kubeVersion       string
+	apiVersions       []string
 }
 
 func (f *renderFlags) bind(cmd *cobra.Command) {
@@ -35,8 +40,11 @@ func (f *renderFlags) bind(cmd *cobra.Command) {
 	fs.StringArrayVar(&f.substituteFrom, "substitute-from", nil, "a YAML file of ConfigMaps and Secrets that live in the cluster, for postBuild.substituteFrom (repeatable)")
 	fs.StringArrayVar(&f.allowGaps, "allow-gap", nil, "let coverage gaps of this kind not block the revision (repeatable): "+strings.Join(gapKinds(), ", "))
 	fs.BoolVar(&f.noRemoteBases, "no-remote-bases", false, "do not fetch remote kustomize bases, components and files (git repositories, http(s) URLs), as kustomize-controller's --no-remote-bases: a kustomization that refers to one is a RemoteBase gap (default: fetched with git and HTTP, as kustomize-controller does)")
-	fs.BoolVar(&f.offline, "offline", false, "make no network request for rendering: no remote bases; no chart downloads")
 	fs.BoolVar(&f.strict, "strict", false, "coverage gaps block by default")
+	fs.BoolVar(&f.offline, "offline", false, "make no network request to render: no remote bases (as --no-remote-bases); HelmRelease charts come from the chart cache or are gaps")
+	fs.StringVar(&f.chartCacheDir, "chart-cache-dir", defaultChartCacheDir(), "where HelmRelease charts are kept between runs, by digest (empty: in memory only); safe to share between concurrent runs")
+	fs.StringVar(&f.kubeVersion, "kube-version", "", "the Kubernetes version charts see in .Capabilities.KubeVersion (default "+helm.DefaultKubeVersion+", as helm template)")
+	fs.StringArrayVar(&f.apiVersions, "api-versions", nil, "an API version charts see in .Capabilities.APIVersions beyond Helm's defaults, as group/version or group/version/Kind (repeatable)")
 	_ = fs.MarkDeprecated("strict", "coverage gaps block by default; use --allow-gap KIND to let a kind through")
 }
 
@@ -69,7 +77,12 @@ func (f *renderFlags) renderer() (render.SourceRef, []render.Option, error) {
 			return ref, nil, fmt.Errorf("--source-ref: %w", err)
 		}
 	}
-	var opts []render.Option
+	if f.kubeVersion != "" {
+		if _, err := common.ParseKubeVersion(f.kubeVersion); err != nil {
+			return ref, nil, fmt.Errorf("--kube-version: %w", err)
+		}
+	}
+	opts := []render.Option{render.WithHelm(f.helmOptions()...)}
 	switch {
 	case f.offline:
 		opts = append(opts, render.WithoutRemoteBases("--offline"))
@@ -96,6 +109,23 @@ func (f *renderFlags) renderer() (render.SourceRef, []render.Option, error) {
 		opts = append(opts, render.WithSubstituteFrom(objs))
 	}
 	return ref, opts, nil
+}
+
+// helmOptions are the options HelmReleases render with: one chart cache
+// for the run, on disk unless --chart-cache-dir is empty.
+func (f *renderFlags) helmOptions() []helm.Option {
+	charts := helm.NewCharts(helm.ChartsConfig{Dir: f.chartCacheDir, Offline: f.offline})
+	return []helm.Option{helm.WithCharts(charts), helm.WithCapabilities(f.kubeVersion, f.apiVersions)}
+}
+
+// defaultChartCacheDir is the charts directory beside the verdict cache,
+// or "" when there is no user cache directory.
+func defaultChartCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "pregate", "charts")
 }
 
 // sources are the pipeline's sources for the paths: each source root

@@ -37,6 +37,7 @@ import (
 	"github.com/pregate/pregate/gate/pipeline"
 	"github.com/pregate/pregate/gate/report"
 	"github.com/pregate/pregate/render"
+	"github.com/pregate/pregate/render/helm"
 	"github.com/pregate/pregate/sources"
 	"github.com/pregate/pregate/verify"
 )
@@ -70,6 +71,7 @@ const (
 // +kubebuilder:rbac:groups=gate.pregate.dev,resources=gates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=gate.pregate.dev,resources=trustpolicies;trustroots,verbs=get;list;watch
 // +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=gitrepositories;ocirepositories;buckets;externalartifacts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=helmcharts;helmrepositories,verbs=get
 // +kubebuilder:rbac:groups=kustomize.toolkit.fluxcd.io,resources=kustomizations,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps;serviceaccounts,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -103,6 +105,10 @@ type GateReconciler struct {
 	ArtifactFetchRetries int
 	// MaxArtifactSize bounds a source artifact (download and extracted).
 	MaxArtifactSize int64
+
+	// Charts fetches and keeps the charts of HelmReleases for all Gates;
+	// nil is a process-wide in-memory cache.
+	Charts *helm.Charts
 
 	// NoRemoteBases refuses remote kustomize bases, as kustomize-controller
 	// does with its --no-remote-bases flag (see render.WithoutRemoteBases):
@@ -450,10 +456,11 @@ func (r *GateReconciler) resolveSource(ctx context.Context, obj *v1alpha1.Gate) 
 
 // renderDefaults are the render options of every Gate.
 func (r *GateReconciler) renderDefaults() []render.Option {
+	opts := []render.Option{r.helmOptions()}
 	if r.NoRemoteBases {
-		return []render.Option{render.WithoutRemoteBases("pregate controller --no-remote-bases")}
+		opts = append(opts, render.WithoutRemoteBases("pregate controller --no-remote-bases"))
 	}
-	return nil
+	return opts
 }
 
 func (r *GateReconciler) sourceError(obj *v1alpha1.Gate, what string, err error) error {

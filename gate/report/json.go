@@ -25,6 +25,7 @@ type imageList struct {
 	Source         source                 `json:"source"`
 	Images         []render.Image         `json:"images"`
 	Kustomizations []render.Kustomization `json:"kustomizations"`
+	HelmReleases   []render.HelmRelease   `json:"helmReleases"`
 	Gaps           []render.Gap           `json:"gaps"`
 	Skipped        []skipped              `json:"skipped"`
 }
@@ -74,6 +75,7 @@ func imagesDocument(r pipeline.Rendered) imageList {
 		Source:         sourceOf(r),
 		Images:         r.Images,
 		Kustomizations: r.Kustomizations,
+		HelmReleases:   r.HelmReleases,
 		Gaps:           r.Gaps,
 		Skipped:        skippedOf(r),
 	}

@@ -72,13 +72,19 @@ func imagesText(w io.Writer, r pipeline.Rendered) error {
 		}
 		for _, l := range img.Locations {
 			locations++
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", img.Ref, yesNo(img.Mutable), l.Object, container(l), dash(l.File))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", img.Ref, yesNo(img.Mutable), object(l), container(l), dash(l.File))
 		}
 	}
 	if len(r.Kustomizations) > 0 {
 		fmt.Fprintln(tw, "\nKUSTOMIZATION\tPATH\tSTATUS\tAPPLIED BY\tFILE")
 		for _, k := range r.Kustomizations {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Object, k.Path, k.Status, dash(last(k.Chain)), dash(k.File))
+		}
+	}
+	if len(r.HelmReleases) > 0 {
+		fmt.Fprintln(tw, "\nHELMRELEASE\tCHART\tSTATUS\tAPPLIED BY\tFILE")
+		for _, h := range r.HelmReleases {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Object, dash(strings.TrimSuffix(h.Chart+" "+h.Version, " ")), h.Status, dash(last(h.Chain)), dash(h.File))
 		}
 	}
 	if len(r.Gaps) > 0 {
@@ -103,6 +109,15 @@ func imagesText(w io.Writer, r pipeline.Rendered) error {
 	summary += fmt.Sprintf(" in %s", plural(locations, "place"))
 	if len(r.Kustomizations) > 0 {
 		summary += fmt.Sprintf(", %d of %s rendered", rendered, plural(len(r.Kustomizations), "Flux Kustomization"))
+	}
+	if len(r.HelmReleases) > 0 {
+		n := 0
+		for _, h := range r.HelmReleases {
+			if h.Status == render.HelmReleaseRendered {
+				n++
+			}
+		}
+		summary += fmt.Sprintf(", %d of %s rendered", n, plural(len(r.HelmReleases), "HelmRelease"))
 	}
 	summary += fmt.Sprintf(", %s", plural(len(r.Gaps), "coverage gap"))
 	if r.Revision != "" {
@@ -172,6 +187,15 @@ func shortDigest(d string) string {
 		return d
 	}
 	return alg + ":" + hex[:12]
+}
+
+// object names the object a location is in; for an object a chart
+// rendered, through its HelmRelease and template.
+func object(l gate.Location) string {
+	if l.HelmRelease == "" {
+		return l.Object
+	}
+	return l.HelmRelease + " → " + l.Template + " → " + l.Object
 }
 
 func container(l gate.Location) string {

@@ -28,7 +28,7 @@ func BenchmarkRender100HelmReleases(b *testing.B) {
 	host := verifytest.NewRegistry(b)
 	pushChart(b, latest, host+"/charts/podinfo:6.14.1")
 	sources := []map[string]any{
-		helmRepository(b, "podinfo", r.srv.URL, "default"),
+		helmRepository(b, "podinfo", r.URL(), "default"),
 		ociRepository(b, "podinfo", "oci://"+host+"/charts/podinfo", "{tag: 6.14.1}"),
 	}
 	releases := make([]map[string]any, 100)

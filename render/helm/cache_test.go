@@ -22,17 +22,17 @@ func TestRenderOfflineColdCache(t *testing.T) {
 	r, _ := podinfoRepo(t)
 	charts, _ := newCharts(t, true)
 	_, err := helm.Render(ctx, podinfoRelease(t, "podinfo", "6.x", ""),
-		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.srv.URL, "default")}),
+		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.URL(), "default")}),
 		helm.WithCharts(charts))
 	if !errors.Is(err, helm.ErrOffline) {
 		t.Fatalf("err = %v, want ErrOffline", err)
 	}
-	for _, part := range []string{"HelmRelease/apps/podinfo", "podinfo@6.x", r.srv.URL + "/", "offline"} {
+	for _, part := range []string{"HelmRelease/apps/podinfo", "podinfo@6.x", r.URL() + "/", "offline"} {
 		if !strings.Contains(err.Error(), part) {
 			t.Errorf("error %q does not name %q", err, part)
 		}
 	}
-	if n := r.requests(); n != 0 {
+	if n := r.Requests(); n != 0 {
 		t.Errorf("offline render made %d requests", n)
 	}
 
@@ -52,12 +52,12 @@ func TestRenderCacheHit(t *testing.T) {
 	charts, dir := newCharts(t, false)
 	render := func(c *helm.Charts) (*helm.Result, error) {
 		return helm.Render(ctx, podinfoRelease(t, "podinfo", "6.x", ""),
-			helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.srv.URL, "default")}),
+			helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.URL(), "default")}),
 			helm.WithCharts(c))
 	}
 	step := func(name string, c *helm.Charts, wantRequests int) {
 		t.Helper()
-		before := r.requests()
+		before := r.Requests()
 		res, err := render(c)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -65,7 +65,7 @@ func TestRenderCacheHit(t *testing.T) {
 		if res.Chart.Digest != "sha256:"+sha256Hex(archive) {
 			t.Errorf("%s: digest %s", name, res.Chart.Digest)
 		}
-		if n := r.requests() - before; n != wantRequests {
+		if n := r.Requests() - before; n != wantRequests {
 			t.Errorf("%s: %d requests, want %d", name, n, wantRequests)
 		}
 	}
@@ -89,10 +89,10 @@ func TestRenderCacheHit(t *testing.T) {
 	// mode in the process.
 	shared := t.TempDir()
 	opts := []helm.Option{
-		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.srv.URL, "default")}),
+		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.URL(), "default")}),
 		helm.WithChartCache(shared),
 	}
-	before := r.requests()
+	before := r.Requests()
 	for range 2 {
 		if _, err := helm.Render(ctx, podinfoRelease(t, "podinfo", "6.x", ""), opts...); err != nil {
 			t.Fatal(err)
@@ -101,7 +101,7 @@ func TestRenderCacheHit(t *testing.T) {
 	if _, err := helm.Render(ctx, podinfoRelease(t, "podinfo", "6.x", ""), append(opts, helm.WithOffline())...); err != nil {
 		t.Fatalf("offline from the shared cache: %v", err)
 	}
-	if n := r.requests() - before; n != 2 {
+	if n := r.Requests() - before; n != 2 {
 		t.Errorf("three renders through the shared cache made %d requests, want 2", n)
 	}
 }
@@ -112,7 +112,7 @@ func TestRenderConcurrentSharedChart(t *testing.T) {
 	r, _ := podinfoRepo(t)
 	charts, _ := newCharts(t, false)
 	opts := []helm.Option{
-		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.srv.URL, "default")}),
+		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.URL(), "default")}),
 		helm.WithCharts(charts),
 	}
 	const n = 12

@@ -34,16 +34,16 @@ func TestRenderErrors(t *testing.T) {
 	// bytes.
 	garbage := []byte("not a chart archive")
 	bad := newChartRepo(t, archive, packageChart(t, loadChart(t, podinfoDir, "6.13.0")))
-	bad.set("/charts/podinfo-6.13.0.tgz", archive)
+	bad.Set("/charts/podinfo-6.13.0.tgz", archive)
 	garbageRepo := newChartRepo(t, archive)
-	garbageRepo.set("/index.yaml", bytes.ReplaceAll(garbageRepo.files["/index.yaml"], []byte(sha256Hex(archive)), []byte(sha256Hex(garbage))))
-	garbageRepo.set("/charts/podinfo-6.14.1.tgz", garbage)
+	garbageRepo.Set("/index.yaml", bytes.ReplaceAll(garbageRepo.File("/index.yaml"), []byte(sha256Hex(archive)), []byte(sha256Hex(garbage))))
+	garbageRepo.Set("/charts/podinfo-6.14.1.tgz", garbage)
 
 	sources := []map[string]any{
-		helmRepository(t, "podinfo", r.srv.URL, "default"),
-		helmRepository(t, "broken", broken.srv.URL, "default"),
-		helmRepository(t, "bad", bad.srv.URL, "default"),
-		helmRepository(t, "garbage", garbageRepo.srv.URL, "default"),
+		helmRepository(t, "podinfo", r.URL(), "default"),
+		helmRepository(t, "broken", broken.URL(), "default"),
+		helmRepository(t, "bad", bad.URL(), "default"),
+		helmRepository(t, "garbage", garbageRepo.URL(), "default"),
 	}
 	values := []map[string]any{
 		configMap("bad-yaml", map[string]string{"values.yaml": "image: [unclosed"}),
@@ -68,22 +68,22 @@ func TestRenderErrors(t *testing.T) {
 		name:     "malformed chart",
 		hr:       release("garbage", "6.14.1", "garbage", ""),
 		is:       []error{helm.ErrInvalidChart},
-		mentions: []string{"HelmRelease/apps/garbage", "podinfo@6.14.1", garbageRepo.srv.URL, "loading the chart"},
+		mentions: []string{"HelmRelease/apps/garbage", "podinfo@6.14.1", garbageRepo.URL(), "loading the chart"},
 	}, {
 		name:     "template error",
 		hr:       object(t, "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: broken, namespace: apps}\nspec:\n  chart:\n    spec: {chart: broken, sourceRef: {kind: HelmRepository, name: broken, namespace: flux-system}}\n"),
 		is:       []error{helm.ErrInvalidChart},
-		mentions: []string{"HelmRelease/apps/broken", "broken@*", broken.srv.URL, "rendering the chart", "missing.helper"},
+		mentions: []string{"HelmRelease/apps/broken", "broken@*", broken.URL(), "rendering the chart", "missing.helper"},
 	}, {
 		name:     "digest mismatch",
 		hr:       release("bad", "6.13.0", "bad", ""),
 		is:       []error{helm.ErrIntegrity},
-		mentions: []string{"HelmRelease/apps/bad", "podinfo@6.13.0", bad.srv.URL},
+		mentions: []string{"HelmRelease/apps/bad", "podinfo@6.13.0", bad.URL()},
 	}, {
 		name:     "no such version",
 		hr:       release("podinfo", "7.x", "podinfo", ""),
 		is:       []error{helm.ErrChartNotFound},
-		mentions: []string{"HelmRelease/apps/podinfo", "podinfo@7.x", r.srv.URL},
+		mentions: []string{"HelmRelease/apps/podinfo", "podinfo@7.x", r.URL()},
 	}, {
 		name:     "malformed values",
 		hr:       release("podinfo", "6.x", "podinfo", "  valuesFrom: [{kind: ConfigMap, name: bad-yaml}]\n"),
@@ -118,7 +118,7 @@ func TestRenderErrors(t *testing.T) {
 		hr:       release("podinfo", "6.x", "podinfo", ""),
 		opts:     []helm.Option{helm.WithCharts(helm.NewCharts(helm.ChartsConfig{MaxArchiveSize: 1024}))},
 		is:       []error{helm.ErrTooLarge},
-		mentions: []string{"HelmRelease/apps/podinfo", r.srv.URL},
+		mentions: []string{"HelmRelease/apps/podinfo", r.URL()},
 	}, {
 		name:     "invalid post-render patch",
 		hr:       release("podinfo", "6.x", "podinfo", "  postRenderers: [{kustomize: {patches: [{patch: 'not: [a patch'}]}}]\n"),

@@ -1,34 +1,21 @@
 package helm_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"helm.sh/helm/v4/pkg/action"
-	"helm.sh/helm/v4/pkg/chart/common"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
-	"helm.sh/helm/v4/pkg/chart/v2/loader"
-	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
-	"helm.sh/helm/v4/pkg/registry"
-	releasev1 "helm.sh/helm/v4/pkg/release/v1"
-	repo "helm.sh/helm/v4/pkg/repo/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/render/helm"
+	"github.com/pregate/pregate/render/helm/helmtest"
 )
 
 const (
@@ -38,36 +25,15 @@ const (
 	podinfoImage = "ghcr.io/stefanprodan/podinfo:6.14.1"
 )
 
-// loadChart loads a chart directory with Helm's loader, optionally
-// changing its version and vendoring dependency chart directories into
-// charts/.
+// loadChart is helmtest.Load; packageChart is helmtest.Package.
 func loadChart(t testing.TB, dir, version string, deps ...string) *chart.Chart {
 	t.Helper()
-	ch, err := loader.LoadDir(dir)
-	if err != nil {
-		t.Fatalf("loading %s: %v", dir, err)
-	}
-	if version != "" {
-		ch.Metadata.Version = version
-	}
-	for _, d := range deps {
-		ch.AddDependency(loadChart(t, d, ""))
-	}
-	return ch
+	return helmtest.Load(t, dir, version, deps...)
 }
 
-// packageChart packages a chart as `helm package` does.
 func packageChart(t testing.TB, ch *chart.Chart) []byte {
 	t.Helper()
-	p, err := chartutil.Save(ch, t.TempDir())
-	if err != nil {
-		t.Fatalf("packaging %s: %v", ch.Name(), err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return helmtest.Package(t, ch)
 }
 
 func sha256Hex(b []byte) string {
@@ -75,85 +41,18 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// chartRepo is a loopback HTTP Helm repository that counts requests.
-type chartRepo struct {
-	srv   *httptest.Server
-	mu    sync.Mutex
-	files map[string][]byte
-	count map[string]int
-}
+// chartRepo is helmtest.Repo.
+type chartRepo = helmtest.Repo
 
-// newChartRepo serves the archives with an index.yaml listing them (with
-// their digests, as `helm repo index` writes them).
 func newChartRepo(t testing.TB, archives ...[]byte) *chartRepo {
 	t.Helper()
-	r := &chartRepo{files: map[string][]byte{}, count: map[string]int{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
-	idx := repo.NewIndexFile()
-	for _, a := range archives {
-		ch, err := loader.LoadArchive(bytes.NewReader(a))
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := fmt.Sprintf("%s-%s.tgz", ch.Name(), ch.Metadata.Version)
-		if err := idx.MustAdd(ch.Metadata, name, r.srv.URL+"/charts", sha256Hex(a)); err != nil {
-			t.Fatal(err)
-		}
-		r.files["/charts/"+name] = a
-	}
-	idx.SortEntries()
-	b, err := yaml.Marshal(idx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.files["/index.yaml"] = b
-	return r
+	return helmtest.NewRepo(t, archives...)
 }
 
-func (r *chartRepo) serve(w http.ResponseWriter, req *http.Request) {
-	r.mu.Lock()
-	r.count[req.URL.Path]++
-	b, ok := r.files[req.URL.Path]
-	r.mu.Unlock()
-	if !ok {
-		http.NotFound(w, req)
-		return
-	}
-	_, _ = w.Write(b)
-}
-
-// set replaces what the repository serves at path.
-func (r *chartRepo) set(path string, b []byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.files[path] = b
-}
-
-// requests counts the requests served so far.
-func (r *chartRepo) requests() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, c := range r.count {
-		n += c
-	}
-	return n
-}
-
-// pushChart pushes a chart archive to an OCI registry with Helm's registry
-// client, as `helm push` does, and returns the manifest digest.
+// pushChart is helmtest.Push.
 func pushChart(t testing.TB, archive []byte, ref string) string {
 	t.Helper()
-	client, err := registry.NewClient(registry.ClientOptPlainHTTP(), registry.ClientOptWriter(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := client.Push(archive, ref, registry.PushOptCreationTime("2026-07-22T00:00:00Z"))
-	if err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	return res.Manifest.Digest
+	return helmtest.Push(t, archive, ref)
 }
 
 // object decodes a YAML document.
@@ -208,56 +107,19 @@ func localParentChart(t testing.TB, version string) *chart.Chart {
 }
 
 // oracleObject is what Helm's install action renders for one object.
-type oracleObject struct {
-	Template string
-	Hooks    []string
-	Content  map[string]any
-}
+type oracleObject = helmtest.Object
 
-// oracle renders ch with values the way `helm template` does, with Helm's
-// own install action (client-only dry run), with no post-renderer: what
-// Render must match, less what helm-controller adds.
+// oracle renders ch with values the way `helm template` does: what Render
+// must match, less what helm-controller adds.
 func oracle(t testing.TB, ch *chart.Chart, values map[string]any, name, namespace string) []oracleObject {
 	t.Helper()
-	return oracleCaps(t, ch, values, name, namespace, helm.DefaultKubeVersion, nil)
+	return helmtest.Template(t, ch, values, name, namespace, helm.DefaultKubeVersion, nil)
 }
 
 // oracleCaps is oracle with `--kube-version` and `--api-versions`.
 func oracleCaps(t testing.TB, ch *chart.Chart, values map[string]any, name, namespace, kubeVersion string, apiVersions []string) []oracleObject {
 	t.Helper()
-	kv, err := common.ParseKubeVersion(kubeVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	install := action.NewInstall(action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler)))
-	install.DryRunStrategy = action.DryRunClient
-	install.ReleaseName = name
-	install.Namespace = namespace
-	install.KubeVersion = kv
-	install.APIVersions = apiVersions
-	install.SkipCRDs = true
-	out, err := install.Run(ch, values)
-	if err != nil {
-		t.Fatalf("oracle: helm install --dry-run=client: %v", err)
-	}
-	rel := out.(*releasev1.Release)
-	var objs []oracleObject
-	for _, doc := range strings.Split("\n"+rel.Manifest, "\n---\n") {
-		rest, ok := strings.CutPrefix(doc, "# Source: ")
-		if !ok {
-			continue
-		}
-		tmpl, body, _ := strings.Cut(rest, "\n")
-		objs = append(objs, oracleObject{Template: tmpl, Content: object(t, body)})
-	}
-	for _, h := range rel.Hooks {
-		var events []string
-		for _, e := range h.Events {
-			events = append(events, string(e))
-		}
-		objs = append(objs, oracleObject{Template: h.Path, Hooks: events, Content: object(t, h.Manifest)})
-	}
-	return objs
+	return helmtest.Template(t, ch, values, name, namespace, kubeVersion, apiVersions)
 }
 
 // compareWithOracle checks that Render's objects are Helm's, once the

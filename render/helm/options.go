@@ -26,6 +26,8 @@ type config struct {
 	charts        *Charts
 	cacheDir      string
 	offline       bool
+	lookup        Lookup
+	helmCharts    bool
 }
 
 // capabilities are what templates see in .Capabilities.

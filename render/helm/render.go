@@ -144,6 +144,9 @@ func Render(ctx context.Context, hr map[string]any, opts ...Option) (*Result, er
 	if err != nil {
 		return nil, &RenderError{HelmRelease: describeObject(hr), Op: "decoding the HelmRelease", Err: err}
 	}
+	if cfg, err = cfg.lookUpMissing(ctx, rel); err != nil {
+		return nil, rel.fail(nil, "reading what it names from the cluster", err)
+	}
 	ref, err := chartReference(rel, cfg)
 	if err != nil {
 		return nil, rel.fail(ref, "resolving the chart source", err)
@@ -152,9 +155,11 @@ func Render(ctx context.Context, hr map[string]any, opts ...Option) (*Result, er
 	if err != nil {
 		return nil, rel.fail(ref, "composing values", err)
 	}
-	loaded, err := cfg.loadChart(ctx, ref)
-	if err != nil {
-		return nil, rel.fail(ref, "loading the chart", err)
+	loaded := cfg.fromHelmChart(ctx, rel, ref)
+	if loaded == nil {
+		if loaded, err = cfg.loadChart(ctx, ref); err != nil {
+			return nil, rel.fail(ref, "loading the chart", err)
+		}
 	}
 	objects, err := renderRelease(ctx, rel, loaded.chart, values, cfg.capabilities)
 	if err != nil {

@@ -81,7 +81,7 @@ func TestRenderHelmRepositoryValues(t *testing.T) {
 		secret("podinfo-secret", map[string]string{"overrides.yaml": "image:\n  repository: registry.example/podinfo\n"}),
 	}
 	res, err := helm.Render(ctx, hr,
-		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.srv.URL, "default")}),
+		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.URL(), "default")}),
 		helm.WithValuesSources(sources),
 		helm.WithCharts(charts))
 	if err != nil {
@@ -92,7 +92,7 @@ func TestRenderHelmRepositoryValues(t *testing.T) {
 		Name: "podinfo", Version: "6.14.1", AppVersion: "6.14.1",
 		Digest: "sha256:" + sha256Hex(archive),
 		Source: "HelmRepository/flux-system/podinfo",
-		URL:    r.srv.URL + "/charts/podinfo-6.14.1.tgz",
+		URL:    r.URL() + "/charts/podinfo-6.14.1.tgz",
 	}
 	if diff := cmp.Diff(wantChart, res.Chart); diff != "" {
 		t.Errorf("chart (-want +got):\n%s", diff)
@@ -126,7 +126,7 @@ func TestRenderReleaseNameAndNamespace(t *testing.T) {
 	r, _ := podinfoRepo(t)
 	charts, _ := newCharts(t, false)
 	opts := []helm.Option{
-		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.srv.URL, "default")}),
+		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.URL(), "default")}),
 		helm.WithCharts(charts),
 	}
 
@@ -195,7 +195,7 @@ func TestRenderPostRenderers(t *testing.T) {
                     annotations: {patched: "yes"}
 `)
 	res, err := helm.Render(ctx, hr,
-		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.srv.URL, "default")}),
+		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.URL(), "default")}),
 		helm.WithCharts(charts))
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +257,7 @@ func TestRenderChartDependencies(t *testing.T) {
 	r := newChartRepo(t, archive)
 	charts, _ := newCharts(t, false)
 	opts := []helm.Option{
-		helm.WithSourceObjects([]map[string]any{helmRepository(t, "charts", r.srv.URL, "")}),
+		helm.WithSourceObjects([]map[string]any{helmRepository(t, "charts", r.URL(), "")}),
 		helm.WithCharts(charts),
 	}
 	release := func(values string) map[string]any {
@@ -427,7 +427,7 @@ func TestRenderHelmRepositoryValuesFiles(t *testing.T) {
 	hr := podinfoRelease(t, "podinfo", "6.14.1", "")
 	hr["spec"].(map[string]any)["chart"].(map[string]any)["spec"].(map[string]any)["valuesFiles"] = []any{"values.yaml", "values-prod.yaml"}
 	res, err := helm.Render(ctx, hr,
-		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.srv.URL, "default")}),
+		helm.WithSourceObjects([]map[string]any{helmRepository(t, "podinfo", r.URL(), "default")}),
 		helm.WithCharts(charts))
 	if err != nil {
 		t.Fatal(err)
