@@ -2,10 +2,9 @@
 // GitOps engine would apply, with Flux Kustomization semantics, and pulls out
 // every container image those objects would run, with where each appears.
 //
-// Rendering is a function of the tree and of the remote kustomize bases it
-// names, which kustomize fetches as kustomize-controller does; with
-// WithoutRemoteBases it is a pure function of the tree, and nothing here
-// touches the network.
+// Rendering is a function of the tree, of the remote kustomize bases it
+// names (fetched as kustomize-controller fetches them, unless
+// WithoutRemoteBases) and of its HelmReleases' charts (see WithHelm).
 package render
 
 import (
