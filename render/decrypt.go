@@ -304,8 +304,8 @@ func sourceFiles(root, dir string) []sourceFile {
 	return out
 }
 
-// under resolves a kustomization entry relative to dir, or absolute within
-// root, to a path inside root.
+// under resolves a kustomization entry, relative to dir or absolute, to a
+// path inside root (symlinks resolved within it); false for one outside.
 func under(root, dir, entry string) (string, bool) {
 	if entry == "" {
 		return "", false
@@ -314,10 +314,10 @@ func under(root, dir, entry string) (string, bool) {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(dir, p)
 	}
-	rel, err := filepath.Rel(root, p)
-	if err != nil {
+	if !isInside(root, p) {
 		return "", false
 	}
+	rel, _ := filepath.Rel(root, p) // isInside has made sure it resolves
 	abs, err := joinUnder(root, filepath.ToSlash(rel))
 	return abs, err == nil
 }
@@ -367,7 +367,7 @@ func (r *renderer) decryptResource(ctx context.Context, u unit, res *resource.Re
 	if err != nil {
 		o := Object{Content: content}
 		r.dec.gap(Gap{Reason: EncryptedGap, Origin: Origin{File: file, Chain: u.chain}, Object: o.ID(), Message: err.Error()})
-		return nil
+		return nil //nolint:nilerr // a gap, not a failure: the object stays encrypted, its values unknown
 	}
 	r.dec.rememberObject(content, out)
 	b, err := json.Marshal(out)
@@ -466,7 +466,7 @@ func revealed(before, after []byte) []string {
 		}
 		out = append(out, line)
 		if i := strings.IndexAny(line, "=:"); i >= 0 {
-			out = append(out, strings.Trim(strings.TrimSpace(line[i+1:]), `"'`))
+			out = append(out, strings.Trim(line[i+1:], " \t\"',"))
 		}
 	}
 	return out

@@ -225,11 +225,13 @@ func TestRedact(t *testing.T) {
 		map[string]any{"kind": "Secret", "metadata": map[string]any{"name": "cluster-secrets"},
 			"data": map[string]any{"a": "c2VjcmV0LXRva2Vu"}, "stringData": map[string]any{"b": "hunter22", "c": "same", "d": "abc"}})
 	d.rememberFile([]byte("A=ENC[x]\n"), []byte("A=line-value\n"))
+	d.rememberFile([]byte(`{"token": "ENC[x]", "n": 1}`), []byte("{\n  \"token\": \"json-value\",\n  \"n\": 1\n}\n"))
 	for msg, want := range map[string]string{
 		"token secret-token, b hunter22, d abc, c same": "token ***, b ***, d abc, c same",
 		"Secret/flux-system/cluster-secrets":            "Secret/flux-system/cluster-secrets",
 		"env: A=line-value; value line-value":           "env: ***; value ***",
 		"base64 c2VjcmV0LXRva2Vu":                       "base64 ***",
+		"json: json-value.":                             "json: ***.",
 	} {
 		if got := d.redact(msg); got != want {
 			t.Errorf("redact(%q) = %q, want %q", msg, got, want)
@@ -241,7 +243,7 @@ func TestRedact(t *testing.T) {
 	if !errors.As(got, &re) || re.Object != "Kustomization/ns/apps" || strings.Contains(got.Error(), "hunter22") {
 		t.Errorf("redactErr = %v, want an *Error without the value", got)
 	}
-	if plain := errors.New("nothing secret"); d.redactErr(plain) != plain {
+	if plain := errors.New("nothing secret"); d.redactErr(plain) != plain { //nolint:errorlint // the very error, not a wrapper
 		t.Error("redactErr changed an error without decrypted values")
 	}
 }
