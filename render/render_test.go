@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/pregate/pregate/render/helm"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pregate/pregate/render/helm"
 	"github.com/pregate/pregate/render/sops"
 )
 
