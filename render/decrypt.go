@@ -190,22 +190,18 @@ func (r *renderer) opener(ctx context.Context, u unit) opener {
 // first, and kustomize reads them from memory: the tree on disk never
 // holds decrypted content.
 func (r *renderer) buildUnit(ctx context.Context, u unit, dir string) (resmap.ResMap, error) {
-	if !decrypts(u.ks) {
+	var files map[string][]byte
+	if decrypts(u.ks) {
+		files = r.decryptSources(ctx, u, dir)
+	}
+	if len(files) == 0 {
 		return fluxkustomize.SecureBuild(r.root, dir, false)
 	}
-	keys := r.dec.keysFor(ctx, u)
-	if keys.Empty() {
-		return fluxkustomize.SecureBuild(r.root, dir, false)
-	}
-	files := r.decryptSources(u, dir, keys)
 	fs, err := securefs.MakeFsOnDiskSecure(r.root)
 	if err != nil {
 		return nil, err
 	}
-	if len(files) > 0 {
-		fs = overlayFS{FileSystem: fs, files: files}
-	}
-	return fluxkustomize.Build(fs, dir)
+	return fluxkustomize.Build(overlayFS{FileSystem: fs, files: files}, dir)
 }
 
 // sourceFile is a file kustomize-controller decrypts before the build.
@@ -217,21 +213,29 @@ type sourceFile struct {
 }
 
 // decryptSources decrypts the files kustomize-controller's DecryptSources
-// decrypts, and returns the decrypted content by path. A file that does not
-// decrypt is a gap, and is built as it is.
-func (r *renderer) decryptSources(u unit, dir string, keys sops.Keys) map[string][]byte {
+// decrypts, and returns the decrypted content by path. u's keys are asked
+// for only when a file holds SOPS content. Without keys the files are
+// built as they are, their values unknown; a file the keys do not open is
+// a gap.
+func (r *renderer) decryptSources(ctx context.Context, u unit, dir string) map[string][]byte {
 	files := map[string][]byte{}
+	seen := map[string]bool{}
 	for _, f := range sourceFiles(r.root, dir) {
-		if _, done := files[f.path]; done {
+		if seen[f.path] {
 			continue
 		}
+		seen[f.path] = true
 		fi, err := os.Lstat(f.path)
 		if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxDecryptedFile {
 			continue // kustomize reports what it cannot read, in its own words
 		}
 		data, err := os.ReadFile(f.path)
-		if err != nil {
+		if err != nil || !bytes.Contains(data, []byte(ciphertextMarker)) {
 			continue
+		}
+		keys := r.dec.keysFor(ctx, u)
+		if keys.Empty() {
+			return files
 		}
 		decrypt := keys.DecryptFile
 		if f.env {
