@@ -44,10 +44,11 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	if err := checkLocalBases(r.root, dir, u.ks); err != nil {
 		return nil, fail(remoteFile(err), err)
 	}
-	vars, err := r.pool.vars(u)
+	vars, err := r.pool.vars(u, r.opener(ctx, u))
 	if err != nil {
 		return nil, fail("", err)
 	}
+	r.dec.setUnknown(u, vars.unknown)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	if err != nil {
 		return nil, fail("", err)
 	}
-	m, err := fluxkustomize.SecureBuild(r.root, dir, false)
+	m, err := r.buildUnit(ctx, u, dir)
 	if rerr := restore(); rerr != nil && err == nil {
 		err = rerr
 	}
@@ -78,7 +79,7 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	postBuild := hasPostBuild(ks)
 	var substituter unstructured.Unstructured
 	if postBuild {
-		substituter = withVars(ks, vars)
+		substituter = withVars(ks, vars.substitutions())
 	}
 	var objs []Object
 	for _, res := range m.Resources() {
@@ -89,7 +90,16 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 		if err != nil {
 			return nil, fail("", err)
 		}
+		if err := r.decryptResource(ctx, u, res, file); err != nil {
+			return nil, fail(file, err)
+		}
 		if postBuild {
+			if out, err := r.leaveOut(u, res, file, vars.unknown); err != nil || out {
+				if err != nil {
+					return nil, fail(file, err)
+				}
+				continue
+			}
 			out, err := fluxkustomize.SubstituteVariables(ctx, nil, substituter, res,
 				fluxkustomize.SubstituteWithDryRun(true),
 				fluxkustomize.SubstituteWithAlways(substituteAlways(ks)))
