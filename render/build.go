@@ -45,10 +45,11 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	if err != nil {
 		return nil, fail(remoteFile(err), err)
 	}
-	vars, err := r.pool.vars(u)
+	vars, err := r.pool.vars(u, r.opener(ctx, u))
 	if err != nil {
 		return nil, fail("", err)
 	}
+	r.dec.setUnknown(u, vars.unknown)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -67,7 +68,7 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	if err != nil {
 		return nil, fail("", err)
 	}
-	m, err := remotes.buildKustomize(ctx, r.root, dir, !r.opts.noRemoteBases)
+	m, err := r.buildUnit(ctx, u, dir, remotes)
 	if rerr := restore(); rerr != nil && err == nil {
 		err = rerr
 	}
@@ -80,7 +81,7 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	postBuild := hasPostBuild(ks)
 	var substituter unstructured.Unstructured
 	if postBuild {
-		substituter = withVars(ks, vars)
+		substituter = withVars(ks, vars.substitutions())
 	}
 	var objs []Object
 	for _, res := range m.Resources() {
@@ -91,7 +92,16 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 		if err != nil {
 			return nil, fail("", err)
 		}
+		if err := r.decryptResource(ctx, u, res, file); err != nil {
+			return nil, fail(file, err)
+		}
 		if postBuild {
+			if out, err := r.leaveOut(u, res, file, vars.unknown); err != nil || out {
+				if err != nil {
+					return nil, fail(file, err)
+				}
+				continue
+			}
 			out, err := fluxkustomize.SubstituteVariables(ctx, nil, substituter, res,
 				fluxkustomize.SubstituteWithDryRun(true),
 				fluxkustomize.SubstituteWithAlways(substituteAlways(ks)))

@@ -61,9 +61,21 @@ var containerFields = []string{"containers", "initContainers", "ephemeralContain
 // and path, and gaps by file, object and path. Both results are nil when
 // empty.
 func Images(objs []Object) ([]Image, []Gap) {
+	return imagesExplained(objs, nil)
+}
+
+// explainFunc says why an image that is not a usable reference (raw, in
+// obj) is so because of encrypted content, for an EncryptedGap; false when
+// it is not.
+type explainFunc func(obj Object, raw string) (string, bool)
+
+// imagesExplained is Images, with explain consulted for each image that is
+// not a usable reference.
+func imagesExplained(objs []Object, explain explainFunc) ([]Image, []Gap) {
 	c := imageCollector{
-		parsed: map[string]parsedImageRef{},
-		byRef:  map[string]int{},
+		parsed:  map[string]parsedImageRef{},
+		byRef:   map[string]int{},
+		explain: explain,
 	}
 	for _, obj := range objs {
 		c.object(obj)
@@ -79,10 +91,11 @@ type parsedImageRef struct {
 
 // imageCollector gathers images and gaps across objects.
 type imageCollector struct {
-	parsed map[string]parsedImageRef
-	byRef  map[string]int // Ref → index in images
-	images []Image
-	gaps   []Gap
+	parsed  map[string]parsedImageRef
+	byRef   map[string]int // Ref → index in images
+	images  []Image
+	gaps    []Gap
+	explain explainFunc // nil: none
 }
 
 // imageScan is the scan of one object.
@@ -206,7 +219,14 @@ func (s *imageScan) image(container, path, raw string) {
 	}
 	img, err := s.c.parse(raw)
 	if err != nil {
-		s.gap(path, containerPrefix(container)+imageProblem(raw, err))
+		msg := containerPrefix(container) + imageProblem(raw, err)
+		if s.c.explain != nil {
+			if why, ok := s.c.explain(s.obj, raw); ok {
+				s.gapFor(EncryptedGap, path, msg+": "+why)
+				return
+			}
+		}
+		s.gap(path, msg)
 		return
 	}
 	s.c.add(img, Location{
@@ -221,8 +241,13 @@ func (s *imageScan) image(container, path, raw string) {
 
 // gap records an UnresolvedImageGap at path in the scanned object.
 func (s *imageScan) gap(path, msg string) {
+	s.gapFor(UnresolvedImageGap, path, msg)
+}
+
+// gapFor records a gap with the given reason at path in the scanned object.
+func (s *imageScan) gapFor(reason GapReason, path, msg string) {
 	s.c.gaps = append(s.c.gaps, Gap{
-		Reason:  UnresolvedImageGap,
+		Reason:  reason,
 		Origin:  cloneOrigin(s.obj.Origin),
 		Object:  s.id,
 		Path:    path,

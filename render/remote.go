@@ -33,9 +33,11 @@ import (
 	"strings"
 
 	fluxkustomize "github.com/fluxcd/pkg/kustomize"
+	securefs "github.com/fluxcd/pkg/kustomize/filesys"
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/resmap"
 	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/gate"
@@ -77,16 +79,33 @@ func (r *renderer) remoteBases(dir string, ks map[string]any) (remotes, error) {
 	return rs, nil
 }
 
-// buildKustomize runs kustomize on dir, as kustomize-controller does. The
-// kustomize API takes no context: when there are remote bases to fetch the
-// build runs aside, and a done ctx returns at once while the build goes on
-// until its fetch ends (kustomize bounds each git command by 27 seconds,
-// or the URL's ?timeout=; an HTTP GET has no bound of kustomize's), its
-// result dropped. Until then it holds fluxcd/pkg/kustomize's lock, so
-// other builds wait for it, as in kustomize-controller.
-func (rs remotes) buildKustomize(ctx context.Context, root, dir string, allow bool) (resmap.ResMap, error) {
+// kustomizeBuild runs kustomize on dir as kustomize-controller does: on
+// SecureBuild's file system for the source root, which lets kustomize read
+// its clones of remote bases unless they are disabled, seen through wrap
+// when given. The kustomize API takes no context: when rs has remote bases
+// to fetch the build runs aside, and a done ctx returns at once while the
+// build goes on until its fetch ends (kustomize gives up on a git command
+// after 27 seconds, or the URL's ?timeout=; an HTTP GET has no bound of
+// kustomize's), its result dropped. Until then it holds
+// fluxcd/pkg/kustomize's lock, so other builds wait for it, as in
+// kustomize-controller.
+func (r *renderer) kustomizeBuild(ctx context.Context, dir string, rs remotes, wrap func(filesys.FileSystem) filesys.FileSystem) (resmap.ResMap, error) {
+	root, allow := r.root, !r.opts.noRemoteBases
+	build := func() (resmap.ResMap, error) {
+		if wrap == nil {
+			return fluxkustomize.SecureBuild(root, dir, allow)
+		}
+		fs, err := securefs.MakeFsOnDiskSecure(root)
+		if allow {
+			fs, err = securefs.MakeFsOnDiskSecureBuild(root)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return fluxkustomize.Build(wrap(fs), dir)
+	}
 	if len(rs) == 0 {
-		return fluxkustomize.SecureBuild(root, dir, allow)
+		return build()
 	}
 	type built struct {
 		m   resmap.ResMap
@@ -94,7 +113,7 @@ func (rs remotes) buildKustomize(ctx context.Context, root, dir string, allow bo
 	}
 	done := make(chan built, 1)
 	go func() {
-		m, err := fluxkustomize.SecureBuild(root, dir, allow)
+		m, err := build()
 		done <- built{m, err}
 	}()
 	select {

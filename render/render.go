@@ -48,6 +48,7 @@ type options struct {
 	kustomization map[string]any
 	substitutes   []map[string]any
 	helm          []helm.Option
+	keys          KeysFunc
 	// noRemoteBases refuses remote bases; noRemoteBasesBy says why.
 	noRemoteBases   bool
 	noRemoteBasesBy string
@@ -205,6 +206,7 @@ type renderer struct {
 	seen    map[string]bool // Kustomization ids rendered or queued
 	pool    *varPool
 	pending []pendingUnit // units waiting for a substituteFrom object
+	dec     *decryption
 
 	// build builds one unit. It is renderUnit; tests wrap it to count the
 	// builds, which are what a render spends its time on.
@@ -240,7 +242,8 @@ func Render(ctx context.Context, root, dir string, opts ...Option) (*Result, err
 	if file, err := guardYAML(r.root); err != nil {
 		return nil, &Error{Path: rel, File: file, Err: fmt.Errorf("not rendered: %w", err), root: r.root}
 	}
-	return r.render(ctx, rel)
+	res, err := r.render(ctx, rel)
+	return res, r.dec.redactErr(err)
 }
 
 // newRenderer applies the options and resolves root, and dir relative to it.
@@ -262,7 +265,7 @@ func newRenderer(root, dir string, opts []Option) (*renderer, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	r := &renderer{root: root, opts: o, seen: map[string]bool{}, pool: newVarPool(o.substitutes)}
+	r := &renderer{root: root, opts: o, seen: map[string]bool{}, pool: newVarPool(o.substitutes), dec: newDecryption(o.keys)}
 	r.build = r.renderUnit
 	return r, rel, nil
 }
@@ -586,11 +589,13 @@ func (r *renderer) gap(g Gap) {
 	r.result.Gaps = append(r.result.Gaps, g)
 }
 
-// finish extracts the images and sorts everything.
+// finish extracts the images, adds the gaps decryption left, takes the
+// decrypted strings out of every gap message and sorts everything.
 func (r *renderer) finish() {
-	images, gaps := Images(append(slices.Clip(r.result.Objects), r.helmObjects()...))
+	images, gaps := imagesExplained(append(slices.Clip(r.result.Objects), r.helmObjects()...), r.dec.explainImage)
 	r.result.Images = images
 	r.result.Gaps = append(r.result.Gaps, gaps...)
+	r.result.Gaps = r.dec.finishGaps(r.result.Gaps)
 	// compareGaps compares every field, so the order never depends on the
 	// order of rendering.
 	slices.SortFunc(r.result.Gaps, compareGaps)

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/render/helm"
+	"github.com/pregate/pregate/render/sops"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -31,6 +32,11 @@ type renderCase struct {
 	// SubstituteFrom are files (relative to the case directory) with
 	// ConfigMaps and Secrets from the cluster.
 	SubstituteFrom []string `json:"substituteFrom"`
+	// Src is the source tree, relative to the case directory; default src.
+	Src string `json:"src"`
+	// SOPSAgeKeys are age key files (relative to the case directory) to
+	// decrypt with, for every Kustomization.
+	SOPSAgeKeys []string `json:"sopsAgeKeys"`
 }
 
 // TestRenderGolden renders each testdata/render/<case>/src and compares
@@ -46,7 +52,7 @@ func TestRenderGolden(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Parallel()
 			c, opts := readCase(t, dir)
-			root := copyTree(t, filepath.Join(dir, "src"))
+			root := copyTree(t, filepath.Join(dir, c.Src))
 			before := snapshot(t, root)
 			res, err := Render(t.Context(), root, filepath.Join(root, filepath.FromSlash(c.Path)), opts...)
 			if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
@@ -95,6 +101,12 @@ func readCase(t *testing.T, dir string) (renderCase, []Option) {
 	}
 	for _, f := range c.SubstituteFrom {
 		opts = append(opts, WithSubstituteFrom(readDocs(t, filepath.Join(dir, f))))
+	}
+	if c.Src == "" {
+		c.Src = "src"
+	}
+	if len(c.SOPSAgeKeys) > 0 {
+		opts = append(opts, WithDecryptionKeys(ageKeys(t, dir, c.SOPSAgeKeys...)))
 	}
 	return c, opts
 }
@@ -191,6 +203,24 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// ageKeys reads age key files, relative to dir.
+func ageKeys(t *testing.T, dir string, files ...string) sops.Keys {
+	t.Helper()
+	var keys sops.Keys
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := sops.ParseAgeKeys(b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		keys = keys.With(k)
+	}
+	return keys
 }
 
 func readYAML(t *testing.T, file string, v any) {

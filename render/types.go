@@ -105,13 +105,20 @@ const (
 	// rendering, is not a valid reference, is missing, or the pod spec
 	// holding it is malformed.
 	UnresolvedImageGap GapReason = "UnresolvedImage"
+	// EncryptedGap: SOPS-encrypted content could not be decrypted (no key
+	// given, or none of the keys opens it), so what depends on it is not
+	// known: an image holding a variable whose value it hides, an object
+	// using such a variable in a way that cannot be kept literally, or the
+	// encrypted object or file itself when a key was given that does not
+	// open it.
+	EncryptedGap GapReason = "Encrypted"
 )
 
 // GapReasons are the reasons of the gaps that block a revision unless the
 // user allows them, kind by kind (gate.Config.AllowGaps). OtherSourceGap is
 // not among them: it is informational.
 var GapReasons = []GapReason{
-	HelmReleaseGap, RemoteBaseGap, BuildFailedGap, MissingPathGap, SubstituteFromGap, UnresolvedImageGap,
+	HelmReleaseGap, RemoteBaseGap, BuildFailedGap, MissingPathGap, SubstituteFromGap, UnresolvedImageGap, EncryptedGap,
 }
 
 // DecodeObjects decodes a multi-document YAML (or JSON) file into objects,

@@ -1,10 +1,15 @@
 package render
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/pregate/pregate/render/sops"
 )
 
 // varPool holds the ConfigMaps and Secrets that postBuild.substituteFrom
@@ -63,17 +68,58 @@ func (e *missingVarsError) Error() string {
 		strings.Join(e.Missing, ", "))
 }
 
+// postBuildVars are a unit's postBuild variables: those whose value is
+// known, and those whose value is hidden in SOPS-encrypted content that
+// could not be decrypted, each with where its value is.
+type postBuildVars struct {
+	known   map[string]string
+	unknown map[string]string // variable → "Secret/ns/name (SOPS-encrypted; no key given)"
+}
+
+// setKnown and setUnknown record a variable; a later one wins, as in
+// Flux.
+func (v *postBuildVars) setKnown(name, value string) {
+	v.known[name] = strings.ReplaceAll(value, "\n", "")
+	delete(v.unknown, name)
+}
+
+func (v *postBuildVars) setUnknown(name, where string) {
+	v.unknown[name] = where
+	delete(v.known, name)
+}
+
+// substitutions are the values postBuild substitutes: the known ones, and
+// each unknown variable as a reference to itself, so that "${VAR}" is left
+// in the output as it is instead of becoming empty.
+func (v postBuildVars) substitutions() map[string]string {
+	out := make(map[string]string, len(v.known)+len(v.unknown))
+	for k, val := range v.known {
+		out[k] = val
+	}
+	for k := range v.unknown {
+		out[k] = "${" + k + "}"
+	}
+	return out
+}
+
+// opener decrypts a substituteFrom object that holds SOPS-encrypted
+// content. It returns the object, decrypted if it could be, and else why
+// not ("SOPS-encrypted; no key given").
+type opener func(obj map[string]any) (map[string]any, string)
+
 // vars resolves a unit's postBuild variables as Flux's LoadVariables does:
 // substituteFrom in order (later entries win), then the inline substitute
-// map; newlines are removed from values.
-func (p *varPool) vars(u unit) (map[string]string, error) {
+// map; newlines are removed from values. An object holding SOPS-encrypted
+// content is given to open first; the variables whose values stay
+// encrypted are unknown, not missing: the unit still renders.
+func (p *varPool) vars(u unit, open opener) (postBuildVars, error) {
 	spec, _ := u.ks["spec"].(map[string]any)
 	pb, _ := spec["postBuild"].(map[string]any)
 	if pb == nil {
-		return nil, nil
+		return postBuildVars{}, nil
 	}
 	namespace := Object{Content: u.ks}.Namespace()
-	vars := map[string]string{}
+	v := postBuildVars{known: map[string]string{}, unknown: map[string]string{}}
 	var missing []string
 	refs, _ := pb["substituteFrom"].([]any)
 	for _, r := range refs {
@@ -82,38 +128,73 @@ func (p *varPool) vars(u unit) (map[string]string, error) {
 		optional, _ := ref["optional"].(bool)
 		id := kind + "/" + namespace + "/" + name
 		obj, ok := p.lookup(kind, namespace, name)
-		if ok && kind == "Secret" && obj["sops"] != nil {
-			// Encrypted in git: the values are not readable here.
-			ok = false
-			id += " (SOPS-encrypted in the revision)"
-		}
 		if !ok {
 			if !optional {
 				missing = append(missing, id)
 			}
 			continue
 		}
-		data, err := objectData(kind, obj)
-		if err != nil {
-			return nil, fmt.Errorf("postBuild.substituteFrom %s: %w", id, err)
-		}
-		for k, v := range data {
-			vars[k] = strings.ReplaceAll(v, "\n", "")
+		if err := v.addObject(kind, id, obj, open); err != nil {
+			return postBuildVars{}, fmt.Errorf("postBuild.substituteFrom %s: %w", id, err)
 		}
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return nil, &missingVarsError{Missing: missing}
+		return postBuildVars{}, &missingVarsError{Missing: missing}
 	}
 	inline, _ := pb["substitute"].(map[string]any)
-	for k, v := range inline {
-		s, ok := v.(string)
+	for k, val := range inline {
+		s, ok := val.(string)
 		if !ok {
-			return nil, fmt.Errorf("postBuild.substitute.%s: value is %T, want a string", k, v)
+			return postBuildVars{}, fmt.Errorf("postBuild.substitute.%s: value is %T, want a string", k, val)
 		}
-		vars[k] = strings.ReplaceAll(s, "\n", "")
+		v.setKnown(k, s)
 	}
-	return vars, nil
+	return v, nil
+}
+
+// addObject adds the variables of a substituteFrom object. Those of an
+// object still carrying SOPS metadata, and values still encrypted (a
+// generated Secret that read an encrypted file), are unknown.
+func (v *postBuildVars) addObject(kind, id string, obj map[string]any, open opener) error {
+	why := ""
+	if holdsCiphertext(obj) {
+		obj, why = open(obj)
+	}
+	where := id + " (" + cmp.Or(why, "a SOPS-encrypted value") + ")"
+	if sops.Encrypted(obj) {
+		for _, k := range dataKeys(kind, obj) {
+			v.setUnknown(k, where)
+		}
+		return nil
+	}
+	data, err := objectData(kind, obj)
+	if err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		if isCiphertext(data[k]) {
+			v.setUnknown(k, where)
+		} else {
+			v.setKnown(k, data[k])
+		}
+	}
+	return nil
+}
+
+// dataKeys are the names of a ConfigMap's or Secret's data entries (SOPS
+// leaves keys in clear), stringData's included for a Secret.
+func dataKeys(kind string, obj map[string]any) []string {
+	fields := []string{"data"}
+	if kind == "Secret" {
+		fields = append(fields, "stringData")
+	}
+	var out []string
+	for _, f := range fields {
+		m, _ := obj[f].(map[string]any)
+		out = append(out, slices.Sorted(maps.Keys(m))...)
+	}
+	return out
 }
 
 // objectData returns the data of a ConfigMap, or the decoded data of a

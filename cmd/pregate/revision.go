@@ -14,6 +14,7 @@ import (
 	"github.com/pregate/pregate/gate/pipeline"
 	"github.com/pregate/pregate/render"
 	"github.com/pregate/pregate/render/helm"
+	"github.com/pregate/pregate/render/sops"
 	"github.com/pregate/pregate/sources"
 )
 
@@ -23,6 +24,8 @@ type renderFlags struct {
 	sourceRef         string
 	kustomizationFile string
 	substituteFrom    []string
+	sopsAgeKeys       []string
+	sopsPGPKeys       []string
 	allowGaps         []string
 	strict            bool // deprecated: gaps block unless allowed
 	offline           bool
@@ -38,6 +41,8 @@ func (f *renderFlags) bind(cmd *cobra.Command) {
 	fs.StringVar(&f.sourceRef, "source-ref", "", "the Flux source this tree is, as Kind/namespace/name: Kustomizations of this source are followed, others are gaps (default: the source of the Flux Kustomization in PATH that applies PATH itself, as flux bootstrap writes it, else "+render.DefaultSourceRef.String()+")")
 	fs.StringVar(&f.kustomizationFile, "kustomization-file", "", "render PATH as the Flux Kustomization in this file (its images, patches, targetNamespace, postBuild, …), like flux build kustomization")
 	fs.StringArrayVar(&f.substituteFrom, "substitute-from", nil, "a YAML file of ConfigMaps and Secrets that live in the cluster, for postBuild.substituteFrom (repeatable)")
+	fs.StringArrayVar(&f.sopsAgeKeys, "sops-age-key", nil, "an age identity file, as age-keygen writes it (it may hold several), to decrypt SOPS-encrypted Secrets and files with, as kustomize-controller does for Flux Kustomizations with spec.decryption.provider sops (repeatable; default: the file $"+sopsAgeKeyFileEnv+" names, if set)")
+	fs.StringArrayVar(&f.sopsPGPKeys, "sops-pgp-key", nil, "a PGP private key file (armored or binary, without passphrase) to decrypt SOPS-encrypted Secrets and files with, like --sops-age-key (repeatable)")
 	fs.StringArrayVar(&f.allowGaps, "allow-gap", nil, "let coverage gaps of this kind not block the revision (repeatable): "+strings.Join(gapKinds(), ", "))
 	fs.BoolVar(&f.noRemoteBases, "no-remote-bases", false, "do not fetch remote kustomize bases, components and files (git repositories, http(s) URLs), as kustomize-controller's --no-remote-bases: a kustomization that refers to one is a RemoteBase gap (default: fetched with git and HTTP, as kustomize-controller does)")
 	fs.BoolVar(&f.strict, "strict", false, "coverage gaps block by default")
@@ -108,6 +113,13 @@ func (f *renderFlags) renderer() (render.SourceRef, []render.Option, error) {
 		}
 		opts = append(opts, render.WithSubstituteFrom(objs))
 	}
+	keys, err := f.decryptionKeys()
+	if err != nil {
+		return ref, nil, err
+	}
+	if !keys.Empty() {
+		opts = append(opts, render.WithDecryptionKeys(keys))
+	}
 	return ref, opts, nil
 }
 
@@ -126,6 +138,38 @@ func defaultChartCacheDir() string {
 		return ""
 	}
 	return filepath.Join(dir, "pregate", "charts")
+}
+
+// sopsAgeKeyFileEnv names the age key file sops reads by default.
+const sopsAgeKeyFileEnv = "SOPS_AGE_KEY_FILE"
+
+// decryptionKeys reads the --sops-age-key and --sops-pgp-key files; with
+// no --sops-age-key, the age key file $SOPS_AGE_KEY_FILE names, as sops
+// does. Errors name the file, never a key.
+func (f *renderFlags) decryptionKeys() (sops.Keys, error) {
+	ageFlag, ageFiles := "--sops-age-key", f.sopsAgeKeys
+	if env := os.Getenv(sopsAgeKeyFileEnv); len(ageFiles) == 0 && env != "" {
+		ageFlag, ageFiles = "$"+sopsAgeKeyFileEnv, []string{env}
+	}
+	var keys sops.Keys
+	for _, set := range []struct {
+		flag  string
+		files []string
+		parse func([]byte) (sops.Keys, error)
+	}{{ageFlag, ageFiles, sops.ParseAgeKeys}, {"--sops-pgp-key", f.sopsPGPKeys, sops.ParsePGPKeys}} {
+		for _, file := range set.files {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return sops.Keys{}, fmt.Errorf("%s: %w", set.flag, err)
+			}
+			k, err := set.parse(b)
+			if err != nil {
+				return sops.Keys{}, fmt.Errorf("%s %s: %w", set.flag, file, err)
+			}
+			keys = keys.With(k)
+		}
+	}
+	return keys, nil
 }
 
 // sources are the pipeline's sources for the paths: each source root

@@ -451,6 +451,7 @@ func (r *GateReconciler) resolveSource(ctx context.Context, obj *v1alpha1.Gate) 
 		}
 		opts = append(opts, render.WithSubstituteFrom(objs))
 	}
+	opts = append(opts, render.WithDecryption(r.decryptionKeys(obj.Namespace, varsNS)))
 	return &source{ref: ref, artifact: artifact, path: cleanPath(path), renderOptions: opts}, nil
 }
 

@@ -59,7 +59,7 @@ spec:
 	src, rev := f.gitRepository("helm", map[string]string{"deploy/podinfo.yaml": release})
 	gate := f.createGate("helm", src)
 	got := f.readyFor(gate, rev)
-	f.g.Expect(got.Status.Images).To(ContainElement(HaveField("Ref", ContainSubstring("/acme/podinfo:signed"))))
+	f.g.Expect(got.Status.Images).To(ContainElement(HaveField("Image", ContainSubstring("/acme/podinfo:signed"))))
 	f.g.Expect(got.Status.Gaps).To(BeEmpty())
 
 	values.Data["values.yaml"] = "image: {tag: unsigned}"
@@ -67,7 +67,7 @@ spec:
 	rev = f.setRevision(src, map[string]string{"deploy/podinfo.yaml": strings.Replace(release, "interval: 1h", "interval: 2h", 1)})
 	f.deniedFor(gate, rev, "NoSignatures", func(g Gomega, got *v1alpha1.Gate) {
 		g.Expect(got.Status.Images).To(ContainElement(And(
-			HaveField("Ref", ContainSubstring("/acme/podinfo:unsigned")),
+			HaveField("Image", ContainSubstring("/acme/podinfo:unsigned")),
 			HaveField("Locations", ContainElement(ContainSubstring("HelmRelease/"+f.ns+"/podinfo → podinfo/templates/deployment.yaml"))),
 		)))
 	})

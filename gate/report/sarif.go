@@ -677,6 +677,7 @@ var sarifGapTexts = map[gate.GapReason]string{
 	render.MissingPathGap:     "A Flux Kustomization's path does not exist in the revision.",
 	render.SubstituteFromGap:  "A postBuild.substituteFrom ConfigMap or Secret is neither in the revision nor given on the command line.",
 	render.UnresolvedImageGap: "A container's image is still a template after rendering, is not a valid reference, is missing, or its pod spec is malformed.",
+	render.EncryptedGap:       "SOPS-encrypted content could not be decrypted (no key given, or none opens it), so what depends on its values is not known.",
 }
 
 // sarifRuleFor describes a rule id.
