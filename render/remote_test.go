@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pregate/pregate/render/rendertest"
+	"github.com/pregate/pregate/render/sops"
 )
 
 // The remote bases these tests fetch, from git and HTTP servers on the
@@ -135,6 +136,39 @@ func TestRender_remoteBaseFiles(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, imageFiles(res)); diff != "" || len(res.Gaps) != 0 {
 		t.Errorf("gaps %v; images and their files (-want +got):\n%s", res.Gaps, diff)
+	}
+}
+
+// TestRender_remoteBaseDecrypting: a Kustomization that decrypts builds
+// its decrypted files from memory over the secure file system; that file
+// system lets kustomize read its clone of a remote base too.
+func TestRender_remoteBaseDecrypting(t *testing.T) {
+	t.Parallel()
+	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
+	dir := filepath.Join("testdata", "render", "sops")
+	key := ageKeys(t, dir, "../../sops/age.agekey")
+	root := copyTree(t, filepath.Join(dir, "src"))
+	kfile := filepath.Join(root, "infra", "config", "kustomization.yaml")
+	b, err := os.ReadFile(kfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.Replace(string(b), "  - cluster-secrets.sops.yaml\n",
+		"  - cluster-secrets.sops.yaml\n  - "+git.URL+"/infra.git//base?ref=v1\n", 1))
+	if err := os.WriteFile(kfile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Render(t.Context(), root, filepath.Join(root, "clusters", "prod"),
+		WithDecryption(func(context.Context, Object) (sops.Keys, error) { return key, nil }))
+	if err != nil {
+		t.Fatalf("Render() = %v", err)
+	}
+	if !slices.ContainsFunc(res.Images, func(img Image) bool { return img.Ref == infraImage }) || len(res.Gaps) != 0 {
+		t.Errorf("images %v, gaps %v; want %s and no gap", res.Images, res.Gaps, infraImage)
+	}
+	env := findObject(t, res.Objects, "Secret/flux-system/registry-env")
+	if !strings.Contains(env.Content["data"].(map[string]any)["REGISTRY_PASSWORD"].(string), "Y29ycmVjdC1ob3Jz") {
+		t.Errorf("registry-env = %v, want REGISTRY_PASSWORD decrypted", env.Content["data"])
 	}
 }
 
