@@ -20,6 +20,12 @@ import (
 // The remote bases these tests fetch, from git and HTTP servers on the
 // loopback interface: a kustomize base deploying infraImage, and bases
 // that try to read what a remote base may not.
+//
+// The tests that fetch do not run in parallel with the package's other
+// tests, only their own subtests do: a build holds fluxcd/pkg/kustomize's
+// lock while it fetches, for seconds under -race, and the time bounds of
+// other tests would count that wait. Top-level tests that are not
+// parallel run before the others start.
 const (
 	infraImage = "ghcr.io/acme/infra:1.0"
 	appImage   = "ghcr.io/acme/app:1.0"
@@ -79,8 +85,7 @@ func imageFiles(res *Result) map[string][]string {
 // TestRender_remoteBases: remote bases are fetched by default, as
 // kustomize-controller fetches them, in each URL form kustomize takes, and
 // their objects are traced to the kustomization file naming them.
-func TestRender_remoteBases(t *testing.T) {
-	t.Parallel()
+func TestRender_remoteBases(t *testing.T) { //nolint:tparallel // not parallel with the package: see the top of the file
 	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	files := rendertest.NewFileServer(t, map[string]string{"/deploy.yaml": deploymentYAML("infra", infraImage)})
 	for name, entry := range map[string]string{
@@ -121,8 +126,7 @@ func TestRender_remoteBases(t *testing.T) {
 
 // TestRender_remoteBaseFiles: objects from remote bases named in two
 // kustomization files are each traced to the file naming theirs.
-func TestRender_remoteBaseFiles(t *testing.T) {
-	t.Parallel()
+func TestRender_remoteBaseFiles(t *testing.T) { // not parallel with the package: see the top of the file
 	const otherImage = "ghcr.io/acme/other:1.0"
 	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	files := rendertest.NewFileServer(t, map[string]string{"/other.yaml": deploymentYAML("other", otherImage)})
@@ -142,8 +146,7 @@ func TestRender_remoteBaseFiles(t *testing.T) {
 // TestRender_remoteBaseDecrypting: a Kustomization that decrypts builds
 // its decrypted files from memory over the secure file system; that file
 // system lets kustomize read its clone of a remote base too.
-func TestRender_remoteBaseDecrypting(t *testing.T) {
-	t.Parallel()
+func TestRender_remoteBaseDecrypting(t *testing.T) { // not parallel with the package: see the top of the file
 	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	dir := filepath.Join("testdata", "render", "sops")
 	key := ageKeys(t, dir, "../../sops/age.agekey")
@@ -176,8 +179,7 @@ func TestRender_remoteBaseDecrypting(t *testing.T) {
 // its Kustomization a RemoteBase gap that names the kustomization file, the
 // entry and kustomize's cause, bounded, without the URL's credentials or
 // kustomize's temporary directories.
-func TestRender_remoteBaseGaps(t *testing.T) {
-	t.Parallel()
+func TestRender_remoteBaseGaps(t *testing.T) { //nolint:tparallel // not parallel with the package: see the top of the file
 	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	files := rendertest.NewFileServer(t, nil)
 	closed := "http://" + rendertest.ClosedAddress(t)
@@ -240,8 +242,7 @@ func onlyGap(t *testing.T, res *Result) Gap {
 // TestRender_remoteBaseConfined: a remote base reads only its own clone:
 // kustomize refuses one that reaches into the host's files or the
 // revision's, and the Kustomization is a gap.
-func TestRender_remoteBaseConfined(t *testing.T) {
-	t.Parallel()
+func TestRender_remoteBaseConfined(t *testing.T) { //nolint:tparallel // not parallel with the package: see the top of the file
 	// The roots are known before the repository is made, so that its
 	// bases can name the revision's files by their absolute paths.
 	roots := t.TempDir()
@@ -281,8 +282,7 @@ func TestRender_remoteBaseConfined(t *testing.T) {
 // reference, bases and files alike, before building: a gap saying what
 // disabled them, and not one request. kustomize itself would still fetch
 // an http(s) patch.
-func TestRender_remoteBasesDisabled(t *testing.T) {
-	t.Parallel()
+func TestRender_remoteBasesDisabled(t *testing.T) { //nolint:tparallel // not parallel with the package: see the top of the file
 	git := newGitServer(t, map[string]map[string]string{"infra": infraRepo})
 	const patched = "ghcr.io/acme/patched:2.0"
 	files := rendertest.NewFileServer(t, map[string]string{
@@ -356,8 +356,7 @@ func TestRender_remoteBasesDisabled(t *testing.T) {
 // and has no timeout; a render whose context ends while it fetches returns
 // then, with the context's error and no gap, and leaves the fetch to end
 // by itself.
-func TestRender_remoteBaseCancelled(t *testing.T) {
-	t.Parallel()
+func TestRender_remoteBaseCancelled(t *testing.T) { // not parallel with the package: see the top of the file
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	release := make(chan struct{})
