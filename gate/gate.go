@@ -72,14 +72,20 @@ type Location struct {
 }
 
 func (l Location) String() string {
-	s := l.Object
-	if l.HelmRelease != "" {
-		s = l.HelmRelease + " → " + l.Template + " → " + l.Object
-	}
 	if l.File == "" {
-		return s
+		return l.Where()
 	}
-	return s + " (" + l.File + ")"
+	return l.Where() + " (" + l.File + ")"
+}
+
+// Where names the object the location is in: Kind/namespace/name, and for
+// an object a chart rendered, its HelmRelease and template first
+// ("HelmRelease/apps/web → web/templates/deployment.yaml → Deployment/apps/web").
+func (l Location) Where() string {
+	if l.HelmRelease == "" {
+		return l.Object
+	}
+	return l.HelmRelease + " → " + l.Template + " → " + l.Object
 }
 
 // Image is one container image reference, deduplicated across the

@@ -153,7 +153,7 @@ func helmReleases(res *render.Result) map[string]render.Object {
 
 // locationKey names an image location in a chart's output.
 func locationKey(l render.Location) string {
-	return l.HelmRelease + " → " + l.Template + " → " + l.Object + " " + l.Path
+	return l.Where() + " " + l.Path
 }
 
 // str reads a string field of an object.

@@ -507,27 +507,16 @@ func syntheticKustomization(obj *v1alpha1.Gate, ref render.SourceRef, pb *v1alph
 func (r *GateReconciler) substituteFrom(ctx context.Context, namespace string, refs []v1alpha1.SubstituteReference) ([]map[string]any, error) {
 	var out []map[string]any
 	for _, ref := range refs {
-		var o client.Object
-		switch ref.Kind {
-		case "ConfigMap":
-			o = &corev1.ConfigMap{}
-		case "Secret":
-			o = &corev1.Secret{}
-		default:
+		if ref.Kind != "ConfigMap" && ref.Kind != "Secret" {
 			return nil, fmt.Errorf("postBuild.substituteFrom: unsupported kind %q", ref.Kind)
 		}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, o); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
+		u, err := r.readObject(ctx, ref.Kind, namespace, ref.Name)
+		if err != nil {
 			return nil, fmt.Errorf("reading %s %s/%s: %w", ref.Kind, namespace, ref.Name, err)
 		}
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
-		if err != nil {
-			return nil, err
+		if u != nil {
+			out = append(out, u)
 		}
-		u["apiVersion"], u["kind"] = "v1", ref.Kind
-		out = append(out, u)
 	}
 	return out, nil
 }

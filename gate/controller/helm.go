@@ -25,7 +25,7 @@ import (
 // the cluster.
 func (r *GateReconciler) helmOptions() render.Option {
 	opts := []helm.Option{
-		helm.WithLookup(r.lookupForHelm),
+		helm.WithLookup(r.readObject),
 		helm.WithArtifactFetcher(r.helmArtifact),
 		helm.WithHelmChartArtifacts(),
 	}
@@ -35,9 +35,10 @@ func (r *GateReconciler) helmOptions() render.Option {
 	return render.WithHelm(opts...)
 }
 
-// lookupForHelm reads a ConfigMap, Secret, HelmRepository or
-// OCIRepository a HelmRelease names; nil when there is none.
-func (r *GateReconciler) lookupForHelm(ctx context.Context, kind, namespace, name string) (map[string]any, error) {
+// readObject reads a ConfigMap, Secret, HelmRepository or OCIRepository
+// as an unstructured object (postBuild.substituteFrom, what a HelmRelease
+// names); nil when there is none.
+func (r *GateReconciler) readObject(ctx context.Context, kind, namespace, name string) (map[string]any, error) {
 	var (
 		o          client.Object
 		apiVersion string

@@ -56,7 +56,7 @@ func imageResults(ivs []gate.ImageVerdict) []v1alpha1.ImageResult {
 				res.Locations = append(res.Locations, fmt.Sprintf("and %d more", len(iv.Locations)-maxLocations))
 				break
 			}
-			loc := object(l) + " " + l.Path
+			loc := l.Where() + " " + l.Path
 			if l.File != "" {
 				loc += " (" + l.File + ")"
 			}

@@ -72,7 +72,7 @@ func imagesText(w io.Writer, r pipeline.Rendered) error {
 		}
 		for _, l := range img.Locations {
 			locations++
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", img.Ref, yesNo(img.Mutable), object(l), container(l), dash(l.File))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", img.Ref, yesNo(img.Mutable), l.Where(), container(l), dash(l.File))
 		}
 	}
 	if len(r.Kustomizations) > 0 {
@@ -187,15 +187,6 @@ func shortDigest(d string) string {
 		return d
 	}
 	return alg + ":" + hex[:12]
-}
-
-// object names the object a location is in; for an object a chart
-// rendered, through its HelmRelease and template.
-func object(l gate.Location) string {
-	if l.HelmRelease == "" {
-		return l.Object
-	}
-	return l.HelmRelease + " → " + l.Template + " → " + l.Object
 }
 
 func container(l gate.Location) string {

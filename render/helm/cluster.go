@@ -68,8 +68,7 @@ func (cfg *config) lookUpMissing(ctx context.Context, r *release) (*config, erro
 	default:
 		return &out, nil
 	}
-	var probe map[string]any
-	if findSource(cfg.sources, src, &probe) == nil {
+	if sourceObject(cfg.sources, src) != nil {
 		return &out, nil
 	}
 	obj, err := cfg.lookup(ctx, src.Kind, src.Namespace, src.Name)

@@ -131,25 +131,33 @@ func (r *chartRef) bindTemplate(cfg *config) error {
 
 // findSource decodes the source object ref names from objs into out.
 func findSource(objs []map[string]any, ref SourceRef, out any) error {
+	o := sourceObject(objs, ref)
+	if o == nil {
+		return fmt.Errorf("%w: %s", ErrSourceNotFound, ref)
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", ref, err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decoding %s: %w", ref, err)
+	}
+	return nil
+}
+
+// sourceObject returns the Flux source object ref names among objs, or nil.
+func sourceObject(objs []map[string]any, ref SourceRef) map[string]any {
 	for _, o := range objs {
 		apiVersion, _ := o["apiVersion"].(string)
 		if !strings.HasPrefix(apiVersion, sourceGroup+"/") || o["kind"] != ref.Kind {
 			continue
 		}
 		md, _ := o["metadata"].(map[string]any)
-		if md["namespace"] != ref.Namespace || md["name"] != ref.Name {
-			continue
+		if md["namespace"] == ref.Namespace && md["name"] == ref.Name {
+			return o
 		}
-		b, err := json.Marshal(o)
-		if err != nil {
-			return fmt.Errorf("encoding %s: %w", ref, err)
-		}
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("decoding %s: %w", ref, err)
-		}
-		return nil
 	}
-	return fmt.Errorf("%w: %s", ErrSourceNotFound, ref)
+	return nil
 }
 
 // loadedChart is a chart ready to render and where it came from.
