@@ -49,7 +49,6 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	if err != nil {
 		return nil, fail("", err)
 	}
-	r.dec.setUnknown(u, vars.unknown)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -81,8 +80,12 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	postBuild := hasPostBuild(ks)
 	var substituter unstructured.Unstructured
 	if postBuild {
+		if err := usedVars(&vars, m.Resources()); err != nil {
+			return nil, fail("", err)
+		}
 		substituter = withVars(ks, vars.substitutions())
 	}
+	r.dec.setUnknown(u, vars.unknown)
 	var objs []Object
 	for _, res := range m.Resources() {
 		if res.GetName() == "" || res.GetKind() == "" || res.GetApiVersion() == "" {
@@ -123,6 +126,25 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 		objs = append(objs, Object{Content: content, Origin: Origin{File: file, Chain: u.chain}})
 	}
 	return objs, nil
+}
+
+// usedVars adds to vars.unknown the variables the built objects use that
+// may be set by a substituteFrom object not in the revision.
+func usedVars(vars *postBuildVars, built []*resource.Resource) error {
+	if len(vars.missing) == 0 {
+		return nil
+	}
+	for _, res := range built {
+		if substitutionDisabled(res.GetLabels(), res.GetAnnotations()) {
+			continue
+		}
+		text, err := res.AsYAML()
+		if err != nil {
+			return fmt.Errorf("reading %s/%s: %w", res.GetKind(), res.GetName(), err)
+		}
+		vars.addUsed(string(text))
+	}
+	return nil
 }
 
 // kustomizeMu serialises every use of kustomize in this package.

@@ -96,13 +96,13 @@ type decryption struct {
 	mu      sync.Mutex
 	keys    map[string]sops.Keys         // by Kustomization id
 	gaps    []Gap                        // in the order found
-	unknown map[string]map[string]string // Kustomization id → variable → where its value is
+	unknown map[string]map[string]unknownVar // Kustomization id → variable → where its value is
 	plain   map[string]bool              // decrypted strings
 }
 
 func newDecryption(keys KeysFunc) *decryption {
 	return &decryption{keysFunc: keys, keys: map[string]sops.Keys{},
-		unknown: map[string]map[string]string{}, plain: map[string]bool{}}
+		unknown: map[string]map[string]unknownVar{}, plain: map[string]bool{}}
 }
 
 // decrypts says whether kustomize-controller decrypts a Kustomization's
@@ -143,7 +143,7 @@ func (d *decryption) gap(g Gap) {
 }
 
 // setUnknown records the variables of u whose values stayed encrypted.
-func (d *decryption) setUnknown(u unit, unknown map[string]string) {
+func (d *decryption) setUnknown(u unit, unknown map[string]unknownVar) {
 	if len(unknown) == 0 {
 		return
 	}

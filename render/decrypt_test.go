@@ -212,11 +212,11 @@ func TestPostBuildVarsUnknown(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"Y": "2", "Z": "3", "V": "v"}, v.known); diff != "" {
 		t.Errorf("known (-want +got):\n%s", diff)
 	}
-	wantUnknown := map[string]string{
-		"X": "Secret/ns/enc (SOPS-encrypted; no key given)",
-		"W": "Secret/ns/gen (SOPS-encrypted; no key given)",
+	wantUnknown := map[string]unknownVar{
+		"X": {where: "Secret/ns/enc (SOPS-encrypted; no key given)", reason: EncryptedGap},
+		"W": {where: "Secret/ns/gen (SOPS-encrypted; no key given)", reason: EncryptedGap},
 	}
-	if diff := cmp.Diff(wantUnknown, v.unknown); diff != "" {
+	if diff := cmp.Diff(wantUnknown, v.unknown, cmp.AllowUnexported(unknownVar{})); diff != "" {
 		t.Errorf("unknown (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"Secret/ns/enc", "Secret/ns/gen"}, opened); diff != "" {

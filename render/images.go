@@ -65,9 +65,9 @@ func Images(objs []Object) ([]Image, []Gap) {
 }
 
 // explainFunc says why an image that is not a usable reference (raw, in
-// obj) is so because of encrypted content, for an EncryptedGap; false when
-// it is not.
-type explainFunc func(obj Object, raw string) (string, bool)
+// obj) is so because a value is not known (encrypted, or in an object not
+// in the revision), and the reason of its gap; false when it is not.
+type explainFunc func(obj Object, raw string) (GapReason, string, bool)
 
 // imagesExplained is Images, with explain consulted for each image that is
 // not a usable reference.
@@ -221,8 +221,8 @@ func (s *imageScan) image(container, path, raw string) {
 	if err != nil {
 		msg := containerPrefix(container) + imageProblem(raw, err)
 		if s.c.explain != nil {
-			if why, ok := s.c.explain(s.obj, raw); ok {
-				s.gapFor(EncryptedGap, path, msg+": "+why)
+			if reason, why, ok := s.c.explain(s.obj, raw); ok {
+				s.gapFor(reason, path, msg+": "+why)
 				return
 			}
 		}

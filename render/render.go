@@ -197,6 +197,9 @@ type unit struct {
 	path   string         // slash-separated, relative to root, cleaned
 	chain  []string       // the Kustomizations applying this unit, outermost first, including id
 	origin Origin         // where the Kustomization object was found
+	// partial: render without the substituteFrom objects that are not
+	// found; the variables they may hold are unknown (postBuildVars).
+	partial bool
 }
 
 type renderer struct {
@@ -205,7 +208,7 @@ type renderer struct {
 	result  Result
 	seen    map[string]bool // Kustomization ids rendered or queued
 	pool    *varPool
-	pending []pendingUnit // units waiting for a substituteFrom object
+	pending []unit // units waiting for a substituteFrom object
 	dec     *decryption
 
 	// build builds one unit. It is renderUnit; tests wrap it to count the
@@ -215,14 +218,6 @@ type renderer struct {
 	// helmReleases are the HelmReleases found, rendered once the
 	// traversal is done.
 	helmReleases []Object
-}
-
-// pendingUnit is a unit waiting for a substituteFrom object, with the error
-// that says which, so that a unit that never gets it need not be built
-// again to report it.
-type pendingUnit struct {
-	unit
-	err error
 }
 
 // Render renders dir, a directory inside root, as Flux would apply it, and
@@ -344,23 +339,25 @@ func (r *renderer) adoptSource(o Object) {
 // from the previous revision): when one is missing, the path is rendered
 // plainly once to find them. plain are the path's plain objects when the
 // caller has built them already, nil otherwise; they are pooled before the
-// first try, so a missing object is missing for good and its error is
-// returned as it is, with no second plain build and no retry.
+// first try. What is still missing then is missing for good: the path is
+// rendered without it (unit.partial).
 func (r *renderer) renderRoot(ctx context.Context, u unit, plain []Object) ([]Object, error) {
-	if plain != nil {
-		r.pool.add(plain)
-		return r.build(ctx, u)
-	}
-	objs, err := r.build(ctx, u)
-	if !isMissingVars(err) {
-		return objs, err
-	}
-	plain, perr := r.build(ctx, unit{path: u.path})
-	if perr != nil {
-		return nil, err
+	if plain == nil {
+		objs, err := r.build(ctx, u)
+		if !isMissingVars(err) {
+			return objs, err
+		}
+		if plain, err = r.build(ctx, unit{path: u.path}); err != nil {
+			plain = nil
+		}
 	}
 	r.pool.add(plain)
-	return r.build(ctx, u)
+	objs, err := r.build(ctx, u)
+	if isMissingVars(err) {
+		u.partial = true
+		return r.build(ctx, u)
+	}
+	return objs, err
 }
 
 // isMissingVars says whether err is a substituteFrom object not found.
@@ -496,7 +493,7 @@ func (r *renderer) visit(ctx context.Context, parent unit, o Object) error {
 		objs, err := r.build(ctx, u)
 		if isMissingVars(err) {
 			// Another part of the revision may still produce the object.
-			r.pending = append(r.pending, pendingUnit{unit: u, err: err})
+			r.pending = append(r.pending, u)
 			return nil
 		}
 		return r.settle(ctx, u, objs, err)
@@ -528,33 +525,37 @@ func (r *renderer) record(u unit, status KustomizationStatus) {
 }
 
 // drainPending renders the units that waited for substituteFrom objects,
-// until none makes progress; what is still missing becomes a gap.
+// until none makes progress; then those still waiting are rendered without
+// what is missing (unit.partial).
 func (r *renderer) drainPending(ctx context.Context) error {
 	for len(r.pending) > 0 {
 		pending := r.pending
 		r.pending = nil
-		var stuck []pendingUnit
-		for _, p := range pending {
-			objs, err := r.build(ctx, p.unit)
+		var stuck []unit
+		for _, u := range pending {
+			objs, err := r.build(ctx, u)
 			if isMissingVars(err) {
-				stuck = append(stuck, pendingUnit{unit: p.unit, err: err})
+				stuck = append(stuck, u)
 				continue
 			}
-			if err := r.settle(ctx, p.unit, objs, err); err != nil {
+			if err := r.settle(ctx, u, objs, err); err != nil {
 				return err
 			}
 		}
-		if len(stuck) == len(pending) {
-			// No progress, so no new objects: the errors from this round
-			// are the final ones.
-			for _, p := range stuck {
-				if err := r.settle(ctx, p.unit, nil, p.err); err != nil {
-					return err
-				}
-			}
-			return nil
+		if len(stuck) < len(pending) {
+			r.pending = append(r.pending, stuck...)
+			continue
 		}
-		r.pending = append(r.pending, stuck...)
+		// No progress, so no new objects: what is missing now is missing
+		// for good. What these render may hold Kustomizations that wait in
+		// turn.
+		for _, u := range stuck {
+			u.partial = true
+			objs, err := r.build(ctx, u)
+			if err := r.settle(ctx, u, objs, err); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -130,11 +130,13 @@ func TestRenderBuilds(t *testing.T) {
 		// flux bootstrap's layout: the plain build that finds the
 		// flux-system Kustomization also finds its substituteFrom objects.
 		{"bootstrap-substitute-from", []string{"clusters/prod", fluxSystem, "Kustomization/flux-system/apps apps/web"}},
-		// ...and when they are not there, building again will not find them.
-		{"bootstrap-substitute-missing", []string{"clusters/prod", fluxSystem}},
+		// ...and when they are not there, building again will not find
+		// them: it renders without them at once.
+		{"bootstrap-substitute-missing", []string{"clusters/prod", fluxSystem, fluxSystem}},
 		// app waits for objects nothing applies: one more try once the
-		// rest is rendered, and its gap reuses that try's error.
-		{"postbuild-missing", []string{"clusters/dev", "Kustomization/flux-system/app app", "Kustomization/flux-system/app app"}},
+		// rest is rendered, then it renders without them. A try that
+		// misses an object stops before kustomize builds anything.
+		{"postbuild-missing", []string{"clusters/dev", "Kustomization/flux-system/app app", "Kustomization/flux-system/app app", "Kustomization/flux-system/app app"}},
 		// a-app waits for z-config, and is built again after it.
 		{"postbuild-order", []string{"clusters/dev", "Kustomization/flux-system/a-app app",
 			"Kustomization/flux-system/z-config config", "Kustomization/flux-system/a-app app"}},

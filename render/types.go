@@ -99,7 +99,9 @@ const (
 	// MissingPathGap: a Flux Kustomization's path does not exist.
 	MissingPathGap GapReason = "MissingPath"
 	// SubstituteFromGap: a postBuild.substituteFrom ConfigMap or Secret is
-	// neither in the revision nor given on the command line.
+	// neither in the revision nor given on the command line, and an image
+	// holds a variable it may set (or an object transforms one, and is
+	// left out). The rest of the Kustomization renders.
 	SubstituteFromGap GapReason = "SubstituteFromMissing"
 	// UnresolvedImageGap: a container's image is still a template after
 	// rendering, is not a valid reference, is missing, or the pod spec

@@ -8,10 +8,12 @@ import (
 	"sigs.k8s.io/kustomize/api/resource"
 )
 
-// Variables whose values are hidden in SOPS-encrypted content are unknown:
-// postBuild substitutes each as "${VAR}" (postBuildVars.substitutions), so
-// that the reference stays in the output, and what still holds one is an
-// EncryptedGap naming the variable and where its value is.
+// Variables whose values are hidden in SOPS-encrypted content, or may be
+// in a substituteFrom object not in the revision, are unknown: postBuild
+// substitutes each as "${VAR}" (postBuildVars.substitutions), so that the
+// reference stays in the output, and what still holds one is an
+// EncryptedGap or SubstituteFromGap naming the variable and where its
+// value is. Everything else of the Kustomization renders.
 
 // substituteKey set to "disabled" on an object's labels or annotations
 // turns postBuild substitution off for it, as in Flux.
@@ -82,7 +84,7 @@ func substitutionDisabled(labels, annotations map[string]string) bool {
 // substitution cannot keep an unknown variable in it as "${VAR}": it
 // transforms one (${VAR^^}, ${VAR:0:7}, ${#VAR}, …), which would give a
 // wrong value. A gap names the object, the variable and where its value is.
-func (r *renderer) leaveOut(u unit, res *resource.Resource, file string, unknown map[string]string) (bool, error) {
+func (r *renderer) leaveOut(u unit, res *resource.Resource, file string, unknown map[string]unknownVar) (bool, error) {
 	if len(unknown) == 0 || substitutionDisabled(res.GetLabels(), res.GetAnnotations()) {
 		return false, nil
 	}
@@ -91,7 +93,7 @@ func (r *renderer) leaveOut(u unit, res *resource.Resource, file string, unknown
 		return false, fmt.Errorf("reading %s/%s: %w", res.GetKind(), res.GetName(), err)
 	}
 	for _, ref := range varRefs(string(text)) {
-		where, ok := unknown[ref.name]
+		why, ok := unknown[ref.name]
 		if !ok || !ref.transformed {
 			continue
 		}
@@ -99,31 +101,33 @@ func (r *renderer) leaveOut(u unit, res *resource.Resource, file string, unknown
 		if ns := res.GetNamespace(); ns != "" {
 			id = res.GetKind() + "/" + ns + "/" + res.GetName()
 		}
-		r.dec.gap(Gap{Reason: EncryptedGap, Origin: Origin{File: file, Chain: u.chain}, Object: id,
+		r.dec.gap(Gap{Reason: why.reason, Origin: Origin{File: file, Chain: u.chain}, Object: id,
 			Message: fmt.Sprintf("%s transforms the value of ${%s}, which is not known: from %s; the object is left out",
-				ref, ref.name, where)})
+				ref, ref.name, why.where)})
 		return true, nil
 	}
 	return false, nil
 }
 
 // explainImage says why an image that is not a usable reference is so
-// because of encrypted content: the unknown variables it holds and where
-// their values are (looked up in the Kustomization that rendered obj, then
-// in those applying it, as a value may be handed down), or its being
-// ciphertext itself.
-func (d *decryption) explainImage(obj Object, raw string) (string, bool) {
+// because of a value that is not known: the unknown variables it holds and
+// where their values are (looked up in the Kustomization that rendered
+// obj, then in those applying it, as a value may be handed down), or its
+// being ciphertext itself. The reason is SubstituteFromGap when one of the
+// variables may come from an object not in the revision, else EncryptedGap.
+func (d *decryption) explainImage(obj Object, raw string) (GapReason, string, bool) {
 	if isCiphertext(raw) {
-		return "it is SOPS-encrypted and was not decrypted", true
+		return EncryptedGap, "it is SOPS-encrypted and was not decrypted", true
 	}
 	labels, _ := metadata(obj.Content)["labels"].(map[string]any)
 	annotations, _ := metadata(obj.Content)["annotations"].(map[string]any)
 	if str(labels, substituteKey) == "disabled" || str(annotations, substituteKey) == "disabled" {
-		return "", false
+		return "", "", false
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var parts []string
+	reason := EncryptedGap
 	seen := map[string]bool{}
 	for _, ref := range varRefs(raw) {
 		if seen[ref.name] {
@@ -131,11 +135,14 @@ func (d *decryption) explainImage(obj Object, raw string) (string, bool) {
 		}
 		seen[ref.name] = true
 		for i := len(obj.Origin.Chain) - 1; i >= 0; i-- {
-			if where, ok := d.unknown[obj.Origin.Chain[i]][ref.name]; ok {
-				parts = append(parts, fmt.Sprintf("${%s} from %s", ref.name, where))
+			if why, ok := d.unknown[obj.Origin.Chain[i]][ref.name]; ok {
+				parts = append(parts, fmt.Sprintf("${%s} from %s", ref.name, why.where))
+				if why.reason == SubstituteFromGap {
+					reason = SubstituteFromGap
+				}
 				break
 			}
 		}
 	}
-	return strings.Join(parts, "; "), len(parts) > 0
+	return reason, strings.Join(parts, "; "), len(parts) > 0
 }

@@ -73,19 +73,61 @@ func (e *missingVarsError) Error() string {
 // could not be decrypted, each with where its value is.
 type postBuildVars struct {
 	known   map[string]string
-	unknown map[string]string // variable → "Secret/ns/name (SOPS-encrypted; no key given)"
+	setBy   map[string]string // known variable → the substituteFrom object that set it
+	unknown map[string]unknownVar
+	// missing are the substituteFrom objects not found, when the unit is
+	// rendered without them (unit.partial): any variable the build uses
+	// and no other entry sets may be theirs.
+	missing []string
+}
+
+// unknownVar is where an unknown variable's value is, and why it is not
+// known: EncryptedGap (it is SOPS-encrypted) or SubstituteFromGap (the
+// object that may hold it is not in the revision).
+type unknownVar struct {
+	where  string // "Secret/ns/name (SOPS-encrypted; no key given)"
+	reason GapReason
 }
 
 // setKnown and setUnknown record a variable; a later one wins, as in
 // Flux.
-func (v *postBuildVars) setKnown(name, value string) {
+func (v *postBuildVars) setKnown(name, value, by string) {
 	v.known[name] = strings.ReplaceAll(value, "\n", "")
+	v.setBy[name] = by
 	delete(v.unknown, name)
 }
 
-func (v *postBuildVars) setUnknown(name, where string) {
-	v.unknown[name] = where
+func (v *postBuildVars) setUnknown(name string, why unknownVar) {
+	v.unknown[name] = why
 	delete(v.known, name)
+}
+
+// missingWhere says where a variable that no object found sets may come
+// from: the substituteFrom objects that are not in the revision.
+func (v postBuildVars) missingWhere() unknownVar {
+	return v.missingNote("not in the revision")
+}
+
+func (v postBuildVars) missingNote(note string) unknownVar {
+	return unknownVar{where: strings.Join(v.missing, " or ") + " (" + note + "; give the cluster's copy with --substitute-from FILE)",
+		reason: SubstituteFromGap}
+}
+
+// addUsed makes unknown each variable text uses that no object found or
+// inline entry sets, when substituteFrom objects are missing: its value
+// may be in one of them.
+func (v *postBuildVars) addUsed(text string) {
+	if len(v.missing) == 0 {
+		return
+	}
+	for _, ref := range varRefs(text) {
+		if _, ok := v.known[ref.name]; ok {
+			continue
+		}
+		if _, ok := v.unknown[ref.name]; !ok {
+			v.setUnknown(ref.name, v.missingWhere())
+		}
+	}
 }
 
 // substitutions are the values postBuild substitutes: the known ones, and
@@ -112,6 +154,10 @@ type opener func(obj map[string]any) (map[string]any, string)
 // map; newlines are removed from values. An object holding SOPS-encrypted
 // content is given to open first; the variables whose values stay
 // encrypted are unknown, not missing: the unit still renders.
+//
+// A substituteFrom object that is not found is a missingVarsError, unless
+// u.partial: then it is in v.missing, and every variable set before it
+// becomes unknown, as it may set it again.
 func (p *varPool) vars(u unit, open opener) (postBuildVars, error) {
 	spec, _ := u.ks["spec"].(map[string]any)
 	pb, _ := spec["postBuild"].(map[string]any)
@@ -119,7 +165,7 @@ func (p *varPool) vars(u unit, open opener) (postBuildVars, error) {
 		return postBuildVars{}, nil
 	}
 	namespace := Object{Content: u.ks}.Namespace()
-	v := postBuildVars{known: map[string]string{}, unknown: map[string]string{}}
+	v := postBuildVars{known: map[string]string{}, setBy: map[string]string{}, unknown: map[string]unknownVar{}}
 	var missing []string
 	refs, _ := pb["substituteFrom"].([]any)
 	for _, r := range refs {
@@ -132,13 +178,19 @@ func (p *varPool) vars(u unit, open opener) (postBuildVars, error) {
 			if !optional {
 				missing = append(missing, id)
 			}
+			if !optional && u.partial {
+				v.missing = append(v.missing, id)
+				for k := range v.known {
+					v.setUnknown(k, v.missingNote("not in the revision, and may set it again after "+v.setBy[k]))
+				}
+			}
 			continue
 		}
 		if err := v.addObject(kind, id, obj, open); err != nil {
 			return postBuildVars{}, fmt.Errorf("postBuild.substituteFrom %s: %w", id, err)
 		}
 	}
-	if len(missing) > 0 {
+	if len(missing) > 0 && !u.partial {
 		sort.Strings(missing)
 		return postBuildVars{}, &missingVarsError{Missing: missing}
 	}
@@ -148,7 +200,7 @@ func (p *varPool) vars(u unit, open opener) (postBuildVars, error) {
 		if !ok {
 			return postBuildVars{}, fmt.Errorf("postBuild.substitute.%s: value is %T, want a string", k, val)
 		}
-		v.setKnown(k, s)
+		v.setKnown(k, s, "postBuild.substitute")
 	}
 	return v, nil
 }
@@ -161,7 +213,7 @@ func (v *postBuildVars) addObject(kind, id string, obj map[string]any, open open
 	if holdsCiphertext(obj) {
 		obj, why = open(obj)
 	}
-	where := id + " (" + cmp.Or(why, "a SOPS-encrypted value") + ")"
+	where := unknownVar{where: id + " (" + cmp.Or(why, "a SOPS-encrypted value") + ")", reason: EncryptedGap}
 	if sops.Encrypted(obj) {
 		for _, k := range dataKeys(kind, obj) {
 			v.setUnknown(k, where)
@@ -176,7 +228,7 @@ func (v *postBuildVars) addObject(kind, id string, obj map[string]any, open open
 		if isCiphertext(data[k]) {
 			v.setUnknown(k, where)
 		} else {
-			v.setKnown(k, data[k])
+			v.setKnown(k, data[k], id)
 		}
 	}
 	return nil
