@@ -94,10 +94,10 @@ type decryption struct {
 	keysFunc KeysFunc // nil: no keys
 
 	mu      sync.Mutex
-	keys    map[string]sops.Keys         // by Kustomization id
-	gaps    []Gap                        // in the order found
+	keys    map[string]sops.Keys             // by Kustomization id
+	gaps    []Gap                            // in the order found
 	unknown map[string]map[string]unknownVar // Kustomization id → variable → where its value is
-	plain   map[string]bool              // decrypted strings
+	plain   map[string]bool                  // decrypted strings
 }
 
 func newDecryption(keys KeysFunc) *decryption {
