@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
 	fluxkustomize "github.com/fluxcd/pkg/kustomize"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -19,61 +18,71 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// built is what building a unit gives: its objects, and what else the
+// build found, which counts only once the build is used (a build made
+// ahead of the traversal may be dropped, see ahead.go).
+type built struct {
+	objs []Object
+	// gaps are those decryption and left-out objects gave.
+	gaps []Gap
+	// unknown are the unit's postBuild variables whose values are not
+	// known.
+	unknown map[string]unknownVar
+	// deps are the revision's substituteFrom objects the variables were
+	// read from, as the pool held them.
+	deps poolDeps
+}
+
 // renderUnit builds one path the way kustomize-controller does for a
 // Kustomization: generate or amend kustomization.yaml from the spec, build
 // it with kustomize (fetching remote bases unless they are disabled, see
 // remote.go), check each object's identity, run postBuild substitution and
-// add commonMetadata.
-func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
-	fail := func(file string, err error) error {
-		return &Error{Path: u.path, Object: u.id, File: file, Err: err, root: r.root}
+// add commonMetadata. It writes nothing: the generated kustomization file
+// is seen by kustomize in memory, so builds of different units can run at
+// the same time.
+func (r *renderer) renderUnit(ctx context.Context, u unit) (built, error) {
+	var b built
+	fail := func(file string, err error) (built, error) {
+		return b, &Error{Path: u.path, Object: u.id, File: file, Err: err, root: r.root}
 	}
 	dir, err := joinUnder(r.root, u.path)
 	if err != nil {
-		return nil, fail("", err)
+		return fail("", err)
 	}
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fail("", errPathMissing)
+		return fail("", errPathMissing)
 	case err != nil:
-		return nil, fail("", err)
+		return fail("", err)
 	case !fi.IsDir():
-		return nil, fail("", errors.New("path is not a directory"))
+		return fail("", errors.New("path is not a directory"))
 	}
-	remotes, err := r.remoteBases(dir, u.ks)
-	if err != nil {
-		return nil, fail(remoteFile(err), err)
-	}
-	vars, err := r.pool.vars(u, r.opener(ctx, u))
-	if err != nil {
-		return nil, fail("", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-
-	// kustomize keeps global state (its OpenAPI schema, which Flux's Build
-	// resets for every build); generating, building and substituting are
-	// one critical section so concurrent renders cannot race on it.
-	kustomizeMu.Lock()
-	defer kustomizeMu.Unlock()
 	ks := u.ks
 	if ks == nil {
 		ks = map[string]any{"apiVersion": kustomizeGroup + "/v1", "kind": "Kustomization",
 			"metadata": map[string]any{"name": "render"}, "spec": map[string]any{}}
 	}
-	restore, tracked, err := writeKustomization(r.root, dir, ks)
+	gen, err := generateKustomization(r.root, dir, ks)
 	if err != nil {
-		return nil, fail("", err)
+		return fail("", err)
 	}
-	m, err := r.buildUnit(ctx, u, dir, remotes)
-	if rerr := restore(); rerr != nil && err == nil {
-		err = rerr
-	}
+	reach, err := r.remoteBases(gen)
 	if err != nil {
-		err = remotes.explain(fmt.Errorf("kustomize build: %w", err))
-		return nil, fail(remoteFile(err), err)
+		return fail(remoteFile(err), err)
+	}
+	vars, deps, err := r.pool.vars(u, r.opener(ctx, u, &b))
+	b.deps = deps
+	if err != nil {
+		return fail("", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return b, err
+	}
+	m, err := r.buildUnit(ctx, u, gen, reach, &b)
+	if err != nil {
+		err = reach.remotes.explain(fmt.Errorf("kustomize build: %w", err))
+		return fail(remoteFile(err), err)
 	}
 
 	// Only postBuild needs the substituter, a deep copy of ks.
@@ -81,27 +90,26 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 	var substituter unstructured.Unstructured
 	if postBuild {
 		if err := usedVars(&vars, m.Resources()); err != nil {
-			return nil, fail("", err)
+			return fail("", err)
 		}
 		substituter = withVars(ks, vars.substitutions())
 	}
-	r.dec.setUnknown(u, vars.unknown)
-	var objs []Object
+	b.unknown = vars.unknown
 	for _, res := range m.Resources() {
 		if res.GetName() == "" || res.GetKind() == "" || res.GetApiVersion() == "" {
-			return nil, fail("", fmt.Errorf("an object has no apiVersion, kind or name: %s", res.MustYaml()))
+			return fail("", fmt.Errorf("an object has no apiVersion, kind or name: %s", res.MustYaml()))
 		}
-		file, err := originFile(res, u.path, tracked, remotes)
+		file, err := originFile(res, u.path, gen.tracked, reach.remotes)
 		if err != nil {
-			return nil, fail("", err)
+			return fail("", err)
 		}
-		if err := r.decryptResource(ctx, u, res, file); err != nil {
-			return nil, fail(file, err)
+		if err := r.decryptResource(ctx, u, res, file, &b); err != nil {
+			return fail(file, err)
 		}
 		if postBuild {
-			if out, err := r.leaveOut(u, res, file, vars.unknown); err != nil || out {
+			if out, err := leaveOut(u, res, file, vars.unknown, &b); err != nil || out {
 				if err != nil {
-					return nil, fail(file, err)
+					return fail(file, err)
 				}
 				continue
 			}
@@ -109,23 +117,23 @@ func (r *renderer) renderUnit(ctx context.Context, u unit) ([]Object, error) {
 				fluxkustomize.SubstituteWithDryRun(true),
 				fluxkustomize.SubstituteWithAlways(substituteAlways(ks)))
 			if err != nil {
-				return nil, fail(file, fmt.Errorf("postBuild substitution in %s/%s: %w", res.GetKind(), res.GetName(), err))
+				return fail(file, fmt.Errorf("postBuild substitution in %s/%s: %w", res.GetKind(), res.GetName(), err))
 			}
 			if out != nil {
 				if _, err := m.Replace(out); err != nil {
-					return nil, fail(file, err)
+					return fail(file, err)
 				}
 				res = out
 			}
 		}
 		content, err := res.Map()
 		if err != nil {
-			return nil, fail(file, fmt.Errorf("reading %s/%s: %w", res.GetKind(), res.GetName(), err))
+			return fail(file, fmt.Errorf("reading %s/%s: %w", res.GetKind(), res.GetName(), err))
 		}
 		setCommonMetadata(content, ks)
-		objs = append(objs, Object{Content: content, Origin: Origin{File: file, Chain: u.chain}})
+		b.objs = append(b.objs, Object{Content: content, Origin: Origin{File: file, Chain: u.chain}})
 	}
-	return objs, nil
+	return b, nil
 }
 
 // usedVars adds to vars.unknown the variables the built objects use that
@@ -147,48 +155,52 @@ func usedVars(vars *postBuildVars, built []*resource.Resource) error {
 	return nil
 }
 
-// kustomizeMu serialises every use of kustomize in this package.
-var kustomizeMu sync.Mutex
-
 // errPathMissing is a Kustomization path that is not in the revision.
 var errPathMissing = errors.New("path does not exist in the revision")
 
-// writeKustomization writes the kustomization file kustomize-controller
-// would generate for ks into dir, with origin annotations on so each object
-// can be traced to its file. It returns a function that puts back what was
-// there, and whether origin tracking was added by us (and must be removed).
-func writeKustomization(root, dir string, ks map[string]any) (restore func() error, tracked bool, err error) {
+// generated is the kustomization file kustomize-controller would generate
+// for a Flux Kustomization in dir, with origin annotations on so each
+// object can be traced to its file.
+type generated struct {
+	dir      string
+	file     string // the kustomization file's path: the one in dir, or the one to create
+	manifest []byte
+	k        *kustypes.Kustomization
+	// tracked: origin annotations were added by us, and must be removed.
+	tracked bool
+}
+
+// generateKustomization generates, without writing it, the kustomization
+// file kustomize-controller would write into dir for ks.
+func generateKustomization(root, dir string, ks map[string]any) (generated, error) {
 	gen := fluxkustomize.NewGenerator(root, unstructured.Unstructured{Object: ks})
-	manifest, kfile, action, err := gen.GenerateManifest(dir)
+	manifest, kfile, _, err := gen.GenerateManifest(dir)
 	if err != nil {
-		return nil, false, fmt.Errorf("generating kustomization: %w", err)
+		return generated{}, fmt.Errorf("generating kustomization: %w", err)
 	}
 	var k kustypes.Kustomization
 	if err := yaml.Unmarshal(manifest, &k); err != nil {
-		return nil, false, fmt.Errorf("reading generated kustomization: %w", err)
+		return generated{}, fmt.Errorf("reading generated kustomization: %w", err)
 	}
-	tracked = !slices.Contains(k.BuildMetadata, kustypes.OriginAnnotations)
+	tracked := !slices.Contains(k.BuildMetadata, kustypes.OriginAnnotations)
 	if tracked {
 		k.BuildMetadata = append(k.BuildMetadata, kustypes.OriginAnnotations)
 		if manifest, err = yaml.Marshal(k); err != nil {
-			return nil, false, err
+			return generated{}, err
 		}
 	}
-	var original []byte
-	if action != fluxkustomize.CreatedAction {
-		if original, err = os.ReadFile(kfile); err != nil {
-			return nil, false, err
-		}
+	return generated{dir: dir, file: kfile, manifest: manifest, k: &k, tracked: tracked}, nil
+}
+
+// read reads the kustomization file of a directory as a build of the unit
+// sees it: the generated one for the unit's own directory, else the one on
+// disk (nil for a directory without one). Its path is "" when there is
+// none.
+func (g generated) read(dir string) (string, *kustypes.Kustomization, error) {
+	if dir == g.dir {
+		return g.file, g.k, nil
 	}
-	if err := os.WriteFile(kfile, manifest, 0o600); err != nil {
-		return nil, false, fmt.Errorf("writing kustomization: %w", err)
-	}
-	return func() error {
-		if action == fluxkustomize.CreatedAction {
-			return os.Remove(kfile)
-		}
-		return os.WriteFile(kfile, original, 0o600) //nolint:gosec // kfile is the kustomization file GenerateManifest found under the source root.
-	}, tracked, nil
+	return readKustomization(dir)
 }
 
 // originFile returns the source file of a built object, relative to the

@@ -94,14 +94,14 @@ type decryption struct {
 	keysFunc KeysFunc // nil: no keys
 
 	mu      sync.Mutex
-	keys    map[string]sops.Keys             // by Kustomization id
+	keys    map[string]keysResult            // by Kustomization id
 	gaps    []Gap                            // in the order found
 	unknown map[string]map[string]unknownVar // Kustomization id → variable → where its value is
 	plain   map[string]bool                  // decrypted strings
 }
 
 func newDecryption(keys KeysFunc) *decryption {
-	return &decryption{keysFunc: keys, keys: map[string]sops.Keys{},
+	return &decryption{keysFunc: keys, keys: map[string]keysResult{},
 		unknown: map[string]map[string]unknownVar{}, plain: map[string]bool{}}
 }
 
@@ -114,42 +114,53 @@ func decrypts(ks map[string]any) bool {
 }
 
 // keysFor returns the keys of u, asking the KeysFunc once per
-// Kustomization. A KeysFunc error is a gap, and no keys.
-func (d *decryption) keysFor(ctx context.Context, u unit) sops.Keys {
+// Kustomization; an error comes back on every call.
+func (d *decryption) keysFor(ctx context.Context, u unit) (sops.Keys, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if k, ok := d.keys[u.id]; ok {
-		return k
+		return k.keys, k.err
 	}
-	var k sops.Keys
+	var k keysResult
 	if d.keysFunc != nil {
-		got, err := d.keysFunc(ctx, Object{Content: u.ks, Origin: u.origin})
-		if err != nil {
-			d.gaps = append(d.gaps, Gap{Reason: EncryptedGap, Origin: u.origin, Object: u.id,
-				Message: "reading its decryption keys: " + err.Error()})
+		if got, err := d.keysFunc(ctx, Object{Content: u.ks, Origin: u.origin}); err != nil {
+			k.err = err
 		} else {
-			k = got
+			k.keys = got
 		}
 	}
 	d.keys[u.id] = k
-	return k
+	return k.keys, k.err
 }
 
-// gap records a gap decryption left.
-func (d *decryption) gap(g Gap) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.gaps = append(d.gaps, g)
+// keysResult is what the KeysFunc gave for a Kustomization.
+type keysResult struct {
+	keys sops.Keys
+	err  error
 }
 
-// setUnknown records the variables of u whose values stayed encrypted.
-func (d *decryption) setUnknown(u unit, unknown map[string]unknownVar) {
-	if len(unknown) == 0 {
-		return
+// keysFor returns the keys of u for the build b; a KeysFunc error is a gap
+// of the build, and no keys.
+func (r *renderer) keysFor(ctx context.Context, u unit, b *built) sops.Keys {
+	keys, err := r.dec.keysFor(ctx, u)
+	if err != nil {
+		g := Gap{Reason: EncryptedGap, Origin: u.origin, Object: u.id, Message: "reading its decryption keys: " + err.Error()}
+		if !slices.ContainsFunc(b.gaps, func(h Gap) bool { return compareGaps(g, h) == 0 }) {
+			b.gaps = append(b.gaps, g)
+		}
 	}
+	return keys
+}
+
+// commit records what the build b of u found besides its objects, once the
+// build is used: its gaps, and the variables whose values are not known.
+func (d *decryption) commit(u unit, b built) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.unknown[u.id] = unknown
+	d.gaps = append(d.gaps, b.gaps...)
+	if len(b.unknown) > 0 {
+		d.unknown[u.id] = b.unknown
+	}
 }
 
 // whyNot says in a few words why an object's encrypted values stay
@@ -168,9 +179,9 @@ func whyNot(keys sops.Keys, err error) string {
 
 // opener returns the function that decrypts u's substituteFrom objects
 // with u's keys.
-func (r *renderer) opener(ctx context.Context, u unit) opener {
+func (r *renderer) opener(ctx context.Context, u unit, b *built) opener {
 	return func(obj map[string]any) (map[string]any, string) {
-		keys := r.dec.keysFor(ctx, u)
+		keys := r.keysFor(ctx, u, b)
 		if keys.Empty() {
 			return obj, whyNot(keys, nil)
 		}
@@ -183,19 +194,18 @@ func (r *renderer) opener(ctx context.Context, u unit) opener {
 	}
 }
 
-// buildUnit builds dir with kustomize. When u decrypts, the files its
+// buildUnit builds gen's directory with kustomize, which reads the
+// generated kustomization file from memory. When u decrypts, the files its
 // kustomization files' secretGenerators and patches read are decrypted
-// first, and kustomize reads them from memory: the tree on disk never
-// holds decrypted content.
-func (r *renderer) buildUnit(ctx context.Context, u unit, dir string, rs remotes) (resmap.ResMap, error) {
-	var files map[string][]byte
+// first, and kustomize reads them from memory too: the tree on disk is
+// never written, and never holds decrypted content.
+func (r *renderer) buildUnit(ctx context.Context, u unit, gen generated, rc reach, b *built) (resmap.ResMap, error) {
+	files := map[string][]byte{}
 	if decrypts(u.ks) {
-		files = r.decryptSources(ctx, u, dir)
+		files = r.decryptSources(ctx, u, gen, b)
 	}
-	if len(files) == 0 {
-		return r.kustomizeBuild(ctx, dir, rs, nil)
-	}
-	return r.kustomizeBuild(ctx, dir, rs, func(fs filesys.FileSystem) filesys.FileSystem {
+	files[gen.file] = gen.manifest
+	return r.kustomizeBuild(ctx, gen.dir, rc, func(fs filesys.FileSystem) filesys.FileSystem {
 		return overlayFS{FileSystem: fs, files: files}
 	})
 }
@@ -213,10 +223,10 @@ type sourceFile struct {
 // for only when a file holds SOPS content. Without keys the files are
 // built as they are, their values unknown; a file the keys do not open is
 // a gap.
-func (r *renderer) decryptSources(ctx context.Context, u unit, dir string) map[string][]byte {
+func (r *renderer) decryptSources(ctx context.Context, u unit, gen generated, b *built) map[string][]byte {
 	files := map[string][]byte{}
 	seen := map[string]bool{}
-	for _, f := range sourceFiles(r.root, dir) {
+	for _, f := range sourceFiles(r.root, gen) {
 		if seen[f.path] {
 			continue
 		}
@@ -229,7 +239,7 @@ func (r *renderer) decryptSources(ctx context.Context, u unit, dir string) map[s
 		if err != nil || !bytes.Contains(data, []byte(ciphertextMarker)) {
 			continue
 		}
-		keys := r.dec.keysFor(ctx, u)
+		keys := r.keysFor(ctx, u, b)
 		if keys.Empty() {
 			return files
 		}
@@ -241,7 +251,7 @@ func (r *renderer) decryptSources(ctx context.Context, u unit, dir string) map[s
 		rel, _ := filepath.Rel(r.root, f.path)
 		rel = filepath.ToSlash(rel)
 		if err != nil {
-			r.dec.gap(Gap{Reason: EncryptedGap, Origin: Origin{File: rel, Chain: u.chain}, Object: u.id,
+			b.gaps = append(b.gaps, Gap{Reason: EncryptedGap, Origin: Origin{File: rel, Chain: u.chain}, Object: u.id,
 				Message: fmt.Sprintf("%s %s: %v", f.what, rel, err)})
 			continue
 		}
@@ -255,9 +265,9 @@ func (r *renderer) decryptSources(ctx context.Context, u unit, dir string) map[s
 
 // sourceFiles lists, as kustomize-controller's DecryptSources walks them,
 // the files read by the secretGenerators (files and envs) and patches of
-// the kustomization file in dir and of those its resources and components
-// reach, inside root.
-func sourceFiles(root, dir string) []sourceFile {
+// the kustomization file generated for gen's directory and of those its
+// resources and components reach, inside root.
+func sourceFiles(root string, gen generated) []sourceFile {
 	var out []sourceFile
 	seen := map[string]bool{}
 	var walk func(dir string)
@@ -266,7 +276,7 @@ func sourceFiles(root, dir string) []sourceFile {
 			return
 		}
 		seen[dir] = true
-		_, k, err := readKustomization(dir)
+		_, k, err := gen.read(dir)
 		if err != nil || k == nil {
 			return
 		}
@@ -300,7 +310,7 @@ func sourceFiles(root, dir string) []sourceFile {
 			}
 		}
 	}
-	walk(dir)
+	walk(gen.dir)
 	return out
 }
 
@@ -348,7 +358,7 @@ func (o overlayFS) ReadFile(path string) ([]byte, error) {
 // whole, a Secret's data values holding encrypted files each. Without keys
 // it is left as it is (its values are unknown); keys that do not open it
 // are a gap.
-func (r *renderer) decryptResource(ctx context.Context, u unit, res *resource.Resource, file string) error {
+func (r *renderer) decryptResource(ctx context.Context, u unit, res *resource.Resource, file string, b *built) error {
 	if !decrypts(u.ks) {
 		return nil
 	}
@@ -359,22 +369,22 @@ func (r *renderer) decryptResource(ctx context.Context, u unit, res *resource.Re
 	if !holdsCiphertext(content) {
 		return nil
 	}
-	keys := r.dec.keysFor(ctx, u)
+	keys := r.keysFor(ctx, u, b)
 	if keys.Empty() {
 		return nil
 	}
 	out, err := keys.Decrypt(content)
 	if err != nil {
 		o := Object{Content: content}
-		r.dec.gap(Gap{Reason: EncryptedGap, Origin: Origin{File: file, Chain: u.chain}, Object: o.ID(), Message: err.Error()})
+		b.gaps = append(b.gaps, Gap{Reason: EncryptedGap, Origin: Origin{File: file, Chain: u.chain}, Object: o.ID(), Message: err.Error()})
 		return nil //nolint:nilerr // a gap, not a failure: the object stays encrypted, its values unknown
 	}
 	r.dec.rememberObject(content, out)
-	b, err := json.Marshal(out)
+	data, err := json.Marshal(out)
 	if err != nil {
 		return fmt.Errorf("encoding decrypted %s/%s: %w", res.GetKind(), res.GetName(), err)
 	}
-	if err := res.UnmarshalJSON(b); err != nil {
+	if err := res.UnmarshalJSON(data); err != nil {
 		return fmt.Errorf("decoding decrypted %s/%s: %w", res.GetKind(), res.GetName(), err)
 	}
 	return nil

@@ -205,7 +205,7 @@ func TestPostBuildVarsUnknown(t *testing.T) {
 		opened = append(opened, Object{Content: obj}.ID())
 		return obj, "SOPS-encrypted; no key given"
 	}
-	v, err := pool.vars(unit{ks: ks}, open)
+	v, _, err := pool.vars(unit{ks: ks}, open)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/pregate/pregate/render/internal/kustomizelock"
 	"github.com/pregate/pregate/sources"
 )
 
@@ -56,9 +57,9 @@ func TestRenderFluxExample(t *testing.T) {
 			for _, p := range []string{"clusters/" + cluster, "infrastructure/controllers", "infrastructure/configs", "apps/" + cluster} {
 				autodetect(t, filepath.Join(tree.Root, p))
 				k := krusty.MakeKustomizer(&krusty.Options{LoadRestrictions: kustypes.LoadRestrictionsNone, PluginConfig: kustypes.DisabledPluginConfig()})
-				kustomizeMu.Lock() // kustomize's global state, shared with Render in parallel tests
+				unlock := kustomizelock.Shared() // kustomize's global state, shared with Render in parallel tests
 				m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(tree.Root, p))
-				kustomizeMu.Unlock()
+				unlock()
 				if err != nil {
 					t.Fatalf("kustomize build %s: %v", p, err)
 				}

@@ -35,12 +35,14 @@ import (
 	fluxkustomize "github.com/fluxcd/pkg/kustomize"
 	securefs "github.com/fluxcd/pkg/kustomize/filesys"
 	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/render/internal/kustomizelock"
 )
 
 // WithoutRemoteBases renders with remote kustomize bases, components and
@@ -66,35 +68,51 @@ type remoteRef struct {
 // remotes are the remote references of the kustomizations a unit builds.
 type remotes []remoteRef
 
-// remoteBases lists the remote references of the kustomizations dir
-// builds, and refuses the first when remote bases are disabled.
-func (r *renderer) remoteBases(dir string, ks map[string]any) (remotes, error) {
-	rs, err := findRemotes(r.root, dir, ks)
+// reach is what the kustomization files a unit builds refer to, as far as
+// the build's sharing of kustomize's state goes.
+type reach struct {
+	// remotes are the remote references.
+	remotes remotes
+	// openAPI: one of them sets kustomize's OpenAPI schema (its openapi
+	// field).
+	openAPI bool
+}
+
+// exclusive says whether the build must run alone (kustomizelock): it sets
+// the OpenAPI schema, or builds remote kustomizations, which may.
+func (rc reach) exclusive() bool { return rc.openAPI || len(rc.remotes) > 0 }
+
+// remoteBases lists the remote references of the kustomizations the unit
+// gen was generated for builds, and refuses the first when remote bases are
+// disabled.
+func (r *renderer) remoteBases(gen generated) (reach, error) {
+	rc, err := findRemotes(r.root, gen)
 	if err != nil {
-		return nil, fmt.Errorf("looking for remote bases: %w", err)
+		return reach{}, fmt.Errorf("looking for remote bases: %w", err)
 	}
-	if len(rs) > 0 && r.opts.noRemoteBases {
-		return nil, &remoteBaseError{File: rs[0].file, Entry: rs[0].entry, DisabledBy: r.opts.noRemoteBasesBy}
+	if len(rc.remotes) > 0 && r.opts.noRemoteBases {
+		return reach{}, &remoteBaseError{File: rc.remotes[0].file, Entry: rc.remotes[0].entry, DisabledBy: r.opts.noRemoteBasesBy}
 	}
-	return rs, nil
+	return rc, nil
 }
 
 // kustomizeBuild runs kustomize on dir as kustomize-controller does: on
 // SecureBuild's file system for the source root, which lets kustomize read
-// its clones of remote bases unless they are disabled, seen through wrap
-// when given. The kustomize API takes no context: when rs has remote bases
-// to fetch the build runs aside, and a done ctx returns at once while the
-// build goes on until its fetch ends (kustomize gives up on a git command
-// after 27 seconds, or the URL's ?timeout=; an HTTP GET has no bound of
-// kustomize's), its result dropped. Until then it holds
-// fluxcd/pkg/kustomize's lock, so other builds wait for it, as in
-// kustomize-controller.
-func (r *renderer) kustomizeBuild(ctx context.Context, dir string, rs remotes, wrap func(filesys.FileSystem) filesys.FileSystem) (resmap.ResMap, error) {
+// its clones of remote bases unless they are disabled, seen through wrap.
+// A build that may set kustomize's OpenAPI schema runs alone, through
+// fluxcd/pkg/kustomize's Build, which resets the schema around it as
+// kustomize-controller does; the others share one loaded schema and run at
+// the same time (kustomizelock).
+//
+// The kustomize API takes no context: when rc has remote bases to fetch
+// the build runs aside, and a done ctx returns at once while the build goes
+// on until its fetch ends (kustomize gives up on a git command after 27
+// seconds, or the URL's ?timeout=; an HTTP GET has no bound of
+// kustomize's), its result dropped. Until then it holds the lock, so other
+// builds wait for it, as in kustomize-controller.
+func (r *renderer) kustomizeBuild(ctx context.Context, dir string, rc reach, wrap func(filesys.FileSystem) filesys.FileSystem) (resmap.ResMap, error) {
 	root, allow := r.root, !r.opts.noRemoteBases
 	build := func() (resmap.ResMap, error) {
-		if wrap == nil {
-			return fluxkustomize.SecureBuild(root, dir, allow)
-		}
 		fs, err := securefs.MakeFsOnDiskSecure(root)
 		if allow {
 			fs, err = securefs.MakeFsOnDiskSecureBuild(root)
@@ -102,9 +120,14 @@ func (r *renderer) kustomizeBuild(ctx context.Context, dir string, rs remotes, w
 		if err != nil {
 			return nil, err
 		}
-		return fluxkustomize.Build(wrap(fs), dir)
+		if rc.exclusive() {
+			defer kustomizelock.Exclusive()()
+			return fluxkustomize.Build(wrap(fs), dir)
+		}
+		defer kustomizelock.Shared()()
+		return sharedBuild(wrap(fs), dir)
 	}
-	if len(rs) == 0 {
+	if len(rc.remotes) == 0 {
 		return build()
 	}
 	type built struct {
@@ -122,6 +145,22 @@ func (r *renderer) kustomizeBuild(ctx context.Context, dir string, rs remotes, w
 	case <-ctx.Done():
 		return nil, fmt.Errorf("fetching remote bases: %w", context.Cause(ctx))
 	}
+}
+
+// sharedBuild is fluxcd/pkg/kustomize's Build for a build that reads the
+// default OpenAPI schema and sets none: the same kustomize options and the
+// same recovery from a kustomize panic, without its lock and schema reset,
+// which kustomizelock.Shared stands in for.
+func sharedBuild(fs filesys.FileSystem, dir string) (m resmap.ResMap, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("recovered from kustomize build panic: %v", p)
+		}
+	}()
+	return krusty.MakeKustomizer(&krusty.Options{
+		LoadRestrictions: kustypes.LoadRestrictionsNone,
+		PluginConfig:     kustypes.DisabledPluginConfig(),
+	}).Run(fs, dir)
 }
 
 // explain returns the error of a build that failed on a remote reference
@@ -290,27 +329,32 @@ func remoteFile(err error) string {
 	return ""
 }
 
-// findRemotes walks the kustomization files reachable from dir and lists
-// every remote reference in them, in the order kustomize meets them: the
+// findRemotes walks the kustomization files a build of the unit gen was
+// generated for reads, from gen's own, says whether one sets the OpenAPI
+// schema, and lists every remote reference in them, in the order kustomize
+// meets them: the
 // resources, bases, components, generators, transformers and validators
 // that are not local (git repositories or URLs), and the files kustomize
 // loads (patches, CRDs, configurations, replacements, generator sources,
 // the OpenAPI schema) given as http(s) URLs.
-func findRemotes(root, dir string, ks map[string]any) (remotes, error) {
+func findRemotes(root string, gen generated) (reach, error) {
 	seen := map[string]bool{}
-	var out remotes
+	var out reach
 	var walk func(dir string) error
 	walk = func(dir string) error {
 		if seen[dir] {
 			return nil
 		}
 		seen[dir] = true
-		kfile, k, err := readKustomization(dir)
-		if err != nil || kfile == "" {
+		kfile, k, err := gen.read(dir)
+		if err != nil || kfile == "" || k == nil {
 			return err // no kustomization file: a plain directory
 		}
+		if len(k.OpenAPI) > 0 {
+			out.openAPI = true
+		}
 		rel, _ := filepath.Rel(root, kfile)
-		add := func(e string) { out = append(out, remoteRef{file: filepath.ToSlash(rel), entry: e}) }
+		add := func(e string) { out.remotes = append(out.remotes, remoteRef{file: filepath.ToSlash(rel), entry: e}) }
 		for _, e := range kustomizationDirs(k) {
 			local, ok := localDir(root, dir, e)
 			switch {
@@ -329,21 +373,10 @@ func findRemotes(root, dir string, ks map[string]any) (remotes, error) {
 		}
 		return nil
 	}
-	if err := walk(dir); err != nil {
-		return nil, err
-	}
-	// The Flux Kustomization's own components, which kustomize-controller
-	// adds to the kustomization it generates: local ones are walked; it
-	// refuses the others itself ("must be local and relative").
-	spec, _ := ks["spec"].(map[string]any)
-	comps, _ := spec["components"].([]any)
-	for _, c := range comps {
-		e, _ := c.(string)
-		if local, ok := localDir(root, dir, e); ok && e != "" {
-			if err := walk(local); err != nil {
-				return nil, err
-			}
-		}
+	// The generated kustomization holds the Flux Kustomization's own
+	// components, as kustomize-controller adds them.
+	if err := walk(gen.dir); err != nil {
+		return reach{}, err
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -213,7 +214,11 @@ type renderer struct {
 
 	// build builds one unit. It is renderUnit; tests wrap it to count the
 	// builds, which are what a render spends its time on.
-	build func(context.Context, unit) ([]Object, error)
+	build func(context.Context, unit) (built, error)
+	// workers is how many builds may run at once; ahead are those running
+	// ahead of the traversal (ahead.go), nil when workers is 1.
+	workers int
+	ahead   *aheadBuilds
 
 	// helmReleases are the HelmReleases found, rendered once the
 	// traversal is done.
@@ -222,9 +227,11 @@ type renderer struct {
 
 // Render renders dir, a directory inside root, as Flux would apply it, and
 // follows every Flux Kustomization it finds that applies the same source.
-// root is the source's root directory (the extracted artifact). Render may
-// rewrite kustomization files under root while it builds and puts them back
-// afterwards; give it a copy of the source, never a user's checkout.
+// root is the source's root directory (the extracted artifact). Render
+// writes nothing under root: the kustomization files it generates are seen
+// by kustomize in memory. Builds of independent Kustomizations run at the
+// same time, on every CPU (ahead.go), with the result of a sequential
+// render.
 //
 // An error means the path itself could not be rendered. What could not be
 // rendered below it is reported as Gaps in the Result.
@@ -260,13 +267,18 @@ func newRenderer(root, dir string, opts []Option) (*renderer, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	r := &renderer{root: root, opts: o, seen: map[string]bool{}, pool: newVarPool(o.substitutes), dec: newDecryption(o.keys)}
+	r := &renderer{root: root, opts: o, seen: map[string]bool{}, pool: newVarPool(o.substitutes), dec: newDecryption(o.keys),
+		workers: runtime.GOMAXPROCS(0)}
 	r.build = r.renderUnit
 	return r, rel, nil
 }
 
 // render renders rel, the directory Render was given, and all it applies.
 func (r *renderer) render(ctx context.Context, rel string) (*Result, error) {
+	if r.workers > 1 {
+		r.ahead = newAheadBuilds(ctx, r.workers)
+		defer r.ahead.stop()
+	}
 	first := unit{path: rel}
 	if r.opts.kustomization != nil {
 		ks := Object{Content: r.opts.kustomization}
@@ -343,21 +355,28 @@ func (r *renderer) adoptSource(o Object) {
 // rendered without it (unit.partial).
 func (r *renderer) renderRoot(ctx context.Context, u unit, plain []Object) ([]Object, error) {
 	if plain == nil {
-		objs, err := r.build(ctx, u)
+		b, err := r.build(ctx, u)
 		if !isMissingVars(err) {
-			return objs, err
+			return r.use(u, b, err)
 		}
-		if plain, err = r.build(ctx, unit{path: u.path}); err != nil {
-			plain = nil
+		if b, err = r.build(ctx, unit{path: u.path}); err == nil {
+			plain = b.objs
 		}
 	}
 	r.pool.add(plain)
-	objs, err := r.build(ctx, u)
+	b, err := r.build(ctx, u)
 	if isMissingVars(err) {
 		u.partial = true
-		return r.build(ctx, u)
+		b, err = r.build(ctx, u)
 	}
-	return objs, err
+	return r.use(u, b, err)
+}
+
+// use takes the objects of the build b of u, and records what else it
+// found.
+func (r *renderer) use(u unit, b built, err error) ([]Object, error) {
+	r.dec.commit(u, b)
+	return b.objs, err
 }
 
 // isMissingVars says whether err is a substituteFrom object not found.
@@ -463,6 +482,7 @@ func (r *renderer) follow(ctx context.Context, parent unit, objs []Object) error
 		}
 	}
 	sort.SliceStable(next, func(i, j int) bool { return next[i].ID() < next[j].ID() })
+	r.buildAhead(parent, next)
 	for _, o := range next {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -490,24 +510,25 @@ func (r *renderer) visit(ctx context.Context, parent unit, o Object) error {
 		r.record(u, Duplicate)
 	default:
 		r.seen[u.id] = true
-		objs, err := r.build(ctx, u)
+		b, err := r.take(ctx, u)
 		if isMissingVars(err) {
 			// Another part of the revision may still produce the object.
 			r.pending = append(r.pending, u)
 			return nil
 		}
-		return r.settle(ctx, u, objs, err)
+		return r.settle(ctx, u, b, err)
 	}
 	return nil
 }
 
 // settle records what building a nested Kustomization gave: a gap when it
 // failed, else its objects, which are followed in turn.
-func (r *renderer) settle(ctx context.Context, u unit, objs []Object, err error) error {
+func (r *renderer) settle(ctx context.Context, u unit, b built, err error) error {
 	if err != nil && ctx.Err() != nil {
 		// Cut short, not failed: no gap, and no verdict on what is left.
 		return err
 	}
+	objs, err := r.use(u, b, err)
 	if err != nil {
 		r.gapFor(u, err)
 		r.record(u, NotRendered)
@@ -533,12 +554,12 @@ func (r *renderer) drainPending(ctx context.Context) error {
 		r.pending = nil
 		var stuck []unit
 		for _, u := range pending {
-			objs, err := r.build(ctx, u)
+			b, err := r.build(ctx, u)
 			if isMissingVars(err) {
 				stuck = append(stuck, u)
 				continue
 			}
-			if err := r.settle(ctx, u, objs, err); err != nil {
+			if err := r.settle(ctx, u, b, err); err != nil {
 				return err
 			}
 		}
@@ -551,8 +572,8 @@ func (r *renderer) drainPending(ctx context.Context) error {
 		// turn.
 		for _, u := range stuck {
 			u.partial = true
-			objs, err := r.build(ctx, u)
-			if err := r.settle(ctx, u, objs, err); err != nil {
+			b, err := r.build(ctx, u)
+			if err := r.settle(ctx, u, b, err); err != nil {
 				return err
 			}
 		}

@@ -86,7 +86,7 @@ func readCase(t *testing.T, dir string) (renderCase, []Option) {
 	// served, so a HelmRelease is a gap, and a remote base is a gap as
 	// `pregate images --no-remote-bases` reports it (remote_test.go fetches
 	// remote bases from loopback servers). No request leaves the machine.
-	opts := []Option{WithHelm(helm.WithOffline()), WithoutRemoteBases("--no-remote-bases")}
+	opts := caseOptions()
 	if c.SourceRef != "" {
 		ref, err := ParseSourceRef(c.SourceRef)
 		if err != nil {
@@ -109,6 +109,11 @@ func readCase(t *testing.T, dir string) (renderCase, []Option) {
 		opts = append(opts, WithDecryptionKeys(ageKeys(t, dir, c.SOPSAgeKeys...)))
 	}
 	return c, opts
+}
+
+// caseOptions are the options every render case starts from: offline.
+func caseOptions() []Option {
+	return []Option{WithHelm(helm.WithOffline()), WithoutRemoteBases("--no-remote-bases")}
 }
 
 // TestRenderBuilds lists the builds some golden cases take: a build is
@@ -151,7 +156,8 @@ func TestRenderBuilds(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			r.build = func(ctx context.Context, u unit) ([]Object, error) {
+			r.workers = 1 // builds ahead would come in any order
+			r.build = func(ctx context.Context, u unit) (built, error) {
 				got = append(got, strings.TrimSpace(u.id+" "+u.path))
 				return r.renderUnit(ctx, u)
 			}
@@ -251,8 +257,9 @@ func readDocs(t *testing.T, file string) []map[string]any {
 	return out
 }
 
-// copyTree copies a test source tree into a fresh directory, because Render
-// rewrites kustomization files while it builds.
+// copyTree copies a test source tree into a fresh directory, so that a
+// render that wrote to it (TestRenderGolden checks it does not) could not
+// spoil the test data.
 func copyTree(t *testing.T, src string) string {
 	t.Helper()
 	dst := t.TempDir()

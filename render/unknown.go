@@ -84,7 +84,7 @@ func substitutionDisabled(labels, annotations map[string]string) bool {
 // substitution cannot keep an unknown variable in it as "${VAR}": it
 // transforms one (${VAR^^}, ${VAR:0:7}, ${#VAR}, …), which would give a
 // wrong value. A gap names the object, the variable and where its value is.
-func (r *renderer) leaveOut(u unit, res *resource.Resource, file string, unknown map[string]unknownVar) (bool, error) {
+func leaveOut(u unit, res *resource.Resource, file string, unknown map[string]unknownVar, b *built) (bool, error) {
 	if len(unknown) == 0 || substitutionDisabled(res.GetLabels(), res.GetAnnotations()) {
 		return false, nil
 	}
@@ -101,7 +101,7 @@ func (r *renderer) leaveOut(u unit, res *resource.Resource, file string, unknown
 		if ns := res.GetNamespace(); ns != "" {
 			id = res.GetKind() + "/" + ns + "/" + res.GetName()
 		}
-		r.dec.gap(Gap{Reason: why.reason, Origin: Origin{File: file, Chain: u.chain}, Object: id,
+		b.gaps = append(b.gaps, Gap{Reason: why.reason, Origin: Origin{File: file, Chain: u.chain}, Object: id,
 			Message: fmt.Sprintf("%s transforms the value of ${%s}, which is not known: from %s; the object is left out",
 				ref, ref.name, why.where)})
 		return true, nil

@@ -8,20 +8,31 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/pregate/pregate/render/sops"
 )
 
 // varPool holds the ConfigMaps and Secrets that postBuild.substituteFrom
 // may name: those given from outside the revision (the cluster's), then
-// those rendered from the revision so far.
+// those rendered from the revision so far. Builds read it while the
+// traversal adds to it.
 type varPool struct {
-	given    map[string]map[string]any // key: Kind/namespace/name
+	given map[string]map[string]any // key: Kind/namespace/name
+
+	mu       sync.RWMutex
 	revision map[string]map[string]any
+	// version counts the objects added under each key of revision.
+	version map[string]int
 }
 
+// poolDeps are the revision keys a build's lookups probed, with their
+// versions then (0: absent). A build made ahead of the traversal holds if
+// they are unchanged when the traversal reaches it.
+type poolDeps map[string]int
+
 func newVarPool(given []map[string]any) *varPool {
-	p := &varPool{given: map[string]map[string]any{}, revision: map[string]map[string]any{}}
+	p := &varPool{given: map[string]map[string]any{}, revision: map[string]map[string]any{}, version: map[string]int{}}
 	for _, o := range given {
 		if k, ok := poolKey(Object{Content: o}); ok {
 			p.given[k] = o
@@ -38,24 +49,47 @@ func poolKey(o Object) (string, bool) {
 }
 
 func (p *varPool) add(objs []Object) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, o := range objs {
 		if k, ok := poolKey(o); ok {
 			p.revision[k] = o.Content
+			p.version[k]++
 		}
 	}
 }
 
 // lookup finds kind/name in namespace: given objects first, then the
-// revision's; an object without a namespace matches any.
-func (p *varPool) lookup(kind, namespace, name string) (map[string]any, bool) {
-	for _, m := range []map[string]map[string]any{p.given, p.revision} {
-		for _, ns := range []string{namespace, ""} {
-			if o, ok := m[kind+"/"+ns+"/"+name]; ok {
-				return o, true
-			}
+// revision's; an object without a namespace matches any. The revision keys
+// it probes go into deps.
+func (p *varPool) lookup(kind, namespace, name string, deps poolDeps) (map[string]any, bool) {
+	for _, ns := range []string{namespace, ""} {
+		if o, ok := p.given[kind+"/"+ns+"/"+name]; ok {
+			return o, true
+		}
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, ns := range []string{namespace, ""} {
+		k := kind + "/" + ns + "/" + name
+		deps[k] = p.version[k]
+		if o, ok := p.revision[k]; ok {
+			return o, true
 		}
 	}
 	return nil, false
+}
+
+// current says whether the keys in deps are as they were.
+func (p *varPool) current(deps poolDeps) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for k, v := range deps {
+		if p.version[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // missingVarsError lists the substituteFrom objects that were not found.
@@ -158,12 +192,13 @@ type opener func(obj map[string]any) (map[string]any, string)
 // A substituteFrom object that is not found is a missingVarsError, unless
 // u.partial: then it is in v.missing, and every variable set before it
 // becomes unknown, as it may set it again.
-func (p *varPool) vars(u unit, open opener) (postBuildVars, error) {
+func (p *varPool) vars(u unit, open opener) (postBuildVars, poolDeps, error) {
 	spec, _ := u.ks["spec"].(map[string]any)
 	pb, _ := spec["postBuild"].(map[string]any)
 	if pb == nil {
-		return postBuildVars{}, nil
+		return postBuildVars{}, nil, nil
 	}
+	deps := poolDeps{}
 	namespace := Object{Content: u.ks}.Namespace()
 	v := postBuildVars{known: map[string]string{}, setBy: map[string]string{}, unknown: map[string]unknownVar{}}
 	var missing []string
@@ -173,7 +208,7 @@ func (p *varPool) vars(u unit, open opener) (postBuildVars, error) {
 		kind, name := str(ref, "kind"), str(ref, "name")
 		optional, _ := ref["optional"].(bool)
 		id := kind + "/" + namespace + "/" + name
-		obj, ok := p.lookup(kind, namespace, name)
+		obj, ok := p.lookup(kind, namespace, name, deps)
 		if !ok {
 			if !optional {
 				missing = append(missing, id)
@@ -187,22 +222,22 @@ func (p *varPool) vars(u unit, open opener) (postBuildVars, error) {
 			continue
 		}
 		if err := v.addObject(kind, id, obj, open); err != nil {
-			return postBuildVars{}, fmt.Errorf("postBuild.substituteFrom %s: %w", id, err)
+			return postBuildVars{}, deps, fmt.Errorf("postBuild.substituteFrom %s: %w", id, err)
 		}
 	}
 	if len(missing) > 0 && !u.partial {
 		sort.Strings(missing)
-		return postBuildVars{}, &missingVarsError{Missing: missing}
+		return postBuildVars{}, deps, &missingVarsError{Missing: missing}
 	}
 	inline, _ := pb["substitute"].(map[string]any)
 	for k, val := range inline {
 		s, ok := val.(string)
 		if !ok {
-			return postBuildVars{}, fmt.Errorf("postBuild.substitute.%s: value is %T, want a string", k, val)
+			return postBuildVars{}, deps, fmt.Errorf("postBuild.substitute.%s: value is %T, want a string", k, val)
 		}
 		v.setKnown(k, s, "postBuild.substitute")
 	}
-	return v, nil
+	return v, deps, nil
 }
 
 // addObject adds the variables of a substituteFrom object. Those of an

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/fluxcd/pkg/apis/kustomize"
 	"helm.sh/helm/v4/pkg/postrenderer"
@@ -14,6 +13,8 @@ import (
 	"sigs.k8s.io/kustomize/api/resmap"
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/pregate/pregate/render/internal/kustomizelock"
 )
 
 // The post-renderers follow helm-controller's internal/postrender package
@@ -68,10 +69,6 @@ type kustomizeRenderer struct {
 	images  []kustomize.Image
 }
 
-// kustomizeMu serializes Kustomize builds, as helm-controller does against
-// kustomize's concurrent map access (kubernetes-sigs/kustomize#3659).
-var kustomizeMu sync.Mutex
-
 // Run implements postrenderer.PostRenderer.
 func (k kustomizeRenderer) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 	const input = "helm-output.yaml"
@@ -96,8 +93,11 @@ func (k kustomizeRenderer) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 	if err := fs.WriteFile("kustomization.yaml", kustomization); err != nil {
 		return nil, fmt.Errorf("writing the post-render kustomization: %w", err)
 	}
-	kustomizeMu.Lock()
-	defer kustomizeMu.Unlock()
+	// helm-controller serialises its builds against kustomize's global
+	// state (kubernetes-sigs/kustomize#3659); this build sets no OpenAPI
+	// schema, so it shares the loaded one with render's builds.
+	unlock := kustomizelock.Shared()
+	defer unlock()
 	resMap, err := krusty.MakeKustomizer(&krusty.Options{
 		LoadRestrictions: kustypes.LoadRestrictionsNone,
 		PluginConfig:     kustypes.DisabledPluginConfig(),
@@ -153,6 +153,9 @@ func (m metadataRenderer) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 	if len(ts) == 0 {
 		return in, nil
 	}
+	// kustomize's transformers may read its OpenAPI schema.
+	unlock := kustomizelock.Shared()
+	defer unlock()
 	resMap, err := resmap.NewFactory(provider.NewDefaultDepProvider().GetResourceFactory()).NewResMapFromBytes(in.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("parsing the rendered manifests: %w", err)
