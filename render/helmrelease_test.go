@@ -3,6 +3,7 @@ package render_test
 import (
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -165,4 +166,90 @@ func str(o render.Object, path ...string) string {
 	}
 	s, _ := v.(string)
 	return s
+}
+
+// TestHelmReleaseBehindPostBuild renders HelmReleases that a Flux
+// Kustomization's postBuild substitutes into, as kustomize-controller
+// applies them: the chart version and image repository come from its
+// variables, and a value from a substituteFrom ConfigMap that is not in the
+// revision leaves only the image that uses it a gap, naming the variable
+// and the ConfigMap.
+func TestHelmReleaseBehindPostBuild(t *testing.T) {
+	t.Parallel()
+	repo := helmtest.NewRepo(t, helmtest.Package(t, helmtest.Load(t, "testdata/charts/podinfo-6.14.1", "")))
+	root := t.TempDir()
+	release := func(name, values string) string {
+		return fmt.Sprintf(`---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: %s, namespace: apps}
+spec:
+  interval: 1h
+  chart:
+    spec:
+      chart: podinfo
+      version: "${PODINFO_VERSION}"
+      sourceRef: {kind: HelmRepository, name: podinfo}
+  values:
+%s`, name, values)
+	}
+	files := map[string]string{
+		"clusters/dev/apps.yaml": `apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: flux-system}
+spec:
+  interval: 10m
+  path: ./apps
+  sourceRef: {kind: GitRepository, name: flux-system}
+  postBuild:
+    substitute: {REGISTRY: ghcr.io/acme, PODINFO_VERSION: "6.14.x"}
+    substituteFrom: [{kind: ConfigMap, name: cluster-settings}]
+`,
+		"apps/repo.yaml": `apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: {name: podinfo, namespace: apps}
+spec: {url: "` + repo.URL() + `", interval: 1h}
+`,
+		"apps/known.yaml":   release("known", "    image:\n      repository: ${REGISTRY}/podinfo\n"),
+		"apps/unknown.yaml": release("unknown", "    image:\n      repository: ${REGISTRY}/podinfo\n      tag: ${CANARY_TAG}\n"),
+	}
+	for p, content := range files {
+		f := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := render.Render(t.Context(), root, filepath.Join(root, "clusters", "dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rendered []string
+	for _, hr := range res.HelmReleases {
+		rendered = append(rendered, fmt.Sprintf("%s %s %s", hr.Object, hr.Status, hr.Version))
+	}
+	if diff := cmp.Diff([]string{
+		"HelmRelease/apps/known Rendered 6.14.1", "HelmRelease/apps/unknown Rendered 6.14.1",
+	}, rendered); diff != "" {
+		t.Errorf("HelmReleases (-want +got):\n%s", diff)
+	}
+	var refs []string
+	for _, img := range res.Images {
+		for _, l := range img.Locations {
+			refs = append(refs, img.Ref+" "+l.HelmRelease)
+		}
+	}
+	if diff := cmp.Diff([]string{"ghcr.io/acme/podinfo:6.14.1 HelmRelease/apps/known"}, refs); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+	if len(res.Gaps) != 1 {
+		t.Fatalf("gaps: %v, want one", res.Gaps)
+	}
+	g := res.Gaps[0]
+	if g.Reason != render.SubstituteFromGap || g.HelmRelease != "HelmRelease/apps/unknown" ||
+		!strings.Contains(g.Message, "${CANARY_TAG} from ConfigMap/flux-system/cluster-settings (not in the revision") {
+		t.Errorf("gap %s (%s, %s): want a SubstituteFromMissing gap in HelmRelease/apps/unknown naming ${CANARY_TAG} and its ConfigMap", g, g.Reason, g.HelmRelease)
+	}
 }
