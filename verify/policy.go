@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp/syntax"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +57,10 @@ type Policy struct {
 	// authority that checks neither the transparency log nor signed
 	// timestamps.
 	Trusted root.TrustedMaterial
+	// Reads, when set, limits the places and formats the policy reads, as
+	// an admission engine that reads only some of them does: what it does
+	// not read is not there for it. Zero reads everything.
+	Reads Reads
 	// Fingerprint identifies what the policy verifies with: two policies
 	// with the same Fingerprint give the same Result for the same digest
 	// (at the same time: see Cache). It covers the name (results quote
@@ -67,6 +73,60 @@ type Policy struct {
 	// atomic.Value, unlike atomic.Pointer, may be copied with the Policy
 	// before first use without go vet objecting.
 	compiled atomic.Value
+}
+
+// Reads limits what a policy reads of a Discovery: the places
+// (ReferrersStep, FallbackTagStep, SignatureTagStep, AttestationTagStep)
+// and the storage formats. An empty list reads every one.
+type Reads struct {
+	Sources []Step
+	Formats []Format
+}
+
+// IsZero says whether r reads everything.
+func (r Reads) IsZero() bool { return len(r.Sources) == 0 && len(r.Formats) == 0 }
+
+// String says what r reads, for fingerprints and messages.
+func (r Reads) String() string {
+	if r.IsZero() {
+		return "every place and format"
+	}
+	var parts []string
+	for _, s := range r.Sources {
+		parts = append(parts, string(s))
+	}
+	for _, f := range r.Formats {
+		parts = append(parts, string(f))
+	}
+	return strings.Join(parts, ",")
+}
+
+// filter keeps what r reads of d: the artifacts from its places in its
+// formats, and the lookups of its places (besides resolving, and the
+// manifests and blobs read).
+func (r Reads) filter(d Discovery) Discovery {
+	if r.IsZero() {
+		return d
+	}
+	place := func(s Step) bool { return len(r.Sources) == 0 || slices.Contains(r.Sources, s) }
+	out := d
+	out.Artifacts = nil
+	for _, a := range d.Artifacts {
+		if place(a.Source) && (len(r.Formats) == 0 || slices.Contains(r.Formats, a.Format)) {
+			out.Artifacts = append(out.Artifacts, a)
+		}
+	}
+	out.Lookups = nil
+	for _, l := range d.Lookups {
+		switch l.Step {
+		case ReferrersStep, FallbackTagStep, SignatureTagStep, AttestationTagStep:
+			if !place(l.Step) {
+				continue
+			}
+		}
+		out.Lookups = append(out.Lookups, l)
+	}
+	return out
 }
 
 // Authority is one way to accept a signature: keyless identities, a

@@ -48,6 +48,7 @@ import (
 // Considered has one entry per artifact, saying what it is and which
 // check accepted or rejected it.
 func (p *Policy) Check(d Discovery) Result {
+	d = p.Reads.filter(d)
 	res := Result{Policy: p.Name, Subject: d.Subject, Lookups: d.Lookups}
 	dg, err := parseDigest(d.Subject.Digest)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -891,6 +892,57 @@ func TestCheck_untrustedTextIsBounded(t *testing.T) {
 			}
 			if got := strings.HasPrefix(c.Signer, "a certificate claiming "); got != tc.claimed {
 				t.Errorf("signer = %.80s…; stated as a claim: %t, want %t", c.Signer, got, tc.claimed)
+			}
+		})
+	}
+}
+
+// TestCheck_reads: a policy that reads only some places and formats, as an
+// admission engine does, does not see the rest: a cosign v3 bundle is not a
+// signature to one that reads legacy tags only, a failed referrers lookup
+// does not make its answer undecided, and a legacy signature is one.
+func TestCheck_reads(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	bundle := referrer(ss.MustSignImage(t, goodIdentity, ghIssuer, imgDigest))
+	legacyPayload, legacyAnn := ss.MustLegacySignature(t, goodIdentity, ghIssuer, imgDigest, imgRepo)
+	legacy := sigTagArtifact(legacyPayload, legacyAnn)
+	legacyOnly := func() *verify.Policy {
+		p := firstPartyPolicy(ss.Material())
+		p.Reads = verify.Reads{Sources: []verify.Step{verify.SignatureTagStep, verify.AttestationTagStep},
+			Formats: []verify.Format{verify.SimpleSigningFormat, verify.DSSEFormat}}
+		return p
+	}
+	bundlesOnly := func() *verify.Policy {
+		p := firstPartyPolicy(ss.Material())
+		p.Reads = verify.Reads{Formats: []verify.Format{verify.BundleFormat}}
+		return p
+	}
+	for name, tc := range map[string]struct {
+		policy *verify.Policy
+		disc   verify.Discovery
+		want   checkWant
+	}{
+		"legacy reader, bundle only": {legacyOnly(), discovered(bundle),
+			checkWant{status: verify.NoSignatures, detail: []string{"signature-tag"}}},
+		"legacy reader, bundle only, referrers failed": {legacyOnly(), discoveryWith(referrersFailed(), bundle),
+			checkWant{status: verify.NoSignatures}},
+		"legacy reader, legacy signature": {legacyOnly(), discovered(bundle, legacy),
+			checkWant{status: verify.Verified, signer: goodIdentity}},
+		"bundle reader, legacy only": {bundlesOnly(), discovered(legacy),
+			checkWant{status: verify.NoSignatures}},
+		"bundle reader, bundle": {bundlesOnly(), discovered(legacy, bundle),
+			checkWant{status: verify.Verified, signer: goodIdentity}},
+		"reads everything": {firstPartyPolicy(ss.Material()), discovered(bundle),
+			checkWant{status: verify.Verified}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			res := checkPolicy(t, tc.policy, tc.disc, tc.want)
+			for _, c := range res.Considered {
+				if !tc.policy.Reads.IsZero() && !slices.Contains(tc.policy.Reads.Formats, c.Format) {
+					t.Errorf("considered %s from %s, which the policy does not read", c.Format, c.Source)
+				}
 			}
 		})
 	}
