@@ -1,0 +1,207 @@
+// Package admission reads the admission policies a cluster enforces image
+// signatures with, so that pregate can predict what their engine will do
+// with a revision's images before it is applied: Kyverno ClusterPolicy and
+// Policy verifyImages rules, and Sigstore policy-controller
+// ClusterImagePolicies.
+//
+// A policy becomes Rules: each says which images it covers, with which
+// signers (verify.Authority), how its engine reads signatures (Format) and
+// what a failure does (Action). What a rule asks that pregate does not
+// evaluate is said in Rule.Unsupported, and the rule is then never taken
+// to pass. The package reads the given bytes only; trust material comes
+// from the caller.
+package admission
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pregate/pregate/verify"
+)
+
+// Engine is the admission controller that enforces a policy.
+type Engine string
+
+// The engines whose policies are read.
+const (
+	Kyverno          Engine = "kyverno"
+	PolicyController Engine = "policy-controller"
+)
+
+// Action is what the engine does with an image that fails a rule.
+type Action string
+
+// The actions.
+const (
+	// Enforce: the Pod is denied.
+	Enforce Action = "Enforce"
+	// Audit: the Pod is admitted and the failure reported.
+	Audit Action = "Audit"
+	// Warn: the Pod is admitted with a warning (policy-controller mode:
+	// warn).
+	Warn Action = "Warn"
+)
+
+// Format is how an engine looks for an image's signatures under a rule:
+// each reads some places and formats a registry keeps them in, and no
+// other.
+type Format string
+
+// The formats.
+const (
+	// KyvernoCosign is a ClusterPolicy verifyImages entry of type Cosign,
+	// the default: cosign's legacy format only, from the sha256-<hex>.sig
+	// and .att tags (pkg/image/verifiers/cpol/cosign/cosign.go builds its
+	// CheckOpts without NewBundleFormat).
+	KyvernoCosign Format = "Cosign"
+	// KyvernoSigstoreBundle is type SigstoreBundle: Sigstore bundles
+	// listed by the referrers API, or its fallback tag
+	// (cpol/cosign/sigstore.go fetchBundles).
+	KyvernoSigstoreBundle Format = "SigstoreBundle"
+	// KyvernoNotary is type Notary: Notation signatures, which pregate does
+	// not verify.
+	KyvernoNotary Format = "Notary"
+	// LegacyFormat is a ClusterImagePolicy authority without
+	// signatureFormat, or "legacy": the .sig and .att tags
+	// (pkg/webhook/validator.go checkOptsFromAuthority sets
+	// NewBundleFormat only for "bundle").
+	LegacyFormat Format = "legacy"
+	// BundleFormat is signatureFormat: bundle: Sigstore bundles, keyless
+	// authorities only.
+	BundleFormat Format = "bundle"
+)
+
+// Policy is one admission policy object.
+type Policy struct {
+	Engine Engine
+	// Kind, Namespace and Name identify the object.
+	Kind, Namespace, Name string
+	// File is where it was read from, if known.
+	File  string
+	Rules []Rule
+}
+
+// ID is Kind/name, or Kind/namespace/name for a namespaced policy.
+func (p Policy) ID() string {
+	if p.Namespace == "" {
+		return p.Kind + "/" + p.Name
+	}
+	return p.Kind + "/" + p.Namespace + "/" + p.Name
+}
+
+// Rule is one image check of a policy: a verifyImages entry of a Kyverno
+// rule, or a policy-controller authority.
+type Rule struct {
+	// Policy is the policy's ID; Name names the rule within it
+	// ("verify-image", "verify-image[1]", "authorities[0]").
+	Policy, Name string
+	Engine       Engine
+	// Images are the image patterns the rule covers, in the engine's own
+	// syntax; Skip those it leaves out (Kyverno skipImageReferences).
+	Images, Skip []string
+	// Match says which Pods the rule applies to.
+	Match Match
+	// Format is how the engine reads the image's signatures.
+	Format Format
+	// Authorities are the signers any one of which satisfies the rule.
+	Authorities []verify.Authority
+	// Attestations are the attestations the rule requires.
+	Attestations []verify.Attestation
+	// Action is what a failure does.
+	Action Action
+	// Unsupported says what the rule asks that pregate does not evaluate;
+	// such a rule is never predicted to pass.
+	Unsupported []string
+}
+
+// ID names the rule in messages: "ClusterPolicy/verify-image rule
+// verify-image".
+func (r Rule) ID() string { return r.Policy + " rule " + r.Name }
+
+// Match says which Pods a rule applies to, by namespace. Empty lists
+// apply to every namespace.
+type Match struct {
+	Namespaces        []string
+	ExcludeNamespaces []string
+}
+
+// Applies says whether the rule applies to a Pod in namespace.
+func (m Match) Applies(namespace string) bool {
+	for _, ns := range m.ExcludeNamespaces {
+		if wildcard(ns, namespace) {
+			return false
+		}
+	}
+	if len(m.Namespaces) == 0 {
+		return true
+	}
+	for _, ns := range m.Namespaces {
+		if wildcard(ns, namespace) {
+			return true
+		}
+	}
+	return false
+}
+
+// wildcard matches s against a Kyverno wildcard pattern: "*" is any run of
+// characters ("/" included), "?" any one character, everything else is
+// literal (kyverno/kyverno ext/wildcard). Greedy with one backtrack point,
+// so it is linear in practice whatever the pattern.
+func wildcard(pattern, s string) bool {
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// wildcardRegexp turns a Kyverno wildcard into an anchored regular
+// expression, for a keyless subject or issuer with "*" in it.
+func wildcardRegexp(pattern string) string {
+	var b strings.Builder
+	b.WriteString("^")
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		default:
+			b.WriteString(regexpQuote(string(r)))
+		}
+	}
+	b.WriteString("$")
+	return b.String()
+}
+
+func regexpQuote(s string) string {
+	const special = `\.+()|[]{}^$*?`
+	if strings.ContainsAny(s, special) {
+		return `\` + s
+	}
+	return s
+}
+
+// unanchored turns a Kyverno regular expression, which matches anywhere in
+// the value unless it says otherwise, into one that verify (which anchors
+// its expressions) matches the same way.
+func unanchored(re string) string {
+	return fmt.Sprintf(".*(?:%s).*", re)
+}

@@ -1,0 +1,38 @@
+package admission
+
+import (
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/pregate/pregate/verify"
+)
+
+// Reads is what the engine reads of an image's signatures under the
+// rule: the places and formats of its Format.
+func (r Rule) Reads() verify.Reads {
+	legacy := verify.Reads{
+		Sources: []verify.Step{verify.SignatureTagStep, verify.AttestationTagStep},
+		Formats: []verify.Format{verify.SimpleSigningFormat, verify.DSSEFormat},
+	}
+	switch r.Format {
+	case KyvernoCosign, LegacyFormat:
+		return legacy
+	case KyvernoSigstoreBundle, BundleFormat:
+		return verify.Reads{
+			Sources: []verify.Step{verify.ReferrersStep, verify.FallbackTagStep},
+			Formats: []verify.Format{verify.BundleFormat},
+		}
+	}
+	// Notary: nothing pregate reads is what it reads.
+	return verify.Reads{Sources: []verify.Step{"notation"}}
+}
+
+// Policies are the two ways the rule is checked: as its engine reads
+// signatures (Reads), and as pregate reads them (every place and format),
+// with the same signers and trust material. Their names tell them apart
+// in results.
+func (r Rule) Policies(trusted root.TrustedMaterial) (engine, own *verify.Policy) {
+	own = &verify.Policy{Name: r.ID(), Authorities: r.Authorities, Attestations: r.Attestations, Trusted: trusted}
+	engine = &verify.Policy{Name: r.ID() + " (as " + string(r.Engine) + " reads it)", Authorities: r.Authorities,
+		Attestations: r.Attestations, Trusted: trusted, Reads: r.Reads()}
+	return engine, own
+}

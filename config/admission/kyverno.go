@@ -1,0 +1,349 @@
+package admission
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pregate/pregate/verify"
+)
+
+// kyvernoPolicy is the part of a Kyverno ClusterPolicy or Policy
+// (kyverno.io/v1, v2beta1) that decides image verification.
+type kyvernoPolicy struct {
+	Spec struct {
+		ValidationFailureAction          string `json:"validationFailureAction"`
+		ValidationFailureActionOverrides []struct {
+			Action     string   `json:"action"`
+			Namespaces []string `json:"namespaces"`
+		} `json:"validationFailureActionOverrides"`
+		Rules []kyvernoRule `json:"rules"`
+	} `json:"spec"`
+}
+
+type kyvernoRule struct {
+	Name     string       `json:"name"`
+	Match    kyvernoMatch `json:"match"`
+	Exclude  kyvernoMatch `json:"exclude"`
+	Validate *struct {
+		FailureAction string `json:"failureAction"`
+	} `json:"validate"`
+	VerifyImages []kyvernoVerifyImages `json:"verifyImages"`
+}
+
+type kyvernoMatch struct {
+	Any       []kyvernoFilter   `json:"any"`
+	All       []kyvernoFilter   `json:"all"`
+	Resources *kyvernoResources `json:"resources"`
+}
+
+type kyvernoFilter struct {
+	Resources kyvernoResources `json:"resources"`
+}
+
+type kyvernoResources struct {
+	Kinds      []string `json:"kinds"`
+	Namespaces []string `json:"namespaces"`
+	Selector   any      `json:"selector"`
+	// NamespaceSelector and the rest are said unsupported by name.
+	NamespaceSelector any `json:"namespaceSelector"`
+}
+
+type kyvernoVerifyImages struct {
+	ImageReferences     []string             `json:"imageReferences"`
+	SkipImageReferences []string             `json:"skipImageReferences"`
+	Type                string               `json:"type"`
+	FailureAction       string               `json:"failureAction"`
+	Attestors           []kyvernoAttestorSet `json:"attestors"`
+	Attestations        []struct {
+		Type          string               `json:"type"`
+		PredicateType string               `json:"predicateType"`
+		Attestors     []kyvernoAttestorSet `json:"attestors"`
+		Conditions    []any                `json:"conditions"`
+	} `json:"attestations"`
+	Repository string `json:"repository"`
+	Required   *bool  `json:"required"`
+}
+
+type kyvernoAttestorSet struct {
+	Count   *int              `json:"count"`
+	Entries []kyvernoAttestor `json:"entries"`
+}
+
+type kyvernoAttestor struct {
+	Keyless *struct {
+		Subject              string            `json:"subject"`
+		SubjectRegExp        string            `json:"subjectRegExp"`
+		Issuer               string            `json:"issuer"`
+		IssuerRegExp         string            `json:"issuerRegExp"`
+		Roots                string            `json:"roots"`
+		Rekor                *kyvernoRekor     `json:"rekor"`
+		CTLog                *kyvernoCTLog     `json:"ctlog"`
+		AdditionalExtensions map[string]string `json:"additionalExtensions"`
+	} `json:"keyless"`
+	Keys *struct {
+		PublicKeys         string        `json:"publicKeys"`
+		SignatureAlgorithm string        `json:"signatureAlgorithm"`
+		KMS                string        `json:"kms"`
+		Secret             any           `json:"secret"`
+		Rekor              *kyvernoRekor `json:"rekor"`
+		CTLog              *kyvernoCTLog `json:"ctlog"`
+	} `json:"keys"`
+	Certificates any `json:"certificates"`
+	Attestor     any `json:"attestor"`
+}
+
+type kyvernoRekor struct {
+	URL        string `json:"url"`
+	PubKey     string `json:"pubkey"`
+	IgnoreTlog bool   `json:"ignoreTlog"`
+}
+
+type kyvernoCTLog struct {
+	IgnoreSCT bool   `json:"ignoreSCT"`
+	PubKey    string `json:"pubkey"`
+}
+
+// readKyverno reads the verifyImages rules of a ClusterPolicy or Policy.
+func readKyverno(p *Policy, raw kyvernoPolicy) error {
+	policyAction, err := kyvernoAction(raw.Spec.ValidationFailureAction, Audit)
+	if err != nil {
+		return fmt.Errorf("spec.validationFailureAction: %w", err)
+	}
+	for ri, r := range raw.Spec.Rules {
+		if len(r.VerifyImages) == 0 {
+			continue
+		}
+		match, unsupported := kyvernoRuleMatch(r, p.Namespace)
+		action := policyAction
+		if r.Validate != nil && r.Validate.FailureAction != "" {
+			if action, err = kyvernoAction(r.Validate.FailureAction, policyAction); err != nil {
+				return fmt.Errorf("rules[%d].validate.failureAction: %w", ri, err)
+			}
+		}
+		if len(raw.Spec.ValidationFailureActionOverrides) > 0 {
+			unsupported = append(unsupported, "validationFailureActionOverrides (per-namespace actions)")
+		}
+		for vi, v := range r.VerifyImages {
+			name := r.Name
+			if len(r.VerifyImages) > 1 {
+				name = fmt.Sprintf("%s[%d]", r.Name, vi)
+			}
+			rule := Rule{Policy: p.ID(), Name: name, Engine: Kyverno, Images: v.ImageReferences,
+				Skip: v.SkipImageReferences, Match: match, Action: action,
+				Unsupported: append([]string(nil), unsupported...)}
+			if v.FailureAction != "" {
+				if rule.Action, err = kyvernoAction(v.FailureAction, action); err != nil {
+					return fmt.Errorf("rules[%d].verifyImages[%d].failureAction: %w", ri, vi, err)
+				}
+			}
+			switch v.Type {
+			case "", "Cosign":
+				rule.Format = KyvernoCosign
+			case "SigstoreBundle":
+				rule.Format = KyvernoSigstoreBundle
+			case "Notary":
+				rule.Format = KyvernoNotary
+				rule.Unsupported = append(rule.Unsupported, "type: Notary (Notation signatures)")
+			default:
+				return fmt.Errorf("rules[%d].verifyImages[%d].type: %q is not Cosign, SigstoreBundle or Notary", ri, vi, v.Type)
+			}
+			if v.Repository != "" {
+				rule.Unsupported = append(rule.Unsupported, "repository (signatures in another repository)")
+			}
+			if v.Required != nil && !*v.Required {
+				rule.Unsupported = append(rule.Unsupported, "required: false")
+			}
+			auths, more, err := kyvernoAttestors(v.Attestors)
+			if err != nil {
+				return fmt.Errorf("rules[%d].verifyImages[%d].attestors: %w", ri, vi, err)
+			}
+			rule.Authorities = auths
+			rule.Unsupported = append(rule.Unsupported, more...)
+			for ai, a := range v.Attestations {
+				pt := a.PredicateType
+				if pt == "" {
+					pt = a.Type
+				}
+				if pt == "" {
+					return fmt.Errorf("rules[%d].verifyImages[%d].attestations[%d]: no type", ri, vi, ai)
+				}
+				rule.Attestations = append(rule.Attestations, verify.Attestation{Name: pt, PredicateType: pt})
+				if len(a.Conditions) > 0 {
+					rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("attestations[%d].conditions (JMESPath)", ai))
+				}
+				if len(a.Attestors) > 0 {
+					attAuths, more, err := kyvernoAttestors(a.Attestors)
+					if err != nil {
+						return fmt.Errorf("rules[%d].verifyImages[%d].attestations[%d].attestors: %w", ri, vi, ai, err)
+					}
+					if len(rule.Authorities) == 0 {
+						rule.Authorities = attAuths
+					}
+					rule.Unsupported = append(rule.Unsupported, more...)
+				}
+			}
+			if len(rule.Authorities) == 0 {
+				return fmt.Errorf("rules[%d].verifyImages[%d]: no attestor", ri, vi)
+			}
+			p.Rules = append(p.Rules, rule)
+		}
+	}
+	return nil
+}
+
+// kyvernoAction reads a validationFailureAction or failureAction: Enforce
+// or Audit, in either case, as Kyverno accepts them.
+func kyvernoAction(s string, def Action) (Action, error) {
+	switch strings.ToLower(s) {
+	case "":
+		return def, nil
+	case "enforce":
+		return Enforce, nil
+	case "audit":
+		return Audit, nil
+	}
+	return "", fmt.Errorf("%q is not Enforce or Audit", s)
+}
+
+// kyvernoRuleMatch reads which namespaces a rule applies to. A rule that
+// matches no Pod kind (and no pod controller, which autogen turns into
+// Pods) is said unsupported rather than guessed.
+func kyvernoRuleMatch(r kyvernoRule, policyNamespace string) (Match, []string) {
+	var m Match
+	var unsupported []string
+	filters := append(append([]kyvernoFilter(nil), r.Match.Any...), r.Match.All...)
+	if r.Match.Resources != nil {
+		filters = append(filters, kyvernoFilter{Resources: *r.Match.Resources})
+	}
+	pods := false
+	for _, f := range filters {
+		for _, k := range f.Resources.Kinds {
+			switch strings.TrimPrefix(k, "v1/") {
+			case "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "*":
+				pods = true
+			}
+		}
+		m.Namespaces = append(m.Namespaces, f.Resources.Namespaces...)
+		if f.Resources.Selector != nil || f.Resources.NamespaceSelector != nil {
+			unsupported = append(unsupported, "match selectors")
+		}
+	}
+	if !pods {
+		unsupported = append(unsupported, "a match without Pods")
+	}
+	excl := append(append([]kyvernoFilter(nil), r.Exclude.Any...), r.Exclude.All...)
+	if r.Exclude.Resources != nil {
+		excl = append(excl, kyvernoFilter{Resources: *r.Exclude.Resources})
+	}
+	for _, f := range excl {
+		m.ExcludeNamespaces = append(m.ExcludeNamespaces, f.Resources.Namespaces...)
+		if len(f.Resources.Namespaces) == 0 {
+			unsupported = append(unsupported, "an exclude other than by namespace")
+		}
+	}
+	if policyNamespace != "" {
+		// A namespaced Policy applies in its own namespace only.
+		m.Namespaces = []string{policyNamespace}
+	}
+	return m, unsupported
+}
+
+// kyvernoAttestors turns attestor sets into authorities. Every set must
+// pass, and count entries of a set (all by default); one set that one
+// entry satisfies is what a verify.Policy expresses, anything more is
+// said unsupported.
+func kyvernoAttestors(sets []kyvernoAttestorSet) ([]verify.Authority, []string, error) {
+	var auths []verify.Authority
+	var unsupported []string
+	if len(sets) > 1 {
+		unsupported = append(unsupported, fmt.Sprintf("%d attestor sets that must all pass", len(sets)))
+	}
+	for si, set := range sets {
+		need := len(set.Entries)
+		if set.Count != nil {
+			need = *set.Count
+		}
+		if need > 1 {
+			unsupported = append(unsupported, fmt.Sprintf("attestors[%d].count %d (more than one signer)", si, need))
+		}
+		for ei, e := range set.Entries {
+			name := fmt.Sprintf("attestors[%d].entries[%d]", si, ei)
+			switch {
+			case e.Keyless != nil:
+				k := e.Keyless
+				id := verify.Identity{Issuer: k.Issuer, Subject: k.Subject}
+				if strings.ContainsAny(k.Subject, "*?") {
+					id.Subject, id.SubjectRegExp = "", wildcardRegexp(k.Subject)
+				}
+				if strings.ContainsAny(k.Issuer, "*?") {
+					id.Issuer, id.IssuerRegExp = "", wildcardRegexp(k.Issuer)
+				}
+				if k.SubjectRegExp != "" {
+					id.Subject, id.SubjectRegExp = "", unanchored(k.SubjectRegExp)
+				}
+				if k.IssuerRegExp != "" {
+					id.Issuer, id.IssuerRegExp = "", unanchored(k.IssuerRegExp)
+				}
+				if id.Subject == "" && id.SubjectRegExp == "" {
+					id.SubjectRegExp = ".*"
+				}
+				if id.Issuer == "" && id.IssuerRegExp == "" {
+					id.IssuerRegExp = ".*"
+				}
+				a := verify.Authority{Name: name, Keyless: &verify.Keyless{Identities: []verify.Identity{id}}}
+				if k.Rekor != nil {
+					a.IgnoreTlog = k.Rekor.IgnoreTlog
+				}
+				if k.CTLog != nil {
+					a.IgnoreSCT = k.CTLog.IgnoreSCT
+				}
+				if k.Roots != "" || (k.Rekor != nil && k.Rekor.PubKey != "") || (k.CTLog != nil && k.CTLog.PubKey != "") {
+					unsupported = append(unsupported, name+": its own roots, Rekor or CT log keys")
+				}
+				if len(k.AdditionalExtensions) > 0 {
+					unsupported = append(unsupported, name+".keyless.additionalExtensions")
+				}
+				auths = append(auths, a)
+			case e.Keys != nil:
+				if e.Keys.PublicKeys == "" || e.Keys.KMS != "" || e.Keys.Secret != nil {
+					unsupported = append(unsupported, name+": a key from a KMS or a Secret")
+					continue
+				}
+				for ki, pem := range splitPEM(e.Keys.PublicKeys) {
+					key, err := verify.NewKey([]byte(pem))
+					if err != nil {
+						return nil, nil, fmt.Errorf("%s.keys.publicKeys[%d]: %w", name, ki, err)
+					}
+					a := verify.Authority{Name: name, Key: key}
+					if e.Keys.Rekor != nil {
+						a.IgnoreTlog = e.Keys.Rekor.IgnoreTlog
+					}
+					if e.Keys.CTLog != nil {
+						a.IgnoreSCT = e.Keys.CTLog.IgnoreSCT
+					}
+					auths = append(auths, a)
+				}
+			case e.Certificates != nil:
+				unsupported = append(unsupported, name+".certificates")
+			case e.Attestor != nil:
+				unsupported = append(unsupported, name+".attestor (nested attestors)")
+			default:
+				return nil, nil, fmt.Errorf("%s: no keyless, keys or certificates", name)
+			}
+		}
+	}
+	return auths, unsupported, nil
+}
+
+// splitPEM splits a block of PEM public keys, as Kyverno does for
+// publicKeys holding several.
+func splitPEM(s string) []string {
+	const begin = "-----BEGIN"
+	var out []string
+	for _, part := range strings.Split(s, begin) {
+		if strings.TrimSpace(part) != "" {
+			out = append(out, begin+part)
+		}
+	}
+	return out
+}

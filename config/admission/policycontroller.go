@@ -1,0 +1,172 @@
+package admission
+
+import (
+	"fmt"
+
+	"github.com/pregate/pregate/verify"
+)
+
+// clusterImagePolicy is the part of a policy-controller ClusterImagePolicy
+// (policy.sigstore.dev v1alpha1, v1beta1) that decides image verification.
+type clusterImagePolicy struct {
+	Spec struct {
+		Images []struct {
+			Glob string `json:"glob"`
+		} `json:"images"`
+		Authorities []struct {
+			Name    string `json:"name"`
+			Keyless *struct {
+				URL        string `json:"url"`
+				Identities []struct {
+					Issuer        string `json:"issuer"`
+					Subject       string `json:"subject"`
+					IssuerRegExp  string `json:"issuerRegExp"`
+					SubjectRegExp string `json:"subjectRegExp"`
+				} `json:"identities"`
+				CACert            any    `json:"ca-cert"`
+				TrustRootRef      string `json:"trustRootRef"`
+				InsecureIgnoreSCT bool   `json:"insecureIgnoreSCT"`
+			} `json:"keyless"`
+			Key *struct {
+				Data          string `json:"data"`
+				KMS           string `json:"kms"`
+				SecretRef     any    `json:"secretRef"`
+				HashAlgorithm string `json:"hashAlgorithm"`
+			} `json:"key"`
+			Static *struct {
+				Action string `json:"action"`
+			} `json:"static"`
+			Source          []any     `json:"source"`
+			CTLog           *struct{} `json:"ctlog"`
+			SignatureFormat string    `json:"signatureFormat"`
+			Attestations    []struct {
+				Name          string `json:"name"`
+				PredicateType string `json:"predicateType"`
+				Policy        any    `json:"policy"`
+			} `json:"attestations"`
+		} `json:"authorities"`
+		Mode   string `json:"mode"`
+		Policy any    `json:"policy"`
+		Match  []any  `json:"match"`
+	} `json:"spec"`
+}
+
+// readClusterImagePolicy reads a ClusterImagePolicy as one rule per
+// authority: any authority may pass the policy (every matching policy must
+// pass, which is for the prediction to combine).
+func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
+	action := Enforce
+	switch raw.Spec.Mode {
+	case "", "enforce":
+	case "warn":
+		action = Warn
+	default:
+		return fmt.Errorf("spec.mode: %q is not enforce or warn", raw.Spec.Mode)
+	}
+	var globs []string
+	for _, g := range raw.Spec.Images {
+		globs = append(globs, g.Glob)
+	}
+	if len(globs) == 0 {
+		return fmt.Errorf("spec.images: no glob")
+	}
+	var policyUnsupported []string
+	if raw.Spec.Policy != nil {
+		policyUnsupported = append(policyUnsupported, "spec.policy (CUE or Rego)")
+	}
+	if len(raw.Spec.Match) > 0 {
+		policyUnsupported = append(policyUnsupported, "spec.match (resource selectors)")
+	}
+	for i, a := range raw.Spec.Authorities {
+		name := a.Name
+		if name == "" {
+			name = fmt.Sprintf("authorities[%d]", i)
+		}
+		rule := Rule{Policy: p.ID(), Name: name, Engine: PolicyController, Images: globs, Action: action,
+			Format: LegacyFormat, Unsupported: append([]string(nil), policyUnsupported...)}
+		switch a.SignatureFormat {
+		case "", "legacy":
+		case "bundle":
+			rule.Format = BundleFormat
+		default:
+			return fmt.Errorf("spec.authorities[%d].signatureFormat: %q is not legacy or bundle", i, a.SignatureFormat)
+		}
+		auth := verify.Authority{Name: name}
+		switch {
+		case a.Keyless != nil:
+			var ids []verify.Identity
+			for _, id := range a.Keyless.Identities {
+				ids = append(ids, verify.Identity{Issuer: id.Issuer, Subject: id.Subject,
+					IssuerRegExp: id.IssuerRegExp, SubjectRegExp: id.SubjectRegExp})
+			}
+			if len(ids) == 0 {
+				return fmt.Errorf("spec.authorities[%d].keyless: no identities", i)
+			}
+			auth.Keyless = &verify.Keyless{Identities: ids}
+			auth.IgnoreSCT = a.Keyless.InsecureIgnoreSCT
+			if a.Keyless.CACert != nil || a.Keyless.TrustRootRef != "" {
+				rule.Unsupported = append(rule.Unsupported, name+": its own CA or TrustRoot")
+			}
+		case a.Key != nil:
+			if a.Key.Data == "" {
+				rule.Unsupported = append(rule.Unsupported, name+": a key from a KMS or a Secret")
+				break
+			}
+			key, err := verify.NewKey([]byte(a.Key.Data))
+			if err != nil {
+				return fmt.Errorf("spec.authorities[%d].key.data: %w", i, err)
+			}
+			auth.Key = key
+		case a.Static != nil:
+			switch a.Static.Action {
+			case "pass", "fail":
+				auth.Static = &verify.Static{Pass: a.Static.Action == "pass"}
+			default:
+				return fmt.Errorf("spec.authorities[%d].static.action: %q is not pass or fail", i, a.Static.Action)
+			}
+		default:
+			return fmt.Errorf("spec.authorities[%d]: no keyless, key or static", i)
+		}
+		if len(a.Source) > 0 {
+			rule.Unsupported = append(rule.Unsupported, name+".source (signatures in another repository)")
+		}
+		for j, att := range a.Attestations {
+			if att.PredicateType == "" {
+				return fmt.Errorf("spec.authorities[%d].attestations[%d]: no predicateType", i, j)
+			}
+			rule.Attestations = append(rule.Attestations, verify.Attestation{Name: att.Name, PredicateType: predicateType(att.PredicateType)})
+			if att.Policy != nil {
+				rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("%s.attestations[%d].policy: unsupported policy language (CUE or Rego)", name, j))
+			}
+		}
+		if auth.Keyless != nil || auth.Key != nil || auth.Static != nil {
+			rule.Authorities = []verify.Authority{auth}
+		}
+		p.Rules = append(p.Rules, rule)
+	}
+	if len(p.Rules) == 0 {
+		return fmt.Errorf("spec.authorities: none")
+	}
+	return nil
+}
+
+// predicateType expands cosign's predicate type shorthands, which
+// policy-controller takes as cosign does (cosign's
+// pkg/cosign/attestation options); a URI is kept as it is.
+func predicateType(t string) string {
+	if full, ok := map[string]string{
+		"custom":           "https://cosign.sigstore.dev/attestation/v1",
+		"slsaprovenance":   "https://slsa.dev/provenance/v0.2",
+		"slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+		"slsaprovenance1":  "https://slsa.dev/provenance/v1",
+		"link":             "https://in-toto.io/Link/v1",
+		"spdx":             "https://spdx.dev/Document",
+		"spdxjson":         "https://spdx.dev/Document",
+		"cyclonedx":        "https://cyclonedx.org/bom",
+		"vuln":             "https://cosign.sigstore.dev/attestation/vuln/v1",
+		"openvex":          "https://openvex.dev/ns",
+	}[t]; ok {
+		return full
+	}
+	return t
+}

@@ -1,0 +1,161 @@
+package admission_test
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/pregate/pregate/config/admission"
+	predict "github.com/pregate/pregate/gate/admission"
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+const (
+	issuer   = "https://token.actions.githubusercontent.com"
+	release  = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+	intruder = "https://github.com/acme-evil/app/.github/workflows/release.yml@refs/heads/main"
+	repo     = "ghcr.io/acme/app"
+)
+
+var digest = fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("image")))
+
+// rule reads the one rule of a policy written in YAML.
+func rule(t *testing.T, doc string) admission.Rule {
+	t.Helper()
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+		t.Fatal(err)
+	}
+	p, ok, err := admission.Read("policy.yaml", obj)
+	if err != nil || !ok || len(p.Rules) != 1 {
+		t.Fatalf("Read() = %+v, %v, %v", p, ok, err)
+	}
+	r := p.Rules[0]
+	// The in-process Sigstore's Fulcio issues no SCTs (verifytest).
+	for i := range r.Authorities {
+		if r.Authorities[i].Keyless != nil {
+			r.Authorities[i].IgnoreSCT = true
+		}
+	}
+	return r
+}
+
+func kyverno(action, typ string) string {
+	return fmt.Sprintf(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: first-party-signed}
+spec:
+  validationFailureAction: %s
+  rules:
+    - name: release-workflow
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["ghcr.io/acme/*"]
+          type: %s
+          attestors:
+            - entries:
+                - keyless:
+                    issuer: %s
+                    subject: "https://github.com/acme/*/.github/workflows/release.yml@refs/heads/main"
+`, action, typ, issuer)
+}
+
+func policyController(format, authority string) string {
+	return fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: first-party}
+spec:
+  images: [{glob: "ghcr.io/acme/**"}]
+  authorities:
+    - name: release
+      signatureFormat: %s
+%s`, format, authority)
+}
+
+// TestPredict checks images signed in each format against rules of each
+// engine and format, as the engine would judge them and as pregate does.
+func TestPredict(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	key := verifytest.NewKeySigner(t)
+	bundle := verify.Artifact{Source: verify.ReferrersStep, Manifest: "sha256:" + strings.Repeat("b", 64), Format: verify.BundleFormat,
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", Content: ss.MustSignImage(t, release, issuer, digest)}
+	intruderBundle := bundle
+	intruderBundle.Manifest, intruderBundle.Content = "sha256:"+strings.Repeat("e", 64), ss.MustSignImage(t, intruder, issuer, digest)
+	payload, ann := ss.MustLegacySignature(t, release, issuer, digest, repo)
+	legacy := verify.Artifact{Source: verify.SignatureTagStep, Manifest: "sha256:" + strings.Repeat("c", 64), Format: verify.SimpleSigningFormat,
+		MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Content: payload, Annotations: ann}
+	discovered := func(arts ...verify.Artifact) verify.Discovery {
+		return verify.Discovery{
+			Subject:   verify.Subject{Ref: repo + ":1.0", Repository: repo, Digest: digest},
+			Artifacts: arts,
+			Lookups: []verify.Lookup{
+				{Step: verify.ReferrersStep, URL: "https://ghcr.io/v2/acme/app/referrers/" + digest, Status: 200},
+				{Step: verify.FallbackTagStep, URL: "https://ghcr.io/v2/acme/app/manifests/sha256-x", Status: 404},
+				{Step: verify.SignatureTagStep, URL: "https://ghcr.io/v2/acme/app/manifests/sha256-x.sig", Status: 404},
+				{Step: verify.AttestationTagStep, URL: "https://ghcr.io/v2/acme/app/manifests/sha256-x.att", Status: 404},
+			},
+		}
+	}
+	keyless := fmt.Sprintf("      keyless:\n        identities: [{issuer: %s, subject: %s}]\n", issuer, release)
+	keyAuth := "      key:\n        data: |\n" + indent(string(key.PublicKeyPEM()), "          ")
+
+	for name, tc := range map[string]struct {
+		rule        string
+		disc        verify.Discovery
+		outcome     predict.Outcome
+		neverPasses bool
+		want        []string // in Message, Exists, Why or Fix
+	}{
+		// The seed outage: a cosign v3 image under the default type.
+		"kyverno Cosign, bundle only": {kyverno("Enforce", "Cosign"), discovered(bundle), predict.Deny, true,
+			[]string{"a cosign v3 Sigstore bundle as an OCI referrer (referrers API), signed by " + release,
+				"type: Cosign (the default) reads only cosign's legacy format", "set type: SigstoreBundle", "signature-tag"}},
+		"kyverno Cosign, audit":          {kyverno("Audit", "Cosign"), discovered(bundle), predict.AuditOnly, true, nil},
+		"kyverno Cosign, legacy too":     {kyverno("Enforce", "Cosign"), discovered(bundle, legacy), predict.Admit, false, nil},
+		"kyverno SigstoreBundle, bundle": {kyverno("Enforce", "SigstoreBundle"), discovered(bundle), predict.Admit, false, nil},
+		"kyverno SigstoreBundle, legacy only": {kyverno("Enforce", "SigstoreBundle"), discovered(legacy), predict.Deny, true,
+			[]string{"a legacy cosign signature in the sha256-<digest>.sig tag"}},
+		"kyverno Cosign, unsigned":                {kyverno("Enforce", "Cosign"), discovered(), predict.Deny, false, nil},
+		"kyverno Cosign, another signer's bundle": {kyverno("Enforce", "Cosign"), discovered(intruderBundle), predict.Deny, false, nil},
+		"policy-controller legacy, bundle only": {policyController("legacy", keyless), discovered(bundle), predict.Deny, true,
+			[]string{"set signatureFormat: bundle"}},
+		"policy-controller default, legacy": {policyController(`""`, keyless), discovered(legacy), predict.Admit, false, nil},
+		"policy-controller bundle, bundle":  {policyController("bundle", keyless), discovered(bundle), predict.Admit, false, nil},
+		"policy-controller bundle with a key": {policyController("bundle", keyAuth), discovered(bundle), predict.Deny, false,
+			[]string{"keyless authorities only"}},
+		"unsupported": {strings.Replace(kyverno("Enforce", "Cosign"), "verifyImages:", "verifyImages:\n        - imageReferences: [x]\n          repository: ghcr.io/acme/signatures\n          attestors: [{entries: [{keyless: {issuer: i, subject: s}}]}]\n      ignored:", 1),
+			discovered(bundle), predict.Undecided, false, []string{"repository (signatures in another repository)"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := rule(t, tc.rule)
+			engine, own := r.Policies(ss.Material())
+			p := predict.Predict(r, engine.Check(tc.disc), own.Check(tc.disc))
+			if p.Outcome != tc.outcome || p.NeverPasses != tc.neverPasses {
+				t.Errorf("outcome %s, never passes %v; want %s, %v\n%+v", p.Outcome, p.NeverPasses, tc.outcome, tc.neverPasses, p)
+			}
+			text := strings.Join([]string{p.Message, p.Exists, p.Why, p.Fix}, "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("prediction lacks %q:\n%s", w, text)
+				}
+			}
+			if p.NeverPasses && (p.Exists == "" || p.Why == "" || p.Fix == "") {
+				t.Errorf("a rule that can never pass must say what exists, why and the fix: %+v", p)
+			}
+		})
+	}
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
