@@ -403,6 +403,71 @@ spec:
 				if !v.Allowed || v.Summary.Total != 2 || v.Summary.Verified != 2 {
 					t.Errorf("allowed=%v summary=%+v, want allowed with both images verified", v.Allowed, v.Summary)
 				}
+
+				// The seed outage: the cluster's Kyverno policy verifies the
+				// images with the trusted key under the default type: Cosign,
+				// which reads only legacy .sig tags. Both images are validly
+				// signed, and pregate alone allows them; with the policy, the
+				// bundle-signed one is predicted denied, and the rule can never
+				// pass for it. type: SigstoreBundle reads the bundle instead.
+				pub, err := os.ReadFile(filepath.Join(work, "cosign.pub"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				kyverno := func(typ string) string {
+					file := "kyverno-" + strings.ToLower(typ) + ".yaml"
+					writeTestFile(t, filepath.Join(work, file), `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: first-party-signed}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: release-key
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["`+host+`/e2e/*"]
+          type: `+typ+`
+          attestors:
+            - entries:
+                - keys:
+                    rekor: {ignoreTlog: true}
+                    publicKeys: |
+`+indentLines(string(pub), "                      "))
+					return file
+				}
+				admitted := func(t *testing.T, v pregateVerdict) map[string]gate.Admission {
+					t.Helper()
+					out := map[string]gate.Admission{}
+					for _, a := range v.Admission {
+						out[a.Image] = a
+					}
+					return out
+				}
+				withPolicy := append([]string(nil), policy...)
+				policy = append(withPolicy, "--admission-policy", kyverno("Cosign"))
+				v = check(t, deploy(tagA, legacySigned), 1)
+				adm := admitted(t, v)
+				if a := adm[tagA]; a.Outcome != gate.AdmissionDeny || !a.NeverPasses ||
+					!strings.Contains(a.Exists, "cosign v3 Sigstore bundle as an OCI referrer") || !strings.Contains(a.Fix, "type: SigstoreBundle") {
+					t.Errorf("bundle-signed image under type: Cosign: %+v; want a denial that can never pass, naming the bundle and the fix", a)
+				}
+				if a := adm[legacySigned]; a.Outcome != gate.AdmissionAdmit {
+					t.Errorf("legacy-signed image under type: Cosign: %+v; want admitted", a)
+				}
+				if v.Allowed || v.Reason != gate.AdmissionDeniedReason || v.Summary.Verified != 2 || !strings.Contains(v.Message, tagA) {
+					t.Errorf("allowed=%v reason=%s summary=%+v message %q; want blocked by admission, naming %s, with both images verified by pregate",
+						v.Allowed, v.Reason, v.Summary, v.Message, tagA)
+				}
+				policy = append(withPolicy, "--admission-policy", kyverno("SigstoreBundle"))
+				v = check(t, deploy(tagA, legacySigned), 1)
+				adm = admitted(t, v)
+				if a := adm[tagA]; a.Outcome != gate.AdmissionAdmit {
+					t.Errorf("bundle-signed image under type: SigstoreBundle: %+v; want admitted", a)
+				}
+				if a := adm[legacySigned]; a.Outcome != gate.AdmissionDeny || !a.NeverPasses {
+					t.Errorf("legacy-signed image under type: SigstoreBundle: %+v; want a denial that can never pass", a)
+				}
+				policy = withPolicy
 			})
 
 			// cosign's own verdicts, as a cross-check.
@@ -440,4 +505,13 @@ spec:
 func lastLineOf(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// indentLines prefixes every line of s.
+func indentLines(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
 }

@@ -165,6 +165,9 @@ type Verdict struct {
 	// Images are sorted failures first, then by reference.
 	Images []ImageVerdict `json:"images"`
 	Gaps   []Gap          `json:"gaps"`
+	// Admission are the predicted answers of the cluster's admission
+	// policies for the revision's images, denials first (AddAdmission).
+	Admission []Admission `json:"admission,omitempty"`
 }
 
 // Bounds on a Verdict's message, which becomes a condition message: how
@@ -340,6 +343,21 @@ func decide(v *Verdict) {
 		if nb := len(blocking); nb < n {
 			gaps += fmt.Sprintf(" (%d blocking)", nb)
 		}
+	}
+	if admitted := v.admissionDenials(); len(admitted) > 0 {
+		// The admission controller will deny these Pods whatever pregate's
+		// own policies say: a definite denial.
+		v.Reason = AdmissionDeniedReason
+		images := map[string]bool{}
+		for _, a := range admitted {
+			images[a.Image] = true
+		}
+		v.Message = fmt.Sprintf("admission would deny %d of %d images: %s", len(images), v.Summary.Total, admissionOffenders(admitted))
+		if len(denied) > 0 {
+			v.Message += fmt.Sprintf("; and %d of %d images denied: %s", len(denied), v.Summary.Total, offenders(denied))
+		}
+		v.Message += gaps
+		return
 	}
 	if len(denied) == 0 && len(blocking) == 0 {
 		v.Allowed, v.Reason = true, SucceededReason

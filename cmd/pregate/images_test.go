@@ -112,7 +112,7 @@ func TestImagesCmd_exitCodes(t *testing.T) {
 		},
 		"unknown gap kind": {
 			args: []string{"images", monorepo + "/clusters/prod", "--root", monorepo, "--allow-gap", "Helm"},
-			code: exitUndecided, inStderr: `--allow-gap "Helm": want one of HelmRelease, RemoteBase, BuildFailed, MissingPath, SubstituteFromMissing, UnresolvedImage, Encrypted`,
+			code: exitUndecided, inStderr: `--allow-gap "Helm": want one of HelmRelease, RemoteBase, BuildFailed, MissingPath, SubstituteFromMissing, UnresolvedImage, Encrypted, AdmissionUnpredicted`,
 		},
 		"malformed YAML names the file": {
 			args: []string{"images", "../../render/testdata/render/malformed-yaml/src/app", "--root", "../../render/testdata/render/malformed-yaml/src"},

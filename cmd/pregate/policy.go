@@ -12,15 +12,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pregate/pregate/config"
+	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/gate/pipeline"
+	"github.com/pregate/pregate/render"
 	"github.com/pregate/pregate/verify"
 )
 
 // policyFlags are the flags that say what to trust.
 type policyFlags struct {
-	policyFiles []string
+	policyFiles    []string
+	admissionFiles []string
 
 	// cosign-style flags for a one-policy run without a policy file
 	images         []string
@@ -44,6 +47,7 @@ type policyFlags struct {
 func (f *policyFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringArrayVar(&f.policyFiles, "policy", nil, "a YAML file of TrustPolicies and TrustRoots (repeatable)")
+	fs.StringArrayVar(&f.admissionFiles, "admission-policy", nil, "a YAML file of the cluster's admission policies (Kyverno ClusterPolicy/Policy verifyImages, policy-controller ClusterImagePolicy) whose answers for the images are predicted; those the revision applies are read too (repeatable)")
 	fs.StringArrayVar(&f.images, "images", nil, "without --policy: the images one policy covers, as globs (ghcr.io/acme/**); repeatable")
 	fs.StringVar(&f.identity, "certificate-identity", "", "keyless: the signer's certificate identity (SAN), exactly")
 	fs.StringVar(&f.identityRegexp, "certificate-identity-regexp", "", "keyless: a regular expression the whole certificate identity must match")
@@ -95,12 +99,47 @@ func (f *policyFlags) options(ctx context.Context) (pipeline.Options, error) {
 	if len(set.TrustPolicies()) == 0 {
 		return pipeline.Options{}, errors.New("no trust policy: give --policy FILE, or --images with --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp], or --key")
 	}
+	adm, err := f.admissionPolicies()
+	if err != nil {
+		return pipeline.Options{}, err
+	}
 	return pipeline.Options{
+		Admission: adm,
 		Policies:  pipeline.Policies{Set: set, Trust: f.trustSource(ctx)},
 		Registry:  []verify.RegistryOption{verify.WithLookupTimeout(f.lookupTimeout), verify.WithUserAgent("pregate/" + buildVersion().Version)},
 		Verifier:  []verify.VerifierOption{verify.WithImageTimeout(f.imageTimeout)},
 		Unmatched: unmatched,
 	}, nil
+}
+
+// admissionPolicies reads the --admission-policy files; a file holding no
+// admission policy is an error, other objects in a file are left out.
+func (f *policyFlags) admissionPolicies() ([]*admission.Policy, error) {
+	var out []*admission.Policy
+	for _, file := range f.admissionFiles {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--admission-policy: %w", err)
+		}
+		objs, err := render.DecodeObjects(file, b)
+		if err != nil {
+			return nil, fmt.Errorf("--admission-policy: %w", err)
+		}
+		n := len(out)
+		for _, obj := range objs {
+			p, ok, err := admission.Read(file, obj)
+			if err != nil {
+				return nil, fmt.Errorf("--admission-policy: %w", err)
+			}
+			if ok {
+				out = append(out, p)
+			}
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("--admission-policy %s: no Kyverno ClusterPolicy or Policy, nor policy-controller ClusterImagePolicy", file)
+		}
+	}
+	return out, nil
 }
 
 // flagPolicy builds the TrustPolicy the cosign-style flags describe, and

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"helm.sh/helm/v4/pkg/chart/common"
 
+	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/gate/pipeline"
 	"github.com/pregate/pregate/render"
 	"github.com/pregate/pregate/render/helm"
@@ -53,13 +54,14 @@ func (f *renderFlags) bind(cmd *cobra.Command) {
 	_ = fs.MarkDeprecated("strict", "coverage gaps block by default; use --allow-gap KIND to let a kind through")
 }
 
-// gapKinds lists the gap reasons --allow-gap takes.
+// gapKinds lists the gap reasons --allow-gap takes: render's, and an
+// admission rule pregate cannot predict.
 func gapKinds() []string {
-	out := make([]string, len(render.GapReasons))
-	for i, r := range render.GapReasons {
-		out[i] = string(r)
+	out := make([]string, 0, len(render.GapReasons)+1)
+	for _, r := range render.GapReasons {
+		out = append(out, string(r))
 	}
-	return out
+	return append(out, string(gate.AdmissionGap))
 }
 
 // allowedGaps returns the --allow-gap kinds, checked.

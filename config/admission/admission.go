@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/verify"
 )
 
@@ -204,4 +205,32 @@ func regexpQuote(s string) string {
 // its expressions) matches the same way.
 func unanchored(re string) string {
 	return fmt.Sprintf(".*(?:%s).*", re)
+}
+
+// Covers says whether the rule covers an image, in its engine's own
+// pattern syntax. ref is the image as written in the Pod spec, full its
+// fully-qualified form (registry host included, as pregate reports it).
+// Kyverno matches imageReferences and skipImageReferences with its
+// wildcards ("*" crosses "/"); policy-controller matches its globs against
+// the fully-qualified reference (gate.Glob). A pattern that does not
+// compile covers nothing.
+func (r Rule) Covers(ref, full string) bool {
+	match := func(pattern string) bool {
+		if r.Engine == PolicyController {
+			g, err := gate.CompileGlob(pattern)
+			return err == nil && g.Match(full)
+		}
+		return wildcard(pattern, ref) || wildcard(pattern, full)
+	}
+	for _, s := range r.Skip {
+		if match(s) {
+			return false
+		}
+	}
+	for _, p := range r.Images {
+		if match(p) {
+			return true
+		}
+	}
+	return false
 }

@@ -199,7 +199,7 @@ const (
 )
 
 // GapKind is a kind of coverage gap.
-// +kubebuilder:validation:Enum=HelmRelease;RemoteBase;BuildFailed;MissingPath;SubstituteFromMissing;UnresolvedImage;Encrypted
+// +kubebuilder:validation:Enum=HelmRelease;RemoteBase;BuildFailed;MissingPath;SubstituteFromMissing;UnresolvedImage;Encrypted;AdmissionUnpredicted
 type GapKind string
 
 // LocalObjectReference names an object in the same namespace.
@@ -258,7 +258,8 @@ const MaxGapResults = 50
 // CoverageGap is a part of a revision whose images could not be seen.
 type CoverageGap struct {
 	// Kind is why: HelmRelease, OtherSource, RemoteBase, BuildFailed,
-	// MissingPath, SubstituteFromMissing, UnresolvedImage or Encrypted.
+	// MissingPath, SubstituteFromMissing, UnresolvedImage, Encrypted or
+	// AdmissionUnpredicted.
 	// +required
 	Kind string `json:"kind"`
 

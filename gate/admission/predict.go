@@ -13,55 +13,36 @@ import (
 	"strings"
 
 	"github.com/pregate/pregate/config/admission"
+	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/verify"
 )
 
 // Outcome is what the engine does with a Pod running the image.
-type Outcome string
+type Outcome = gate.AdmissionOutcome
 
 // The outcomes.
 const (
 	// Admit: the rule passes.
-	Admit Outcome = "Admit"
+	Admit = gate.AdmissionAdmit
 	// Deny: the rule fails and its action is Enforce.
-	Deny Outcome = "Deny"
+	Deny = gate.AdmissionDeny
 	// Warn: the rule fails and the Pod is admitted with a warning.
-	Warn Outcome = "Warn"
+	Warn = gate.AdmissionWarn
 	// AuditOnly: the rule fails and the failure is only reported.
-	AuditOnly Outcome = "Audit"
+	AuditOnly = gate.AdmissionAudit
 	// Undecided: the rule asks what pregate does not evaluate, or the
 	// registry could not be read: no prediction.
-	Undecided Outcome = "Undecided"
+	Undecided = gate.AdmissionUndecided
 )
 
 // Prediction is the engine's answer for one rule and one image.
-type Prediction struct {
-	Engine admission.Engine `json:"engine"`
-	Policy string           `json:"policy"`
-	Rule   string           `json:"rule"`
-	Image  string           `json:"image"`
-	Digest string           `json:"digest,omitempty"`
-	// Outcome and Message are the engine's answer, in its terms.
-	Outcome Outcome `json:"outcome"`
-	Message string  `json:"message"`
-	// NeverPasses: the image has a valid signature from the rule's own
-	// signers that the engine cannot see or accept. Exists says what and
-	// where, Why why the engine misses it, Fix what to change.
-	NeverPasses bool   `json:"neverPasses,omitempty"`
-	Exists      string `json:"exists,omitempty"`
-	Why         string `json:"why,omitempty"`
-	Fix         string `json:"fix,omitempty"`
-	// Pregate is pregate's own answer for the rule's signers, reading
-	// every place and format; it differs from the engine's when the engine
-	// misses a signature, or accepts one pregate would not.
-	Pregate verify.Status `json:"pregate"`
-}
+type Prediction = gate.Admission
 
 // Predict combines the rule's two checks of one image: engine as the
 // rule's engine reads signatures, own as pregate reads them
 // (admission.Rule.Policies).
 func Predict(rule admission.Rule, engine, own verify.Result) Prediction {
-	p := Prediction{Engine: rule.Engine, Policy: rule.Policy, Rule: rule.Name, Image: own.Subject.Ref,
+	p := Prediction{Engine: string(rule.Engine), Policy: rule.Policy, Rule: rule.Name, Image: own.Subject.Ref,
 		Digest: own.Subject.Digest, Pregate: own.Status}
 	if len(rule.Unsupported) > 0 {
 		p.Outcome = Undecided

@@ -21,8 +21,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
+
 	"github.com/pregate/pregate/config"
+	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
+	gateadmission "github.com/pregate/pregate/gate/admission"
 	"github.com/pregate/pregate/render"
 	"github.com/pregate/pregate/sources"
 	"github.com/pregate/pregate/verify"
@@ -131,6 +135,11 @@ type Options struct {
 	// Progress, when set, is told how verification advances. It is called
 	// from several goroutines, one call at a time.
 	Progress func(Progress)
+	// Admission are the cluster's admission policies (Kyverno,
+	// policy-controller) whose answers for the revision's images are
+	// predicted, besides those the revision itself applies. Their keyless
+	// signers are verified with Policies.Trust's default trust material.
+	Admission []*admission.Policy
 }
 
 // Progress is how far verification has come: of Total images to verify,
@@ -176,6 +185,9 @@ type Result struct {
 	// matches it found: digest, lookups, signatures considered. Sorted by
 	// image, then policy.
 	Results []verify.Result
+	// Admission are the admission policies whose answers were predicted:
+	// Options.Admission, then those the revision applies.
+	Admission []*admission.Policy
 	// Verdict is the decision.
 	Verdict gate.Verdict
 }
@@ -202,10 +214,40 @@ func Check(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
 		return nil, err
 	}
 	res.Policies = compiled
-	if err := verifyImages(ctx, o, res); err != nil {
+	adm, err := admissionPolicies(o, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyImages(ctx, o, res, adm); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// admissionPolicies compiles the admission policies given and those the
+// revision applies.
+func admissionPolicies(o Options, res *Result) (gateadmission.Compiled, error) {
+	policies := slices.Clip(o.Admission)
+	for _, r := range res.Renders {
+		for _, obj := range r.Objects {
+			p, ok, err := admission.Read(obj.Origin.File, obj.Content)
+			if err != nil {
+				return gateadmission.Compiled{}, fail(PolicyStage, fmt.Errorf("admission policy in the revision: %w", err))
+			}
+			if ok {
+				policies = append(policies, p)
+			}
+		}
+	}
+	res.Admission = policies
+	if len(policies) == 0 {
+		return gateadmission.Compiled{}, nil
+	}
+	c, err := gateadmission.Compile(policies, func() (root.TrustedMaterial, error) { return o.Policies.Trust(nil) })
+	if err != nil {
+		return gateadmission.Compiled{}, fail(PolicyStage, fmt.Errorf("admission policies: %w", err))
+	}
+	return c, nil
 }
 
 // Render opens and renders the sources without verifying anything: the
@@ -239,7 +281,7 @@ func Explain(ctx context.Context, o Options, image string) (*Result, error) {
 		Rendered: gate.Rendered{Images: []gate.Image{ref}},
 		Policies: compiled,
 	}
-	if err := verifyImages(ctx, o, res); err != nil {
+	if err := verifyImages(ctx, o, res, gateadmission.Compiled{}); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -319,16 +361,18 @@ func commonRevision(trees []*sources.Tree) string {
 	return id
 }
 
-// verifyImages verifies the rendered images against the compiled policies
-// and evaluates the verdict.
-func verifyImages(ctx context.Context, o Options, res *Result) error {
+// verifyImages verifies the rendered images against the compiled policies,
+// evaluates the verdict, and adds what the admission policies adm will do
+// with the images.
+func verifyImages(ctx context.Context, o Options, res *Result, adm gateadmission.Compiled) error {
 	cfg := o.config(res.Policies)
 	rec := newRecorder(cfg, res.Rendered.Images, o.Progress)
 	reg, err := verify.NewRegistry(o.Registry...)
 	if err != nil {
 		return fail(VerifyStage, err)
 	}
-	v, err := verify.NewVerifier(reg, res.Policies.Verify, append(slices.Clip(o.Verifier), verify.WithResolved(rec.resolved))...)
+	policies := append(slices.Clip(res.Policies.Verify), adm.VerifyPolicies()...)
+	v, err := verify.NewVerifier(reg, policies, append(slices.Clip(o.Verifier), verify.WithResolved(rec.resolved))...)
 	if err != nil {
 		return fail(PolicyStage, err)
 	}
@@ -338,6 +382,13 @@ func verifyImages(ctx context.Context, o Options, res *Result) error {
 	if err != nil {
 		return fail(VerifyStage, err)
 	}
+	preds, err := adm.Check(ctx, res.Rendered.Images, func(ctx context.Context, image string, p *verify.Policy) (verify.Result, error) {
+		return v.Check(ctx, image, gate.Policy{Name: p.Name, Verify: p})
+	}, o.Concurrency)
+	if err != nil {
+		return fail(VerifyStage, err)
+	}
+	verdict.AddAdmission(cfg, preds)
 	res.Verdict = verdict
 	res.Results = rec.sorted()
 	return nil

@@ -33,8 +33,24 @@ func verdictText(w io.Writer, v gate.Verdict) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.Reason, yesNo(g.Blocking), gapObject(g.Object, g.Path), dash(g.File), g.Message)
 		}
 	}
+	if len(v.Admission) > 0 {
+		fmt.Fprintln(tw, "\nADMISSION\tIMAGE\tPOLICY\tRULE\tENGINE\tPREGATE\tMESSAGE")
+		for _, a := range v.Admission {
+			outcome := string(a.Outcome)
+			if a.NeverPasses {
+				outcome += " (can never pass)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", outcome, a.Image, a.Policy, a.Rule, a.Engine, dash(string(a.Pregate)), a.Message)
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, a := range v.Admission {
+		if a.NeverPasses {
+			fmt.Fprintf(w, "\n%s rule %s can never pass for %s:\n  exists: %s\n  why:    %s\n  fix:    %s\n",
+				a.Policy, a.Rule, a.Image, a.Exists, a.Why, a.Fix)
+		}
 	}
 	_, err := fmt.Fprintf(w, "\n%s (%s): %s\n", State(v), v.Reason, v.Message)
 	return err

@@ -1,0 +1,167 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/pregate/pregate/config/admission"
+	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/verify"
+)
+
+// Checker checks an image against a policy: the pipeline's verifier,
+// which discovers each digest once whatever the number of policies.
+type Checker func(ctx context.Context, image string, p *verify.Policy) (verify.Result, error)
+
+// Compiled are the rules of a set of admission policies with the two
+// verify policies of each (admission.Rule.Policies).
+type Compiled struct {
+	Rules []CompiledRule
+}
+
+// CompiledRule is one rule and how it is checked; a rule asking what
+// pregate does not evaluate is not checked (Engine and Own are nil), and
+// is predicted Undecided.
+type CompiledRule struct {
+	admission.Rule
+	Engine, Own *verify.Policy
+}
+
+// Compile compiles the rules of policies. trust gives the trust material
+// of keyless signers and transparency logs (the Sigstore public-good
+// instance unless a private deployment's is given); it is asked once, and
+// only when a rule needs it.
+func Compile(policies []*admission.Policy, trust func() (root.TrustedMaterial, error)) (Compiled, error) {
+	var c Compiled
+	var trusted root.TrustedMaterial
+	for _, p := range policies {
+		for _, r := range p.Rules {
+			cr := CompiledRule{Rule: r}
+			if len(r.Unsupported) == 0 {
+				if trusted == nil && needsTrust(r) {
+					var err error
+					if trusted, err = trust(); err != nil {
+						return Compiled{}, fmt.Errorf("%s: loading trust material: %w", r.ID(), err)
+					}
+				}
+				cr.Engine, cr.Own = r.Policies(trusted)
+			}
+			c.Rules = append(c.Rules, cr)
+		}
+	}
+	return c, nil
+}
+
+// needsTrust says whether checking the rule needs trust material: a
+// keyless signer, or a transparency log or timestamps to check.
+func needsTrust(r admission.Rule) bool {
+	for _, a := range r.Authorities {
+		if a.Keyless != nil || (a.Key != nil && !a.IgnoreTlog) || a.SignedTimestamps {
+			return true
+		}
+	}
+	return false
+}
+
+// VerifyPolicies are every rule's verify policies, for the verifier.
+func (c Compiled) VerifyPolicies() []*verify.Policy {
+	var out []*verify.Policy
+	for _, r := range c.Rules {
+		if r.Engine != nil {
+			out = append(out, r.Engine, r.Own)
+		}
+	}
+	return out
+}
+
+// Check predicts every rule that covers an image of the revision, for the
+// namespaces the image runs in, at most concurrency checks at a time. An
+// error means ctx ended.
+func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker, concurrency int) ([]gate.Admission, error) {
+	type job struct {
+		rule  CompiledRule
+		image string
+	}
+	var jobs []job
+	for _, img := range images {
+		for _, r := range c.Rules {
+			if r.Covers(img.Ref, fullRef(img)) && applies(r.Match, img) {
+				jobs = append(jobs, job{r, img.Ref})
+			}
+		}
+	}
+	if concurrency <= 0 {
+		concurrency = 8
+	}
+	out := make([]gate.Admission, len(jobs))
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			if j.rule.Engine == nil {
+				out[i] = Predict(j.rule.Rule, verify.Result{}, verify.Result{Subject: verify.Subject{Ref: j.image}})
+				return
+			}
+			engine, err := check(ctx, j.image, j.rule.Engine)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			own, err := check(ctx, j.image, j.rule.Own)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			out[i] = Predict(j.rule.Rule, engine, own)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// fullRef is the image's fully-qualified reference.
+func fullRef(img gate.Image) string {
+	s := img.Repository
+	if img.Tag != "" {
+		s += ":" + img.Tag
+	}
+	if img.Digest != "" {
+		s += "@" + img.Digest
+	}
+	return s
+}
+
+// applies says whether a rule applies in a namespace the image runs in
+// (its locations' objects, Kind/namespace/name); an image whose objects
+// name no namespace is taken to run in any.
+func applies(m admission.Match, img gate.Image) bool {
+	found := false
+	for _, l := range img.Locations {
+		parts := strings.Split(l.Object, "/")
+		if len(parts) != 3 {
+			continue
+		}
+		found = true
+		if m.Applies(parts[1]) {
+			return true
+		}
+	}
+	return !found && len(m.Namespaces) == 0
+}

@@ -1,0 +1,127 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/pregate/pregate/config"
+	"github.com/pregate/pregate/config/v1alpha1"
+	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/gate/pipeline"
+	"github.com/pregate/pregate/render"
+	"github.com/pregate/pregate/sources"
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+// TestCheckReportsAdmission: a revision that ships a cosign v3 signed image
+// and the Kyverno policy of the seed outage (type: Cosign, the default)
+// is blocked, and the reports say that the rule can never pass, what
+// exists, why Kyverno misses it and the fix, though pregate's own policy
+// verifies the image.
+func TestCheckReportsAdmission(t *testing.T) {
+	t.Parallel()
+	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
+	ss := verifytest.NewSigstore(t)
+	const id = "https://github.com/acme/web/.github/workflows/release.yml@refs/heads/main"
+	const issuer = "https://token.actions.githubusercontent.com"
+	ref, dig := verifytest.PushRandomImage(t, host+"/acme/web:1.0")
+	verifytest.PushBundle(t, ref, ss.MustSignImage(t, id, issuer, dig), verify.CosignSignPredicateType)
+
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"deployment.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  template:
+    spec:
+      containers: [{name: web, image: "%s/acme/web:1.0"}]
+`, host),
+		"policy.yaml": fmt.Sprintf(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: first-party-signed}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: release-workflow
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["%s/acme/*"]
+          attestors:
+            - entries:
+                - keyless:
+                    issuer: %s
+                    subject: "https://github.com/acme/*"
+                    ctlog: {ignoreSCT: true}
+`, host, issuer),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := config.Load("trust.yaml", fmt.Appendf(nil, `apiVersion: gate.pregate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {name: first-party}
+spec:
+  images: [{glob: "%s/acme/**"}]
+  authorities: [{name: release, insecureIgnoreSCT: true, keyless: {identities: [{issuer: %q, subject: %q}]}}]
+`, host, issuer, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Check(t.Context(), pipeline.Options{
+		Policies: pipeline.Policies{Set: set, Trust: func(*v1alpha1.TrustRoot) (root.TrustedMaterial, error) { return ss.Material(), nil }},
+		Registry: []verify.RegistryOption{verify.WithLookupTimeout(5 * time.Second)},
+	}, pipeline.Source{
+		Name: "prod", Root: dir, Ref: render.DefaultSourceRef, Paths: []string{"."},
+		Open: func(ctx context.Context, d string) (*sources.Tree, error) { return sources.Local(ctx, dir, d) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.Verdict
+	if v.Allowed || v.Reason != gate.AdmissionDeniedReason || v.Summary.Verified != 1 || len(v.Admission) != 1 {
+		t.Fatalf("verdict %s (%s): %s; admission %+v; want blocked by the admission policy with the image verified by pregate",
+			State(v), v.Reason, v.Message, v.Admission)
+	}
+	if len(res.Admission) != 1 || res.Admission[0].File != "policy.yaml" {
+		t.Errorf("admission policies read: %+v; want the revision's policy.yaml", res.Admission)
+	}
+
+	var text bytes.Buffer
+	if err := Check(&text, Text, res, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Deny (can never pass)",
+		"ClusterPolicy/first-party-signed rule release-workflow can never pass for " + host + "/acme/web:1.0",
+		"exists: a cosign v3 Sigstore bundle as an OCI referrer (referrers API), signed by " + id,
+		"why:    Kyverno's verifyImages type: Cosign (the default) reads only cosign's legacy format",
+		"fix:    set type: SigstoreBundle",
+		"BLOCKED (AdmissionDenied): admission would deny 1 of 1 images",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := Check(&js, JSON, res, "test"); err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Admission []gate.Admission `json:"admission"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &out); err != nil || len(out.Admission) != 1 || !out.Admission[0].NeverPasses {
+		t.Errorf("JSON report admission %+v (%v); want the prediction that can never pass:\n%s", out.Admission, err, js.String())
+	}
+}
