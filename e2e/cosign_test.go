@@ -81,12 +81,13 @@ func (c *cosignCLI) verify(t *testing.T, ref string) binaryRun {
 
 // pregateExplanation is what `pregate explain -o json` prints (cmd/pregate/explain.go).
 type pregateExplanation struct {
-	Kind    string            `json:"kind"`
-	Image   string            `json:"image"`
-	Verdict gate.ImageVerdict `json:"verdict"`
-	Allowed bool              `json:"allowed"`
-	Retry   bool              `json:"retry"`
-	Results []verify.Result   `json:"results"`
+	Kind      string            `json:"kind"`
+	Image     string            `json:"image"`
+	Verdict   gate.ImageVerdict `json:"verdict"`
+	Allowed   bool              `json:"allowed"`
+	Retry     bool              `json:"retry"`
+	Results   []verify.Result   `json:"results"`
+	Admission []gate.Admission  `json:"admission"`
 }
 
 // pregateVerdict is what `pregate check -o json` prints (docs/output.md).
@@ -457,6 +458,13 @@ spec:
 				if v.Allowed || v.Reason != gate.AdmissionDeniedReason || v.Summary.Verified != 2 || !strings.Contains(v.Message, tagA) {
 					t.Errorf("allowed=%v reason=%s summary=%+v message %q; want blocked by admission, naming %s, with both images verified by pregate",
 						v.Allowed, v.Reason, v.Summary, v.Message, tagA)
+				}
+				// explain says the same of the one image.
+				r := pregate.run(t, append(append([]string{"explain", tagA}, policy...), "-o", "json")...)
+				var ex pregateExplanation
+				decodeJSON(t, r, &ex)
+				if r.code != 1 || ex.Allowed || len(ex.Admission) != 1 || !ex.Admission[0].NeverPasses {
+					t.Errorf("explain with the admission policy: exit %d, allowed %v, admission %+v; want denied by a rule that can never pass", r.code, ex.Allowed, ex.Admission)
 				}
 				policy = append(withPolicy, "--admission-policy", kyverno("SigstoreBundle"))
 				v = check(t, deploy(tagA, legacySigned), 1)

@@ -250,10 +250,56 @@ type GateStatus struct {
 	// +listType=atomic
 	// +optional
 	Gaps []CoverageGap `json:"gaps,omitempty"`
+
+	// Admission are the admission policies' predicted answers for the
+	// images of the last attempted revision that are not admissions
+	// (denials first), at most 50 of them: the Kyverno and
+	// policy-controller policies the revision applies.
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	// +optional
+	Admission []AdmissionResult `json:"admission,omitempty"`
 }
 
 // MaxGapResults bounds Gate status.gaps.
 const MaxGapResults = 50
+
+// MaxAdmissionResults bounds Gate status.admission.
+const MaxAdmissionResults = 50
+
+// AdmissionResult is an admission policy's predicted answer for one image.
+type AdmissionResult struct {
+	// Image is the image reference.
+	// +required
+	Image string `json:"image"`
+
+	// Policy is the admission policy (ClusterPolicy/name,
+	// ClusterImagePolicy/name) and Rule the rule in it.
+	// +required
+	Policy string `json:"policy"`
+	// +required
+	Rule string `json:"rule"`
+
+	// Engine is kyverno or policy-controller.
+	// +required
+	Engine string `json:"engine"`
+
+	// Outcome is what the engine is predicted to do with a Pod running
+	// the image: Deny, Warn, Audit or Undecided.
+	// +required
+	Outcome string `json:"outcome"`
+
+	// NeverPasses says the image has a valid signature from the rule's
+	// own signers that the engine cannot see or accept.
+	// +optional
+	NeverPasses bool `json:"neverPasses,omitempty"`
+
+	// Message is the engine's answer, and for a rule that can never pass,
+	// what exists, why the engine misses it and the fix.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	Message string `json:"message,omitempty"`
+}
 
 // CoverageGap is a part of a revision whose images could not be seen.
 type CoverageGap struct {

@@ -266,6 +266,7 @@ func (r *GateReconciler) fail(obj *v1alpha1.Gate, reason string, err error) erro
 // sees the new Ready next to the previous verdict's details.
 func (r *GateReconciler) setVerdict(ctx context.Context, obj *v1alpha1.Gate, patcher *patch.SerialPatcher, revision string, v gate.Verdict, previous *metav1.Condition) error {
 	obj.Status.Summary, obj.Status.Images, obj.Status.Gaps = report.Status(v)
+	obj.Status.Admission = report.AdmissionStatus(v)
 	if v.Allowed {
 		obj.Status.LastVerifiedRevision = revision
 		obj.Status.ObservedGeneration = obj.Generation

@@ -265,7 +265,8 @@ func Render(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
 // Explain verifies one image against every policy that matches it,
 // reading every place signatures are kept, and evaluates it as a
 // one-image revision: Results say everything that was looked up and
-// considered.
+// considered, and the Verdict what the admission policies of
+// Options.Admission will do with it.
 func Explain(ctx context.Context, o Options, image string) (*Result, error) {
 	ref, err := render.ParseReference(image)
 	if err != nil {
@@ -281,7 +282,11 @@ func Explain(ctx context.Context, o Options, image string) (*Result, error) {
 		Rendered: gate.Rendered{Images: []gate.Image{ref}},
 		Policies: compiled,
 	}
-	if err := verifyImages(ctx, o, res, gateadmission.Compiled{}); err != nil {
+	adm, err := admissionPolicies(o, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyImages(ctx, o, res, adm); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -114,6 +114,41 @@ spec:
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
 	}
+	image := host + "/acme/web:1.0"
+	rule := "ClusterPolicy/first-party-signed rule release-workflow"
+
+	junit := ciJUnitOf(t, v)
+	if err := ciValidateJUnit(t, ciXmllint(t), junit); err != nil {
+		t.Fatalf("JUnit with admission predictions violates the XSD: %v\n%s", err, junit)
+	}
+	c := ciTestcase(t, ciParseJUnit(t, junit), junitAdmissionName, image, rule)
+	if c.Failure == nil || c.Failure.Type != "AdmissionDenied/NeverPasses" || !strings.Contains(c.Failure.Body, "set type: SigstoreBundle") {
+		t.Errorf("JUnit admission testcase %+v: want a failure of type AdmissionDenied/NeverPasses with the fix", c)
+	}
+
+	sarif := ciSARIFOf(t, v)
+	if err := ciValidateSARIF(t, sarif); err != nil {
+		t.Fatalf("SARIF with admission predictions violates the schema: %v\n%s", err, sarif)
+	}
+	r := ciResultAt(t, ciParseSARIF(t, sarif).Runs[0], "Admission/NeverPasses", "deployment.yaml")
+	if r.Level != "error" || !strings.Contains(r.Message.Text, "can never pass") {
+		t.Errorf("SARIF admission result %+v: want an error saying the rule can never pass", r)
+	}
+
+	var annotated bool
+	for _, cmd := range ciParseCommands(t, ciAnnotationsOf(t, v)) {
+		if cmd.kind == "error" && strings.Contains(cmd.props["title"], "admission: deny "+image) && cmd.props["file"] == "deployment.yaml" {
+			annotated = true
+		}
+	}
+	if !annotated {
+		t.Errorf("no error annotation of the admission denial at deployment.yaml:\n%s", ciAnnotationsOf(t, v))
+	}
+	if summary := string(ciSummaryOf(t, v)); !strings.Contains(summary, "### Admission policies (1 of 1 predictions not admitted)") ||
+		!strings.Contains(summary, "Deny, can never pass") {
+		t.Errorf("the step summary lacks the admission table:\n%s", summary)
+	}
+
 	var js bytes.Buffer
 	if err := Check(&js, JSON, res, "test"); err != nil {
 		t.Fatal(err)

@@ -124,7 +124,7 @@ func ghAnnotations(v gate.Verdict) []ghAnnotation {
 			message: ghGapText(g) + ": pregate cannot list the images there, so the revision is not allowed",
 		})
 	}
-	return out
+	return append(out, ghAdmissionAnnotations(v)...)
 }
 
 // ghImageKind is the annotation kind of an image's outcome; false when it
@@ -252,6 +252,7 @@ func writeGitHubSummary(w io.Writer, v gate.Verdict) error {
 		ghImageTable(s, passing, false)
 		s.text("\n</details>\n")
 	}
+	ghAdmissionTable(s, v)
 	if len(v.Gaps) > 0 {
 		s.text(fmt.Sprintf("\n### Coverage gaps (%d)\n\n", len(v.Gaps)))
 		ghGapTable(s, v.Gaps)

@@ -40,6 +40,9 @@ type explanation struct {
 	Undecided  bool              `json:"undecided"`
 	Retry      bool              `json:"retry"`
 	Results    []verify.Result   `json:"results"`
+	// Admission are the admission policies' predicted answers for the
+	// image (--admission-policy).
+	Admission []gate.Admission `json:"admission,omitempty"`
 }
 
 type source struct {
@@ -85,7 +88,7 @@ func explanationDocument(res *pipeline.Result) explanation {
 	v := res.Verdict
 	return explanation{
 		APIVersion: APIVersion, Kind: "Explanation", Image: v.Images[0].Ref, Verdict: v.Images[0],
-		Allowed: v.Allowed, Undecided: v.Undecided, Retry: v.Retry, Results: res.Results,
+		Allowed: v.Allowed, Undecided: v.Undecided, Retry: v.Retry, Results: res.Results, Admission: v.Admission,
 	}
 }
 

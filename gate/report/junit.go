@@ -44,9 +44,10 @@ const (
 
 // The names the JUnit report uses.
 const (
-	junitSuiteName    = "pregate"
-	junitCoverageName = "pregate coverage"
-	junitUnmatched    = "no matching policy"
+	junitSuiteName     = "pregate"
+	junitCoverageName  = "pregate coverage"
+	junitUnmatched     = "no matching policy"
+	junitAdmissionName = "pregate admission"
 )
 
 type junitSuites struct {
@@ -124,7 +125,11 @@ func junitDocument(v gate.Verdict) junitSuites {
 		coverage.Cases = append(coverage.Cases, junitGapCase(g))
 	}
 	doc := junitSuites{Name: junitSuiteName}
-	for _, s := range []junitSuite{images, coverage} {
+	suites := []junitSuite{images, coverage}
+	if len(v.Admission) > 0 {
+		suites = append(suites, junitAdmissionSuite(v))
+	}
+	for _, s := range suites {
 		s.count()
 		doc.Tests += s.Tests
 		doc.Failures += s.Failures

@@ -71,6 +71,7 @@ var sarifLevelRank = map[string]int{sarifError: 0, sarifWarning: 1, sarifNote: 2
 const (
 	sarifUnmatchedRule = gate.UnmatchedImageReason
 	sarifGapRule       = gate.CoverageGapReason
+	sarifAdmissionRule = "Admission"
 )
 
 type sarifLog struct {
@@ -279,6 +280,9 @@ func sarifResults(v gate.Verdict) ([]sarifResult, int) {
 		}
 		out = append(out, r)
 	}
+	adm, admUnlocated := sarifAdmissionResults(v)
+	out = append(out, adm...)
+	unlocated += admUnlocated
 	sort.SliceStable(out, func(i, j int) bool { return sarifLess(out[i], out[j]) })
 	return out, unlocated
 }
@@ -683,6 +687,9 @@ var sarifGapTexts = map[gate.GapReason]string{
 // sarifRuleFor describes a rule id.
 func sarifRuleFor(id string) sarifRule {
 	t, ok := sarifImageRules[id]
+	if adm, isAdm := sarifAdmissionRuleFor(id); isAdm {
+		t, ok = adm, true
+	}
 	switch {
 	case ok:
 	case strings.HasPrefix(id, sarifGapRule+"/"):

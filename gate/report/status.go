@@ -107,3 +107,29 @@ func imageResultType(o gate.Outcome) v1alpha1.ImageResultType {
 		return v1alpha1.ImageVerified
 	}
 }
+
+// maxAdmissionMessage bounds status.admission[].message (its CRD's
+// maxLength).
+const maxAdmissionMessage = 2048
+
+// AdmissionStatus is what a verdict puts in a Gate's status.admission: the
+// predictions that are not admissions, denials first, at most
+// v1alpha1.MaxAdmissionResults.
+func AdmissionStatus(v gate.Verdict) []v1alpha1.AdmissionResult {
+	var out []v1alpha1.AdmissionResult
+	for _, a := range v.Admission {
+		if a.Outcome == gate.AdmissionAdmit {
+			continue
+		}
+		if len(out) == v1alpha1.MaxAdmissionResults {
+			break
+		}
+		msg := a.Message
+		if a.NeverPasses {
+			msg = fmt.Sprintf("%s; can never pass: %s exists, and %s; fix: %s", a.Message, a.Exists, a.Why, a.Fix)
+		}
+		out = append(out, v1alpha1.AdmissionResult{Image: a.Image, Policy: a.Policy, Rule: a.Rule, Engine: a.Engine,
+			Outcome: string(a.Outcome), NeverPasses: a.NeverPasses, Message: gate.Clip(msg, maxAdmissionMessage)})
+	}
+	return out
+}

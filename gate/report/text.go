@@ -188,6 +188,12 @@ func explanationText(w io.Writer, res *pipeline.Result) error {
 			return err
 		}
 	}
+	for _, a := range res.Verdict.Admission {
+		fmt.Fprintf(w, "\nAdmission %s rule %s (%s): %s\n  %s\n", a.Policy, a.Rule, a.Engine, a.Outcome, a.Message)
+		if a.NeverPasses {
+			fmt.Fprintf(w, "  can never pass:\n  exists: %s\n  why:    %s\n  fix:    %s\n", a.Exists, a.Why, a.Fix)
+		}
+	}
 	state := State(res.Verdict)
 	if state == "BLOCKED" {
 		state = "DENIED"

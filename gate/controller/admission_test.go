@@ -1,0 +1,63 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega" //nolint:revive // Gomega's matchers read as a DSL, as in Flux's controller tests
+
+	"github.com/pregate/pregate/config/v1alpha1"
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+// TestGateReconciler_reconcile_admission: a revision that ships the
+// Kyverno policy of the seed outage (type: Cosign, the default, reading
+// only legacy .sig tags) over an image signed only with cosign v3 bundles
+// is blocked: the Gate says AdmissionDenied though its own TrustPolicy
+// verifies the image, and status.admission says the rule can never pass.
+func TestGateReconciler_reconcile_admission(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	key := verifytest.NewKeySigner(t)
+	web, digest := f.pushSigned("acme/web:1.0")
+	verifytest.PushBundle(t, f.registry+"/acme/web@"+digest, key.MustSignImage(t, digest), verify.CosignSignPredicateType)
+
+	var pub strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(string(key.PublicKeyPEM())), "\n") {
+		pub.WriteString("                      " + line + "\n")
+	}
+	files := manifests("web", web)
+	files["deploy/policy.yaml"] = fmt.Sprintf(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: release-key}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: release-key
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["%s/acme/*"]
+          attestors:
+            - entries:
+                - keys:
+                    rekor: {ignoreTlog: true}
+                    publicKeys: |
+%s`, f.host, pub.String())
+	repo, rev := f.gitRepository("apps", files)
+	gate := f.createGate("apps", repo)
+
+	got := f.deniedFor(gate, rev, "AdmissionDenied", func(g Gomega, got *v1alpha1.Gate) {
+		g.Expect(got.Status.Admission).To(HaveLen(1))
+	})
+	f.g.Expect(got.Status.Summary).To(Equal(&v1alpha1.ImageSummary{Total: 1, Verified: 1}), "pregate's own policy verifies the image")
+	f.g.Expect(got.Status.Admission[0]).To(And(
+		HaveField("Image", web), HaveField("Policy", "ClusterPolicy/release-key"), HaveField("Rule", "release-key"),
+		HaveField("Engine", "kyverno"), HaveField("Outcome", "Deny"), HaveField("NeverPasses", true),
+		HaveField("Message", And(ContainSubstring("a cosign v3 Sigstore bundle as an OCI referrer"), ContainSubstring("set type: SigstoreBundle"))),
+	))
+	f.g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(HavePrefix("admission would deny 1 of 1 images: " + web))
+}
