@@ -81,10 +81,16 @@ type Policy struct {
 type Reads struct {
 	Sources []Step
 	Formats []Format
+	// AttestationsSign counts a verified Sigstore bundle as a signature
+	// whatever it states, an attestation included, as Kyverno's
+	// SigstoreBundle verifier does for a rule with no attestation type.
+	AttestationsSign bool
 }
 
-// IsZero says whether r reads everything.
-func (r Reads) IsZero() bool { return len(r.Sources) == 0 && len(r.Formats) == 0 }
+// IsZero says whether r reads everything, as pregate does.
+func (r Reads) IsZero() bool {
+	return len(r.Sources) == 0 && len(r.Formats) == 0 && !r.AttestationsSign
+}
 
 // String says what r reads, for fingerprints and messages.
 func (r Reads) String() string {
@@ -97,6 +103,9 @@ func (r Reads) String() string {
 	}
 	for _, f := range r.Formats {
 		parts = append(parts, string(f))
+	}
+	if r.AttestationsSign {
+		parts = append(parts, "attestations-sign")
 	}
 	return strings.Join(parts, ",")
 }

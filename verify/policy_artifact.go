@@ -372,9 +372,16 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 		case attestationClass:
 			o.c.Accepted = o.required
 			what := fmt.Sprintf("attestation of %s signed by %s, trusted by authority %q", o.predicateType, o.c.Signer, best.auth.name)
-			if o.required {
+			switch {
+			case p.Reads.AttestationsSign && o.c.Format == BundleFormat && !o.required:
+				// As the engine reads it: a verified bundle signs the
+				// image, whatever it states.
+				o.class = signatureClass
+				o.c.Accepted = true
+				o.c.Reason = what + "; counted as a signature, as the policy's engine counts every verified bundle"
+			case o.required:
 				o.c.Reason = what
-			} else {
+			default:
 				o.c.Reason = fmt.Sprintf("%s; an attestation is not a signature, and policy %q requires no attestation of this type", what, p.Name)
 			}
 		}

@@ -918,6 +918,14 @@ func TestCheck_reads(t *testing.T) {
 		p.Reads = verify.Reads{Formats: []verify.Format{verify.BundleFormat}}
 		return p
 	}
+	slsa := referrer(ss.MustAttestImage(t, goodIdentity, ghIssuer, imgDigest, slsaType, nil))
+	env, envAnn := ss.MustLegacyAttestation(t, goodIdentity, ghIssuer, imgDigest, slsaType, nil)
+	legacyAtt := attTagArtifact(env, envAnn)
+	attestationsSign := func() *verify.Policy {
+		p := firstPartyPolicy(ss.Material())
+		p.Reads = verify.Reads{AttestationsSign: true}
+		return p
+	}
 	for name, tc := range map[string]struct {
 		policy *verify.Policy
 		disc   verify.Discovery
@@ -935,12 +943,18 @@ func TestCheck_reads(t *testing.T) {
 			checkWant{status: verify.Verified, signer: goodIdentity}},
 		"reads everything": {firstPartyPolicy(ss.Material()), discovered(bundle),
 			checkWant{status: verify.Verified}},
+		"attestations sign, attestation-only bundle": {attestationsSign(), discovered(slsa),
+			checkWant{status: verify.Verified, reason: []string{"counted as a signature"}}},
+		"attestations sign, legacy attestation": {attestationsSign(), discovered(legacyAtt),
+			checkWant{status: verify.NoSignatures}},
+		"pregate, attestation-only bundle": {firstPartyPolicy(ss.Material()), discovered(slsa),
+			checkWant{status: verify.NoSignatures, detail: []string{"an attestation is not a signature"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			res := checkPolicy(t, tc.policy, tc.disc, tc.want)
 			for _, c := range res.Considered {
-				if !tc.policy.Reads.IsZero() && !slices.Contains(tc.policy.Reads.Formats, c.Format) {
+				if len(tc.policy.Reads.Formats) > 0 && !slices.Contains(tc.policy.Reads.Formats, c.Format) {
 					t.Errorf("considered %s from %s, which the policy does not read", c.Format, c.Source)
 				}
 			}

@@ -17,9 +17,16 @@ func (r Rule) Reads() verify.Reads {
 	case KyvernoCosign, LegacyFormat:
 		return legacy
 	case KyvernoSigstoreBundle, BundleFormat:
+		// Both count every verified bundle as a signature, an
+		// attestation-only one included: Kyverno's fetchBundles keeps every
+		// bundle for a rule without a predicate type
+		// (cpol/cosign/sigstore.go), and policy-controller's bundle path is
+		// cosign's, which accepts a bundle of any predicate type
+		// (research/sigstore-formats.md, §1.5).
 		return verify.Reads{
-			Sources: []verify.Step{verify.ReferrersStep, verify.FallbackTagStep},
-			Formats: []verify.Format{verify.BundleFormat},
+			Sources:          []verify.Step{verify.ReferrersStep, verify.FallbackTagStep},
+			Formats:          []verify.Format{verify.BundleFormat},
+			AttestationsSign: true,
 		}
 	}
 	// Notary: nothing pregate reads is what it reads.

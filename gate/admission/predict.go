@@ -61,6 +61,11 @@ func Predict(rule admission.Rule, engine, own verify.Result) Prediction {
 	case verify.Verified:
 		p.Outcome = Admit
 		p.Message = engine.Detail
+		if own.Status != verify.Verified {
+			// The engine accepts what pregate would not, such as an
+			// attestation-only bundle taken for a signature.
+			p.Message += "; pregate alone would not: " + own.Detail
+		}
 		return p
 	case verify.LookupFailed, verify.ResolveFailed:
 		p.Outcome = Undecided

@@ -86,6 +86,9 @@ func TestPredict(t *testing.T) {
 		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", Content: ss.MustSignImage(t, release, issuer, digest)}
 	intruderBundle := bundle
 	intruderBundle.Manifest, intruderBundle.Content = "sha256:"+strings.Repeat("e", 64), ss.MustSignImage(t, intruder, issuer, digest)
+	attestationOnly := bundle
+	attestationOnly.Manifest, attestationOnly.Content = "sha256:"+strings.Repeat("a", 64),
+		ss.MustAttestImage(t, release, issuer, digest, "https://slsa.dev/provenance/v1", map[string]any{"buildDefinition": map[string]any{}})
 	payload, ann := ss.MustLegacySignature(t, release, issuer, digest, repo)
 	legacy := verify.Artifact{Source: verify.SignatureTagStep, Manifest: "sha256:" + strings.Repeat("c", 64), Format: verify.SimpleSigningFormat,
 		MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Content: payload, Annotations: ann}
