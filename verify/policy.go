@@ -81,6 +81,10 @@ type Policy struct {
 type Reads struct {
 	Sources []Step
 	Formats []Format
+	// BundlesFirst reads only Sigstore bundles when there are any, and
+	// the other formats only when there are none, as Kyverno's
+	// ImageValidatingPolicy cosign verifier does.
+	BundlesFirst bool
 	// AttestationsSign counts a verified Sigstore bundle as a signature
 	// whatever it states, an attestation included, as Kyverno's
 	// SigstoreBundle verifier does for a rule with no attestation type.
@@ -107,6 +111,9 @@ func (r Reads) String() string {
 	if r.AttestationsSign {
 		parts = append(parts, "attestations-sign")
 	}
+	if r.BundlesFirst {
+		parts = append(parts, "bundles-first")
+	}
 	return strings.Join(parts, ",")
 }
 
@@ -124,6 +131,9 @@ func (r Reads) filter(d Discovery) Discovery {
 		if place(a.Source) && (len(r.Formats) == 0 || slices.Contains(r.Formats, a.Format)) {
 			out.Artifacts = append(out.Artifacts, a)
 		}
+	}
+	if r.BundlesFirst && slices.ContainsFunc(out.Artifacts, func(a Artifact) bool { return a.Format == BundleFormat }) {
+		out.Artifacts = slices.DeleteFunc(out.Artifacts, func(a Artifact) bool { return a.Format != BundleFormat })
 	}
 	out.Lookups = nil
 	for _, l := range d.Lookups {

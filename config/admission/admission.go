@@ -113,6 +113,13 @@ type Rule struct {
 	// Unsupported says what the rule asks that pregate does not evaluate;
 	// such a rule is never predicted to pass.
 	Unsupported []string
+
+	// An ImageValidatingPolicy's named signers, the predicate types of its
+	// named attestations and its CEL validations: the image passes when
+	// every validation holds.
+	Attestors        []Attestor
+	AttestationTypes map[string]string
+	Validations      []Validation
 }
 
 // ID names the rule in messages: "ClusterPolicy/verify-image rule

@@ -28,9 +28,32 @@ func (r Rule) Reads() verify.Reads {
 			Formats:          []verify.Format{verify.BundleFormat},
 			AttestationsSign: true,
 		}
+	case KyvernoIVPOL:
+		return verify.Reads{
+			Sources:          []verify.Step{verify.ReferrersStep, verify.SignatureTagStep, verify.AttestationTagStep},
+			BundlesFirst:     true,
+			AttestationsSign: true,
+		}
 	}
 	// Notary: nothing pregate reads is what it reads.
 	return verify.Reads{Sources: []verify.Step{"notation"}}
+}
+
+// AttestorPolicies are the two ways an ImageValidatingPolicy attestor is
+// checked, as Policies are for a rule; with predicateType, the attestation
+// of that type it must have signed too.
+func (r Rule) AttestorPolicies(a Attestor, predicateType string, trusted root.TrustedMaterial) (engine, own *verify.Policy) {
+	name := r.ID() + " attestor " + a.Name
+	var atts []verify.Attestation
+	if predicateType != "" {
+		name += " attestation " + predicateType
+		atts = []verify.Attestation{{Name: predicateType, PredicateType: predicateType}}
+	}
+	auths := []verify.Authority{a.Authority}
+	own = &verify.Policy{Name: name, Authorities: auths, Attestations: atts, Trusted: trusted}
+	engine = &verify.Policy{Name: name + " (as " + string(r.Engine) + " reads it)", Authorities: auths,
+		Attestations: atts, Trusted: trusted, Reads: r.Reads()}
+	return engine, own
 }
 
 // Policies are the two ways the rule is checked: as its engine reads

@@ -38,6 +38,18 @@ func Read(file string, obj map[string]any) (*Policy, bool, error) {
 		if err := readKyverno(p, kp); err != nil {
 			return fail(err)
 		}
+	case group == "policies.kyverno.io" && (kind == "ImageValidatingPolicy" || kind == "NamespacedImageValidatingPolicy"):
+		p.Engine = Kyverno
+		if kind == "NamespacedImageValidatingPolicy" {
+			p.Namespace = namespace
+		}
+		var iv ivpol
+		if err := json.Unmarshal(raw, &iv); err != nil {
+			return fail(err)
+		}
+		if err := readIVPOL(p, iv); err != nil {
+			return fail(err)
+		}
 	case group == "policy.sigstore.dev" && kind == "ClusterImagePolicy":
 		p.Engine = PolicyController
 		var cip clusterImagePolicy

@@ -73,6 +73,8 @@ func TestRead(t *testing.T) {
 			Signers: []string{"keyless https://token.actions.githubusercontent.com " +
 				`^https://github\.com/slsa-framework/slsa-github-generator/\.github/workflows/generator_container_slsa3\.yml@refs/tags/v.*$`},
 			Attestations: []string{"https://slsa.dev/provenance/v0.2"}, Unsupported: 1}}},
+		{"kyverno-verify-image-ivpol.yaml", []ruleSummary{{ID: "ImageValidatingPolicy/verify-image-ivpol rule validations", Format: "ImageValidatingPolicy",
+			Action: "Enforce", Images: []string{"ghcr.io/kyverno/test-verify-image*"}, Unsupported: 1}}},
 		{"outage-cosign-type.yaml", []ruleSummary{{ID: "ClusterPolicy/first-party-signed rule release-workflow", Format: "Cosign", Action: "Enforce",
 			Images:  []string{"ghcr.io/acme/*"},
 			Signers: []string{`keyless https://token.actions.githubusercontent.com ^https://github\.com/acme/.*/\.github/workflows/release\.yml@refs/heads/main$`}}}},
@@ -91,6 +93,9 @@ func TestRead(t *testing.T) {
 				t.Errorf("rules (-want +got):\n%s", diff)
 			}
 			for _, r := range p.Rules {
+				if len(r.Unsupported) > 0 {
+					continue // never checked: predicted Undecided
+				}
 				engine, own := r.Policies(verifytest.NewSigstore(t).Material())
 				for _, vp := range []*verify.Policy{engine, own} {
 					if err := vp.Validate(); err != nil {

@@ -24,12 +24,17 @@ type Compiled struct {
 }
 
 // CompiledRule is one rule and how it is checked; a rule asking what
-// pregate does not evaluate is not checked (Engine and Own are nil), and
-// is predicted Undecided.
+// pregate does not evaluate is not checked (its policies are nil), and is
+// predicted Undecided.
 type CompiledRule struct {
 	admission.Rule
 	Engine, Own *verify.Policy
+	ivpol       *ivpolPolicies
 }
+
+// trustFunc gives the trust material an authority needs, nil when it
+// needs none.
+type trustFunc func(verify.Authority) (root.TrustedMaterial, error)
 
 // Compile compiles the rules of policies. trust gives the trust material
 // of keyless signers and transparency logs (the Sigstore public-good
@@ -38,33 +43,53 @@ type CompiledRule struct {
 func Compile(policies []*admission.Policy, trust func() (root.TrustedMaterial, error)) (Compiled, error) {
 	var c Compiled
 	var trusted root.TrustedMaterial
+	trustFor := func(a verify.Authority) (root.TrustedMaterial, error) {
+		if trusted == nil && needsTrust(a) {
+			var err error
+			if trusted, err = trust(); err != nil {
+				return nil, fmt.Errorf("loading trust material: %w", err)
+			}
+		}
+		return trusted, nil
+	}
 	for _, p := range policies {
 		for _, r := range p.Rules {
 			cr := CompiledRule{Rule: r}
-			if len(r.Unsupported) == 0 {
-				if trusted == nil && needsTrust(r) {
-					var err error
-					if trusted, err = trust(); err != nil {
-						return Compiled{}, fmt.Errorf("%s: loading trust material: %w", r.ID(), err)
-					}
-				}
-				cr.Engine, cr.Own = r.Policies(trusted)
+			if len(r.Unsupported) > 0 {
+				c.Rules = append(c.Rules, cr)
+				continue
 			}
+			if r.Format == admission.KyvernoIVPOL {
+				ip, err := newIVPOLPolicies(r, trustFor)
+				if err != nil {
+					return Compiled{}, fmt.Errorf("%s: %w", r.ID(), err)
+				}
+				cr.ivpol = ip
+				c.Rules = append(c.Rules, cr)
+				continue
+			}
+			var tm root.TrustedMaterial
+			for _, a := range r.Authorities {
+				m, err := trustFor(a)
+				if err != nil {
+					return Compiled{}, fmt.Errorf("%s: %w", r.ID(), err)
+				}
+				if m != nil {
+					tm = m
+				}
+			}
+			cr.Engine, cr.Own = r.Policies(tm)
 			c.Rules = append(c.Rules, cr)
 		}
 	}
 	return c, nil
 }
 
-// needsTrust says whether checking the rule needs trust material: a
-// keyless signer, or a transparency log or timestamps to check.
-func needsTrust(r admission.Rule) bool {
-	for _, a := range r.Authorities {
-		if a.Keyless != nil || (a.Key != nil && !a.IgnoreTlog) || a.SignedTimestamps {
-			return true
-		}
-	}
-	return false
+// needsTrust says whether checking with an authority needs trust
+// material: a keyless signer, or a transparency log or timestamps to
+// check.
+func needsTrust(a verify.Authority) bool {
+	return a.Keyless != nil || (a.Key != nil && !a.IgnoreTlog) || a.SignedTimestamps
 }
 
 // VerifyPolicies are every rule's verify policies, for the verifier.
@@ -73,6 +98,9 @@ func (c Compiled) VerifyPolicies() []*verify.Policy {
 	for _, r := range c.Rules {
 		if r.Engine != nil {
 			out = append(out, r.Engine, r.Own)
+		}
+		if r.ivpol != nil {
+			out = append(out, r.ivpol.all()...)
 		}
 	}
 	return out
@@ -84,13 +112,13 @@ func (c Compiled) VerifyPolicies() []*verify.Policy {
 func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker, concurrency int) ([]gate.Admission, error) {
 	type job struct {
 		rule  CompiledRule
-		image string
+		image gate.Image
 	}
 	var jobs []job
 	for _, img := range images {
 		for _, r := range c.Rules {
 			if r.Covers(img.Ref, fullRef(img)) && applies(r.Match, img) {
-				jobs = append(jobs, job{r, img.Ref})
+				jobs = append(jobs, job{r, img})
 			}
 		}
 	}
@@ -110,16 +138,20 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 				return
 			}
 			defer func() { <-sem }()
-			if j.rule.Engine == nil {
-				out[i] = Predict(j.rule.Rule, verify.Result{}, verify.Result{Subject: verify.Subject{Ref: j.image}})
+			switch {
+			case j.rule.ivpol != nil:
+				out[i], errs[i] = predictIVPOL(ctx, j.rule, j.image.Ref, j.image.Digest, podImages(j.image), check)
+				return
+			case j.rule.Engine == nil:
+				out[i] = Predict(j.rule.Rule, verify.Result{}, verify.Result{Subject: verify.Subject{Ref: j.image.Ref}})
 				return
 			}
-			engine, err := check(ctx, j.image, j.rule.Engine)
+			engine, err := check(ctx, j.image.Ref, j.rule.Engine)
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			own, err := check(ctx, j.image, j.rule.Own)
+			own, err := check(ctx, j.image.Ref, j.rule.Own)
 			if err != nil {
 				errs[i] = err
 				return
@@ -134,6 +166,29 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 		}
 	}
 	return out, nil
+}
+
+// podImages are the lists of a Pod's images an ImageValidatingPolicy
+// sees (images.containers, initContainers, ephemeralContainers), holding
+// img where its locations put it.
+func podImages(img gate.Image) map[string][]string {
+	out := map[string][]string{"containers": {}, "initContainers": {}, "ephemeralContainers": {}}
+	for _, l := range img.Locations {
+		list := "containers"
+		switch {
+		case strings.Contains(l.Path, "initContainers["):
+			list = "initContainers"
+		case strings.Contains(l.Path, "ephemeralContainers["):
+			list = "ephemeralContainers"
+		}
+		if len(out[list]) == 0 {
+			out[list] = append(out[list], img.Ref)
+		}
+	}
+	if len(img.Locations) == 0 {
+		out["containers"] = []string{img.Ref}
+	}
+	return out
 }
 
 // fullRef is the image's fully-qualified reference.

@@ -1,0 +1,214 @@
+package admission
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/pregate/pregate/verify"
+)
+
+// KyvernoIVPOL is how a Kyverno ImageValidatingPolicy cosign attestor reads
+// signatures: Sigstore bundles when there are any, else the legacy format
+// (pkg/image/verifiers/ivpol/cosign/verifier.go calls cosign.GetBundles
+// first); bundles only through the referrers API, the fallback tag not
+// tried (kyverno#17343); any verified bundle counts as a signature.
+const KyvernoIVPOL Format = "ImageValidatingPolicy"
+
+// Attestor is a named signer of an ImageValidatingPolicy; its validations
+// name it (attestors.<name>).
+type Attestor struct {
+	Name      string
+	Authority verify.Authority
+	// Identities is how many keyless identities it lists: Kyverno's
+	// sigstore-go bundle path refuses more than one.
+	Identities int
+}
+
+// Validation is a CEL validation of an ImageValidatingPolicy.
+type Validation struct {
+	Expression, Message string
+}
+
+// ivpol is the part of an ImageValidatingPolicy (policies.kyverno.io
+// v1alpha1, v1beta1, v1) that decides image verification.
+type ivpol struct {
+	Spec struct {
+		ValidationActions []string `json:"validationActions"`
+		MatchConstraints  *struct {
+			ResourceRules []struct {
+				Resources []string `json:"resources"`
+			} `json:"resourceRules"`
+			NamespaceSelector any `json:"namespaceSelector"`
+			ObjectSelector    any `json:"objectSelector"`
+		} `json:"matchConstraints"`
+		MatchConditions      []any `json:"matchConditions"`
+		MatchImageReferences []struct {
+			Glob       string `json:"glob"`
+			Expression string `json:"expression"`
+		} `json:"matchImageReferences"`
+		Attestors []struct {
+			Name   string `json:"name"`
+			Cosign *struct {
+				Key *struct {
+					Data string `json:"data"`
+					KMS  string `json:"kms"`
+				} `json:"key"`
+				Keyless *struct {
+					Identities []struct {
+						Issuer        string `json:"issuer"`
+						Subject       string `json:"subject"`
+						IssuerRegExp  string `json:"issuerRegExp"`
+						SubjectRegExp string `json:"subjectRegExp"`
+					} `json:"identities"`
+					Roots string `json:"roots"`
+				} `json:"keyless"`
+				CTLog *struct {
+					InsecureIgnoreSCT  bool `json:"insecureIgnoreSCT"`
+					InsecureIgnoreTlog bool `json:"insecureIgnoreTlog"`
+				} `json:"ctlog"`
+				Source any `json:"source"`
+			} `json:"cosign"`
+			Notary any `json:"notary"`
+		} `json:"attestors"`
+		Attestations []struct {
+			Name   string `json:"name"`
+			InToto *struct {
+				Type string `json:"type"`
+			} `json:"intoto"`
+			Referrer *struct {
+				Type string `json:"type"`
+			} `json:"referrer"`
+		} `json:"attestations"`
+		Variables   []any        `json:"variables"`
+		Validations []Validation `json:"validations"`
+		Images      []any        `json:"images"`
+		Credentials any          `json:"credentials"`
+	} `json:"spec"`
+}
+
+// readIVPOL reads an ImageValidatingPolicy as one rule.
+func readIVPOL(p *Policy, raw ivpol) error {
+	spec := raw.Spec
+	rule := Rule{Policy: p.ID(), Name: "validations", Engine: Kyverno, Format: KyvernoIVPOL, Action: Enforce,
+		AttestationTypes: map[string]string{}}
+	if p.Namespace != "" {
+		rule.Match.Namespaces = []string{p.Namespace}
+	}
+	switch {
+	case slices.Contains(spec.ValidationActions, "Deny"):
+	case slices.Contains(spec.ValidationActions, "Warn"):
+		rule.Action = Warn
+	case slices.Contains(spec.ValidationActions, "Audit"):
+		rule.Action = Audit
+	case len(spec.ValidationActions) > 0:
+		return fmt.Errorf("spec.validationActions: %v holds none of Deny, Warn, Audit", spec.ValidationActions)
+	}
+	if mc := spec.MatchConstraints; mc != nil {
+		pods := false
+		for _, rr := range mc.ResourceRules {
+			if slices.Contains(rr.Resources, "pods") || slices.Contains(rr.Resources, "*") {
+				pods = true
+			}
+		}
+		if !pods {
+			rule.Unsupported = append(rule.Unsupported, "matchConstraints without pods")
+		}
+		if mc.NamespaceSelector != nil || mc.ObjectSelector != nil {
+			rule.Unsupported = append(rule.Unsupported, "matchConstraints selectors")
+		}
+	}
+	if len(spec.MatchConditions) > 0 {
+		rule.Unsupported = append(rule.Unsupported, "matchConditions (CEL)")
+	}
+	for i, m := range spec.MatchImageReferences {
+		switch {
+		case m.Glob != "":
+			rule.Images = append(rule.Images, m.Glob)
+		case m.Expression != "":
+			rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("matchImageReferences[%d].expression (CEL)", i))
+		default:
+			return fmt.Errorf("spec.matchImageReferences[%d]: no glob or expression", i)
+		}
+	}
+	if len(spec.MatchImageReferences) == 0 {
+		rule.Images = []string{"*"}
+	}
+	for i, a := range spec.Attestors {
+		if a.Name == "" {
+			return fmt.Errorf("spec.attestors[%d]: no name", i)
+		}
+		at := Attestor{Name: a.Name, Authority: verify.Authority{Name: a.Name}}
+		switch {
+		case a.Cosign != nil && a.Cosign.Keyless != nil:
+			for _, id := range a.Cosign.Keyless.Identities {
+				at.Authority.Keyless = appendIdentity(at.Authority.Keyless, verify.Identity{Issuer: id.Issuer, Subject: id.Subject,
+					IssuerRegExp: id.IssuerRegExp, SubjectRegExp: id.SubjectRegExp})
+			}
+			at.Identities = len(a.Cosign.Keyless.Identities)
+			if at.Identities == 0 {
+				return fmt.Errorf("spec.attestors[%d].cosign.keyless: no identities", i)
+			}
+			if a.Cosign.Keyless.Roots != "" {
+				rule.Unsupported = append(rule.Unsupported, a.Name+": its own roots")
+			}
+		case a.Cosign != nil && a.Cosign.Key != nil && a.Cosign.Key.Data != "":
+			key, err := verify.NewKey([]byte(a.Cosign.Key.Data))
+			if err != nil {
+				return fmt.Errorf("spec.attestors[%d].cosign.key.data: %w", i, err)
+			}
+			at.Authority.Key = key
+		case a.Cosign != nil:
+			rule.Unsupported = append(rule.Unsupported, a.Name+": a key from a KMS or a Secret")
+		case a.Notary != nil:
+			rule.Unsupported = append(rule.Unsupported, a.Name+": Notary signatures")
+		default:
+			return fmt.Errorf("spec.attestors[%d]: no cosign or notary", i)
+		}
+		if a.Cosign != nil {
+			if a.Cosign.CTLog != nil {
+				at.Authority.IgnoreSCT = a.Cosign.CTLog.InsecureIgnoreSCT
+				at.Authority.IgnoreTlog = a.Cosign.CTLog.InsecureIgnoreTlog
+			}
+			if a.Cosign.Source != nil {
+				rule.Unsupported = append(rule.Unsupported, a.Name+".source (signatures in another repository)")
+			}
+		}
+		rule.Attestors = append(rule.Attestors, at)
+	}
+	for i, a := range spec.Attestations {
+		switch {
+		case a.InToto != nil && a.InToto.Type != "":
+			rule.AttestationTypes[a.Name] = a.InToto.Type
+		case a.Referrer != nil:
+			rule.Unsupported = append(rule.Unsupported, a.Name+": referrer attestations")
+		default:
+			return fmt.Errorf("spec.attestations[%d]: no intoto type or referrer", i)
+		}
+	}
+	if len(spec.Variables) > 0 {
+		rule.Unsupported = append(rule.Unsupported, "variables")
+	}
+	if len(spec.Images) > 0 {
+		rule.Unsupported = append(rule.Unsupported, "images (image extractors)")
+	}
+	if len(spec.Validations) == 0 {
+		return fmt.Errorf("spec.validations: none")
+	}
+	for i, v := range spec.Validations {
+		if strings.TrimSpace(v.Expression) == "" {
+			return fmt.Errorf("spec.validations[%d]: no expression", i)
+		}
+	}
+	rule.Validations = spec.Validations
+	p.Rules = append(p.Rules, rule)
+	return nil
+}
+
+func appendIdentity(k *verify.Keyless, id verify.Identity) *verify.Keyless {
+	if k == nil {
+		k = &verify.Keyless{}
+	}
+	k.Identities = append(k.Identities, id)
+	return k
+}

@@ -1,0 +1,278 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+
+	"github.com/pregate/pregate/config/admission"
+	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/verify"
+)
+
+// An ImageValidatingPolicy decides with CEL validations over the Pod's
+// images, calling verifyImageSignatures(image, [attestors.a, …]) (how many
+// of the attestors verify the image) and verifyAttestationSignatures(image,
+// attestations.x, [attestors.a, …]) (how many verify an attestation of that
+// type). pregate evaluates the validations with cel-go twice, with the
+// functions checking as Kyverno reads signatures and as pregate does.
+
+// viewPolicies are the engine's and pregate's policy for one check.
+type viewPolicies struct{ engine, own *verify.Policy }
+
+// ivpolPolicies are an ImageValidatingPolicy rule's verify policies: per
+// attestor, and per attestation and attestor.
+type ivpolPolicies struct {
+	signatures   map[string]viewPolicies    // attestor name
+	attestations map[[2]string]viewPolicies // attestation name, attestor name
+}
+
+// newIVPOLPolicies makes the policies of an ImageValidatingPolicy rule.
+func newIVPOLPolicies(r admission.Rule, trusted trustFunc) (*ivpolPolicies, error) {
+	p := &ivpolPolicies{signatures: map[string]viewPolicies{}, attestations: map[[2]string]viewPolicies{}}
+	for _, a := range r.Attestors {
+		tm, err := trusted(a.Authority)
+		if err != nil {
+			return nil, err
+		}
+		e, o := r.AttestorPolicies(a, "", tm)
+		p.signatures[a.Name] = viewPolicies{e, o}
+		for name, typ := range r.AttestationTypes {
+			e, o := r.AttestorPolicies(a, typ, tm)
+			p.attestations[[2]string{name, a.Name}] = viewPolicies{e, o}
+		}
+	}
+	return p, nil
+}
+
+func (p *ivpolPolicies) all() []*verify.Policy {
+	var out []*verify.Policy
+	for _, v := range p.signatures {
+		out = append(out, v.engine, v.own)
+	}
+	for _, v := range p.attestations {
+		out = append(out, v.engine, v.own)
+	}
+	return out
+}
+
+// ivpolView evaluates validations with one view's checks, and records what
+// the checks found.
+type ivpolView struct {
+	ctx      context.Context
+	rule     admission.Rule
+	policies *ivpolPolicies
+	engine   bool
+	check    Checker
+	// accepted are what verified; notes why the engine refused what it
+	// found; err the first check that could not run.
+	accepted []verify.Result
+	notes    []string
+	err      error
+}
+
+func (v *ivpolView) policy(vp viewPolicies) *verify.Policy {
+	if v.engine {
+		return vp.engine
+	}
+	return vp.own
+}
+
+// count checks image against each named attestor (and attestation) and
+// returns how many verified.
+func (v *ivpolView) count(image, attestation string, attestors ref.Val) ref.Val {
+	names, err := stringList(attestors)
+	if err != nil {
+		return types.NewErr("%v", err)
+	}
+	n := 0
+	for _, name := range names {
+		var vp viewPolicies
+		var ok bool
+		if attestation == "" {
+			vp, ok = v.policies.signatures[name]
+		} else {
+			vp, ok = v.policies.attestations[[2]string{attestation, name}]
+		}
+		if !ok {
+			return types.NewErr("no attestor %q or attestation %q", name, attestation)
+		}
+		res, err := v.check(v.ctx, image, v.policy(vp))
+		if err != nil {
+			v.err = err
+			return types.NewErr("%v", err)
+		}
+		if res.Status != verify.Verified {
+			continue
+		}
+		if v.engine && v.refusesIdentities(name, res) {
+			continue
+		}
+		v.accepted = append(v.accepted, res)
+		n++
+	}
+	return types.Int(n)
+}
+
+// refusesIdentities applies the sigstore-go bundle path's refusal of an
+// attestor with several keyless identities ("unsupported: multiple
+// identities are not supported at this time", cosign pkg/cosign/verify.go,
+// kyverno ivpol/cosign/verifier.go): it fails closed for every image it
+// reads a bundle of.
+func (v *ivpolView) refusesIdentities(name string, res verify.Result) bool {
+	for _, a := range v.rule.Attestors {
+		if a.Name != name || a.Identities < 2 {
+			continue
+		}
+		for _, c := range res.Considered {
+			if c.Format == verify.BundleFormat {
+				v.notes = append(v.notes, fmt.Sprintf("attestor %q lists %d keyless identities, and Kyverno's bundle path (sigstore-go) refuses them: "+
+					"\"multiple identities are not supported at this time\" (cosign pkg/cosign/verify.go)", name, a.Identities))
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var stringSliceType = reflect.TypeFor[[]string]()
+
+func stringList(v ref.Val) ([]string, error) {
+	native, err := v.ConvertToNative(stringSliceType)
+	if err != nil {
+		return nil, fmt.Errorf("attestors: want a list of attestors: %w", err)
+	}
+	return native.([]string), nil //nolint:forcetypeassert // ConvertToNative returns the type asked
+}
+
+// evaluate runs every validation; the first that does not hold, or fails,
+// is returned with its message.
+func (v *ivpolView) evaluate(images map[string][]string) (bool, string, error) {
+	attestors := map[string]string{}
+	for _, a := range v.rule.Attestors {
+		attestors[a.Name] = a.Name
+	}
+	attestations := map[string]string{}
+	for name := range v.rule.AttestationTypes {
+		attestations[name] = name
+	}
+	env, err := cel.NewEnv(
+		cel.Variable("images", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
+		cel.Variable("attestors", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("attestations", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Function("verifyImageSignatures", cel.Overload("verifyImageSignatures_string_list",
+			[]*cel.Type{cel.StringType, cel.ListType(cel.StringType)}, cel.IntType,
+			cel.BinaryBinding(func(image, list ref.Val) ref.Val { return v.count(string(image.(types.String)), "", list) }))),
+		cel.Function("verifyAttestationSignatures", cel.Overload("verifyAttestationSignatures_string_string_list",
+			[]*cel.Type{cel.StringType, cel.StringType, cel.ListType(cel.StringType)}, cel.IntType,
+			cel.FunctionBinding(func(args ...ref.Val) ref.Val {
+				return v.count(string(args[0].(types.String)), string(args[1].(types.String)), args[2])
+			}))),
+	)
+	if err != nil {
+		return false, "", err
+	}
+	for i, val := range v.rule.Validations {
+		ast, iss := env.Compile(val.Expression)
+		if iss.Err() != nil {
+			return false, "", fmt.Errorf("validations[%d]: %w", i, iss.Err())
+		}
+		prg, err := env.Program(ast)
+		if err != nil {
+			return false, "", fmt.Errorf("validations[%d]: %w", i, err)
+		}
+		out, _, err := prg.Eval(map[string]any{"images": images, "attestors": attestors, "attestations": attestations})
+		if v.err != nil {
+			return false, "", v.err
+		}
+		if err != nil {
+			return false, "", fmt.Errorf("validations[%d]: %w", i, err)
+		}
+		ok, isBool := out.Value().(bool)
+		if !isBool {
+			return false, "", fmt.Errorf("validations[%d]: %s is not a bool", i, out.Type())
+		}
+		if !ok {
+			msg := strings.TrimSpace(val.Message)
+			if msg == "" {
+				msg = fmt.Sprintf("validation %q failed", strings.TrimSpace(val.Expression))
+			}
+			return false, msg, nil
+		}
+	}
+	return true, "", nil
+}
+
+// predictIVPOL predicts an ImageValidatingPolicy rule for one image, whose
+// places in the Pod are images (containers, initContainers,
+// ephemeralContainers).
+func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, images map[string][]string, check Checker) (gate.Admission, error) {
+	p := gate.Admission{Engine: string(r.Rule.Engine), Policy: r.Policy, Rule: r.Name, Image: image, Digest: digest}
+	engine := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, engine: true, check: check}
+	own := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, check: check}
+	engineOK, engineMsg, err := engine.evaluate(images)
+	if err == nil {
+		var ownOK bool
+		ownOK, _, err = own.evaluate(images)
+		if err == nil {
+			p.Pregate = verify.NoSignatures
+			if ownOK {
+				p.Pregate = verify.Verified
+			}
+			switch {
+			case engineOK:
+				p.Outcome = Admit
+				p.Message = "every validation holds"
+				if !ownOK {
+					p.Message += "; pregate alone would not admit it (Kyverno counts any verified bundle, an attestation included, as a signature)"
+				}
+			default:
+				p.Outcome = failed(r.Action)
+				p.Message = engineMsg
+				if len(engine.notes) > 0 {
+					p.Message += ": " + strings.Join(engine.notes, "; ")
+				}
+				if ownOK {
+					p.NeverPasses = true
+					p.Exists = acceptedAll(own.accepted)
+					p.Why, p.Fix = ivpolWhy(engine.notes)
+				}
+			}
+			return p, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return gate.Admission{}, ctx.Err()
+	}
+	p.Outcome = Undecided
+	p.Message = "not predicted: " + err.Error()
+	return p, nil
+}
+
+func acceptedAll(rs []verify.Result) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if s := accepted(r); s != "" && !seen[s] {
+			seen[s] = true
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ivpolWhy says why the ImageValidatingPolicy engine misses what pregate
+// accepts, and the fix.
+func ivpolWhy(notes []string) (why, fix string) {
+	if len(notes) > 0 {
+		return strings.Join(notes, "; "), "one identity per attestor: split the attestor, or use one identity whose subjectRegExp is an alternation"
+	}
+	return "Kyverno's ImageValidatingPolicy reads Sigstore bundles only through the registry's referrers API, never its sha256-<digest> fallback tag " +
+			"(kyverno#17343), and the legacy .sig format only when no bundle is listed",
+		"serve the referrers API from the registry, or also sign in the legacy format"
+}

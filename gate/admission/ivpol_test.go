@@ -1,0 +1,128 @@
+package admission_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pregate/pregate/config/admission"
+	"github.com/pregate/pregate/gate"
+	predict "github.com/pregate/pregate/gate/admission"
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+func ivpolPolicy(action, identities, validation string) string {
+	return fmt.Sprintf(`apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: first-party}
+spec:
+  validationActions: [%s]
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  matchImageReferences: [{glob: "ghcr.io/acme/*"}]
+  attestors:
+    - name: release
+      cosign:
+        ctlog: {insecureIgnoreSCT: true}
+        keyless:
+          identities:
+%s
+  attestations:
+    - name: provenance
+      intoto: {type: https://slsa.dev/provenance/v1}
+  validations:
+    - expression: >-
+        %s
+      message: not signed by the release workflow
+`, action, identities, validation)
+}
+
+const (
+	oneIdentity  = "            - {issuer: " + issuer + ", subject: " + release + "}"
+	twoIdentites = oneIdentity + "\n            - {issuer: " + issuer + ", subject: https://github.com/acme/app/.github/workflows/hotfix.yml@refs/heads/main}"
+	signatures   = "images.containers.map(image, verifyImageSignatures(image, [attestors.release])).all(e, e > 0)"
+	provenance   = "images.containers.map(image, verifyAttestationSignatures(image, attestations.provenance, [attestors.release])).all(e, e > 0)"
+)
+
+// TestPredictImageValidatingPolicy evaluates ImageValidatingPolicy
+// validations with cel-go, as Kyverno's cosign attestor reads signatures
+// and as pregate does: bundles only through the referrers API, the legacy
+// format only without bundles, any verified bundle a signature, and an
+// attestor with several identities refused on the bundle path.
+func TestPredictImageValidatingPolicy(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	art := func(src verify.Step, format verify.Format, content []byte, fill string) verify.Artifact {
+		return verify.Artifact{Source: src, Manifest: "sha256:" + strings.Repeat(fill, 64), Format: format,
+			MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", Content: content}
+	}
+	bundle := art(verify.ReferrersStep, verify.BundleFormat, ss.MustSignImage(t, release, issuer, digest), "b")
+	fallback := art(verify.FallbackTagStep, verify.BundleFormat, ss.MustSignImage(t, release, issuer, digest), "f")
+	slsa := art(verify.ReferrersStep, verify.BundleFormat,
+		ss.MustAttestImage(t, release, issuer, digest, "https://slsa.dev/provenance/v1", map[string]any{"buildDefinition": map[string]any{}}), "a")
+	payload, ann := ss.MustLegacySignature(t, release, issuer, digest, repo)
+	legacy := verify.Artifact{Source: verify.SignatureTagStep, Manifest: "sha256:" + strings.Repeat("c", 64), Format: verify.SimpleSigningFormat,
+		MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Content: payload, Annotations: ann}
+	img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0",
+		Locations: []gate.Location{{Object: "Deployment/apps/web", Path: "spec.template.spec.containers[0]"}}}
+
+	for name, tc := range map[string]struct {
+		policy      string
+		arts        []verify.Artifact
+		outcome     predict.Outcome
+		neverPasses bool
+		want        []string
+	}{
+		"bundle":                       {ivpolPolicy("Deny", oneIdentity, signatures), []verify.Artifact{bundle}, predict.Admit, false, []string{"every validation holds"}},
+		"legacy only":                  {ivpolPolicy("Deny", oneIdentity, signatures), []verify.Artifact{legacy}, predict.Admit, false, nil},
+		"unsigned":                     {ivpolPolicy("Deny", oneIdentity, signatures), nil, predict.Deny, false, []string{"not signed by the release workflow"}},
+		"audit":                        {ivpolPolicy("Audit", oneIdentity, signatures), nil, predict.AuditOnly, false, nil},
+		"two identities, bundle":       {ivpolPolicy("Deny", twoIdentites, signatures), []verify.Artifact{bundle}, predict.Deny, true, []string{"multiple identities are not supported", "one identity per attestor"}},
+		"two identities, legacy only":  {ivpolPolicy("Deny", twoIdentites, signatures), []verify.Artifact{legacy}, predict.Admit, false, nil},
+		"bundle in the fallback tag":   {ivpolPolicy("Deny", oneIdentity, signatures), []verify.Artifact{fallback}, predict.Deny, true, []string{"kyverno#17343", "fallback tag"}},
+		"attestation only":             {ivpolPolicy("Deny", oneIdentity, signatures), []verify.Artifact{slsa}, predict.Admit, false, []string{"pregate alone would not"}},
+		"provenance required, present": {ivpolPolicy("Deny", oneIdentity, provenance), []verify.Artifact{bundle, slsa}, predict.Admit, false, nil},
+		"provenance required, missing": {ivpolPolicy("Deny", oneIdentity, provenance), []verify.Artifact{bundle}, predict.Deny, false, nil},
+		"validation does not compile":  {ivpolPolicy("Deny", oneIdentity, "images.containers.all(i, nosuch(i))"), []verify.Artifact{bundle}, predict.Undecided, false, []string{"undeclared reference to 'nosuch'"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var obj map[string]any
+			if err := yaml.Unmarshal([]byte(tc.policy), &obj); err != nil {
+				t.Fatal(err)
+			}
+			p, ok, err := admission.Read("ivpol.yaml", obj)
+			if err != nil || !ok {
+				t.Fatalf("Read() = %v, %v", ok, err)
+			}
+			c, err := predict.Compile([]*admission.Policy{p}, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			disc := verify.Discovery{Subject: verify.Subject{Ref: img.Ref, Repository: repo, Digest: digest}, Artifacts: tc.arts,
+				Lookups: []verify.Lookup{{Step: verify.ReferrersStep, Status: 200}, {Step: verify.FallbackTagStep, Status: 200},
+					{Step: verify.SignatureTagStep, Status: 404}, {Step: verify.AttestationTagStep, Status: 404}}}
+			preds, err := c.Check(t.Context(), []gate.Image{img}, func(_ context.Context, _ string, vp *verify.Policy) (verify.Result, error) {
+				return vp.Check(disc), nil
+			}, 2)
+			if err != nil || len(preds) != 1 {
+				t.Fatalf("Check() = %+v, %v; want one prediction", preds, err)
+			}
+			got := preds[0]
+			if got.Outcome != tc.outcome || got.NeverPasses != tc.neverPasses {
+				t.Errorf("outcome %s, never passes %v; want %s, %v\n%+v", got.Outcome, got.NeverPasses, tc.outcome, tc.neverPasses, got)
+			}
+			text := strings.Join([]string{got.Message, got.Exists, got.Why, got.Fix}, "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("prediction lacks %q:\n%s", w, text)
+				}
+			}
+		})
+	}
+}
