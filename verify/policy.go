@@ -93,7 +93,7 @@ type Reads struct {
 
 // IsZero says whether r reads everything, as pregate does.
 func (r Reads) IsZero() bool {
-	return len(r.Sources) == 0 && len(r.Formats) == 0 && !r.AttestationsSign
+	return len(r.Sources) == 0 && len(r.Formats) == 0 && !r.AttestationsSign && !r.BundlesFirst
 }
 
 // String says what r reads, for fingerprints and messages.

@@ -921,6 +921,12 @@ func TestCheck_reads(t *testing.T) {
 	slsa := referrer(ss.MustAttestImage(t, goodIdentity, ghIssuer, imgDigest, slsaType, nil))
 	env, envAnn := ss.MustLegacyAttestation(t, goodIdentity, ghIssuer, imgDigest, slsaType, nil)
 	legacyAtt := attTagArtifact(env, envAnn)
+	bundleByEvil := referrer(ss.MustSignImage(t, evilIdentity, ghIssuer, imgDigest))
+	bundlesFirst := func() *verify.Policy {
+		p := firstPartyPolicy(ss.Material())
+		p.Reads = verify.Reads{BundlesFirst: true}
+		return p
+	}
 	attestationsSign := func() *verify.Policy {
 		p := firstPartyPolicy(ss.Material())
 		p.Reads = verify.Reads{AttestationsSign: true}
@@ -947,6 +953,10 @@ func TestCheck_reads(t *testing.T) {
 			checkWant{status: verify.Verified, reason: []string{"counted as a signature"}}},
 		"attestations sign, legacy attestation": {attestationsSign(), discovered(legacyAtt),
 			checkWant{status: verify.NoSignatures}},
+		"bundles first, bundle and legacy": {bundlesFirst(), discovered(bundleByEvil, legacy),
+			checkWant{status: verify.IdentityMismatch}},
+		"bundles first, legacy only": {bundlesFirst(), discovered(legacy),
+			checkWant{status: verify.Verified}},
 		"pregate, attestation-only bundle": {firstPartyPolicy(ss.Material()), discovered(slsa),
 			checkWant{status: verify.NoSignatures, detail: []string{"an attestation is not a signature"}}},
 	} {
