@@ -70,6 +70,7 @@ FUZZ_TARGETS := \
 	render:FuzzImages \
 	gate:FuzzGlob \
 	config:FuzzLoad \
+	config/admission:FuzzRead \
 	verify:FuzzCheck \
 	verify:FuzzParseIndex \
 	verify:FuzzNextPage \

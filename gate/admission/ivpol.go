@@ -142,6 +142,11 @@ func (v *ivpolView) refusesIdentities(name string, res verify.Result) bool {
 
 var stringSliceType = reflect.TypeFor[[]string]()
 
+// celCostLimit bounds the work of one validation, as the Kubernetes CEL
+// runtime bounds an admission expression's (apiserver's
+// PerCallLimit): a policy's expression is outside input.
+const celCostLimit = 1_000_000
+
 func stringList(v ref.Val) ([]string, error) {
 	native, err := v.ConvertToNative(stringSliceType)
 	if err != nil {
@@ -182,7 +187,7 @@ func (v *ivpolView) evaluate(images map[string][]string) (bool, string, error) {
 		if iss.Err() != nil {
 			return false, "", fmt.Errorf("validations[%d]: %w", i, iss.Err())
 		}
-		prg, err := env.Program(ast)
+		prg, err := env.Program(ast, cel.CostLimit(celCostLimit))
 		if err != nil {
 			return false, "", fmt.Errorf("validations[%d]: %w", i, err)
 		}

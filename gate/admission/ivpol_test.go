@@ -46,6 +46,8 @@ const (
 	oneIdentity  = "            - {issuer: " + issuer + ", subject: " + release + "}"
 	twoIdentites = oneIdentity + "\n            - {issuer: " + issuer + ", subject: https://github.com/acme/app/.github/workflows/hotfix.yml@refs/heads/main}"
 	signatures   = "images.containers.map(image, verifyImageSignatures(image, [attestors.release])).all(e, e > 0)"
+	ten          = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"
+	costly       = ten + ".map(a, " + ten + ".map(b, " + ten + ".map(c, " + ten + ".map(d, " + ten + ".map(e, " + ten + ".map(f, " + ten + ".map(g, 1))))))).size() > 0"
 	provenance   = "images.containers.map(image, verifyAttestationSignatures(image, attestations.provenance, [attestors.release])).all(e, e > 0)"
 )
 
@@ -88,6 +90,7 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 		"attestation only":             {ivpolPolicy("Deny", oneIdentity, signatures), []verify.Artifact{slsa}, predict.Admit, false, []string{"pregate alone would not"}},
 		"provenance required, present": {ivpolPolicy("Deny", oneIdentity, provenance), []verify.Artifact{bundle, slsa}, predict.Admit, false, nil},
 		"provenance required, missing": {ivpolPolicy("Deny", oneIdentity, provenance), []verify.Artifact{bundle}, predict.Deny, false, nil},
+		"validation too costly":        {ivpolPolicy("Deny", oneIdentity, costly), []verify.Artifact{bundle}, predict.Undecided, false, []string{"cost limit exceeded"}},
 		"validation does not compile":  {ivpolPolicy("Deny", oneIdentity, "images.containers.all(i, nosuch(i))"), []verify.Artifact{bundle}, predict.Undecided, false, []string{"undeclared reference to 'nosuch'"}},
 	} {
 		t.Run(name, func(t *testing.T) {
