@@ -108,8 +108,10 @@ type Rule struct {
 	Authorities []verify.Authority
 	// Attestations are the attestations the rule requires.
 	Attestations []verify.Attestation
-	// Action is what a failure does.
-	Action Action
+	// Action is what a failure does; ActionOverrides change it in some
+	// namespaces (Kyverno validationFailureActionOverrides).
+	Action          Action
+	ActionOverrides []ActionOverride
 	// Unsupported says what the rule asks that pregate does not evaluate;
 	// such a rule is never predicted to pass.
 	Unsupported []string
@@ -120,6 +122,26 @@ type Rule struct {
 	Attestors        []Attestor
 	AttestationTypes map[string]string
 	Validations      []Validation
+}
+
+// ActionOverride is the action of a rule in some namespaces (Kyverno
+// wildcards).
+type ActionOverride struct {
+	Action     Action
+	Namespaces []string
+}
+
+// ActionIn is the rule's action for a Pod in namespace: the first
+// override naming it, else Action.
+func (r Rule) ActionIn(namespace string) Action {
+	for _, o := range r.ActionOverrides {
+		for _, ns := range o.Namespaces {
+			if wildcard(ns, namespace) {
+				return o.Action
+			}
+		}
+	}
+	return r.Action
 }
 
 // ID names the rule in messages: "ClusterPolicy/verify-image rule

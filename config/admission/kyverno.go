@@ -120,8 +120,13 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 				return fmt.Errorf("rules[%d].validate.failureAction: %w", ri, err)
 			}
 		}
-		if len(raw.Spec.ValidationFailureActionOverrides) > 0 {
-			unsupported = append(unsupported, "validationFailureActionOverrides (per-namespace actions)")
+		var overrides []ActionOverride
+		for oi, o := range raw.Spec.ValidationFailureActionOverrides {
+			a, err := kyvernoAction(o.Action, "")
+			if err != nil || a == "" {
+				return fmt.Errorf("spec.validationFailureActionOverrides[%d].action: %q is not Enforce or Audit", oi, o.Action)
+			}
+			overrides = append(overrides, ActionOverride{Action: a, Namespaces: o.Namespaces})
 		}
 		for vi, v := range r.VerifyImages {
 			name := r.Name
@@ -129,7 +134,7 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 				name = fmt.Sprintf("%s[%d]", r.Name, vi)
 			}
 			rule := Rule{Policy: p.ID(), Name: name, Engine: Kyverno, Images: v.ImageReferences,
-				Skip: v.SkipImageReferences, Match: match, Action: action,
+				Skip: v.SkipImageReferences, Match: match, Action: action, ActionOverrides: overrides,
 				Unsupported: append([]string(nil), unsupported...)}
 			if v.FailureAction != "" {
 				if rule.Action, err = kyvernoAction(v.FailureAction, action); err != nil {

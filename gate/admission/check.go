@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -118,6 +119,7 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 	for _, img := range images {
 		for _, r := range c.Rules {
 			if r.Covers(img.Ref, fullRef(img)) && applies(r.Match, img) {
+				r.Action = strictestAction(r.Rule, img)
 				jobs = append(jobs, job{r, img})
 			}
 		}
@@ -165,7 +167,68 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 			return nil, err
 		}
 	}
-	return out, nil
+	return anyAuthority(out), nil
+}
+
+// anyAuthority combines a policy-controller policy's authorities, each
+// predicted as a rule of its own: any one of them admits the image (every
+// matching policy must pass, any authority of a policy may). When one
+// admits, it stands for the policy; otherwise every authority's answer is
+// kept, each saying why it fails.
+func anyAuthority(preds []gate.Admission) []gate.Admission {
+	admitted := map[string]bool{}
+	key := func(p gate.Admission) string { return p.Policy + "\x00" + p.Image }
+	for _, p := range preds {
+		if p.Engine == string(admission.PolicyController) && p.Outcome == Admit {
+			admitted[key(p)] = true
+		}
+	}
+	out := preds[:0:0]
+	kept := map[string]bool{}
+	for _, p := range preds {
+		if p.Engine == string(admission.PolicyController) && admitted[key(p)] {
+			if p.Outcome != Admit || kept[key(p)] {
+				continue
+			}
+			kept[key(p)] = true
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// strictestAction is the rule's action for the image: with per-namespace
+// overrides, the strictest among the namespaces it runs in where the rule
+// applies (one denial is enough to break the revision).
+func strictestAction(r admission.Rule, img gate.Image) admission.Action {
+	if len(r.ActionOverrides) == 0 {
+		return r.Action
+	}
+	rank := map[admission.Action]int{admission.Enforce: 0, admission.Warn: 1, admission.Audit: 2}
+	var best admission.Action
+	for _, ns := range namespaces(img) {
+		if !r.Match.Applies(ns) {
+			continue
+		}
+		if a := r.ActionIn(ns); best == "" || rank[a] < rank[best] {
+			best = a
+		}
+	}
+	if best == "" {
+		return r.Action
+	}
+	return best
+}
+
+// namespaces are the namespaces of the objects the image is in.
+func namespaces(img gate.Image) []string {
+	var out []string
+	for _, l := range img.Locations {
+		if parts := strings.Split(l.Object, "/"); len(parts) == 3 && !slices.Contains(out, parts[1]) {
+			out = append(out, parts[1])
+		}
+	}
+	return out
 }
 
 // podImages are the lists of a Pod's images an ImageValidatingPolicy
@@ -207,16 +270,9 @@ func fullRef(img gate.Image) string {
 // (its locations' objects, Kind/namespace/name); an image whose objects
 // name no namespace is taken to run in any.
 func applies(m admission.Match, img gate.Image) bool {
-	found := false
-	for _, l := range img.Locations {
-		parts := strings.Split(l.Object, "/")
-		if len(parts) != 3 {
-			continue
-		}
-		found = true
-		if m.Applies(parts[1]) {
-			return true
-		}
+	nss := namespaces(img)
+	if len(nss) == 0 {
+		return len(m.Namespaces) == 0
 	}
-	return !found && len(m.Namespaces) == 0
+	return slices.ContainsFunc(nss, m.Applies)
 }

@@ -1,14 +1,17 @@
 package admission_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/config/admission"
+	"github.com/pregate/pregate/gate"
 	predict "github.com/pregate/pregate/gate/admission"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
@@ -161,4 +164,99 @@ func indent(s, prefix string) string {
 		lines[i] = prefix + lines[i]
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// TestPolicyControllerAnyAuthority: any authority of a ClusterImagePolicy
+// may admit the image; the others' failures then do not count.
+func TestPolicyControllerAnyAuthority(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	bundle := verify.Artifact{Source: verify.ReferrersStep, Manifest: "sha256:" + strings.Repeat("b", 64), Format: verify.BundleFormat,
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", Content: ss.MustSignImage(t, release, issuer, digest)}
+	doc := fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: first-party}
+spec:
+  images: [{glob: "ghcr.io/acme/**"}]
+  authorities:
+    - name: legacy
+      keyless: {identities: [{issuer: %[1]s, subject: %[2]s}], insecureIgnoreSCT: true}
+    - name: bundle
+      signatureFormat: bundle
+      keyless: {identities: [{issuer: %[1]s, subject: %[2]s}], insecureIgnoreSCT: true}
+`, issuer, release)
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := admission.Read("cip.yaml", obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := predict.Compile([]*admission.Policy{p}, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0"}
+	check := func(arts ...verify.Artifact) []gate.Admission {
+		disc := verify.Discovery{Subject: verify.Subject{Ref: img.Ref, Repository: repo, Digest: digest}, Artifacts: arts,
+			Lookups: []verify.Lookup{{Step: verify.ReferrersStep, Status: 200}, {Step: verify.SignatureTagStep, Status: 404}}}
+		preds, err := c.Check(t.Context(), []gate.Image{img}, func(_ context.Context, _ string, vp *verify.Policy) (verify.Result, error) {
+			return vp.Check(disc), nil
+		}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return preds
+	}
+	if got := check(bundle); len(got) != 1 || got[0].Outcome != predict.Admit || got[0].Rule != "bundle" {
+		t.Errorf("bundle-signed image: %+v; want one admission, by the bundle authority", got)
+	}
+	if got := check(); len(got) != 2 || got[0].Outcome != predict.Deny || got[1].Outcome != predict.Deny {
+		t.Errorf("unsigned image: %+v; want both authorities' denials", got)
+	}
+}
+
+// TestKyvernoActionOverrides: validationFailureActionOverrides make a rule
+// enforced in some namespaces and audited in the others.
+func TestKyvernoActionOverrides(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	doc := strings.Replace(kyverno("Audit", "Cosign"), "  rules:", "  validationFailureActionOverrides:\n    - {action: Enforce, namespaces: [prod-*]}\n  rules:", 1)
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := admission.Read("policy.yaml", obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := predict.Compile([]*admission.Policy{p}, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(namespaces ...string) gate.Image {
+		img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0"}
+		for _, ns := range namespaces {
+			img.Locations = append(img.Locations, gate.Location{Object: "Deployment/" + ns + "/web", Path: "spec.template.spec.containers[0]"})
+		}
+		return img
+	}
+	disc := verify.Discovery{Subject: verify.Subject{Ref: repo + ":1.0", Repository: repo, Digest: digest},
+		Lookups: []verify.Lookup{{Step: verify.SignatureTagStep, Status: 404}, {Step: verify.AttestationTagStep, Status: 404}}}
+	for _, tc := range []struct {
+		namespaces []string
+		want       predict.Outcome
+	}{
+		{[]string{"dev"}, predict.AuditOnly},
+		{[]string{"prod-eu"}, predict.Deny},
+		{[]string{"dev", "prod-eu"}, predict.Deny},
+	} {
+		preds, err := c.Check(t.Context(), []gate.Image{in(tc.namespaces...)}, func(_ context.Context, _ string, vp *verify.Policy) (verify.Result, error) {
+			return vp.Check(disc), nil
+		}, 1)
+		if err != nil || len(preds) != 1 || preds[0].Outcome != tc.want {
+			t.Errorf("an unsigned image in %v: %+v, %v; want %s", tc.namespaces, preds, err, tc.want)
+		}
+	}
 }
