@@ -2,23 +2,12 @@ package report
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-
-	"github.com/pregate/pregate/config"
-	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate"
-	"github.com/pregate/pregate/gate/pipeline"
-	"github.com/pregate/pregate/render"
-	"github.com/pregate/pregate/sources"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
 )
@@ -38,7 +27,7 @@ func TestCheckReportsAdmission(t *testing.T) {
 	verifytest.PushBundle(t, ref, ss.MustSignImage(t, id, issuer, dig), verify.CosignSignPredicateType)
 
 	dir := t.TempDir()
-	for name, content := range map[string]string{
+	writeTree(t, dir, map[string]string{
 		"deployment.yaml": fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: shop}
@@ -64,31 +53,8 @@ spec:
                     subject: "https://github.com/acme/*"
                     ctlog: {ignoreSCT: true}
 `, host, issuer),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set, err := config.Load("trust.yaml", fmt.Appendf(nil, `apiVersion: gate.pregate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {name: first-party}
-spec:
-  images: [{glob: "%s/acme/**"}]
-  authorities: [{name: release, insecureIgnoreSCT: true, keyless: {identities: [{issuer: %q, subject: %q}]}}]
-`, host, issuer, id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := pipeline.Check(t.Context(), pipeline.Options{
-		Policies: pipeline.Policies{Set: set, Trust: func(*v1alpha1.TrustRoot) (root.TrustedMaterial, error) { return ss.Material(), nil }},
-		Registry: []verify.RegistryOption{verify.WithLookupTimeout(5 * time.Second)},
-	}, pipeline.Source{
-		Name: "prod", Root: dir, Ref: render.DefaultSourceRef, Paths: []string{"."},
-		Open: func(ctx context.Context, d string) (*sources.Tree, error) { return sources.Local(ctx, dir, d) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := checkTree(t, ss, host, id, issuer, dir, ".")
 	v := res.Verdict
 	if v.Allowed || v.Reason != gate.AdmissionDeniedReason || v.Summary.Verified != 1 || len(v.Admission) != 1 {
 		t.Fatalf("verdict %s (%s): %s; admission %+v; want blocked by the admission policy with the image verified by pregate",

@@ -36,7 +36,7 @@ func TestCheckReports(t *testing.T) {
 	verifytest.PushRandomImage(t, host+"/acme/worker:0.9")
 
 	dir := t.TempDir()
-	for name, content := range map[string]string{
+	writeTree(t, dir, map[string]string{
 		"base/kustomization.yaml": "resources: [deployment.yaml, job.yaml]\n",
 		"base/deployment.yaml": fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
@@ -68,35 +68,9 @@ images:
     newName: %[1]s/acme/worker
     newTag: "0.9"
 `, host),
-	} {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set, err := config.Load("policy.yaml", fmt.Appendf(nil, `apiVersion: gate.pregate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {name: first-party}
-spec:
-  images: [{glob: "%s/acme/**"}]
-  authorities: [{name: release, insecureIgnoreSCT: true, keyless: {identities: [{issuer: %q, subject: %q}]}}]
-`, host, issuer, id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := pipeline.Check(t.Context(), pipeline.Options{
-		Policies: pipeline.Policies{Set: set, Trust: func(*v1alpha1.TrustRoot) (root.TrustedMaterial, error) { return ss.Material(), nil }},
-		Registry: []verify.RegistryOption{verify.WithLookupTimeout(5 * time.Second)},
-	}, pipeline.Source{
-		Name: "prod", Root: dir, Ref: render.DefaultSourceRef, Paths: []string{"prod"},
-		Open: func(ctx context.Context, d string) (*sources.Tree, error) { return sources.Local(ctx, dir, d) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+
+	res := checkTree(t, ss, host, id, issuer, dir, "prod")
 	if res.Verdict.Allowed || res.Verdict.Summary.Verified != 1 || res.Verdict.Summary.Denied != 1 {
 		t.Fatalf("verdict %s: %s; want web verified and worker denied", State(res.Verdict), res.Verdict.Message)
 	}
@@ -142,4 +116,45 @@ spec:
 			t.Errorf("annotations lack %q:\n%s", w, annotations)
 		}
 	}
+}
+
+// writeTree writes files (slash paths) under dir.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkTree runs a real check of path in dir, with a TrustPolicy
+// trusting id for host's acme images and the in-process Sigstore ss.
+func checkTree(t *testing.T, ss *verifytest.Sigstore, host, id, issuer, dir, path string) *pipeline.Result {
+	t.Helper()
+	set, err := config.Load("policy.yaml", fmt.Appendf(nil, `apiVersion: gate.pregate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {name: first-party}
+spec:
+  images: [{glob: "%s/acme/**"}]
+  authorities: [{name: release, insecureIgnoreSCT: true, keyless: {identities: [{issuer: %q, subject: %q}]}}]
+`, host, issuer, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Check(t.Context(), pipeline.Options{
+		Policies: pipeline.Policies{Set: set, Trust: func(*v1alpha1.TrustRoot) (root.TrustedMaterial, error) { return ss.Material(), nil }},
+		Registry: []verify.RegistryOption{verify.WithLookupTimeout(5 * time.Second)},
+	}, pipeline.Source{
+		Name: path, Root: dir, Ref: render.DefaultSourceRef, Paths: []string{path},
+		Open: func(ctx context.Context, d string) (*sources.Tree, error) { return sources.Local(ctx, dir, d) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
