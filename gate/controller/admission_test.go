@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega" //nolint:revive // Gomega's matchers read as a DSL, as in Flux's controller tests
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/verify"
@@ -26,27 +29,8 @@ func TestGateReconciler_reconcile_admission(t *testing.T) {
 	web, digest := f.pushSigned("acme/web:1.0")
 	verifytest.PushBundle(t, f.registry+"/acme/web@"+digest, key.MustSignImage(t, digest), verify.CosignSignPredicateType)
 
-	var pub strings.Builder
-	for _, line := range strings.Split(strings.TrimSpace(string(key.PublicKeyPEM())), "\n") {
-		pub.WriteString("                      " + line + "\n")
-	}
 	files := manifests("web", web)
-	files["deploy/policy.yaml"] = fmt.Sprintf(`apiVersion: kyverno.io/v1
-kind: ClusterPolicy
-metadata: {name: release-key}
-spec:
-  validationFailureAction: Enforce
-  rules:
-    - name: release-key
-      match: {any: [{resources: {kinds: [Pod]}}]}
-      verifyImages:
-        - imageReferences: ["%s/acme/*"]
-          attestors:
-            - entries:
-                - keys:
-                    rekor: {ignoreTlog: true}
-                    publicKeys: |
-%s`, f.host, pub.String())
+	files["deploy/policy.yaml"] = kyvernoKeyPolicy("release-key", f.host, key)
 	repo, rev := f.gitRepository("apps", files)
 	gate := f.createGate("apps", repo)
 
@@ -60,4 +44,58 @@ spec:
 		HaveField("Message", And(ContainSubstring("a cosign v3 Sigstore bundle as an OCI referrer"), ContainSubstring("set type: SigstoreBundle"))),
 	))
 	f.g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(HavePrefix("admission would deny 1 of 1 images: " + web))
+}
+
+// TestGateReconciler_reconcile_clusterAdmissionPolicy: the controller
+// reads the cluster's own admission policies, not only the revision's: a
+// ClusterPolicy already in the cluster blocks a revision it would deny.
+func TestGateReconciler_reconcile_clusterAdmissionPolicy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	key := verifytest.NewKeySigner(t)
+	web, digest := f.pushSigned("acme/web:1.0")
+	verifytest.PushBundle(t, f.registry+"/acme/web@"+digest, key.MustSignImage(t, digest), verify.CosignSignPredicateType)
+
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(kyvernoKeyPolicy(f.name, f.host, key)), &obj); err != nil {
+		t.Fatal(err)
+	}
+	policy := &unstructured.Unstructured{Object: obj}
+	if err := k8sClient.Create(t.Context(), policy); err != nil {
+		t.Fatalf("creating the ClusterPolicy: %v", err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), policy) })
+
+	repo, rev := f.gitRepository("apps", manifests("web", web))
+	gate := f.createGate("apps", repo)
+	got := f.deniedFor(gate, rev, "AdmissionDenied", func(g Gomega, got *v1alpha1.Gate) {
+		g.Expect(got.Status.Admission).To(HaveLen(1))
+	})
+	f.g.Expect(got.Status.Admission[0]).To(And(HaveField("Policy", "ClusterPolicy/"+f.name), HaveField("NeverPasses", true)))
+}
+
+// kyvernoKeyPolicy is a Kyverno ClusterPolicy of the seed outage's shape:
+// host's acme images must be signed with key, read with the default type:
+// Cosign (legacy .sig tags only).
+func kyvernoKeyPolicy(name, host string, key *verifytest.KeySigner) string {
+	var pub strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(string(key.PublicKeyPEM())), "\n") {
+		pub.WriteString("                      " + line + "\n")
+	}
+	return fmt.Sprintf(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: %s}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: release-key
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["%s/acme/*"]
+          attestors:
+            - entries:
+                - keys:
+                    rekor: {ignoreTlog: true}
+                    publicKeys: |
+%s`, name, host, pub.String())
 }

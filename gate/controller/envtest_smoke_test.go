@@ -76,6 +76,7 @@ var testServiceAccount = types.NamespacedName{Namespace: "pregate-system", Name:
 var crdPaths = []string{
 	filepath.Join("..", "..", "manifests", "crd", "bases"),
 	filepath.Join("testdata", "crd", "flux"),
+	filepath.Join("testdata", "crd", "admission"),
 }
 
 func TestMain(m *testing.M) {

@@ -210,8 +210,13 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
 	}
 	artifact := sources.Artifact{URL: src.artifact.URL, Digest: src.artifact.Digest, Revision: revision}
+	admissionPolicies, err := r.clusterAdmissionPolicies(ctx)
+	if err != nil {
+		return ctrl.Result{}, r.fail(obj, stageReasons[pipeline.PolicyStage], err)
+	}
 	res, err := pipeline.Check(ctx, pipeline.Options{
-		Policies: pipeline.Policies{Set: set, Trust: r.trust.source(config.DefaultTrustSource(ctx, r.TUFCacheDir))},
+		Admission: admissionPolicies,
+		Policies:  pipeline.Policies{Set: set, Trust: r.trust.source(config.DefaultTrustSource(ctx, r.TUFCacheDir))},
 		Registry: []verify.RegistryOption{verify.WithHosts(r.Hosts), verify.WithKeychain(keychain),
 			verify.WithLookupTimeout(r.LookupTimeout), verify.WithStats(r.RequestStats)},
 		Verifier: []verify.VerifierOption{verify.WithCache(r.Cache),
