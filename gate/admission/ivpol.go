@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"reflect"
@@ -70,9 +71,11 @@ type ivpolView struct {
 	engine   bool
 	check    Checker
 	// accepted are what verified; notes why the engine refused what it
-	// found; err the first check that could not run.
+	// found; digest what the image resolved to; err the first check that
+	// could not run.
 	accepted []verify.Result
 	notes    []string
+	digest   string
 	err      error
 }
 
@@ -106,6 +109,9 @@ func (v *ivpolView) count(image, attestation string, attestors ref.Val) ref.Val 
 		if err != nil {
 			v.err = err
 			return types.NewErr("%v", err)
+		}
+		if v.digest == "" {
+			v.digest = res.Subject.Digest
 		}
 		if res.Status != verify.Verified {
 			continue
@@ -225,6 +231,7 @@ func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, ima
 		var ownOK bool
 		ownOK, _, err = own.evaluate(images)
 		if err == nil {
+			p.Digest = cmp.Or(p.Digest, engine.digest, own.digest)
 			p.Pregate = verify.NoSignatures
 			if ownOK {
 				p.Pregate = verify.Verified

@@ -117,6 +117,9 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 				t.Fatalf("Check() = %+v, %v; want one prediction", preds, err)
 			}
 			got := preds[0]
+			if got.Outcome != predict.Undecided && got.Digest != digest {
+				t.Errorf("prediction about digest %q, want the image's %s", got.Digest, digest)
+			}
 			if got.Outcome != tc.outcome || got.NeverPasses != tc.neverPasses {
 				t.Errorf("outcome %s, never passes %v; want %s, %v\n%+v", got.Outcome, got.NeverPasses, tc.outcome, tc.neverPasses, got)
 			}
