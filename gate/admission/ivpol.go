@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/functions"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 
@@ -31,11 +32,17 @@ type viewPolicies struct{ engine, own *verify.Policy }
 type ivpolPolicies struct {
 	signatures   map[string]viewPolicies    // attestor name
 	attestations map[[2]string]viewPolicies // attestation name, attestor name
+	// validations are the compiled expressions in env, or compileErr
+	// why they do not compile.
+	env         *cel.Env
+	validations []*cel.Ast
+	compileErr  error
 }
 
 // newIVPOLPolicies makes the policies of an ImageValidatingPolicy rule.
 func newIVPOLPolicies(r admission.Rule, trusted trustFunc) (*ivpolPolicies, error) {
 	p := &ivpolPolicies{signatures: map[string]viewPolicies{}, attestations: map[[2]string]viewPolicies{}}
+	p.env, p.validations, p.compileErr = compileValidations(r)
 	for _, a := range r.Attestors {
 		tm, err := trusted(a.Authority)
 		if err != nil {
@@ -161,9 +168,63 @@ func stringList(v ref.Val) ([]string, error) {
 	return native.([]string), nil //nolint:forcetypeassert // ConvertToNative returns the type asked
 }
 
+// validationEnv is the CEL environment of an ImageValidatingPolicy's
+// validations. The image functions are bound when a view evaluates them
+// (ivpolView.overloads): the expressions are compiled once per policy.
+func validationEnv() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable("images", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
+		cel.Variable("attestors", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("attestations", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Function("verifyImageSignatures", cel.Overload(verifyImageSignaturesID,
+			[]*cel.Type{cel.StringType, cel.ListType(cel.StringType)}, cel.IntType, cel.LateFunctionBinding())),
+		cel.Function("verifyAttestationSignatures", cel.Overload(verifyAttestationSignaturesID,
+			[]*cel.Type{cel.StringType, cel.StringType, cel.ListType(cel.StringType)}, cel.IntType, cel.LateFunctionBinding())),
+	)
+}
+
+// The overloads of the image functions.
+const (
+	verifyImageSignaturesID       = "verifyImageSignatures_string_list"
+	verifyAttestationSignaturesID = "verifyAttestationSignatures_string_string_list"
+)
+
+// compileValidations compiles a rule's validations once; an expression
+// that does not compile makes every prediction of the rule Undecided.
+func compileValidations(r admission.Rule) (*cel.Env, []*cel.Ast, error) {
+	env, err := validationEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*cel.Ast
+	for i, val := range r.Validations {
+		ast, iss := env.Compile(val.Expression)
+		if iss.Err() != nil {
+			return nil, nil, fmt.Errorf("validations[%d]: %w", i, iss.Err())
+		}
+		out = append(out, ast)
+	}
+	return env, out, nil
+}
+
+// overloads bind the image functions to this view's checks.
+func (v *ivpolView) overloads() []*functions.Overload {
+	return []*functions.Overload{
+		{Operator: verifyImageSignaturesID, Binary: func(image, list ref.Val) ref.Val {
+			return v.count(string(image.(types.String)), "", list) //nolint:forcetypeassert // the checker typed it
+		}},
+		{Operator: verifyAttestationSignaturesID, Function: func(args ...ref.Val) ref.Val {
+			return v.count(string(args[0].(types.String)), string(args[1].(types.String)), args[2]) //nolint:forcetypeassert // likewise
+		}},
+	}
+}
+
 // evaluate runs every validation; the first that does not hold, or fails,
 // is returned with its message.
 func (v *ivpolView) evaluate(images map[string][]string) (bool, string, error) {
+	if v.policies.compileErr != nil {
+		return false, "", v.policies.compileErr
+	}
 	attestors := map[string]string{}
 	for _, a := range v.rule.Attestors {
 		attestors[a.Name] = a.Name
@@ -172,28 +233,11 @@ func (v *ivpolView) evaluate(images map[string][]string) (bool, string, error) {
 	for name := range v.rule.AttestationTypes {
 		attestations[name] = name
 	}
-	env, err := cel.NewEnv(
-		cel.Variable("images", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
-		cel.Variable("attestors", cel.MapType(cel.StringType, cel.StringType)),
-		cel.Variable("attestations", cel.MapType(cel.StringType, cel.StringType)),
-		cel.Function("verifyImageSignatures", cel.Overload("verifyImageSignatures_string_list",
-			[]*cel.Type{cel.StringType, cel.ListType(cel.StringType)}, cel.IntType,
-			cel.BinaryBinding(func(image, list ref.Val) ref.Val { return v.count(string(image.(types.String)), "", list) }))),
-		cel.Function("verifyAttestationSignatures", cel.Overload("verifyAttestationSignatures_string_string_list",
-			[]*cel.Type{cel.StringType, cel.StringType, cel.ListType(cel.StringType)}, cel.IntType,
-			cel.FunctionBinding(func(args ...ref.Val) ref.Val {
-				return v.count(string(args[0].(types.String)), string(args[1].(types.String)), args[2])
-			}))),
-	)
-	if err != nil {
-		return false, "", err
-	}
 	for i, val := range v.rule.Validations {
-		ast, iss := env.Compile(val.Expression)
-		if iss.Err() != nil {
-			return false, "", fmt.Errorf("validations[%d]: %w", i, iss.Err())
-		}
-		prg, err := env.Program(ast, cel.CostLimit(celCostLimit))
+		// cel.Functions is the way to bind a late-bound function per
+		// program.
+		prg, err := v.policies.env.Program(v.policies.validations[i], cel.Functions(v.overloads()...), //nolint:staticcheck // see above
+			cel.CostLimit(celCostLimit))
 		if err != nil {
 			return false, "", fmt.Errorf("validations[%d]: %w", i, err)
 		}
