@@ -137,7 +137,8 @@ type Options struct {
 	Progress func(Progress)
 	// Admission are the cluster's admission policies (Kyverno,
 	// policy-controller) whose answers for the revision's images are
-	// predicted, besides those the revision itself applies. Their keyless
+	// predicted, besides those the revision itself applies, which replace
+	// any of the same kind and name here. Their keyless
 	// signers are verified with Policies.Trust's default trust material.
 	Admission []*admission.Policy
 }
@@ -186,7 +187,8 @@ type Result struct {
 	// image, then policy.
 	Results []verify.Result
 	// Admission are the admission policies whose answers were predicted:
-	// Options.Admission, then those the revision applies.
+	// Options.Admission, less those the revision replaces, then those the
+	// revision applies.
 	Admission []*admission.Policy
 	// Verdict is the decision.
 	Verdict gate.Verdict
@@ -225,20 +227,33 @@ func Check(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
 }
 
 // admissionPolicies compiles the admission policies given and those the
-// revision applies.
+// revision applies. A policy the revision applies replaces the one of the
+// same kind and name given (the cluster's copy): once applied, the
+// revision's version is the one the engine enforces, so a revision that
+// fixes a policy is judged by the fix. A policy several rendered paths
+// hold counts once.
 func admissionPolicies(o Options, res *Result) (gateadmission.Compiled, error) {
-	policies := slices.Clip(o.Admission)
+	var fromRevision []*admission.Policy
+	seen := map[string]bool{}
 	for _, r := range res.Renders {
 		for _, obj := range r.Objects {
 			p, ok, err := admission.Read(obj.Origin.File, obj.Content)
 			if err != nil {
 				return gateadmission.Compiled{}, fail(PolicyStage, fmt.Errorf("admission policy in the revision: %w", err))
 			}
-			if ok {
-				policies = append(policies, p)
+			if ok && !seen[p.ID()] {
+				seen[p.ID()] = true
+				fromRevision = append(fromRevision, p)
 			}
 		}
 	}
+	var policies []*admission.Policy
+	for _, p := range o.Admission {
+		if !seen[p.ID()] {
+			policies = append(policies, p)
+		}
+	}
+	policies = append(policies, fromRevision...)
 	res.Admission = policies
 	if len(policies) == 0 {
 		return gateadmission.Compiled{}, nil

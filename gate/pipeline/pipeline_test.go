@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/config"
+	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/gate/pipeline"
@@ -287,5 +289,68 @@ func TestExplain(t *testing.T) {
 	}
 	if _, err := pipeline.Explain(t.Context(), f.opts, "not a reference!"); pipeline.StageOf(err) != pipeline.RenderStage {
 		t.Errorf("a bad reference: %v, want a render-stage error", err)
+	}
+}
+
+// TestCheck_admissionPolicyReplaced: a revision that applies a fixed
+// version of a cluster admission policy is judged by the fix, not by the
+// cluster's copy it replaces; and a policy two rendered paths hold counts
+// once.
+func TestCheck_admissionPolicyReplaced(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	host, _, _ := strings.Cut(f.signed, "/")
+	kyverno := func(typ string) string {
+		return fmt.Sprintf(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: first-party-signed}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: release
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["%s/acme/*"]
+          type: %s
+          attestors: [{entries: [{keyless: {issuer: %s, subject: %q, ctlog: {ignoreSCT: true}}}]}]
+`, host, typ, ghIssuer, releaseID)
+	}
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(kyverno("Cosign")), &obj); err != nil {
+		t.Fatal(err)
+	}
+	cluster, _, err := admission.Read("cluster", obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := f.opts
+	o.Admission = []*admission.Policy{cluster}
+
+	// The cluster's policy reads legacy tags only: the bundle-signed
+	// image is denied.
+	res, err := pipeline.Check(t.Context(), o, local(tree(t, map[string]string{"a/deploy.yaml": deployment("a", f.signed)}), "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := res.Verdict; v.Allowed || v.Reason != gate.AdmissionDeniedReason {
+		t.Fatalf("with the cluster's policy: allowed %v, reason %s (%s); want AdmissionDenied", v.Allowed, v.Reason, v.Message)
+	}
+
+	// The revision fixes it, in two paths.
+	dir := tree(t, map[string]string{
+		"a/deploy.yaml": deployment("a", f.signed),
+		"a/policy.yaml": kyverno("SigstoreBundle"),
+		"b/policy.yaml": kyverno("SigstoreBundle"),
+	})
+	res, err = pipeline.Check(t.Context(), o, local(dir, "a", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.Verdict
+	if !v.Allowed || len(v.Admission) != 1 || v.Admission[0].Outcome != gate.AdmissionAdmit {
+		t.Errorf("with the revision's fix: allowed %v (%s), admission %+v; want allowed by the one fixed policy", v.Allowed, v.Message, v.Admission)
+	}
+	if len(res.Admission) != 1 || res.Admission[0].File != "a/policy.yaml" {
+		t.Errorf("policies predicted: %+v; want only the revision's a/policy.yaml", res.Admission)
 	}
 }
