@@ -18,6 +18,21 @@ func admissionText(a gate.Admission, n int) string {
 	return gate.Clip(a.String(), n)
 }
 
+// imageOutcome is what a prediction is to the image, so that it is
+// reported with the severity an image's own outcome has; false when the
+// engine admits it (or its answer is not predicted: a coverage gap).
+func imageOutcome(a gate.Admission) (gate.Outcome, bool) {
+	switch a.Outcome {
+	case gate.AdmissionDeny:
+		return gate.Denied, true
+	case gate.AdmissionWarn:
+		return gate.Warned, true
+	case gate.AdmissionAudit:
+		return gate.Audited, true
+	}
+	return "", false
+}
+
 // admissionLocations are the locations of a predicted image.
 func admissionLocations(v gate.Verdict, image string) []gate.Location {
 	for _, iv := range v.Images {
@@ -66,17 +81,11 @@ func junitAdmissionSuite(v gate.Verdict) junitSuite {
 func ghAdmissionAnnotations(v gate.Verdict) []ghAnnotation {
 	var out []ghAnnotation
 	for _, a := range v.Admission {
-		kind := ""
-		switch a.Outcome {
-		case gate.AdmissionDeny:
-			kind = ghError
-		case gate.AdmissionWarn:
-			kind = ghWarning
-		case gate.AdmissionAudit:
-			kind = ghNotice
-		default:
+		o, failed := imageOutcome(a)
+		if !failed {
 			continue
 		}
+		kind, _ := ghImageKind(o)
 		title := "pregate: " + admissionTitle(a)
 		msg := admissionText(a, 4*ghMaxText)
 		locs := admissionLocations(v, a.Image)
@@ -124,17 +133,11 @@ func sarifAdmissionResults(v gate.Verdict) ([]sarifResult, int) {
 	var out []sarifResult
 	unlocated := 0
 	for _, a := range v.Admission {
-		level := ""
-		switch a.Outcome {
-		case gate.AdmissionDeny:
-			level = sarifError
-		case gate.AdmissionWarn:
-			level = sarifWarning
-		case gate.AdmissionAudit:
-			level = sarifNote
-		default:
+		o, failed := imageOutcome(a)
+		if !failed {
 			continue
 		}
+		level, _ := sarifImageLevel(o)
 		rule := sarifAdmissionRule + "/" + sarifRuleID(string(a.Outcome))
 		if a.NeverPasses {
 			rule = sarifAdmissionRule + "/NeverPasses"

@@ -48,12 +48,17 @@ func verdictText(w io.Writer, v gate.Verdict) error {
 	}
 	for _, a := range v.Admission {
 		if a.NeverPasses {
-			fmt.Fprintf(w, "\n%s rule %s can never pass for %s:\n  exists: %s\n  why:    %s\n  fix:    %s\n",
-				a.Policy, a.Rule, a.Image, a.Exists, a.Why, a.Fix)
+			fmt.Fprintf(w, "\n%s rule %s can never pass for %s:\n", a.Policy, a.Rule, a.Image)
+			neverPassesText(w, a)
 		}
 	}
 	_, err := fmt.Fprintf(w, "\n%s (%s): %s\n", State(v), v.Reason, v.Message)
 	return err
+}
+
+// neverPassesText says what exists, why the engine misses it and the fix.
+func neverPassesText(w io.Writer, a gate.Admission) {
+	fmt.Fprintf(w, "  exists: %s\n  why:    %s\n  fix:    %s\n", a.Exists, a.Why, a.Fix)
 }
 
 // State names a verdict: ALLOWED, BLOCKED or UNDECIDED.
@@ -191,7 +196,8 @@ func explanationText(w io.Writer, res *pipeline.Result) error {
 	for _, a := range res.Verdict.Admission {
 		fmt.Fprintf(w, "\nAdmission %s rule %s (%s): %s\n  %s\n", a.Policy, a.Rule, a.Engine, a.Outcome, a.Message)
 		if a.NeverPasses {
-			fmt.Fprintf(w, "  can never pass:\n  exists: %s\n  why:    %s\n  fix:    %s\n", a.Exists, a.Why, a.Fix)
+			fmt.Fprintln(w, "  can never pass:")
+			neverPassesText(w, a)
 		}
 	}
 	state := State(res.Verdict)
