@@ -69,17 +69,12 @@ func Compile(policies []*admission.Policy, trust func() (root.TrustedMaterial, e
 				c.Rules = append(c.Rules, cr)
 				continue
 			}
-			var tm root.TrustedMaterial
 			for _, a := range r.Authorities {
-				m, err := trustFor(a)
-				if err != nil {
+				if _, err := trustFor(a); err != nil {
 					return Compiled{}, fmt.Errorf("%s: %w", r.ID(), err)
 				}
-				if m != nil {
-					tm = m
-				}
 			}
-			cr.Engine, cr.Own = r.Policies(tm)
+			cr.Engine, cr.Own = r.Policies(trusted)
 			c.Rules = append(c.Rules, cr)
 		}
 	}
