@@ -224,7 +224,7 @@ func (r *Registry) discover(ctx context.Context, prev Discovery, steps []Step) D
 		o := over[0]
 		msg := fmt.Sprintf("manifest %s and %d more not opened: over the budget of %s", o.digest, len(over)-1, limit)
 		run.record(&Lookup{Step: ManifestStep, URL: redactURL(repoURL(repo, "manifests", o.digest)), Err: msg},
-			Artifact{Source: o.source, Manifest: o.digest, Err: msg, Unfetched: true})
+			o.artifact(Artifact{Err: msg, Unfetched: true}))
 	}
 	for _, o := range opens {
 		wg.Go(func() { run.open(ctx, o, limit) })
@@ -312,12 +312,23 @@ type placeResult struct {
 	manifests []*openManifest
 }
 
+// maxArtifactType bounds the artifactType an index may give a manifest.
+const maxArtifactType = 256
+
+// artifact is a with what o says of every artifact it carries.
+func (o *openManifest) artifact(a Artifact) Artifact {
+	a.Source, a.Manifest, a.ArtifactType = o.source, o.digest, o.artifactType
+	return a
+}
+
 // openManifest is a manifest to open: listed by an index (read once
 // fetched) or read directly from a legacy tag.
 type openManifest struct {
 	source Step
 	digest string
 	size   int64
+	// artifactType is what the index that listed it said of it.
+	artifactType string
 
 	// read says the manifest was read: layers, or bad, are set.
 	read   bool
@@ -546,7 +557,7 @@ func (s *session) listed(step Step, descs []gcrv1.Descriptor, l *Lookup) []*open
 	}
 	out := make([]*openManifest, 0, len(descs))
 	for _, desc := range descs {
-		out = append(out, &openManifest{source: step, digest: desc.Digest.String(), size: desc.Size})
+		out = append(out, &openManifest{source: step, digest: desc.Digest.String(), size: desc.Size, artifactType: gate.Clip(desc.ArtifactType, maxArtifactType)})
 	}
 	return out
 }
@@ -576,7 +587,7 @@ func (op *opening) record(l *Lookup, arts ...Artifact) {
 func (op *opening) open(ctx context.Context, o *openManifest, limit budget) {
 	s := op.sess
 	unfetched := func(l *Lookup, msg string) {
-		op.record(l, Artifact{Source: o.source, Manifest: o.digest, Err: msg, Unfetched: true})
+		op.record(l, o.artifact(Artifact{Err: msg, Unfetched: true}))
 	}
 	var l *Lookup
 	if !o.read {
@@ -605,7 +616,7 @@ func (op *opening) open(ctx context.Context, o *openManifest, limit budget) {
 		o.parse(a.body)
 	}
 	if o.bad != "" {
-		op.record(l, Artifact{Source: o.source, Manifest: o.digest, Err: "parsing manifest: " + gate.Clip(o.bad, maxReasonText)})
+		op.record(l, o.artifact(Artifact{Err: "parsing manifest: " + gate.Clip(o.bad, maxReasonText)}))
 		return
 	}
 	n := 0
@@ -617,14 +628,12 @@ func (op *opening) open(ctx context.Context, o *openManifest, limit budget) {
 		if n++; n > limit.layers {
 			continue // counted, not kept: over the budget whatever else is read
 		}
-		o.pending = append(o.pending, pendingLayer{desc: layer, art: Artifact{
-			Source:      o.source,
-			Manifest:    o.digest,
+		o.pending = append(o.pending, pendingLayer{desc: layer, art: o.artifact(Artifact{
 			Layer:       layer.Digest.String(),
 			Format:      format,
 			MediaType:   string(layer.MediaType),
 			Annotations: layer.Annotations,
-		}})
+		})})
 	}
 	o.layerCount = n
 	if l != nil {
@@ -681,7 +690,7 @@ func (op *opening) fetchLayers(ctx context.Context, opens []*openManifest, spent
 		}
 		leaveOut(o.layerCount-len(o.pending), func(msg string) {
 			op.record(&Lookup{Step: ManifestStep, URL: redactURL(repoURL(op.sess.repo, "manifests", o.digest)), Err: msg},
-				Artifact{Source: o.source, Manifest: o.digest, Err: msg, Unfetched: true})
+				o.artifact(Artifact{Err: msg, Unfetched: true}))
 		})
 	}
 	wg.Wait()

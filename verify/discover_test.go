@@ -65,10 +65,14 @@ func bundle(s string) []byte {
 // foundBundle is the Artifact Discover makes of bundle b, stored as the
 // referrer manifest ref and listed at src.
 func foundBundle(src verify.Step, ref string, b []byte) verify.Artifact {
-	return verify.Artifact{
+	a := verify.Artifact{
 		Source: src, Manifest: ref, Layer: digestOf(b),
 		Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Content: b,
 	}
+	if src == verify.ReferrersStep || src == verify.FallbackTagStep {
+		a.ArtifactType = verifytest.BundleMediaType // as verifytest.PushBundle lists it
+	}
+	return a
 }
 
 // bundled is an image signed the cosign v3 way, as pushBundled stores it.
@@ -507,6 +511,9 @@ func TestDiscover_brokenReferrers(t *testing.T) {
 		{Source: verify.FallbackTagStep, Manifest: missingBlob, Layer: missingLayer, Format: verify.BundleFormat, MediaType: verifytest.BundleMediaType, Err: "x", Unfetched: true},
 		{Source: verify.FallbackTagStep, Manifest: dangling, Err: "x", Unfetched: true},
 	}
+	for i := range want[1:] { // listed as bundles, whatever they hold
+		want[i+1].ArtifactType = verifytest.BundleMediaType
+	}
 	sortArtifacts(want)
 	if diff := cmp.Diff(want, got.Artifacts, artifactErrs); diff != "" {
 		t.Errorf("Discover() artifacts (-want +got):\n%s", diff)
@@ -605,6 +612,7 @@ func TestDiscover_emptyArtifactTypeInFallbackIndex(t *testing.T) {
 	got := newRegistry(t).Discover(t.Context(), subjectOf(t, host, img))
 
 	want := []verify.Artifact{foundBundle(verify.FallbackTagStep, ref, b)}
+	want[0].ArtifactType = "application/vnd.oci.empty.v1+json" // as GHCR lists it
 	if diff := cmp.Diff(want, got.Artifacts); diff != "" {
 		t.Errorf("Discover() artifacts (-want +got):\n%s", diff)
 	}

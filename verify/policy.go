@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp/syntax"
 	"slices"
 	"strings"
@@ -89,11 +90,22 @@ type Reads struct {
 	// whatever it states, an attestation included, as Kyverno's
 	// SigstoreBundle verifier does for a rule with no attestation type.
 	AttestationsSign bool
+	// ArtifactTypePrefix, when set, reads only the referrers whose listing
+	// gives an artifactType starting with it, as Kyverno's SigstoreBundle
+	// verifier does: one the registry lists with another (GHCR's fallback
+	// tag gives application/vnd.oci.empty.v1+json) is not seen.
+	ArtifactTypePrefix string
+	// FallbackWithoutAPI reads the referrers fallback tag only when the
+	// registry has no referrers API, as go-containerregistry's
+	// remote.Referrers does: a registry whose API answers, even with an
+	// empty list, is not asked for the tag.
+	FallbackWithoutAPI bool
 }
 
 // IsZero says whether r reads everything, as pregate does.
 func (r Reads) IsZero() bool {
-	return len(r.Sources) == 0 && len(r.Formats) == 0 && !r.AttestationsSign && !r.BundlesFirst
+	return len(r.Sources) == 0 && len(r.Formats) == 0 && !r.AttestationsSign && !r.BundlesFirst &&
+		r.ArtifactTypePrefix == "" && !r.FallbackWithoutAPI
 }
 
 // String says what r reads, for fingerprints and messages.
@@ -114,6 +126,12 @@ func (r Reads) String() string {
 	if r.BundlesFirst {
 		parts = append(parts, "bundles-first")
 	}
+	if r.ArtifactTypePrefix != "" {
+		parts = append(parts, "artifactType="+r.ArtifactTypePrefix+"*")
+	}
+	if r.FallbackWithoutAPI {
+		parts = append(parts, "fallback-without-api")
+	}
 	return strings.Join(parts, ",")
 }
 
@@ -124,11 +142,23 @@ func (r Reads) filter(d Discovery) Discovery {
 	if r.IsZero() {
 		return d
 	}
-	place := func(s Step) bool { return len(r.Sources) == 0 || slices.Contains(r.Sources, s) }
+	api := r.FallbackWithoutAPI && slices.ContainsFunc(d.Lookups, func(l Lookup) bool {
+		return l.Step == ReferrersStep && l.Status == http.StatusOK
+	})
+	place := func(s Step) bool {
+		if api && s == FallbackTagStep {
+			return false
+		}
+		return len(r.Sources) == 0 || slices.Contains(r.Sources, s)
+	}
+	listing := func(a Artifact) bool {
+		listed := a.Source == ReferrersStep || a.Source == FallbackTagStep
+		return r.ArtifactTypePrefix == "" || !listed || strings.HasPrefix(a.ArtifactType, r.ArtifactTypePrefix)
+	}
 	out := d
 	out.Artifacts = nil
 	for _, a := range d.Artifacts {
-		if place(a.Source) && (len(r.Formats) == 0 || slices.Contains(r.Formats, a.Format)) {
+		if place(a.Source) && listing(a) && (len(r.Formats) == 0 || slices.Contains(r.Formats, a.Format)) {
 			out.Artifacts = append(out.Artifacts, a)
 		}
 	}

@@ -932,6 +932,22 @@ func TestCheck_reads(t *testing.T) {
 		p.Reads = verify.Reads{AttestationsSign: true}
 		return p
 	}
+	// As Kyverno's SigstoreBundle verifier reads: referrers listed with a
+	// bundle artifactType, the fallback tag only without a referrers API.
+	sigstoreBundle := func() *verify.Policy {
+		p := firstPartyPolicy(ss.Material())
+		p.Reads = verify.Reads{Formats: []verify.Format{verify.BundleFormat},
+			ArtifactTypePrefix: "application/vnd.dev.sigstore.bundle", FallbackWithoutAPI: true}
+		return p
+	}
+	listedAs := func(a verify.Artifact, src verify.Step, artifactType string) verify.Artifact {
+		a.Source, a.ArtifactType = src, artifactType
+		return a
+	}
+	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	noAPI := allLookupsOK(1)
+	noAPI[0].Status, noAPI[0].Found = 404, 0
+	noAPI[1].Status, noAPI[1].Found = 200, 1
 	for name, tc := range map[string]struct {
 		policy *verify.Policy
 		disc   verify.Discovery
@@ -957,6 +973,20 @@ func TestCheck_reads(t *testing.T) {
 			checkWant{status: verify.IdentityMismatch}},
 		"bundles first, legacy only": {bundlesFirst(), discovered(legacy),
 			checkWant{status: verify.Verified}},
+		"artifactType filter, bundle listed as a bundle": {sigstoreBundle(), discovered(listedAs(bundle, verify.ReferrersStep, bundleType)),
+			checkWant{status: verify.Verified, signer: goodIdentity}},
+		"artifactType filter, bundle listed as empty": {sigstoreBundle(),
+			discovered(listedAs(bundle, verify.ReferrersStep, "application/vnd.oci.empty.v1+json")),
+			checkWant{status: verify.NoSignatures}},
+		"fallback without API, API answered": {sigstoreBundle(),
+			discovered(listedAs(bundle, verify.FallbackTagStep, bundleType)),
+			checkWant{status: verify.NoSignatures}},
+		"fallback without API, no API": {sigstoreBundle(),
+			discoveryWith(noAPI, listedAs(bundle, verify.FallbackTagStep, bundleType)),
+			checkWant{status: verify.Verified, signer: goodIdentity}},
+		"pregate, bundle listed as empty in the fallback tag": {firstPartyPolicy(ss.Material()),
+			discovered(listedAs(bundle, verify.FallbackTagStep, "application/vnd.oci.empty.v1+json")),
+			checkWant{status: verify.Verified, signer: goodIdentity}},
 		"pregate, attestation-only bundle": {firstPartyPolicy(ss.Material()), discovered(slsa),
 			checkWant{status: verify.NoSignatures, detail: []string{"an attestation is not a signature"}}},
 	} {

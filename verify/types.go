@@ -93,6 +93,12 @@ type Artifact struct {
 	Source Step `json:"source"`
 	// Manifest is the digest of the manifest that carries it.
 	Manifest string `json:"manifest"`
+	// ArtifactType is what the index that listed the manifest (the
+	// referrers API or the fallback tag) said its artifactType is, as the
+	// registry gave it, at most 256 bytes; empty for the legacy tags.
+	// Engines that filter referrers by it miss an artifact whose listing
+	// says something else (Reads.ArtifactTypePrefix).
+	ArtifactType string `json:"artifactType,omitempty"`
 	// Layer is the digest of the layer that holds Content.
 	Layer  string `json:"layer,omitempty"`
 	Format Format `json:"format"`

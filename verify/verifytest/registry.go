@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -120,16 +121,76 @@ func StartRegistry(ctx context.Context, opts ...RegistryOption) (host string, st
 	return ln.Addr().String(), stop, nil
 }
 
-// registryHandler is ggcr's in-memory registry, logging nothing.
+// registryHandler is ggcr's in-memory registry, logging nothing, whose
+// referrers API lists artifactType as the distribution spec says.
 func registryHandler(opts []RegistryOption) http.Handler {
 	var c registryConfig
 	for _, o := range opts {
 		o(&c)
 	}
-	return registry.New(
+	reg := registry.New(
 		registry.Logger(log.New(io.Discard, "", 0)),
 		registry.WithReferrersSupport(c.referrers),
 	)
+	if !c.referrers {
+		return reg
+	}
+	return specArtifactTypes{reg}
+}
+
+// referrersPath is a referrers API request: /v2/<repo>/referrers/<digest>.
+var referrersPath = regexp.MustCompile(`^/v2/(.+)/referrers/([^/]+)$`)
+
+// specArtifactTypes lists a referrer's artifactType as the distribution
+// spec (v1.1, "Listing Referrers") and real registries do: the manifest's
+// own artifactType when it has one, else its config's media type. ggcr's
+// registry gives the config's media type always, which for a cosign v3
+// bundle is the empty descriptor's.
+type specArtifactTypes struct{ reg http.Handler }
+
+func (s specArtifactTypes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m := referrersPath.FindStringSubmatch(r.URL.Path)
+	if r.Method != http.MethodGet || m == nil {
+		s.reg.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	s.reg.ServeHTTP(rec, r)
+	var idx gcrv1.IndexManifest
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &idx) != nil {
+		copyResponse(w, rec)
+		return
+	}
+	for i, d := range idx.Manifests {
+		get := httptest.NewRequestWithContext(r.Context(), http.MethodGet, "/v2/"+m[1]+"/manifests/"+d.Digest.String(), nil)
+		got := httptest.NewRecorder()
+		s.reg.ServeHTTP(got, get)
+		var mf struct {
+			ArtifactType string `json:"artifactType"`
+		}
+		if got.Code == http.StatusOK && json.Unmarshal(got.Body.Bytes(), &mf) == nil && mf.ArtifactType != "" {
+			idx.Manifests[i].ArtifactType = mf.ArtifactType
+		}
+	}
+	body, err := json.Marshal(idx)
+	if err != nil {
+		copyResponse(w, rec)
+		return
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+func copyResponse(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
 }
 
 // Behaviour answers a request the Front intercepted. next passes the request
