@@ -95,6 +95,10 @@ type Reads struct {
 	// verifier does: one the registry lists with another (GHCR's fallback
 	// tag gives application/vnd.oci.empty.v1+json) is not seen.
 	ArtifactTypePrefix string
+	// AttestationsOnly checks only the required attestations when there
+	// are any, no signature, as policy-controller does with an authority
+	// that lists attestations.
+	AttestationsOnly bool
 	// FallbackWithoutAPI reads the referrers fallback tag only when the
 	// registry has no referrers API, as go-containerregistry's
 	// remote.Referrers does: a registry whose API answers, even with an
@@ -105,7 +109,7 @@ type Reads struct {
 // IsZero says whether r reads everything, as pregate does.
 func (r Reads) IsZero() bool {
 	return len(r.Sources) == 0 && len(r.Formats) == 0 && !r.AttestationsSign && !r.BundlesFirst &&
-		r.ArtifactTypePrefix == "" && !r.FallbackWithoutAPI
+		r.ArtifactTypePrefix == "" && !r.FallbackWithoutAPI && !r.AttestationsOnly
 }
 
 // String says what r reads, for fingerprints and messages.
@@ -131,6 +135,9 @@ func (r Reads) String() string {
 	}
 	if r.FallbackWithoutAPI {
 		parts = append(parts, "fallback-without-api")
+	}
+	if r.AttestationsOnly {
+		parts = append(parts, "attestations-only")
 	}
 	return strings.Join(parts, ",")
 }

@@ -281,7 +281,7 @@ type attempt struct {
 
 // evaluate judges one artifact against every (non-static) authority.
 func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d imageDigest) (o outcome) {
-	o.c = Consideration{Artifact: a.Manifest, Source: a.Source, Format: a.Format, Kind: UnknownKind}
+	o.c = Consideration{Artifact: a.Manifest, Source: a.Source, ArtifactType: a.ArtifactType, Format: a.Format, Kind: UnknownKind}
 	if o.c.Artifact == "" {
 		o.c.Artifact = a.Layer
 	}

@@ -120,34 +120,15 @@ func (p *Policy) decide(dg imageDigest, outs []outcome, d Discovery) (Status, st
 			break
 		}
 	}
-	if signed != nil {
-		by := fmt.Sprintf("signed by %s, trusted by authority %q of policy %q", signed.c.Signer, signed.c.Authority, p.Name)
-		var missing, verified []string
-		for _, req := range p.Attestations {
-			var rejected *outcome
-			ok := false
-			for i := range outs {
-				o := &outs[i]
-				if o.class != attestationClass || o.predicateType != req.PredicateType {
-					continue
-				}
-				if o.c.Accepted {
-					ok = true
-					break
-				}
-				if rejected == nil {
-					rejected = o
-				}
-			}
-			switch {
-			case ok:
-				verified = append(verified, attestationName(req))
-			case rejected != nil:
-				missing = append(missing, fmt.Sprintf("required attestation %s was found but rejected: %s", attestationName(req), rejected.c.Reason))
-			default:
-				missing = append(missing, fmt.Sprintf("required attestation %s was not found", attestationName(req)))
-			}
+	attestationsOnly := p.Reads.AttestationsOnly && len(p.Attestations) > 0
+	if signed != nil || attestationsOnly {
+		var by string
+		if signed != nil && !attestationsOnly {
+			by = fmt.Sprintf("signed by %s, trusted by authority %q of policy %q", signed.c.Signer, signed.c.Authority, p.Name)
+		} else {
+			by = fmt.Sprintf("policy %q checks attestations only", p.Name)
 		}
+		missing, verified := p.attestationsFound(outs)
 		if len(missing) > 0 {
 			if unfetched != nil {
 				return cannotConclude(by + ", " + missing[0])
@@ -330,4 +311,35 @@ func subjectName(s Subject) string {
 	default:
 		return "image"
 	}
+}
+
+// attestationsFound says, for each required attestation, whether one of
+// outs verified it (verified, by name) or why not (missing).
+func (p *Policy) attestationsFound(outs []outcome) (missing, verified []string) {
+	for _, req := range p.Attestations {
+		var rejected *outcome
+		ok := false
+		for i := range outs {
+			o := &outs[i]
+			if o.class != attestationClass || o.predicateType != req.PredicateType {
+				continue
+			}
+			if o.c.Accepted {
+				ok = true
+				break
+			}
+			if rejected == nil {
+				rejected = o
+			}
+		}
+		switch {
+		case ok:
+			verified = append(verified, attestationName(req))
+		case rejected != nil:
+			missing = append(missing, fmt.Sprintf("required attestation %s was found but rejected: %s", attestationName(req), rejected.c.Reason))
+		default:
+			missing = append(missing, fmt.Sprintf("required attestation %s was not found", attestationName(req)))
+		}
+	}
+	return missing, verified
 }

@@ -945,6 +945,13 @@ func TestCheck_reads(t *testing.T) {
 		return a
 	}
 	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	// As policy-controller reads an authority that lists attestations.
+	attestationsOnly := func() *verify.Policy {
+		p := firstPartyPolicy(ss.Material())
+		p.Attestations = []verify.Attestation{{Name: "provenance", PredicateType: slsaType}}
+		p.Reads = verify.Reads{AttestationsOnly: true}
+		return p
+	}
 	noAPI := allLookupsOK(1)
 	noAPI[0].Status, noAPI[0].Found = 404, 0
 	noAPI[1].Status, noAPI[1].Found = 200, 1
@@ -987,6 +994,15 @@ func TestCheck_reads(t *testing.T) {
 		"pregate, bundle listed as empty in the fallback tag": {firstPartyPolicy(ss.Material()),
 			discovered(listedAs(bundle, verify.FallbackTagStep, "application/vnd.oci.empty.v1+json")),
 			checkWant{status: verify.Verified, signer: goodIdentity}},
+		"attestations only, attestation without signature": {attestationsOnly(), discovered(slsa),
+			checkWant{status: verify.Verified, detail: []string{"checks attestations only"}}},
+		"attestations only, signature without attestation": {attestationsOnly(), discovered(bundle),
+			checkWant{status: verify.AttestationMissing, detail: []string{"checks attestations only, but required attestation \"provenance\""}}},
+		"pregate, attestation without signature": {func() *verify.Policy {
+			p := attestationsOnly()
+			p.Reads = verify.Reads{}
+			return p
+		}(), discovered(slsa), checkWant{status: verify.NoSignatures}},
 		"pregate, attestation-only bundle": {firstPartyPolicy(ss.Material()), discovered(slsa),
 			checkWant{status: verify.NoSignatures, detail: []string{"an attestation is not a signature"}}},
 	} {

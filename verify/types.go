@@ -180,7 +180,10 @@ type Consideration struct {
 	// Artifact is the manifest digest (and source) it came from.
 	Artifact string `json:"artifact"`
 	Source   Step   `json:"source"`
-	Format   Format `json:"format"`
+	// ArtifactType is what the index that listed it said it is
+	// (Artifact.ArtifactType).
+	ArtifactType string `json:"artifactType,omitempty"`
+	Format       Format `json:"format"`
 	// Kind is "signature" or the attestation's predicate type.
 	Kind     string `json:"kind"`
 	Accepted bool   `json:"accepted"`
