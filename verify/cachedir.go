@@ -25,7 +25,7 @@ import (
 //
 // holding one line of compact JSON, the envelope:
 //
-//	{"version":1,"key":"…","created":"…","expires":"…","access":["…"],"result":{…},"sha256":"…"}
+//	{"version":2,"key":"…","created":"…","expires":"…","access":["…"],"result":{…},"sha256":"…"}
 //
 // created and expires are RFC 3339 times in UTC; access are the access
 // names of the credentials that resolved the subject (see Cache.known:
@@ -42,7 +42,7 @@ const (
 	// cacheDirVersion is the envelope's version. Change it when the
 	// envelope's or Result's JSON changes: entries of another version are
 	// ignored, then overwritten.
-	cacheDirVersion = 1
+	cacheDirVersion = 2
 	// maxCacheFileSize bounds what is read of, and written to, one file. A
 	// Result is a few KiB.
 	maxCacheFileSize = 1 << 20

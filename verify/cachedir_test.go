@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -140,7 +141,7 @@ func fullResult() Result {
 		Status: Verified,
 		Detail: `verified by "github" <ci> & co: ✓ ` + "\u2028\x00\t",
 		Considered: []Consideration{{
-			Artifact: "sha256:" + strings.Repeat("cd", 32), Source: ReferrersStep, Format: BundleFormat,
+			Artifact: "sha256:" + strings.Repeat("cd", 32), Source: ReferrersStep, ArtifactType: "application/vnd.dev.sigstore.bundle.v0.3+json", Format: BundleFormat,
 			Kind: "signature", Accepted: true, Authority: "github",
 			Reason: "signed by https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
 			Signer: "https://github.com/acme/app (https://token.actions.githubusercontent.com)",
@@ -438,8 +439,8 @@ func TestCacheDir_damaged(t *testing.T) {
 		{"null", write([]byte(`null`)), "unknown version 0"},
 		{"another key", write(other), "another key"},
 		{"unknown version", func(t *testing.T, p string, good []byte) {
-			write(reversioned(t, good, 2))(t, p, good)
-		}, "unknown version 2"},
+			write(reversioned(t, good, cacheDirVersion+1))(t, p, good)
+		}, fmt.Sprintf("unknown version %d", cacheDirVersion+1)},
 		{"a newline appended", func(t *testing.T, p string, good []byte) {
 			write(append(slices.Clone(good), '\n'))(t, p, good)
 		}, "not in canonical form"},
