@@ -31,7 +31,8 @@ const AdmissionDeniedReason = "AdmissionDenied"
 // Admission is the predicted answer of a cluster's admission controller
 // for one image under one rule of its policies (gate/admission makes it).
 type Admission struct {
-	// Engine is "kyverno" or "policy-controller"; Policy is Kind/name and
+	// Engine is the engine release whose answer is predicted
+	// ("kyverno@1.19", "policy-controller@0.15"); Policy is Kind/name and
 	// Rule the rule within it.
 	Engine string `json:"engine"`
 	Policy string `json:"policy"`
@@ -48,6 +49,9 @@ type Admission struct {
 	Exists      string `json:"exists,omitempty"`
 	Why         string `json:"why,omitempty"`
 	Fix         string `json:"fix,omitempty"`
+	// Quirk names the engine's way of reading signatures that makes it
+	// fail where pregate would not (config/admission's quirks).
+	Quirk string `json:"quirk,omitempty"`
 	// Pregate is pregate's own answer for the rule's signers, reading
 	// every place and format.
 	Pregate Status `json:"pregate,omitempty"`

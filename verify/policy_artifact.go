@@ -310,6 +310,12 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 	switch pr.kind {
 	case SignatureKind:
 		o.class = signatureClass
+		if a.Format == BundleFormat {
+			// A cosign v3 signature is an in-toto statement too: an
+			// attestation of its predicate type when a policy requires
+			// one (attestationsFound).
+			o.predicateType = CosignSignPredicateType
+		}
 	case UnknownKind:
 		o.class = unreadable
 	default:

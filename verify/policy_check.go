@@ -314,14 +314,16 @@ func subjectName(s Subject) string {
 }
 
 // attestationsFound says, for each required attestation, whether one of
-// outs verified it (verified, by name) or why not (missing).
+// outs verified it (verified, by name) or why not (missing). A cosign v3
+// signature bundle is an attestation of its predicate type
+// (https://sigstore.dev/cosign/sign/v1), as policy-controller takes it.
 func (p *Policy) attestationsFound(outs []outcome) (missing, verified []string) {
 	for _, req := range p.Attestations {
 		var rejected *outcome
 		ok := false
 		for i := range outs {
 			o := &outs[i]
-			if o.class != attestationClass || o.predicateType != req.PredicateType {
+			if o.class == unreadable || o.predicateType != req.PredicateType {
 				continue
 			}
 			if o.c.Accepted {

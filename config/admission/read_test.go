@@ -96,7 +96,7 @@ func TestRead(t *testing.T) {
 				if len(r.Unsupported) > 0 {
 					continue // never checked: predicted Undecided
 				}
-				engine, own := r.Policies(verifytest.NewSigstore(t).Material())
+				engine, own := r.Policies(Newest(r.Engine), verifytest.NewSigstore(t).Material())
 				for _, vp := range []*verify.Policy{engine, own} {
 					if err := vp.Validate(); err != nil {
 						t.Errorf("%s: %v", r.ID(), err)

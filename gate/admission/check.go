@@ -29,6 +29,8 @@ type Compiled struct {
 // predicted Undecided.
 type CompiledRule struct {
 	admission.Rule
+	// Profile is the engine release predicted.
+	Profile     admission.Profile
 	Engine, Own *verify.Policy
 	ivpol       *ivpolPolicies
 }
@@ -37,11 +39,12 @@ type CompiledRule struct {
 // needs none.
 type trustFunc func(verify.Authority) (root.TrustedMaterial, error)
 
-// Compile compiles the rules of policies. trust gives the trust material
+// Compile compiles the rules of policies for the engine releases of
+// profiles (each engine's newest known when not given). trust gives the trust material
 // of keyless signers and transparency logs (the Sigstore public-good
 // instance unless a private deployment's is given); it is asked once, and
 // only when a rule needs it.
-func Compile(policies []*admission.Policy, trust func() (root.TrustedMaterial, error)) (Compiled, error) {
+func Compile(policies []*admission.Policy, profiles admission.Profiles, trust func() (root.TrustedMaterial, error)) (Compiled, error) {
 	var c Compiled
 	var trusted root.TrustedMaterial
 	trustFor := func(a verify.Authority) (root.TrustedMaterial, error) {
@@ -55,13 +58,13 @@ func Compile(policies []*admission.Policy, trust func() (root.TrustedMaterial, e
 	}
 	for _, p := range policies {
 		for _, r := range p.Rules {
-			cr := CompiledRule{Rule: r}
+			cr := CompiledRule{Rule: r, Profile: profiles.For(r.Engine)}
 			if len(r.Unsupported) > 0 {
 				c.Rules = append(c.Rules, cr)
 				continue
 			}
 			if r.Format == admission.KyvernoIVPOL {
-				ip, err := newIVPOLPolicies(r, trustFor)
+				ip, err := newIVPOLPolicies(r, cr.Profile, trustFor)
 				if err != nil {
 					return Compiled{}, fmt.Errorf("%s: %w", r.ID(), err)
 				}
@@ -74,7 +77,7 @@ func Compile(policies []*admission.Policy, trust func() (root.TrustedMaterial, e
 					return Compiled{}, fmt.Errorf("%s: %w", r.ID(), err)
 				}
 			}
-			cr.Engine, cr.Own = r.Policies(trusted)
+			cr.Engine, cr.Own = r.Policies(cr.Profile, trusted)
 			c.Rules = append(c.Rules, cr)
 		}
 	}
@@ -93,7 +96,10 @@ func (c Compiled) VerifyPolicies() []*verify.Policy {
 	var out []*verify.Policy
 	for _, r := range c.Rules {
 		if r.Engine != nil {
-			out = append(out, r.Engine, r.Own)
+			out = append(out, r.Engine)
+		}
+		if r.Own != nil {
+			out = append(out, r.Own)
 		}
 		if r.ivpol != nil {
 			out = append(out, r.ivpol.all()...)
@@ -139,21 +145,25 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 			case j.rule.ivpol != nil:
 				out[i], errs[i] = predictIVPOL(ctx, j.rule, j.image.Ref, j.image.Digest, podImages(j.image), check)
 				return
-			case j.rule.Engine == nil:
-				out[i] = Predict(j.rule.Rule, verify.Result{}, verify.Result{Subject: verify.Subject{Ref: j.image.Ref}})
+			case j.rule.Own == nil:
+				out[i] = Predict(j.rule.Rule, j.rule.Profile, nil, verify.Result{Subject: verify.Subject{Ref: j.image.Ref}})
 				return
 			}
-			engine, err := check(ctx, j.image.Ref, j.rule.Engine)
-			if err != nil {
-				errs[i] = err
-				return
+			var engine *verify.Result
+			if j.rule.Engine != nil {
+				res, err := check(ctx, j.image.Ref, j.rule.Engine)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				engine = &res
 			}
 			own, err := check(ctx, j.image.Ref, j.rule.Own)
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			out[i] = Predict(j.rule.Rule, engine, own)
+			out[i] = Predict(j.rule.Rule, j.rule.Profile, engine, own)
 		})
 	}
 	wg.Wait()
@@ -174,14 +184,14 @@ func anyAuthority(preds []gate.Admission) []gate.Admission {
 	admitted := map[string]bool{}
 	key := func(p gate.Admission) string { return p.Policy + "\x00" + p.Image }
 	for _, p := range preds {
-		if p.Engine == string(admission.PolicyController) && p.Outcome == Admit {
+		if isPolicyController(p) && p.Outcome == Admit {
 			admitted[key(p)] = true
 		}
 	}
 	out := preds[:0:0]
 	kept := map[string]bool{}
 	for _, p := range preds {
-		if p.Engine == string(admission.PolicyController) && admitted[key(p)] {
+		if isPolicyController(p) && admitted[key(p)] {
 			if p.Outcome != Admit || kept[key(p)] {
 				continue
 			}
@@ -190,6 +200,11 @@ func anyAuthority(preds []gate.Admission) []gate.Admission {
 		out = append(out, p)
 	}
 	return out
+}
+
+func isPolicyController(p gate.Admission) bool {
+	e, _, _ := strings.Cut(p.Engine, "@")
+	return e == string(admission.PolicyController)
 }
 
 // strictestAction is the rule's action for the image: with per-namespace

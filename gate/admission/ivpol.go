@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/google/cel-go/cel"
@@ -30,6 +31,7 @@ type viewPolicies struct{ engine, own *verify.Policy }
 // ivpolPolicies are an ImageValidatingPolicy rule's verify policies: per
 // attestor, and per attestation and attestor.
 type ivpolPolicies struct {
+	profile      admission.Profile
 	signatures   map[string]viewPolicies    // attestor name
 	attestations map[[2]string]viewPolicies // attestation name, attestor name
 	// validations are the compiled expressions in env, or compileErr
@@ -40,18 +42,18 @@ type ivpolPolicies struct {
 }
 
 // newIVPOLPolicies makes the policies of an ImageValidatingPolicy rule.
-func newIVPOLPolicies(r admission.Rule, trusted trustFunc) (*ivpolPolicies, error) {
-	p := &ivpolPolicies{signatures: map[string]viewPolicies{}, attestations: map[[2]string]viewPolicies{}}
+func newIVPOLPolicies(r admission.Rule, profile admission.Profile, trusted trustFunc) (*ivpolPolicies, error) {
+	p := &ivpolPolicies{profile: profile, signatures: map[string]viewPolicies{}, attestations: map[[2]string]viewPolicies{}}
 	p.env, p.validations, p.compileErr = compileValidations(r)
 	for _, a := range r.Attestors {
 		tm, err := trusted(a.Authority)
 		if err != nil {
 			return nil, err
 		}
-		e, o := r.AttestorPolicies(a, "", tm)
+		e, o := r.AttestorPolicies(profile, a, "", tm)
 		p.signatures[a.Name] = viewPolicies{e, o}
 		for name, typ := range r.AttestationTypes {
-			e, o := r.AttestorPolicies(a, typ, tm)
+			e, o := r.AttestorPolicies(profile, a, typ, tm)
 			p.attestations[[2]string{name, a.Name}] = viewPolicies{e, o}
 		}
 	}
@@ -77,10 +79,11 @@ type ivpolView struct {
 	policies *ivpolPolicies
 	engine   bool
 	check    Checker
-	// accepted are what verified; notes why the engine refused what it
-	// found; digest what the image resolved to; err the first check that
-	// could not run.
+	// accepted are what verified; refused the quirks by which the engine
+	// refused what verified, and notes what they say of it; digest what
+	// the image resolved to; err the first check that could not run.
 	accepted []verify.Result
+	refused  []admission.Quirk
 	notes    []string
 	digest   string
 	err      error
@@ -123,7 +126,7 @@ func (v *ivpolView) count(image, attestation string, attestors ref.Val) ref.Val 
 		if res.Status != verify.Verified {
 			continue
 		}
-		if v.engine && v.refusesIdentities(name, res) {
+		if v.engine && v.refuses(name, res) {
 			continue
 		}
 		v.accepted = append(v.accepted, res)
@@ -132,23 +135,39 @@ func (v *ivpolView) count(image, attestation string, attestors ref.Val) ref.Val 
 	return types.Int(n)
 }
 
-// refusesIdentities applies the sigstore-go bundle path's refusal of an
-// attestor with several keyless identities ("unsupported: multiple
-// identities are not supported at this time", cosign pkg/cosign/verify.go,
-// kyverno ivpol/cosign/verifier.go): it fails closed for every image it
-// reads a bundle of.
-func (v *ivpolView) refusesIdentities(name string, res verify.Result) bool {
-	for _, a := range v.rule.Attestors {
-		if a.Name != name || a.Identities < 2 {
-			continue
+// refuses applies the engine release's quirks that fail an attestor
+// whatever verified: several keyless identities on the bundle path
+// (QuirkOneIdentity), and a key attestor over bundles (QuirkIVPOLKeyBundle,
+// QuirkIVPOLKeyTlogCrash).
+func (v *ivpolView) refuses(name string, res verify.Result) bool {
+	bundle := slices.ContainsFunc(res.Considered, func(c verify.Consideration) bool { return c.Accepted && c.Format == verify.BundleFormat })
+	if !bundle {
+		return false
+	}
+	i := slices.IndexFunc(v.rule.Attestors, func(a admission.Attestor) bool { return a.Name == name })
+	if i < 0 {
+		return false
+	}
+	a := v.rule.Attestors[i]
+	refuse := func(id, note string) bool {
+		q, ok := v.policies.profile.Quirk(id)
+		if ok {
+			v.refused = append(v.refused, q)
+			v.notes = append(v.notes, note)
 		}
-		for _, c := range res.Considered {
-			if c.Format == verify.BundleFormat {
-				v.notes = append(v.notes, fmt.Sprintf("attestor %q lists %d keyless identities, and Kyverno's bundle path (sigstore-go) refuses them: "+
-					"\"multiple identities are not supported at this time\" (cosign pkg/cosign/verify.go)", name, a.Identities))
-				return true
-			}
+		return ok
+	}
+	switch {
+	case a.Identities > 1:
+		return refuse(admission.QuirkOneIdentity, fmt.Sprintf("attestor %q lists %d keyless identities, and %s's bundle path (sigstore-go) refuses them: "+
+			"\"multiple identities are not supported at this time\"", name, a.Identities, v.policies.profile))
+	case a.Authority.Key != nil && !a.Authority.IgnoreTlog:
+		if refuse(admission.QuirkIVPOLKeyTlogCrash, fmt.Sprintf("key attestor %q checks the transparency log, and %s crashes on bundles with it (kyverno#16435)", name, v.policies.profile)) {
+			return true
 		}
+		fallthrough
+	case a.Authority.Key != nil:
+		return refuse(admission.QuirkIVPOLKeyBundle, fmt.Sprintf("key attestor %q over Sigstore bundles fails in %s (kyverno#17363)", name, v.policies.profile))
 	}
 	return false
 }
@@ -267,7 +286,7 @@ func (v *ivpolView) evaluate(images map[string][]string) (bool, string, error) {
 // places in the Pod are images (containers, initContainers,
 // ephemeralContainers).
 func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, images map[string][]string, check Checker) (gate.Admission, error) {
-	p := gate.Admission{Engine: string(r.Rule.Engine), Policy: r.Policy, Rule: r.Name, Image: image, Digest: digest}
+	p := gate.Admission{Engine: r.Profile.String(), Policy: r.Policy, Rule: r.Name, Image: image, Digest: digest}
 	engine := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, engine: true, check: check}
 	own := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, check: check}
 	engineOK, engineMsg, err := engine.evaluate(images)
@@ -296,7 +315,9 @@ func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, ima
 				if ownOK {
 					p.NeverPasses = true
 					p.Exists = acceptedAll(own.accepted)
-					p.Why, p.Fix = ivpolWhy(engine.notes)
+					var q admission.Quirk
+					q, p.Fix = ivpolWhy(r.Profile, engine.refused, own.accepted)
+					p.Quirk, p.Why = q.ID, q.Cite()
 				}
 			}
 			return p, nil
@@ -323,12 +344,29 @@ func acceptedAll(rs []verify.Result) string {
 }
 
 // ivpolWhy says why the ImageValidatingPolicy engine misses what pregate
-// accepts, and the fix.
-func ivpolWhy(notes []string) (why, fix string) {
-	if len(notes) > 0 {
-		return strings.Join(notes, "; "), "one identity per attestor: split the attestor, or use one identity whose subjectRegExp is an alternation"
+// accepts (own), the quirk that hides it, and the fix.
+func ivpolWhy(p admission.Profile, refused []admission.Quirk, own []verify.Result) (admission.Quirk, string) {
+	if len(refused) > 0 {
+		q := refused[0]
+		switch q.ID {
+		case admission.QuirkOneIdentity:
+			return q, "one identity per attestor: split the attestor, or use one identity whose subjectRegExp is an alternation"
+		case admission.QuirkIVPOLKeyTlogCrash:
+			return q, "set ctlog.insecureIgnoreTlog on the key attestor, or run Kyverno 1.19"
+		}
+		return q, "sign keyless, or also sign in the legacy format, until kyverno#17363 is fixed"
 	}
-	return "Kyverno's ImageValidatingPolicy reads Sigstore bundles only through the registry's referrers API, never its sha256-<digest> fallback tag " +
-			"(kyverno#17343), and the legacy .sig format only when no bundle is listed",
-		"serve the referrers API from the registry, or also sign in the legacy format"
+	var fallback bool
+	for _, r := range own {
+		fallback = fallback || (apiAnswered(r) && slices.ContainsFunc(acceptedConsiderations(r), func(c verify.Consideration) bool {
+			return c.Source == verify.FallbackTagStep
+		}))
+	}
+	if q, ok := p.Quirk(admission.QuirkReferrersAPIFirst); ok && fallback {
+		return q, "have the registry list the referrers in its referrers API, or also sign in the legacy format"
+	}
+	if q, ok := p.Quirk(admission.QuirkIVPOLBundlesFirst); ok {
+		return q, "sign every image the policy covers with the same format, or remove the stray bundle"
+	}
+	return admission.Quirk{ID: "unknown", Does: "the engine does not accept it", Source: p.String()}, ""
 }

@@ -103,7 +103,7 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 			if err != nil || !ok {
 				t.Fatalf("Read() = %v, %v", ok, err)
 			}
-			c, err := predict.Compile([]*admission.Policy{p}, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
+			c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
 			if err != nil {
 				t.Fatal(err)
 			}

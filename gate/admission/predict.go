@@ -10,6 +10,7 @@ package admission
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pregate/pregate/config/admission"
@@ -39,47 +40,121 @@ const (
 type Prediction = gate.Admission
 
 // Predict combines the rule's two checks of one image: engine as the
-// rule's engine reads signatures, own as pregate reads them
-// (admission.Rule.Policies).
-func Predict(rule admission.Rule, engine, own verify.Result) Prediction {
-	p := Prediction{Engine: string(rule.Engine), Policy: rule.Policy, Rule: rule.Name, Image: own.Subject.Ref,
+// engine release p reads signatures, own as pregate reads them
+// (admission.Rule.Policies). engine is nil when p verifies none of the
+// rule's signers.
+func Predict(rule admission.Rule, p admission.Profile, engine *verify.Result, own verify.Result) Prediction {
+	pred := Prediction{Engine: p.String(), Policy: rule.Policy, Rule: rule.Name, Image: own.Subject.Ref,
 		Digest: own.Subject.Digest, Pregate: own.Status}
 	if len(rule.Unsupported) > 0 {
-		p.Outcome = Undecided
-		p.Message = "not predicted: pregate does not evaluate " + strings.Join(rule.Unsupported, "; ")
-		return p
+		pred.Outcome = Undecided
+		pred.Message = "not predicted: pregate does not evaluate " + strings.Join(rule.Unsupported, "; ")
+		return pred
 	}
-	if rule.Format == admission.BundleFormat && hasKeyAuthority(rule) {
-		// checkOptsFromAuthority: "when using the new bundle format, the
-		// authority must be keyless".
-		p.Outcome = failed(rule.Action)
-		p.Message = "signatureFormat: bundle takes keyless authorities only; policy-controller rejects a key authority with it"
-		p.Fix = "verify key-signed images with signatureFormat: legacy (the .sig tag), or sign keyless"
-		return p
+	if q, fix, ok := refusal(rule, p, engine); ok {
+		// The engine fails the rule whatever the image holds.
+		pred.Outcome = failed(rule.Action)
+		pred.Message = q.Does
+		pred.Quirk = q.ID
+		if own.Status == verify.Verified {
+			pred.NeverPasses = true
+			pred.Exists = accepted(own)
+			pred.Why = q.Cite()
+		}
+		pred.Fix = fix
+		return pred
+	}
+	if engine == nil {
+		engine = &verify.Result{Status: verify.NoSignatures, Detail: p.String() + " verifies none of the rule's signers"}
 	}
 	switch engine.Status {
 	case verify.Verified:
-		p.Outcome = Admit
-		p.Message = engine.Detail
+		if q, ok := tooManyReferrers(rule, p, *engine); ok {
+			pred.Outcome = failed(rule.Action)
+			pred.Message = q.Does
+			pred.Quirk = q.ID
+			pred.NeverPasses = own.Status == verify.Verified
+			pred.Exists = accepted(own)
+			pred.Why = q.Cite()
+			pred.Fix = "remove referrers the image does not need, or use an ImageValidatingPolicy"
+			return pred
+		}
+		pred.Outcome = Admit
+		pred.Message = engine.Detail
 		if own.Status != verify.Verified {
 			// The engine accepts what pregate would not, such as an
 			// attestation-only bundle taken for a signature.
-			p.Message += "; pregate alone would not: " + own.Detail
+			pred.Message += "; pregate alone would not: " + own.Detail
 		}
-		return p
+		return pred
 	case verify.LookupFailed, verify.ResolveFailed:
-		p.Outcome = Undecided
-		p.Message = engine.Detail
-		return p
+		pred.Outcome = Undecided
+		pred.Message = engine.Detail
+		return pred
 	}
-	p.Outcome = failed(rule.Action)
-	p.Message = engine.Detail
+	pred.Outcome = failed(rule.Action)
+	pred.Message = engine.Detail
 	if own.Status == verify.Verified {
-		p.NeverPasses = true
-		p.Exists = accepted(own)
-		p.Why, p.Fix = whyMissed(rule)
+		pred.NeverPasses = true
+		pred.Exists = accepted(own)
+		var q admission.Quirk
+		q, pred.Fix = whyMissed(rule, p, *engine, own)
+		pred.Quirk = q.ID
+		pred.Why = q.Cite()
 	}
-	return p
+	return pred
+}
+
+// refusal is the quirk by which the engine release fails the rule for
+// every image, whatever signatures it has, and its fix.
+func refusal(r admission.Rule, p admission.Profile, engine *verify.Result) (admission.Quirk, string, bool) {
+	quirk := func(id, fix string) (admission.Quirk, string, bool) {
+		q, ok := p.Quirk(id)
+		return q, fix, ok
+	}
+	switch r.Format {
+	case admission.BundleFormat:
+		switch {
+		case hasKeyAuthority(r):
+			return quirk(admission.QuirkPCBundleKeylessOnly, "verify key-signed images with signatureFormat: legacy (the .sig tag), or sign keyless")
+		case len(r.Attestations) == 0:
+			return quirk(admission.QuirkPCBundleNoSignatures, "list the cosign v3 signature as an attestation of the authority "+
+				"(attestations: [{name: signature, predicateType: https://sigstore.dev/cosign/sign/v1}]), or also sign in the legacy format and use signatureFormat: legacy")
+		case maxIdentities(r.Authorities) > 1:
+			return quirk(admission.QuirkOneIdentity, "one identity per authority: split the authority, or use one identity whose subjectRegExp is an alternation")
+		}
+	case admission.KyvernoSigstoreBundle:
+		if engine == nil {
+			return quirk(admission.QuirkBundleNoKeys, "verify key-signed images with type: Cosign (legacy signatures) or an ImageValidatingPolicy, or run Kyverno 1.19 or later")
+		}
+	}
+	return admission.Quirk{}, "", false
+}
+
+// tooManyReferrers applies Kyverno's SigstoreBundle bound on the
+// referrers it lists, counted before its artifactType filter.
+func tooManyReferrers(r admission.Rule, p admission.Profile, engine verify.Result) (admission.Quirk, bool) {
+	q, ok := p.Quirk(admission.QuirkBundleMaxReferrers)
+	if !ok || r.Format != admission.KyvernoSigstoreBundle {
+		return q, false
+	}
+	n := 0
+	for _, l := range engine.Lookups {
+		if l.Step == verify.ReferrersStep || l.Step == verify.FallbackTagStep {
+			n += l.Found
+		}
+	}
+	return q, n > admission.MaxBundleReferrers
+}
+
+func maxIdentities(auths []verify.Authority) int {
+	n := 0
+	for _, a := range auths {
+		if a.Keyless != nil {
+			n = max(n, len(a.Keyless.Identities))
+		}
+	}
+	return n
 }
 
 // failed is the outcome of a failed rule.
@@ -147,24 +222,56 @@ func describe(f verify.Format, s verify.Step) string {
 	return fmt.Sprintf("%s (%s)", what, s)
 }
 
-// whyMissed says why the rule's engine does not see what pregate
-// accepted, and the fix, for each way an engine reads signatures.
-func whyMissed(r admission.Rule) (why, fix string) {
+// whyMissed says why the rule's engine release does not see what pregate
+// accepted (own), the quirk that hides it, and the fix.
+func whyMissed(r admission.Rule, p admission.Profile, engine, own verify.Result) (admission.Quirk, string) {
+	quirk := func(id, fix string) (admission.Quirk, string) {
+		q, ok := p.Quirk(id)
+		if !ok {
+			q = admission.Quirk{ID: id, Does: "the engine does not read it", Source: p.String()}
+		}
+		return q, fix
+	}
+	acc := acceptedConsiderations(own)
+	all := func(f func(verify.Consideration) bool) bool { return len(acc) > 0 && !slices.ContainsFunc(acc, func(c verify.Consideration) bool { return !f(c) }) }
+	legacyOnly := all(func(c verify.Consideration) bool { return c.Format != verify.BundleFormat })
+	hiddenByAPI := all(func(c verify.Consideration) bool { return c.Source == verify.FallbackTagStep }) && apiAnswered(engine)
 	switch r.Format {
 	case admission.KyvernoCosign:
-		return "Kyverno's verifyImages type: Cosign (the default) reads only cosign's legacy format, from the sha256-<digest>.sig and .att tags " +
-				"(pkg/image/verifiers/cpol/cosign/cosign.go builds its check without the bundle format)",
-			"set type: SigstoreBundle on this verifyImages entry, or use an ImageValidatingPolicy, or also sign in the legacy format (cosign sign --new-bundle-format=false --use-signing-config=false)"
-	case admission.KyvernoSigstoreBundle:
-		return "Kyverno's type: SigstoreBundle reads only Sigstore bundles listed by the referrers API or its fallback tag",
-			"also sign with cosign v3's bundle format (the default of cosign sign in v3)"
+		return quirk(admission.QuirkCosignLegacyOnly,
+			"set type: SigstoreBundle on this verifyImages entry, or use an ImageValidatingPolicy, or also sign in the legacy format (cosign sign --new-bundle-format=false --use-signing-config=false)")
 	case admission.LegacyFormat:
-		return "policy-controller reads cosign's legacy format only, from the .sig and .att tags, unless the authority sets signatureFormat: bundle " +
-				"(pkg/webhook/validator.go checkOptsFromAuthority)",
-			"set signatureFormat: bundle on this keyless authority"
-	case admission.BundleFormat:
-		return "with signatureFormat: bundle policy-controller reads only Sigstore bundles",
-			"sign with cosign v3's bundle format, or set signatureFormat: legacy"
+		return quirk(admission.QuirkPCLegacyUnlessBundle, "set signatureFormat: bundle on this keyless authority, with the signature listed as an attestation")
+	case admission.KyvernoSigstoreBundle, admission.BundleFormat:
+		switch {
+		case legacyOnly:
+			return admission.Quirk{ID: "bundles-only", Does: "it reads Sigstore bundles only, never cosign's legacy .sig and .att tags", Source: p.String()},
+				"also sign with cosign v3's bundle format (the default of cosign sign in v3)"
+		case hiddenByAPI:
+			return quirk(admission.QuirkReferrersAPIFirst,
+				"have the registry list the referrers in its referrers API, or push the signature again with a cosign that writes through it")
+		case r.Format == admission.KyvernoSigstoreBundle && all(func(c verify.Consideration) bool {
+			return !strings.HasPrefix(c.ArtifactType, "application/vnd.dev.sigstore.bundle")
+		}):
+			return quirk(admission.QuirkBundleArtifactType,
+				"sign again with cosign v3.1 or later, which lists bundles with their artifactType, or use an ImageValidatingPolicy")
+		}
 	}
-	return "the engine does not read it", ""
+	return admission.Quirk{ID: "unknown", Does: "the engine does not accept it", Source: p.String()}, ""
+}
+
+// acceptedConsiderations are what pregate accepted.
+func acceptedConsiderations(own verify.Result) []verify.Consideration {
+	var out []verify.Consideration
+	for _, c := range own.Considered {
+		if c.Accepted {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// apiAnswered says whether the registry's referrers API answered.
+func apiAnswered(r verify.Result) bool {
+	return slices.ContainsFunc(r.Lookups, func(l verify.Lookup) bool { return l.Step == verify.ReferrersStep && l.Status == 200 })
 }

@@ -85,8 +85,17 @@ func TestPredict(t *testing.T) {
 	t.Parallel()
 	ss := verifytest.NewSigstore(t)
 	key := verifytest.NewKeySigner(t)
+	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
 	bundle := verify.Artifact{Source: verify.ReferrersStep, Manifest: "sha256:" + strings.Repeat("b", 64), Format: verify.BundleFormat,
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", Content: ss.MustSignImage(t, release, issuer, digest)}
+		ArtifactType: bundleType, MediaType: bundleType, Content: ss.MustSignImage(t, release, issuer, digest)}
+	keyBundle := bundle
+	keyBundle.Manifest, keyBundle.Content = "sha256:"+strings.Repeat("d", 64), key.MustSignImage(t, digest)
+	// As cosign <= v3.0.6 listed a bundle in the fallback tag of a
+	// registry without the referrers API (kyverno#16664).
+	emptyListed := bundle
+	emptyListed.Source, emptyListed.ArtifactType = verify.FallbackTagStep, "application/vnd.oci.empty.v1+json"
+	inFallback := bundle
+	inFallback.Source = verify.FallbackTagStep
 	intruderBundle := bundle
 	intruderBundle.Manifest, intruderBundle.Content = "sha256:"+strings.Repeat("e", 64), ss.MustSignImage(t, intruder, issuer, digest)
 	attestationOnly := bundle
@@ -96,65 +105,129 @@ func TestPredict(t *testing.T) {
 	legacy := verify.Artifact{Source: verify.SignatureTagStep, Manifest: "sha256:" + strings.Repeat("c", 64), Format: verify.SimpleSigningFormat,
 		MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Content: payload, Annotations: ann}
 	discovered := func(arts ...verify.Artifact) verify.Discovery {
-		return verify.Discovery{
-			Subject:   verify.Subject{Ref: repo + ":1.0", Repository: repo, Digest: digest},
-			Artifacts: arts,
-			Lookups: []verify.Lookup{
-				{Step: verify.ReferrersStep, URL: "https://ghcr.io/v2/acme/app/referrers/" + digest, Status: 200},
-				{Step: verify.FallbackTagStep, URL: "https://ghcr.io/v2/acme/app/manifests/sha256-x", Status: 404},
-				{Step: verify.SignatureTagStep, URL: "https://ghcr.io/v2/acme/app/manifests/sha256-x.sig", Status: 404},
-				{Step: verify.AttestationTagStep, URL: "https://ghcr.io/v2/acme/app/manifests/sha256-x.att", Status: 404},
-			},
-		}
+		return discoveredWith(arts, 200, 0)
 	}
+	noAPI := func(arts ...verify.Artifact) verify.Discovery { return discoveredWith(arts, 404, 0) }
+	referrers := func(n int, arts ...verify.Artifact) verify.Discovery { return discoveredWith(arts, 200, n) }
 	keyless := fmt.Sprintf("      keyless:\n        identities: [{issuer: %s, subject: %s}]\n", issuer, release)
+	twoIdentities := fmt.Sprintf("      keyless:\n        identities: [{issuer: %s, subject: %s}, {issuer: %s, subject: %s}]\n", issuer, release, issuer, intruder)
+	signedAsAttestation := keyless + "      attestations: [{name: signature, predicateType: https://sigstore.dev/cosign/sign/v1}]\n"
 	keyAuth := "      key:\n        data: |\n" + indent(string(key.PublicKeyPEM()), "          ")
+	kyvernoKey := `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: first-party-signed}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: release-workflow
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["ghcr.io/acme/*"]
+          type: SigstoreBundle
+          attestors:
+            - entries:
+                - keys:
+                    publicKeys: |
+` + indent(string(key.PublicKeyPEM()), "                      ") + `                    rekor: {ignoreTlog: true}
+                    ctlog: {ignoreSCT: true}
+`
 
 	for name, tc := range map[string]struct {
 		rule        string
+		profile     string
 		disc        verify.Discovery
 		outcome     predict.Outcome
 		neverPasses bool
 		want        []string // in Message, Exists, Why or Fix
 	}{
 		// The seed outage: a cosign v3 image under the default type.
-		"kyverno Cosign, bundle only": {kyverno("Enforce", "Cosign"), discovered(bundle), predict.Deny, true,
+		"kyverno Cosign, bundle only": {kyverno("Enforce", "Cosign"), "", discovered(bundle), predict.Deny, true,
 			[]string{"a cosign v3 Sigstore bundle as an OCI referrer (referrers API), signed by " + release,
-				"type: Cosign (the default) reads only cosign's legacy format", "set type: SigstoreBundle", "signature-tag"}},
-		"kyverno Cosign, audit":          {kyverno("Audit", "Cosign"), discovered(bundle), predict.AuditOnly, true, nil},
-		"kyverno Cosign, legacy too":     {kyverno("Enforce", "Cosign"), discovered(bundle, legacy), predict.Admit, false, nil},
-		"kyverno SigstoreBundle, bundle": {kyverno("Enforce", "SigstoreBundle"), discovered(bundle), predict.Admit, false, nil},
-		"kyverno SigstoreBundle, legacy only": {kyverno("Enforce", "SigstoreBundle"), discovered(legacy), predict.Deny, true,
-			[]string{"a legacy cosign signature in the sha256-<digest>.sig tag"}},
-		"kyverno Cosign, unsigned":                {kyverno("Enforce", "Cosign"), discovered(), predict.Deny, false, nil},
-		"kyverno Cosign, another signer's bundle": {kyverno("Enforce", "Cosign"), discovered(intruderBundle), predict.Deny, false, nil},
-		"policy-controller legacy, bundle only": {policyController("legacy", keyless), discovered(bundle), predict.Deny, true,
-			[]string{"set signatureFormat: bundle"}},
-		"policy-controller default, legacy": {policyController(`""`, keyless), discovered(legacy), predict.Admit, false, nil},
-		"policy-controller bundle, bundle":  {policyController("bundle", keyless), discovered(bundle), predict.Admit, false, nil},
-		"policy-controller bundle with a key": {policyController("bundle", keyAuth), discovered(bundle), predict.Deny, false,
+				"type: Cosign (the default) reads cosign's legacy format only", "set type: SigstoreBundle", "signature-tag", "kyverno@1.19"}},
+		"kyverno Cosign, bundle only, 1.17": {kyverno("Enforce", "Cosign"), "kyverno@1.17", discovered(bundle), predict.Deny, true, []string{"kyverno@1.17"}},
+		"kyverno Cosign, audit":             {kyverno("Audit", "Cosign"), "", discovered(bundle), predict.AuditOnly, true, nil},
+		"kyverno Cosign, legacy too":        {kyverno("Enforce", "Cosign"), "", discovered(bundle, legacy), predict.Admit, false, nil},
+		"kyverno SigstoreBundle, bundle":    {kyverno("Enforce", "SigstoreBundle"), "", discovered(bundle), predict.Admit, false, nil},
+		"kyverno SigstoreBundle, legacy only": {kyverno("Enforce", "SigstoreBundle"), "", discovered(legacy), predict.Deny, true,
+			[]string{"a legacy cosign signature in the sha256-<digest>.sig tag", "reads Sigstore bundles only"}},
+		"kyverno SigstoreBundle, listed as empty": {kyverno("Enforce", "SigstoreBundle"), "", noAPI(emptyListed), predict.Deny, true,
+			[]string{"(sha256-<digest> fallback tag)", "artifactType starting application/vnd.dev.sigstore.bundle", "kyverno#16664", "cosign v3.1 or later"}},
+		"kyverno SigstoreBundle, fallback tag without API": {kyverno("Enforce", "SigstoreBundle"), "", noAPI(inFallback), predict.Admit, false, nil},
+		"kyverno SigstoreBundle, fallback tag hidden by the API": {kyverno("Enforce", "SigstoreBundle"), "", discovered(inFallback), predict.Deny, true,
+			[]string{"an API that answers, even with an empty list, hides the tag", "go-containerregistry remote.Referrers"}},
+		"kyverno SigstoreBundle, 50 referrers": {kyverno("Enforce", "SigstoreBundle"), "", referrers(50, bundle), predict.Admit, false, nil},
+		"kyverno SigstoreBundle, 51 referrers": {kyverno("Enforce", "SigstoreBundle"), "", referrers(51, bundle), predict.Deny, true,
+			[]string{"more than 50 referrers", "attestationlimit"}},
+		"kyverno SigstoreBundle, attestation only": {kyverno("Enforce", "SigstoreBundle"), "", discovered(attestationOnly), predict.Admit, false,
+			[]string{"pregate alone would not"}},
+		"kyverno SigstoreBundle key, 1.18": {kyvernoKey, "kyverno@1.18", discovered(keyBundle), predict.Deny, true,
+			[]string{"verifies no key attestor", "kyverno#15239", "run Kyverno 1.19 or later"}},
+		"kyverno SigstoreBundle key, 1.19": {kyvernoKey, "kyverno@1.19", discovered(keyBundle), predict.Admit, false, nil},
+		"kyverno Cosign, unsigned":         {kyverno("Enforce", "Cosign"), "", discovered(), predict.Deny, false, nil},
+		"kyverno Cosign, another signer's bundle": {kyverno("Enforce", "Cosign"), "", discovered(intruderBundle), predict.Deny, false, nil},
+		"policy-controller legacy, bundle only": {policyController("legacy", keyless), "", discovered(bundle), predict.Deny, true,
+			[]string{"set signatureFormat: bundle", "policy-controller@0.15"}},
+		"policy-controller default, legacy": {policyController(`""`, keyless), "", discovered(legacy), predict.Admit, false, nil},
+		// policy-controller#1899: no signature is read in the bundle format.
+		"policy-controller bundle, signature bundle": {policyController("bundle", keyless), "", discovered(bundle), predict.Deny, true,
+			[]string{"bundle support for image signatures is not yet implemented", "policy-controller#1899", "predicateType: https://sigstore.dev/cosign/sign/v1"}},
+		"policy-controller bundle, signature as attestation": {policyController("bundle", signedAsAttestation), "", discovered(bundle), predict.Admit, false, nil},
+		"policy-controller bundle, signature as attestation, legacy only": {policyController("bundle", signedAsAttestation), "", discovered(legacy),
+			predict.Deny, false, nil},
+		"policy-controller bundle, two identities": {policyController("bundle", twoIdentities+"      attestations: [{name: signature, predicateType: https://sigstore.dev/cosign/sign/v1}]\n"),
+			"", discovered(bundle), predict.Deny, true, []string{"multiple identities are not supported"}},
+		"policy-controller bundle with a key": {policyController("bundle", keyAuth), "", discovered(bundle), predict.Deny, false,
 			[]string{"keyless authorities only"}},
 		"unsupported": {strings.Replace(kyverno("Enforce", "Cosign"), "verifyImages:", "verifyImages:\n        - imageReferences: [x]\n          repository: ghcr.io/acme/signatures\n          attestors: [{entries: [{keyless: {issuer: i, subject: s}}]}]\n      ignored:", 1),
-			discovered(bundle), predict.Undecided, false, []string{"repository (signatures in another repository)"}},
+			"", discovered(bundle), predict.Undecided, false, []string{"repository (signatures in another repository)"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			r := rule(t, tc.rule)
-			engine, own := r.Policies(ss.Material())
-			p := predict.Predict(r, engine.Check(tc.disc), own.Check(tc.disc))
+			profile := admission.Newest(r.Engine)
+			if tc.profile != "" {
+				var err error
+				if profile, err = admission.ParseProfile(tc.profile); err != nil {
+					t.Fatal(err)
+				}
+			}
+			engine, own := r.Policies(profile, ss.Material())
+			var engineRes *verify.Result
+			if engine != nil {
+				res := engine.Check(tc.disc)
+				engineRes = &res
+			}
+			p := predict.Predict(r, profile, engineRes, own.Check(tc.disc))
 			if p.Outcome != tc.outcome || p.NeverPasses != tc.neverPasses {
 				t.Errorf("outcome %s, never passes %v; want %s, %v\n%+v", p.Outcome, p.NeverPasses, tc.outcome, tc.neverPasses, p)
 			}
-			text := strings.Join([]string{p.Message, p.Exists, p.Why, p.Fix}, "\n")
+			text := strings.Join([]string{p.Engine, p.Message, p.Exists, p.Why, p.Fix}, "\n")
 			for _, w := range tc.want {
 				if !strings.Contains(text, w) {
 					t.Errorf("prediction lacks %q:\n%s", w, text)
 				}
 			}
-			if p.NeverPasses && (p.Exists == "" || p.Why == "" || p.Fix == "") {
-				t.Errorf("a rule that can never pass must say what exists, why and the fix: %+v", p)
+			if p.NeverPasses && (p.Exists == "" || p.Why == "" || p.Fix == "" || p.Quirk == "") {
+				t.Errorf("a rule that can never pass must say what exists, why (the quirk) and the fix: %+v", p)
 			}
 		})
+	}
+}
+
+func discoveredWith(arts []verify.Artifact, referrersStatus, referrersFound int) verify.Discovery {
+	fallback := 404
+	if referrersStatus != 200 {
+		fallback = 200
+	}
+	return verify.Discovery{
+		Subject:   verify.Subject{Ref: repo + ":1.0", Repository: repo, Digest: digest},
+		Artifacts: arts,
+		Lookups: []verify.Lookup{
+			{Step: verify.ReferrersStep, URL: "https://ghcr.io/v2/acme/app/referrers/" + digest, Status: referrersStatus, Found: referrersFound},
+			{Step: verify.FallbackTagStep, URL: "https://ghcr.io/v2/acme/app/manifests/sha256-x", Status: fallback},
+			{Step: verify.SignatureTagStep, URL: "https://ghcr.io/v2/acme/app/manifests/sha256-x.sig", Status: 404},
+			{Step: verify.AttestationTagStep, URL: "https://ghcr.io/v2/acme/app/manifests/sha256-x.att", Status: 404},
+		},
 	}
 }
 
@@ -184,6 +257,7 @@ spec:
     - name: bundle
       signatureFormat: bundle
       keyless: {identities: [{issuer: %[1]s, subject: %[2]s}], insecureIgnoreSCT: true}
+      attestations: [{name: signature, predicateType: "https://sigstore.dev/cosign/sign/v1"}]
 `, issuer, release)
 	var obj map[string]any
 	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
@@ -193,7 +267,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := predict.Compile([]*admission.Policy{p}, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
+	c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +305,7 @@ func TestKyvernoActionOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := predict.Compile([]*admission.Policy{p}, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
+	c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,6 +141,10 @@ type Options struct {
 	// any of the same kind and name here. Their keyless
 	// signers are verified with Policies.Trust's default trust material.
 	Admission []*admission.Policy
+	// Engines are the admission engine releases the cluster runs, whose
+	// ways of reading signatures the predictions follow; an engine not
+	// given is taken to be its newest known release.
+	Engines admission.Profiles
 }
 
 // Progress is how far verification has come: of Total images to verify,
@@ -258,7 +262,7 @@ func admissionPolicies(o Options, res *Result) (gateadmission.Compiled, error) {
 	if len(policies) == 0 {
 		return gateadmission.Compiled{}, nil
 	}
-	c, err := gateadmission.Compile(policies, func() (root.TrustedMaterial, error) { return o.Policies.Trust(nil) })
+	c, err := gateadmission.Compile(policies, o.Engines, func() (root.TrustedMaterial, error) { return o.Policies.Trust(nil) })
 	if err != nil {
 		return gateadmission.Compiled{}, fail(PolicyStage, fmt.Errorf("admission policies: %w", err))
 	}
