@@ -233,7 +233,9 @@ func whyMissed(r admission.Rule, p admission.Profile, engine, own verify.Result)
 		return q, fix
 	}
 	acc := acceptedConsiderations(own)
-	all := func(f func(verify.Consideration) bool) bool { return len(acc) > 0 && !slices.ContainsFunc(acc, func(c verify.Consideration) bool { return !f(c) }) }
+	all := func(f func(verify.Consideration) bool) bool {
+		return len(acc) > 0 && !slices.ContainsFunc(acc, func(c verify.Consideration) bool { return !f(c) })
+	}
 	legacyOnly := all(func(c verify.Consideration) bool { return c.Format != verify.BundleFormat })
 	hiddenByAPI := all(func(c verify.Consideration) bool { return c.Source == verify.FallbackTagStep }) && apiAnswered(engine)
 	switch r.Format {
