@@ -22,6 +22,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
@@ -474,6 +475,15 @@ spec:
 				}
 				if a := adm[legacySigned]; a.Outcome != gate.AdmissionDeny || !a.NeverPasses {
 					t.Errorf("legacy-signed image under type: SigstoreBundle: %+v; want a denial that can never pass", a)
+				}
+				// Kyverno 1.18's SigstoreBundle verifies no key attestor
+				// (kyverno#15239): the same policy can never pass there.
+				policy = append(policy, "--engine", "kyverno@1.18")
+				v = check(t, deploy(tagA), 1)
+				adm = admitted(t, v)
+				if a := adm[tagA]; a.Outcome != gate.AdmissionDeny || !a.NeverPasses || a.Engine != "kyverno@1.18" ||
+					a.Quirk != admission.QuirkBundleNoKeys || !strings.Contains(a.Fix, "Kyverno 1.19") {
+					t.Errorf("bundle-signed image under type: SigstoreBundle on Kyverno 1.18: %+v; want a denial that can never pass, naming the quirk", a)
 				}
 				policy = withPolicy
 			})

@@ -204,6 +204,10 @@ func TestCheckCmd_policyErrors(t *testing.T) {
 		"bad unmatched":         {args: []string{"--images", "ghcr.io/**", "--unmatched-images", "maybe"}, inStderr: "--unmatched-images"},
 		"invalid policy file":   {args: []string{"--policy", bad}, inStderr: `bad.yaml: TrustPolicy "p": spec.mode: Unsupported value: "block"`},
 		"missing policy file":   {args: []string{"--policy", "nope.yaml"}, inStderr: "nope.yaml"},
+		"old engine": {args: []string{"--images", "ghcr.io/**", "--certificate-identity", "x", "--certificate-oidc-issuer", "y", "--engine", "kyverno@1.12"},
+			inStderr: "--engine: engine kyverno: version 1.12 is older than the oldest known (1.17)"},
+		"engine twice": {args: []string{"--images", "ghcr.io/**", "--certificate-identity", "x", "--certificate-oidc-issuer", "y", "--engine", "kyverno@1.18", "--engine", "kyverno"},
+			inStderr: "engine kyverno given twice"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

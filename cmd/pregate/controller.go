@@ -21,6 +21,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate/controller"
 	"github.com/pregate/pregate/render/helm"
@@ -46,6 +47,7 @@ type controllerFlags struct {
 	serviceAccount          string
 	electionNamespace       string
 	noRemoteBases           bool
+	engines                 []string
 
 	client   runtimeclient.Options
 	log      logger.Options
@@ -84,6 +86,8 @@ as a new revision is seen, before any verification starts.`,
 	fs.StringVar(&f.serviceAccount, "service-account", defaultServiceAccount(), "namespace/name of the controller's service account, whose image pull secrets every Gate may use (default: $RUNTIME_NAMESPACE/$RUNTIME_SERVICE_ACCOUNT)")
 	fs.StringVar(&f.electionNamespace, "leader-election-namespace", os.Getenv("RUNTIME_NAMESPACE"), "the namespace of the leader election Lease (default: $RUNTIME_NAMESPACE; in a pod, its own namespace)")
 	fs.BoolVar(&f.noRemoteBases, "no-remote-bases", false, "do not fetch remote kustomize bases, components and files: a kustomization that refers to one is a RemoteBase gap; set it as kustomize-controller's --no-remote-bases is set (default: fetched, as kustomize-controller does)")
+	fs.StringArrayVar(&f.engines, "admission-engine", nil, "the admission engine release the cluster runs, whose way of reading signatures the admission predictions follow: "+
+		"kyverno@1.19, policy-controller@0.15 (repeatable, one per engine; default the newest known: "+newestEngines()+")")
 	f.client.BindFlags(fs)
 	f.log.BindFlags(fs)
 	f.election.BindFlags(fs)
@@ -102,6 +106,10 @@ func (f *controllerFlags) run(ctx context.Context) error {
 	gates, err := runtimectrl.GetWatchSelector(f.watch)
 	if err != nil {
 		return fmt.Errorf("--watch-label-selector: %w", err)
+	}
+	engines, err := admission.ParseProfiles(f.engines)
+	if err != nil {
+		return fmt.Errorf("--admission-engine: %w", err)
 	}
 	var sa types.NamespacedName
 	if f.serviceAccount != "" {
@@ -169,6 +177,7 @@ func (f *controllerFlags) run(ctx context.Context) error {
 		MaxArtifactSize:      f.maxArtifactSize,
 		Charts:               helm.NewCharts(helm.ChartsConfig{Dir: f.chartCacheDir}),
 		NoRemoteBases:        f.noRemoteBases,
+		Engines:              engines,
 		Metrics:              metrics,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: f.concurrent, ServiceAccount: sa}); err != nil {

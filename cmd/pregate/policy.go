@@ -24,6 +24,7 @@ import (
 type policyFlags struct {
 	policyFiles    []string
 	admissionFiles []string
+	engines        []string
 
 	// cosign-style flags for a one-policy run without a policy file
 	images         []string
@@ -48,6 +49,8 @@ func (f *policyFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringArrayVar(&f.policyFiles, "policy", nil, "a YAML file of TrustPolicies and TrustRoots (repeatable)")
 	fs.StringArrayVar(&f.admissionFiles, "admission-policy", nil, "a YAML file of the cluster's admission policies (Kyverno ClusterPolicy/Policy verifyImages, policy-controller ClusterImagePolicy) whose answers for the images are predicted; those the revision applies are read too (repeatable)")
+	fs.StringArrayVar(&f.engines, "engine", nil, "the admission engine release the cluster runs, whose way of reading signatures the predictions follow: "+
+		"kyverno@1.19, policy-controller@0.15 (repeatable, one per engine; default the newest known: "+newestEngines()+")")
 	fs.StringArrayVar(&f.images, "images", nil, "without --policy: the images one policy covers, as globs (ghcr.io/acme/**); repeatable")
 	fs.StringVar(&f.identity, "certificate-identity", "", "keyless: the signer's certificate identity (SAN), exactly")
 	fs.StringVar(&f.identityRegexp, "certificate-identity-regexp", "", "keyless: a regular expression the whole certificate identity must match")
@@ -103,13 +106,23 @@ func (f *policyFlags) options(ctx context.Context) (pipeline.Options, error) {
 	if err != nil {
 		return pipeline.Options{}, err
 	}
+	engines, err := admission.ParseProfiles(f.engines)
+	if err != nil {
+		return pipeline.Options{}, fmt.Errorf("--engine: %w", err)
+	}
 	return pipeline.Options{
 		Admission: adm,
+		Engines:   engines,
 		Policies:  pipeline.Policies{Set: set, Trust: f.trustSource(ctx)},
 		Registry:  []verify.RegistryOption{verify.WithLookupTimeout(f.lookupTimeout), verify.WithUserAgent("pregate/" + buildVersion().Version)},
 		Verifier:  []verify.VerifierOption{verify.WithImageTimeout(f.imageTimeout)},
 		Unmatched: unmatched,
 	}, nil
+}
+
+// newestEngines are the default engine releases, for help.
+func newestEngines() string {
+	return admission.Newest(admission.Kyverno).String() + ", " + admission.Newest(admission.PolicyController).String()
 }
 
 // admissionPolicies reads the --admission-policy files; a file holding no

@@ -205,8 +205,15 @@ func (p Profile) Quirks() []Quirk {
 	return out
 }
 
-// Cite is the quirk in a sentence: what the engine does, and its source.
-func (q Quirk) Cite() string { return q.Does + " (" + q.Source + ")" }
+// Cite is the quirk in a sentence, for release p: what the engine does,
+// and its source.
+func (q Quirk) Cite(p Profile) string {
+	s := "in " + p.String() + ", " + q.Does
+	if q.Source != "" {
+		s += " (" + q.Source + ")"
+	}
+	return s
+}
 
 // in says whether release v has the quirk.
 func (q Quirk) in(v version) bool {

@@ -317,7 +317,7 @@ func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, ima
 					p.Exists = acceptedAll(own.accepted)
 					var q admission.Quirk
 					q, p.Fix = ivpolWhy(r.Profile, engine.refused, own.accepted)
-					p.Quirk, p.Why = q.ID, q.Cite()
+					p.Quirk, p.Why = q.ID, q.Cite(r.Profile)
 				}
 			}
 			return p, nil
@@ -368,5 +368,5 @@ func ivpolWhy(p admission.Profile, refused []admission.Quirk, own []verify.Resul
 	if q, ok := p.Quirk(admission.QuirkIVPOLBundlesFirst); ok {
 		return q, "sign every image the policy covers with the same format, or remove the stray bundle"
 	}
-	return admission.Quirk{ID: "unknown", Does: "the engine does not accept it", Source: p.String()}, ""
+	return admission.Quirk{ID: "unknown", Does: "the engine does not accept it"}, ""
 }

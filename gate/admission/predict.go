@@ -59,7 +59,7 @@ func Predict(rule admission.Rule, p admission.Profile, engine *verify.Result, ow
 		if own.Status == verify.Verified {
 			pred.NeverPasses = true
 			pred.Exists = accepted(own)
-			pred.Why = q.Cite()
+			pred.Why = q.Cite(p)
 		}
 		pred.Fix = fix
 		return pred
@@ -75,7 +75,7 @@ func Predict(rule admission.Rule, p admission.Profile, engine *verify.Result, ow
 			pred.Quirk = q.ID
 			pred.NeverPasses = own.Status == verify.Verified
 			pred.Exists = accepted(own)
-			pred.Why = q.Cite()
+			pred.Why = q.Cite(p)
 			pred.Fix = "remove referrers the image does not need, or use an ImageValidatingPolicy"
 			return pred
 		}
@@ -100,7 +100,7 @@ func Predict(rule admission.Rule, p admission.Profile, engine *verify.Result, ow
 		var q admission.Quirk
 		q, pred.Fix = whyMissed(rule, p, *engine, own)
 		pred.Quirk = q.ID
-		pred.Why = q.Cite()
+		pred.Why = q.Cite(p)
 	}
 	return pred
 }
@@ -228,7 +228,7 @@ func whyMissed(r admission.Rule, p admission.Profile, engine, own verify.Result)
 	quirk := func(id, fix string) (admission.Quirk, string) {
 		q, ok := p.Quirk(id)
 		if !ok {
-			q = admission.Quirk{ID: id, Does: "the engine does not read it", Source: p.String()}
+			q = admission.Quirk{ID: id, Does: "the engine does not read it"}
 		}
 		return q, fix
 	}
@@ -247,7 +247,7 @@ func whyMissed(r admission.Rule, p admission.Profile, engine, own verify.Result)
 	case admission.KyvernoSigstoreBundle, admission.BundleFormat:
 		switch {
 		case legacyOnly:
-			return admission.Quirk{ID: "bundles-only", Does: "it reads Sigstore bundles only, never cosign's legacy .sig and .att tags", Source: p.String()},
+			return admission.Quirk{ID: "bundles-only", Does: "it reads Sigstore bundles only, never cosign's legacy .sig and .att tags"},
 				"also sign with cosign v3's bundle format (the default of cosign sign in v3)"
 		case hiddenByAPI:
 			return quirk(admission.QuirkReferrersAPIFirst,
@@ -259,7 +259,7 @@ func whyMissed(r admission.Rule, p admission.Profile, engine, own verify.Result)
 				"sign again with cosign v3.1 or later, which lists bundles with their artifactType, or use an ImageValidatingPolicy")
 		}
 	}
-	return admission.Quirk{ID: "unknown", Does: "the engine does not accept it", Source: p.String()}, ""
+	return admission.Quirk{ID: "unknown", Does: "the engine does not accept it"}, ""
 }
 
 // acceptedConsiderations are what pregate accepted.

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/pregate/pregate/config"
+	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/gate/pipeline"
@@ -115,6 +116,11 @@ type GateReconciler struct {
 	// a kustomization that refers to one is a RemoteBase gap. Off, remote
 	// bases are fetched as kustomize-controller fetches them by default.
 	NoRemoteBases bool
+
+	// Engines are the admission engine releases the cluster runs, whose
+	// ways of reading signatures the admission predictions follow (each
+	// engine's newest known when not given).
+	Engines admission.Profiles
 
 	// Metrics records verdicts and durations; nil records nothing.
 	Metrics *Metrics
@@ -216,6 +222,7 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 	}
 	res, err := pipeline.Check(ctx, pipeline.Options{
 		Admission: admissionPolicies,
+		Engines:   r.Engines,
 		Policies:  pipeline.Policies{Set: set, Trust: r.trust.source(config.DefaultTrustSource(ctx, r.TUFCacheDir))},
 		Registry: []verify.RegistryOption{verify.WithHosts(r.Hosts), verify.WithKeychain(keychain),
 			verify.WithLookupTimeout(r.LookupTimeout), verify.WithStats(r.RequestStats)},

@@ -72,7 +72,7 @@ spec:
 		"Deny (can never pass)",
 		"ClusterPolicy/first-party-signed rule release-workflow can never pass for " + host + "/acme/web:1.0",
 		"exists: a cosign v3 Sigstore bundle as an OCI referrer (referrers API), signed by " + id,
-		"why:    Kyverno's verifyImages type: Cosign (the default) reads only cosign's legacy format",
+		"why:    in kyverno@1.19, verifyImages type: Cosign (the default) reads cosign's legacy format only",
 		"fix:    set type: SigstoreBundle",
 		"BLOCKED (AdmissionDenied): admission would deny 1 of 1 images",
 	} {
