@@ -158,7 +158,7 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 			if v.Required != nil && !*v.Required {
 				rule.Unsupported = append(rule.Unsupported, "required: false")
 			}
-			auths, more, err := kyvernoAttestors(v.Attestors)
+			auths, more, err := kyvernoAttestors(v.Attestors, rule.Format)
 			if err != nil {
 				return fmt.Errorf("rules[%d].verifyImages[%d].attestors: %w", ri, vi, err)
 			}
@@ -177,7 +177,7 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 					rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("attestations[%d].conditions (JMESPath)", ai))
 				}
 				if len(a.Attestors) > 0 {
-					attAuths, more, err := kyvernoAttestors(a.Attestors)
+					attAuths, more, err := kyvernoAttestors(a.Attestors, rule.Format)
 					if err != nil {
 						return fmt.Errorf("rules[%d].verifyImages[%d].attestations[%d].attestors: %w", ri, vi, ai, err)
 					}
@@ -257,7 +257,12 @@ func kyvernoRuleMatch(r kyvernoRule, policyNamespace string) (Match, []string) {
 // pass, and count entries of a set (all by default); one set that one
 // entry satisfies is what a verify.Policy expresses, anything more is
 // said unsupported.
-func kyvernoAttestors(sets []kyvernoAttestorSet) ([]verify.Authority, []string, error) {
+//
+// An attestor's own roots, Rekor and CT log keys are not evaluated, except
+// under type: SigstoreBundle, which ignores them: its trust material is
+// the TUF root Kyverno runs with (QuirkBundlePublicGoodOnly), the default
+// trust material here too.
+func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Authority, []string, error) {
 	var auths []verify.Authority
 	var unsupported []string
 	if len(sets) > 1 {
@@ -302,7 +307,8 @@ func kyvernoAttestors(sets []kyvernoAttestorSet) ([]verify.Authority, []string, 
 				if k.CTLog != nil {
 					a.IgnoreSCT = k.CTLog.IgnoreSCT
 				}
-				if k.Roots != "" || (k.Rekor != nil && k.Rekor.PubKey != "") || (k.CTLog != nil && k.CTLog.PubKey != "") {
+				ownTrust := k.Roots != "" || (k.Rekor != nil && k.Rekor.PubKey != "") || (k.CTLog != nil && k.CTLog.PubKey != "")
+				if ownTrust && format != KyvernoSigstoreBundle {
 					unsupported = append(unsupported, name+": its own roots, Rekor or CT log keys")
 				}
 				if len(k.AdditionalExtensions) > 0 {

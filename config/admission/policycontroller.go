@@ -84,12 +84,11 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 		}
 		rule := Rule{Policy: p.ID(), Name: name, Engine: PolicyController, Images: globs, Action: action,
 			Format: LegacyFormat, Unsupported: append([]string(nil), policyUnsupported...)}
-		switch a.SignatureFormat {
-		case "", "legacy":
-		case "bundle":
+		// policy-controller validates no value: "bundle" exactly is the
+		// bundle format, anything else ("Bundle" too) the legacy one
+		// (pkg/webhook/validator.go checkOptsFromAuthority).
+		if a.SignatureFormat == "bundle" {
 			rule.Format = BundleFormat
-		default:
-			return fmt.Errorf("spec.authorities[%d].signatureFormat: %q is not legacy or bundle", i, a.SignatureFormat)
 		}
 		auth := verify.Authority{Name: name}
 		switch {

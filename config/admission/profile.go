@@ -39,6 +39,7 @@ type Quirk struct {
 const (
 	QuirkCosignLegacyOnly       = "kyverno-cosign-legacy-only"
 	QuirkReferrersAPIFirst      = "referrers-api-first"
+	QuirkBundlesOnly            = "bundles-only"
 	QuirkBundleArtifactType     = "kyverno-sigstorebundle-artifacttype"
 	QuirkBundleMaxReferrers     = "kyverno-sigstorebundle-max-referrers"
 	QuirkBundleAttestationSigns = "kyverno-sigstorebundle-attestation-signs"
@@ -71,6 +72,12 @@ var quirks = []Quirk{
 		Does: "Sigstore bundles are listed through the registry's referrers API, and the sha256-<digest> fallback tag is read only when the registry has no referrers API: " +
 			"an API that answers, even with an empty list, hides the tag",
 		Source: "go-containerregistry remote.Referrers (pkg/v1/remote/referrers.go), called by kyverno cpol/cosign/sigstore.go fetchBundles and by cosign GetBundles for ImageValidatingPolicy; kyverno#16678, kyverno#17343"},
+	{ID: QuirkBundlesOnly, Engine: Kyverno, Since: "1.13",
+		Does:   "verifyImages type: SigstoreBundle reads Sigstore bundles only, never cosign's legacy .sig and .att tags",
+		Source: "kyverno pkg/image/verifiers/cpol/cosign/sigstore.go fetchBundles"},
+	{ID: QuirkBundlesOnly, Engine: PolicyController, Since: "0.13",
+		Does:   "an authority with signatureFormat: bundle reads Sigstore bundles only, never cosign's legacy .sig and .att tags",
+		Source: "cosign pkg/cosign/verify.go verifyImageAttestationsSigstoreBundle, from policy-controller pkg/webhook/validator.go"},
 	{ID: QuirkBundleArtifactType, Engine: Kyverno, Since: "1.13",
 		Does: "verifyImages type: SigstoreBundle keeps only the referrers whose listing gives an artifactType starting application/vnd.dev.sigstore.bundle; " +
 			"cosign <= v3.0.6 (go-containerregistry < v0.21.6) listed its bundles in the fallback tag as application/vnd.oci.empty.v1+json",
@@ -86,7 +93,7 @@ var quirks = []Quirk{
 			"1.18 ignores the key (\"no matching signatures found\")",
 		Source: "kyverno pkg/cosign/sigstore.go buildPolicy (1.17), kyverno#15239 (1.18); keys verified from 1.19 (kyverno#16800)"},
 	{ID: QuirkBundlePublicGoodOnly, Engine: Kyverno, Since: "1.13",
-		Does:   "verifyImages type: SigstoreBundle ignores an attestor's roots, rekor and ctlog keys: its trust material is always the Sigstore public-good instance's, from TUF",
+		Does:   "verifyImages type: SigstoreBundle ignores an attestor's roots, rekor and ctlog keys: its trust material is always the trusted root of the TUF repository Kyverno runs with (the Sigstore public-good instance unless --tufMirror and --tufRoot say otherwise)",
 		Source: "kyverno pkg/image/verifiers/cpol/cosign/sigstore.go (no use of roots, rekor.pubkey, ctlog.pubkey)"},
 	{ID: QuirkIVPOLBundlesFirst, Engine: Kyverno, Since: "1.17",
 		Does: "an ImageValidatingPolicy cosign attestor verifies Sigstore bundles when any is listed, and cosign's legacy format only when none is; " +

@@ -121,6 +121,42 @@ func TestReadUnsupportedIsNamed(t *testing.T) {
 	}
 }
 
+// TestReadAsTheEngineDoes: what the engine accepts without a word is read
+// as the engine reads it, however odd.
+func TestReadAsTheEngineDoes(t *testing.T) {
+	t.Parallel()
+	read := func(doc string) *Policy {
+		t.Helper()
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatal(err)
+		}
+		p, ok, err := Read("p.yaml", obj)
+		if err != nil || !ok {
+			t.Fatalf("Read() = %v, %v", ok, err)
+		}
+		return p
+	}
+	// policy-controller takes any signatureFormat but "bundle" for legacy.
+	p := read(`{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: p}, spec: {images: [{glob: "**"}], authorities: [{signatureFormat: Bundle, keyless: {identities: [{issuer: i, subject: s}]}}]}}`)
+	if f := p.Rules[0].Format; f != LegacyFormat {
+		t.Errorf("signatureFormat: Bundle read as %s, want %s", f, LegacyFormat)
+	}
+	// Kyverno's SigstoreBundle ignores an attestor's own roots; Cosign
+	// does not, and pregate does not evaluate them.
+	const roots = `{keyless: {issuer: i, subject: s, roots: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}}`
+	kyverno := func(typ string) string {
+		return `{apiVersion: kyverno.io/v1, kind: ClusterPolicy, metadata: {name: p}, spec: {rules: [{name: r, match: {any: [{resources: {kinds: [Pod]}}]}, verifyImages: [{type: ` +
+			typ + `, imageReferences: ["*"], attestors: [{entries: [` + roots + `]}]}]}]}}`
+	}
+	if u := read(kyverno("SigstoreBundle")).Rules[0].Unsupported; len(u) != 0 {
+		t.Errorf("SigstoreBundle with roots: unsupported %q, want none (the engine ignores them)", u)
+	}
+	if u := strings.Join(read(kyverno("Cosign")).Rules[0].Unsupported, "; "); !strings.Contains(u, "its own roots") {
+		t.Errorf("Cosign with roots: unsupported %q, want the roots named", u)
+	}
+}
+
 // TestReadErrors: a malformed policy is an error naming the file, the
 // policy and the field.
 func TestReadErrors(t *testing.T) {
@@ -135,8 +171,6 @@ func TestReadErrors(t *testing.T) {
 			`rules[0].verifyImages[0].type: "Cosgin" is not Cosign, SigstoreBundle or Notary`},
 		"bad key": {`{apiVersion: kyverno.io/v1, kind: ClusterPolicy, metadata: {name: p}, spec: {rules: [{name: r, match: {any: [{resources: {kinds: [Pod]}}]}, verifyImages: [{attestors: [{entries: [{keys: {publicKeys: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"}}]}]}]}]}}`,
 			`attestors[0].entries[0].keys.publicKeys[0]`},
-		"bad format": {`{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: p}, spec: {images: [{glob: "**"}], authorities: [{signatureFormat: v3, keyless: {identities: [{issuer: i, subject: s}]}}]}}`,
-			`spec.authorities[0].signatureFormat: "v3" is not legacy or bundle`},
 		"no identities": {`{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: p}, spec: {images: [{glob: "**"}], authorities: [{keyless: {}}]}}`,
 			`spec.authorities[0].keyless: no identities`},
 	} {

@@ -247,8 +247,7 @@ func whyMissed(r admission.Rule, p admission.Profile, engine, own verify.Result)
 	case admission.KyvernoSigstoreBundle, admission.BundleFormat:
 		switch {
 		case legacyOnly:
-			return admission.Quirk{ID: "bundles-only", Does: "it reads Sigstore bundles only, never cosign's legacy .sig and .att tags"},
-				"also sign with cosign v3's bundle format (the default of cosign sign in v3)"
+			return quirk(admission.QuirkBundlesOnly, "also sign with cosign v3's bundle format (the default of cosign sign in v3)")
 		case hiddenByAPI:
 			return quirk(admission.QuirkReferrersAPIFirst,
 				"have the registry list the referrers in its referrers API, or push the signature again with a cosign that writes through it")
