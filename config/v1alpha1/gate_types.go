@@ -280,7 +280,8 @@ type AdmissionResult struct {
 	// +required
 	Rule string `json:"rule"`
 
-	// Engine is kyverno or policy-controller.
+	// Engine is the engine release predicted: kyverno@1.19,
+	// policy-controller@0.15.
 	// +required
 	Engine string `json:"engine"`
 
