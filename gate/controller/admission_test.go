@@ -40,7 +40,7 @@ func TestGateReconciler_reconcile_admission(t *testing.T) {
 	f.g.Expect(got.Status.Summary).To(Equal(&v1alpha1.ImageSummary{Total: 1, Verified: 1}), "pregate's own policy verifies the image")
 	f.g.Expect(got.Status.Admission[0]).To(And(
 		HaveField("Image", web), HaveField("Policy", "ClusterPolicy/release-key"), HaveField("Rule", "release-key"),
-		HaveField("Engine", "kyverno"), HaveField("Outcome", "Deny"), HaveField("NeverPasses", true),
+		HaveField("Engine", "kyverno@1.19"), HaveField("Outcome", "Deny"), HaveField("NeverPasses", true),
 		HaveField("Message", And(ContainSubstring("a cosign v3 Sigstore bundle as an OCI referrer"), ContainSubstring("set type: SigstoreBundle"))),
 	))
 	f.g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(HavePrefix("admission would deny 1 of 1 images: " + web))
