@@ -104,8 +104,10 @@ type Rule struct {
 	Match Match
 	// Format is how the engine reads the image's signatures.
 	Format Format
-	// Authorities are the signers any one of which satisfies the rule.
+	// Authorities are the signers any one of which satisfies the rule;
+	// Trust the trust material the policy gives them (zero: the default).
 	Authorities []verify.Authority
+	Trust       Trust
 	// Attestations are the attestations the rule requires.
 	Attestations []verify.Attestation
 	// Action is what a failure does; ActionOverrides change it in some

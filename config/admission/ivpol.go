@@ -23,6 +23,9 @@ type Attestor struct {
 	// Identities is how many keyless identities it lists: Kyverno's
 	// sigstore-go bundle path refuses more than one.
 	Identities int
+	// Trust is the trust material the attestor gives itself (zero: the
+	// default).
+	Trust Trust
 }
 
 // Validation is a CEL validation of an ImageValidatingPolicy.
@@ -64,8 +67,10 @@ type ivpol struct {
 					Roots string `json:"roots"`
 				} `json:"keyless"`
 				CTLog *struct {
-					InsecureIgnoreSCT  bool `json:"insecureIgnoreSCT"`
-					InsecureIgnoreTlog bool `json:"insecureIgnoreTlog"`
+					InsecureIgnoreSCT  bool   `json:"insecureIgnoreSCT"`
+					InsecureIgnoreTlog bool   `json:"insecureIgnoreTlog"`
+					RekorPubKey        string `json:"rekorPubKey"`
+					CTLogPubKey        string `json:"ctLogPubKey"`
 				} `json:"ctlog"`
 				Source any `json:"source"`
 			} `json:"cosign"`
@@ -149,9 +154,7 @@ func readIVPOL(p *Policy, raw ivpol) error {
 			if at.Identities == 0 {
 				return fmt.Errorf("spec.attestors[%d].cosign.keyless: no identities", i)
 			}
-			if a.Cosign.Keyless.Roots != "" {
-				rule.Unsupported = append(rule.Unsupported, a.Name+": its own roots")
-			}
+			at.Trust.Roots = a.Cosign.Keyless.Roots
 		case a.Cosign != nil && a.Cosign.Key != nil && a.Cosign.Key.Data != "":
 			key, err := verify.NewKey([]byte(a.Cosign.Key.Data))
 			if err != nil {
@@ -167,6 +170,7 @@ func readIVPOL(p *Policy, raw ivpol) error {
 		}
 		if a.Cosign != nil {
 			if a.Cosign.CTLog != nil {
+				at.Trust.RekorKey, at.Trust.CTLogKey = a.Cosign.CTLog.RekorPubKey, a.Cosign.CTLog.CTLogPubKey
 				at.Authority.IgnoreSCT = a.Cosign.CTLog.InsecureIgnoreSCT
 				at.Authority.IgnoreTlog = a.Cosign.CTLog.InsecureIgnoreTlog
 			}

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pregate/pregate/verify"
@@ -158,7 +159,7 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 			if v.Required != nil && !*v.Required {
 				rule.Unsupported = append(rule.Unsupported, "required: false")
 			}
-			auths, more, err := kyvernoAttestors(v.Attestors, rule.Format)
+			auths, trusts, more, err := kyvernoAttestors(v.Attestors, rule.Format)
 			if err != nil {
 				return fmt.Errorf("rules[%d].verifyImages[%d].attestors: %w", ri, vi, err)
 			}
@@ -177,18 +178,24 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 					rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("attestations[%d].conditions (JMESPath)", ai))
 				}
 				if len(a.Attestors) > 0 {
-					attAuths, more, err := kyvernoAttestors(a.Attestors, rule.Format)
+					attAuths, attTrusts, more, err := kyvernoAttestors(a.Attestors, rule.Format)
 					if err != nil {
 						return fmt.Errorf("rules[%d].verifyImages[%d].attestations[%d].attestors: %w", ri, vi, ai, err)
 					}
 					if len(rule.Authorities) == 0 {
-						rule.Authorities = attAuths
+						rule.Authorities, trusts = attAuths, attTrusts
 					}
 					rule.Unsupported = append(rule.Unsupported, more...)
 				}
 			}
 			if len(rule.Authorities) == 0 {
 				return fmt.Errorf("rules[%d].verifyImages[%d]: no attestor", ri, vi)
+			}
+			// One verify policy checks the rule, with one trust material.
+			if len(trusts) > 0 && slices.ContainsFunc(trusts, func(t Trust) bool { return t != trusts[0] }) {
+				rule.Unsupported = append(rule.Unsupported, "attestors with different roots or log keys")
+			} else if len(trusts) > 0 {
+				rule.Trust = trusts[0]
 			}
 			p.Rules = append(p.Rules, rule)
 		}
@@ -258,13 +265,28 @@ func kyvernoRuleMatch(r kyvernoRule, policyNamespace string) (Match, []string) {
 // entry satisfies is what a verify.Policy expresses, anything more is
 // said unsupported.
 //
-// An attestor's own roots, Rekor and CT log keys are not evaluated, except
-// under type: SigstoreBundle, which ignores them: its trust material is
-// the TUF root Kyverno runs with (QuirkBundlePublicGoodOnly), the default
-// trust material here too.
-func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Authority, []string, error) {
+// Each authority comes with the trust material its entry gives (roots,
+// rekor.pubkey, ctlog.pubkey), except under type: SigstoreBundle, which
+// ignores them: its trust material is the TUF root Kyverno runs with
+// (QuirkBundlePublicGoodOnly), the default trust material here too.
+func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Authority, []Trust, []string, error) {
 	var auths []verify.Authority
+	var trusts []Trust
 	var unsupported []string
+	own := func(roots string, rekor *kyvernoRekor, ctlog *kyvernoCTLog) Trust {
+		var t Trust
+		if format == KyvernoSigstoreBundle {
+			return t
+		}
+		t.Roots = roots
+		if rekor != nil {
+			t.RekorKey = rekor.PubKey
+		}
+		if ctlog != nil {
+			t.CTLogKey = ctlog.PubKey
+		}
+		return t
+	}
 	if len(sets) > 1 {
 		unsupported = append(unsupported, fmt.Sprintf("%d attestor sets that must all pass", len(sets)))
 	}
@@ -307,14 +329,11 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 				if k.CTLog != nil {
 					a.IgnoreSCT = k.CTLog.IgnoreSCT
 				}
-				ownTrust := k.Roots != "" || (k.Rekor != nil && k.Rekor.PubKey != "") || (k.CTLog != nil && k.CTLog.PubKey != "")
-				if ownTrust && format != KyvernoSigstoreBundle {
-					unsupported = append(unsupported, name+": its own roots, Rekor or CT log keys")
-				}
 				if len(k.AdditionalExtensions) > 0 {
 					unsupported = append(unsupported, name+".keyless.additionalExtensions")
 				}
 				auths = append(auths, a)
+				trusts = append(trusts, own(k.Roots, k.Rekor, k.CTLog))
 			case e.Keys != nil:
 				if e.Keys.PublicKeys == "" || e.Keys.KMS != "" || e.Keys.Secret != nil {
 					unsupported = append(unsupported, name+": a key from a KMS or a Secret")
@@ -323,7 +342,7 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 				for ki, pem := range splitPEM(e.Keys.PublicKeys) {
 					key, err := verify.NewKey([]byte(pem))
 					if err != nil {
-						return nil, nil, fmt.Errorf("%s.keys.publicKeys[%d]: %w", name, ki, err)
+						return nil, nil, nil, fmt.Errorf("%s.keys.publicKeys[%d]: %w", name, ki, err)
 					}
 					a := verify.Authority{Name: name, Key: key}
 					if e.Keys.Rekor != nil {
@@ -333,17 +352,18 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 						a.IgnoreSCT = e.Keys.CTLog.IgnoreSCT
 					}
 					auths = append(auths, a)
+					trusts = append(trusts, own("", e.Keys.Rekor, e.Keys.CTLog))
 				}
 			case e.Certificates != nil:
 				unsupported = append(unsupported, name+".certificates")
 			case e.Attestor != nil:
 				unsupported = append(unsupported, name+".attestor (nested attestors)")
 			default:
-				return nil, nil, fmt.Errorf("%s: no keyless, keys or certificates", name)
+				return nil, nil, nil, fmt.Errorf("%s: no keyless, keys or certificates", name)
 			}
 		}
 	}
-	return auths, unsupported, nil
+	return auths, trusts, unsupported, nil
 }
 
 // splitPEM splits a block of PEM public keys, as Kyverno does for

@@ -143,17 +143,21 @@ func TestReadAsTheEngineDoes(t *testing.T) {
 		t.Errorf("signatureFormat: Bundle read as %s, want %s", f, LegacyFormat)
 	}
 	// Kyverno's SigstoreBundle ignores an attestor's own roots; Cosign
-	// does not, and pregate does not evaluate them.
-	const roots = `{keyless: {issuer: i, subject: s, roots: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}}`
-	kyverno := func(typ string) string {
+	// takes them, for all its attestors or none.
+	const roots = `{keyless: {issuer: i, subject: s, roots: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", rekor: {pubkey: "rekor key"}}}`
+	kyverno := func(typ, entries string) string {
 		return `{apiVersion: kyverno.io/v1, kind: ClusterPolicy, metadata: {name: p}, spec: {rules: [{name: r, match: {any: [{resources: {kinds: [Pod]}}]}, verifyImages: [{type: ` +
-			typ + `, imageReferences: ["*"], attestors: [{entries: [` + roots + `]}]}]}]}}`
+			typ + `, imageReferences: ["*"], attestors: [{count: 1, entries: [` + entries + `]}]}]}]}}`
 	}
-	if u := read(kyverno("SigstoreBundle")).Rules[0].Unsupported; len(u) != 0 {
-		t.Errorf("SigstoreBundle with roots: unsupported %q, want none (the engine ignores them)", u)
+	if r := read(kyverno("SigstoreBundle", roots)).Rules[0]; len(r.Unsupported) != 0 || !r.Trust.IsZero() {
+		t.Errorf("SigstoreBundle with roots: unsupported %q, trust %+v; want neither (the engine ignores them)", r.Unsupported, r.Trust)
 	}
-	if u := strings.Join(read(kyverno("Cosign")).Rules[0].Unsupported, "; "); !strings.Contains(u, "its own roots") {
-		t.Errorf("Cosign with roots: unsupported %q, want the roots named", u)
+	if r := read(kyverno("Cosign", roots)).Rules[0]; len(r.Unsupported) != 0 || !strings.Contains(r.Trust.Roots, "MIIB") || r.Trust.RekorKey != "rekor key" {
+		t.Errorf("Cosign with roots: unsupported %q, trust %+v; want the roots and the Rekor key", r.Unsupported, r.Trust)
+	}
+	mixed := roots + `, {keyless: {issuer: i, subject: t}}`
+	if u := strings.Join(read(kyverno("Cosign", mixed)).Rules[0].Unsupported, "; "); !strings.Contains(u, "different roots or log keys") {
+		t.Errorf("attestors with and without roots: unsupported %q", u)
 	}
 }
 

@@ -35,26 +35,45 @@ type CompiledRule struct {
 	ivpol       *ivpolPolicies
 }
 
-// trustFunc gives the trust material an authority needs, nil when it
-// needs none.
-type trustFunc func(verify.Authority) (root.TrustedMaterial, error)
+// trustFunc gives the trust material authorities need with the trust a
+// policy gives them, nil when they need none.
+type trustFunc func(auths []verify.Authority, own admission.Trust) (root.TrustedMaterial, error)
 
 // Compile compiles the rules of policies for the engine releases of
-// profiles (each engine's newest known when not given). trust gives the trust material
-// of keyless signers and transparency logs (the Sigstore public-good
-// instance unless a private deployment's is given); it is asked once, and
-// only when a rule needs it.
+// profiles (each engine's newest known when not given). trust gives the
+// default trust material of keyless signers and transparency logs (the
+// Sigstore public-good instance unless a private deployment's is given);
+// a rule's own roots and log keys replace its pieces (admission.Trust).
+// It is asked once, and only when a rule needs it.
 func Compile(policies []*admission.Policy, profiles admission.Profiles, trust func() (root.TrustedMaterial, error)) (Compiled, error) {
 	var c Compiled
-	var trusted root.TrustedMaterial
-	trustFor := func(a verify.Authority) (root.TrustedMaterial, error) {
-		if trusted == nil && needsTrust(a) {
+	var def root.TrustedMaterial
+	loadDefault := func() (root.TrustedMaterial, error) {
+		if def == nil {
 			var err error
-			if trusted, err = trust(); err != nil {
+			if def, err = trust(); err != nil {
 				return nil, fmt.Errorf("loading trust material: %w", err)
 			}
 		}
-		return trusted, nil
+		return def, nil
+	}
+	built := map[admission.Trust]root.TrustedMaterial{}
+	trustFor := func(auths []verify.Authority, own admission.Trust) (root.TrustedMaterial, error) {
+		if !slices.ContainsFunc(auths, needsTrust) {
+			return nil, nil
+		}
+		if own.IsZero() {
+			return loadDefault()
+		}
+		if m, ok := built[own]; ok {
+			return m, nil
+		}
+		m, err := own.Material(loadDefault)
+		if err != nil {
+			return nil, fmt.Errorf("the policy's own trust material: %w", err)
+		}
+		built[own] = m
+		return m, nil
 	}
 	for _, p := range policies {
 		for _, r := range p.Rules {
@@ -72,10 +91,9 @@ func Compile(policies []*admission.Policy, profiles admission.Profiles, trust fu
 				c.Rules = append(c.Rules, cr)
 				continue
 			}
-			for _, a := range r.Authorities {
-				if _, err := trustFor(a); err != nil {
-					return Compiled{}, fmt.Errorf("%s: %w", r.ID(), err)
-				}
+			trusted, err := trustFor(r.Authorities, r.Trust)
+			if err != nil {
+				return Compiled{}, fmt.Errorf("%s: %w", r.ID(), err)
 			}
 			cr.Engine, cr.Own = r.Policies(cr.Profile, trusted)
 			c.Rules = append(c.Rules, cr)

@@ -46,7 +46,7 @@ func newIVPOLPolicies(r admission.Rule, profile admission.Profile, trusted trust
 	p := &ivpolPolicies{profile: profile, signatures: map[string]viewPolicies{}, attestations: map[[2]string]viewPolicies{}}
 	p.env, p.validations, p.compileErr = compileValidations(r)
 	for _, a := range r.Attestors {
-		tm, err := trusted(a.Authority)
+		tm, err := trusted([]verify.Authority{a.Authority}, a.Trust)
 		if err != nil {
 			return nil, err
 		}

@@ -93,6 +93,36 @@ func (s *Sigstore) Material() root.TrustedMaterial { return s.vs }
 // TSA chain).
 func (s *Sigstore) TrustedRootJSON() []byte { return append([]byte(nil), s.rootJSON...) }
 
+// TrustPEM is the deployment's trust material as an admission policy
+// gives it: the Fulcio root and intermediates (PEM certificates), and the
+// Rekor and CT log public keys (PEM).
+func (s *Sigstore) TrustPEM(t testing.TB) (roots, rekorKey, ctlogKey string) {
+	t.Helper()
+	cas := s.vs.FulcioCertificateAuthorities()
+	fca, ok := cas[0].(*root.FulcioCertificateAuthority)
+	if len(cas) != 1 || !ok {
+		t.Fatalf("the in-process Sigstore has %d certificate authorities (%T)", len(cas), cas[0])
+	}
+	var b strings.Builder
+	for _, c := range append(fca.Intermediates, fca.Root) {
+		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	key := func(logs map[string]*root.TransparencyLog) string {
+		if len(logs) != 1 {
+			t.Fatalf("the in-process Sigstore has %d logs, want 1", len(logs))
+		}
+		for _, l := range logs {
+			der, err := x509.MarshalPKIXPublicKey(l.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		}
+		return ""
+	}
+	return b.String(), key(s.vs.RekorLogs()), key(s.vs.CTLogs())
+}
+
 // trustedRootJSON serialises the VirtualSigstore's material. It works
 // around VirtualSigstore's log IDs, which hold the hex string rather than
 // the raw key ID bytes a trusted root stores: serialised as they are, the

@@ -1,0 +1,126 @@
+package admission_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pregate/pregate/config/admission"
+	"github.com/pregate/pregate/gate"
+	predict "github.com/pregate/pregate/gate/admission"
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+// TestPredictWithThePolicysTrust: a policy that names a private Sigstore
+// deployment's roots and log keys is checked with them, as the engine
+// takes them, while the default trust material (here another deployment)
+// stays for the pieces it does not name; Kyverno's SigstoreBundle ignores
+// them.
+func TestPredictWithThePolicysTrust(t *testing.T) {
+	t.Parallel()
+	public, private := verifytest.NewSigstore(t), verifytest.NewSigstore(t)
+	roots, rekorKey, ctlogKey := private.TrustPEM(t)
+	payload, ann := private.MustLegacySignature(t, release, issuer, digest, repo)
+	legacy := verify.Artifact{Source: verify.SignatureTagStep, Manifest: "sha256:" + strings.Repeat("c", 64), Format: verify.SimpleSigningFormat,
+		MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Content: payload, Annotations: ann}
+	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	bundle := verify.Artifact{Source: verify.ReferrersStep, Manifest: "sha256:" + strings.Repeat("b", 64), Format: verify.BundleFormat,
+		ArtifactType: bundleType, MediaType: bundleType, Content: private.MustSignImage(t, release, issuer, digest)}
+
+	kyverno := func(typ string, own bool) string {
+		trust := ""
+		if own {
+			trust = "                    roots: |\n" + indent(roots, "                      ") +
+				"                    rekor:\n                      pubkey: |\n" + indent(rekorKey, "                        ") +
+				"                    ctlog:\n                      ignoreSCT: true\n                      pubkey: |\n" + indent(ctlogKey, "                        ")
+		} else {
+			trust = "                    ctlog: {ignoreSCT: true}\n"
+		}
+		return fmt.Sprintf(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: private-signed}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: release
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["ghcr.io/acme/*"]
+          type: %s
+          attestors:
+            - entries:
+                - keyless:
+                    issuer: %s
+                    subject: %s
+%s`, typ, issuer, release, trust)
+	}
+	ivpol := func(own bool) string {
+		trust := "          ctlog: {insecureIgnoreSCT: true}\n"
+		if own {
+			trust = "          ctlog:\n            insecureIgnoreSCT: true\n            rekorPubKey: |\n" + indent(rekorKey, "              ") +
+				"            ctLogPubKey: |\n" + indent(ctlogKey, "              ")
+		}
+		keyless := fmt.Sprintf("          keyless:\n            identities: [{issuer: %s, subject: %s}]\n", issuer, release)
+		if own {
+			keyless += "            roots: |\n" + indent(roots, "              ")
+		}
+		return `apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: private-signed}
+spec:
+  validationActions: [Deny]
+  matchImageReferences: [{glob: "ghcr.io/acme/*"}]
+  attestors:
+    - name: release
+      cosign:
+` + keyless + trust + `  validations:
+    - expression: images.containers.all(i, verifyImageSignatures(i, [attestors.release]) > 0)
+      message: not signed by the release workflow
+`
+	}
+	img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0"}
+	for name, tc := range map[string]struct {
+		policy  string
+		art     verify.Artifact
+		outcome predict.Outcome
+	}{
+		"Cosign, the policy's roots":          {kyverno("Cosign", true), legacy, predict.Admit},
+		"Cosign, default roots":               {kyverno("Cosign", false), legacy, predict.Deny},
+		"SigstoreBundle ignores its roots":    {kyverno("SigstoreBundle", true), bundle, predict.Deny},
+		"ImageValidatingPolicy, its roots":    {ivpol(true), bundle, predict.Admit},
+		"ImageValidatingPolicy, default root": {ivpol(false), bundle, predict.Deny},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var obj map[string]any
+			if err := yaml.Unmarshal([]byte(tc.policy), &obj); err != nil {
+				t.Fatal(err)
+			}
+			p, ok, err := admission.Read("policy.yaml", obj)
+			if err != nil || !ok {
+				t.Fatalf("Read() = %v, %v", ok, err)
+			}
+			c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return public.Material(), nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			disc := verify.Discovery{Subject: verify.Subject{Ref: img.Ref, Repository: repo, Digest: digest}, Artifacts: []verify.Artifact{tc.art},
+				Lookups: []verify.Lookup{{Step: verify.ReferrersStep, Status: 200, Found: 1}, {Step: verify.FallbackTagStep, Status: 404},
+					{Step: verify.SignatureTagStep, Status: 200}, {Step: verify.AttestationTagStep, Status: 404}}}
+			preds, err := c.Check(t.Context(), []gate.Image{img}, func(_ context.Context, _ string, vp *verify.Policy) (verify.Result, error) {
+				return vp.Check(disc), nil
+			}, 2)
+			if err != nil || len(preds) != 1 {
+				t.Fatalf("Check() = %+v, %v; want one prediction", preds, err)
+			}
+			if got := preds[0]; got.Outcome != tc.outcome {
+				t.Errorf("outcome %s, want %s\n%+v", got.Outcome, tc.outcome, got)
+			}
+		})
+	}
+}
