@@ -149,7 +149,7 @@ func (f *policyFlags) admissionPolicies() ([]*admission.Policy, error) {
 			}
 		}
 		if len(out) == n {
-			return nil, fmt.Errorf("--admission-policy %s: no Kyverno ClusterPolicy or Policy, nor policy-controller ClusterImagePolicy", file)
+			return nil, fmt.Errorf("--admission-policy %s: no Kyverno ClusterPolicy or Policy, ImageValidatingPolicy, nor policy-controller ClusterImagePolicy or TrustRoot", file)
 		}
 	}
 	return out, nil

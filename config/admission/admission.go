@@ -80,6 +80,9 @@ type Policy struct {
 	// File is where it was read from, if known.
 	File  string
 	Rules []Rule
+	// TrustRoot is set for a policy-controller TrustRoot, which has no
+	// rules: the trust material it names (see ResolveTrustRoots).
+	TrustRoot *NamedTrust
 }
 
 // ID is Kind/name, or Kind/namespace/name for a namespaced policy.
@@ -108,6 +111,9 @@ type Rule struct {
 	// Trust the trust material the policy gives them (zero: the default).
 	Authorities []verify.Authority
 	Trust       Trust
+	// TrustRoots are the policy-controller TrustRoots the rule names,
+	// whose trust ResolveTrustRoots puts in Trust.
+	TrustRoots TrustRootRefs
 	// Attestations are the attestations the rule requires.
 	Attestations []verify.Attestation
 	// Action is what a failure does; ActionOverrides change it in some

@@ -2,6 +2,8 @@ package admission
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/pregate/pregate/verify"
 )
@@ -37,7 +39,10 @@ type clusterImagePolicy struct {
 				Action string `json:"action"`
 			} `json:"static"`
 			Source          []any     `json:"source"`
-			CTLog           *struct{} `json:"ctlog"`
+			CTLog           *struct {
+				URL          string `json:"url"`
+				TrustRootRef string `json:"trustRootRef"`
+			} `json:"ctlog"`
 			SignatureFormat string    `json:"signatureFormat"`
 			Attestations    []struct {
 				Name          string `json:"name"`
@@ -103,8 +108,13 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 			}
 			auth.Keyless = &verify.Keyless{Identities: ids}
 			auth.IgnoreSCT = a.Keyless.InsecureIgnoreSCT
-			if a.Keyless.CACert != nil || a.Keyless.TrustRootRef != "" {
-				rule.Unsupported = append(rule.Unsupported, name+": its own CA or TrustRoot")
+			// keyless.ca-cert is read by no code path of policy-controller
+			// (research: pc-quirks §6); keyless.trustRootRef names the
+			// Fulcio chain and CT log keys, and without a ctlog block no
+			// transparency log is checked with it.
+			rule.TrustRoots.Keyless = a.Keyless.TrustRootRef
+			if a.Keyless.TrustRootRef != "" && a.CTLog == nil {
+				auth.IgnoreTlog = true
 			}
 		case a.Key != nil:
 			if a.Key.Data == "" {
@@ -125,6 +135,9 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 			}
 		default:
 			return fmt.Errorf("spec.authorities[%d]: no keyless, key or static", i)
+		}
+		if a.CTLog != nil {
+			rule.TrustRoots.Log = a.CTLog.TrustRootRef
 		}
 		if len(a.Source) > 0 {
 			rule.Unsupported = append(rule.Unsupported, name+".source (signatures in another repository)")
@@ -168,4 +181,126 @@ func predicateType(t string) string {
 		return full
 	}
 	return t
+}
+
+// trustRoot is the part of a policy-controller TrustRoot
+// (policy.sigstore.dev v1alpha1) that gives trust material.
+type trustRoot struct {
+	Spec struct {
+		SigstoreKeys *struct {
+			CertificateAuthorities []struct {
+				CertChain []byte `json:"certChain"`
+			} `json:"certificateAuthorities"`
+			TLogs []struct {
+				PublicKey []byte `json:"publicKey"`
+			} `json:"tLogs"`
+			CTLogs []struct {
+				PublicKey []byte `json:"publicKey"`
+			} `json:"ctLogs"`
+			TimeStampAuthorities []any `json:"timestampAuthorities"`
+		} `json:"sigstoreKeys"`
+		Remote     any `json:"remote"`
+		Repository any `json:"repository"`
+	} `json:"spec"`
+}
+
+// readTrustRoot reads a TrustRoot's keys (spec.sigstoreKeys: PEM, base64
+// in the object). A TUF repository (spec.remote, spec.repository) is not
+// read: the rules naming it are said unsupported.
+func readTrustRoot(p *Policy, raw trustRoot) {
+	keys := raw.Spec.SigstoreKeys
+	tr := &NamedTrust{}
+	p.TrustRoot = tr
+	switch {
+	case keys == nil:
+		tr.Unsupported = "a TUF repository (spec.remote or spec.repository)"
+		return
+	case len(keys.TimeStampAuthorities) > 0:
+		tr.Unsupported = "timestamp authorities"
+		return
+	}
+	var b strings.Builder
+	for _, ca := range keys.CertificateAuthorities {
+		b.Write(ca.CertChain)
+		b.WriteString("\n")
+	}
+	tr.Roots = b.String()
+	join := func(logs []struct {
+		PublicKey []byte `json:"publicKey"`
+	}) string {
+		var b strings.Builder
+		for _, l := range logs {
+			b.Write(l.PublicKey)
+			b.WriteString("\n")
+		}
+		return b.String()
+	}
+	tr.RekorKey, tr.CTLogKey = join(keys.TLogs), join(keys.CTLogs)
+}
+
+// NamedTrust is the trust material a policy-controller TrustRoot names,
+// or why it cannot be used.
+type NamedTrust struct {
+	Trust
+	Unsupported string
+}
+
+// TrustRootRefs are the TrustRoots a policy-controller authority names:
+// keyless.trustRootRef (the certificate authorities and CT logs) and
+// ctlog.trustRootRef (the transparency logs).
+type TrustRootRefs struct {
+	Keyless, Log string
+}
+
+// ResolveTrustRoots gives each policy-controller rule that names
+// TrustRoots the trust material they hold, from the TrustRoots among
+// policies, and leaves the TrustRoots out. A rule naming a TrustRoot not
+// among them, or one pregate cannot read, is said unsupported: the engine
+// takes the cluster's copy, which pregate does not see. Rules are
+// copied, never changed in place.
+func ResolveTrustRoots(policies []*Policy) []*Policy {
+	roots := map[string]*NamedTrust{}
+	for _, p := range policies {
+		if p.TrustRoot != nil {
+			roots[p.Name] = p.TrustRoot
+		}
+	}
+	var out []*Policy
+	for _, p := range policies {
+		if p.TrustRoot != nil {
+			continue
+		}
+		if !slices.ContainsFunc(p.Rules, func(r Rule) bool { return r.TrustRoots != (TrustRootRefs{}) }) {
+			out = append(out, p)
+			continue
+		}
+		cp := *p
+		cp.Rules = slices.Clone(p.Rules)
+		for i := range cp.Rules {
+			r := &cp.Rules[i]
+			named := func(ref string) (*NamedTrust, bool) {
+				if ref == "" {
+					return nil, false
+				}
+				tr, ok := roots[ref]
+				switch {
+				case !ok:
+					r.Unsupported = append(slices.Clip(r.Unsupported), fmt.Sprintf("trustRootRef %q: no TrustRoot of that name was given", ref))
+				case tr.Unsupported != "":
+					r.Unsupported = append(slices.Clip(r.Unsupported), fmt.Sprintf("TrustRoot %q: %s", ref, tr.Unsupported))
+				default:
+					return tr, true
+				}
+				return nil, false
+			}
+			if tr, ok := named(r.TrustRoots.Keyless); ok {
+				r.Trust.Roots, r.Trust.CTLogKey = tr.Roots, tr.CTLogKey
+			}
+			if tr, ok := named(r.TrustRoots.Log); ok {
+				r.Trust.RekorKey = tr.RekorKey
+			}
+		}
+		out = append(out, &cp)
+	}
+	return out
 }

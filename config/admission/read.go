@@ -7,7 +7,8 @@ import (
 )
 
 // Read reads the admission policies among objects (decoded YAML or JSON
-// documents, as render gives them). Objects of other kinds are left out;
+// documents, as render gives them), and the policy-controller TrustRoots
+// their rules may name (Policy.TrustRoot). Objects of other kinds are left out;
 // the bool says whether obj is one. file names where the objects came
 // from, for messages.
 func Read(file string, obj map[string]any) (*Policy, bool, error) {
@@ -50,6 +51,13 @@ func Read(file string, obj map[string]any) (*Policy, bool, error) {
 		if err := readIVPOL(p, iv); err != nil {
 			return fail(err)
 		}
+	case group == "policy.sigstore.dev" && kind == "TrustRoot":
+		p.Engine = PolicyController
+		var tr trustRoot
+		if err := json.Unmarshal(raw, &tr); err != nil {
+			return fail(err)
+		}
+		readTrustRoot(p, tr)
 	case group == "policy.sigstore.dev" && kind == "ClusterImagePolicy":
 		p.Engine = PolicyController
 		var cip clusterImagePolicy

@@ -21,11 +21,11 @@ import (
 // private deployment's --trusted-root); the pieces it leaves empty come
 // from the default.
 type Trust struct {
-	// Roots are PEM certificates: a certificate authority's root, and
+	// Roots are PEM certificates: certificate authorities' roots, and
 	// intermediates.
 	Roots string
-	// RekorKey and CTLogKey are PEM public keys of the transparency log
-	// and the certificate transparency log.
+	// RekorKey and CTLogKey are PEM public keys of the transparency logs
+	// and the certificate transparency logs.
 	RekorKey, CTLogKey string
 }
 
@@ -47,11 +47,11 @@ func (t Trust) Material(def func() (root.TrustedMaterial, error)) (root.TrustedM
 		return base, nil
 	}
 	if t.Roots != "" {
-		ca, err := parseRoots(t.Roots)
+		cas, err := parseRoots(t.Roots)
 		if err != nil {
 			return nil, fmt.Errorf("roots: %w", err)
 		}
-		m.cas = []root.CertificateAuthority{ca}
+		m.cas = cas
 	} else {
 		b, err := fromDefault()
 		if err != nil {
@@ -80,11 +80,24 @@ func logs(key, what string, get func(root.TrustedMaterial) map[string]*root.Tran
 		}
 		return get(b), nil
 	}
-	l, err := transparencyLog(key)
-	if err != nil {
-		return nil, fmt.Errorf("%s public key: %w", what, err)
+	out := map[string]*root.TransparencyLog{}
+	rest := []byte(key)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		l, err := transparencyLog(block)
+		if err != nil {
+			return nil, fmt.Errorf("%s public key: %w", what, err)
+		}
+		out[hex.EncodeToString(l.ID)] = l
 	}
-	return map[string]*root.TransparencyLog{hex.EncodeToString(l.ID): l}, nil
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s public key: no PEM block", what)
+	}
+	return out, nil
 }
 
 // material is trust material put together from pieces.
@@ -100,10 +113,11 @@ func (m *material) TimestampingAuthorities() []root.TimestampingAuthority     { 
 func (m *material) RekorLogs() map[string]*root.TransparencyLog               { return m.rekor }
 func (m *material) CTLogs() map[string]*root.TransparencyLog                  { return m.ct }
 
-// parseRoots reads a PEM chain: the self-signed root, and the
-// intermediates below it, in any order.
-func parseRoots(s string) (*root.FulcioCertificateAuthority, error) {
-	ca := &root.FulcioCertificateAuthority{}
+// parseRoots reads PEM certificates: each self-signed one is a
+// certificate authority's root, the others its intermediates, each under
+// the root its chain leads to.
+func parseRoots(s string) ([]root.CertificateAuthority, error) {
+	var roots, inters []*x509.Certificate
 	rest := []byte(s)
 	for {
 		var block *pem.Block
@@ -118,34 +132,60 @@ func parseRoots(s string) (*root.FulcioCertificateAuthority, error) {
 		if err != nil {
 			return nil, err
 		}
-		if selfSigned(cert) {
-			if ca.Root != nil {
-				return nil, errors.New("more than one self-signed root")
-			}
-			ca.Root = cert
-			continue
+		if cert.CheckSignatureFrom(cert) == nil {
+			roots = append(roots, cert)
+		} else {
+			inters = append(inters, cert)
 		}
-		ca.Intermediates = append(ca.Intermediates, cert)
 	}
-	if ca.Root == nil {
+	if len(roots) == 0 {
 		return nil, errors.New("no self-signed root certificate")
 	}
-	ca.ValidityPeriodStart = ca.Root.NotBefore
-	ca.ValidityPeriodEnd = ca.Root.NotAfter
-	return ca, nil
+	if len(roots)+len(inters) > maxCertificates {
+		return nil, fmt.Errorf("%d certificates, more than the %d read", len(roots)+len(inters), maxCertificates)
+	}
+	cas := make([]root.CertificateAuthority, 0, len(roots))
+	for _, r := range roots {
+		ca := &root.FulcioCertificateAuthority{Root: r, ValidityPeriodStart: r.NotBefore, ValidityPeriodEnd: r.NotAfter}
+		ca.Intermediates = below(r, inters)
+		cas = append(cas, ca)
+	}
+	return cas, nil
 }
 
-func selfSigned(c *x509.Certificate) bool {
-	return c.CheckSignatureFrom(c) == nil
+// maxCertificates bounds the certificates of a policy's roots.
+const maxCertificates = 32
+
+// below are the certificates of inters whose chain through inters leads
+// to r, in the order given.
+func below(r *x509.Certificate, inters []*x509.Certificate) []*x509.Certificate {
+	reached := map[*x509.Certificate]bool{r: true}
+	for grew := true; grew; {
+		grew = false
+		for _, c := range inters {
+			if reached[c] {
+				continue
+			}
+			for p := range reached {
+				if c.CheckSignatureFrom(p) == nil {
+					reached[c], grew = true, true
+					break
+				}
+			}
+		}
+	}
+	var out []*x509.Certificate
+	for _, c := range inters {
+		if reached[c] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // transparencyLog is a log known by its PEM public key only: its ID is
 // the SHA-256 of the key's DER encoding, as Rekor's and CT logs' are.
-func transparencyLog(key string) (*root.TransparencyLog, error) {
-	block, _ := pem.Decode([]byte(key))
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
+func transparencyLog(block *pem.Block) (*root.TransparencyLog, error) {
 	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
 		return nil, err

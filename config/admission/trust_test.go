@@ -75,3 +75,42 @@ func keys(m map[string]*root.TransparencyLog) []string {
 	}
 	return out
 }
+
+// TestResolveTrustRoots: rules naming TrustRoots get their trust in copies;
+// a TUF repository TrustRoot, or a missing one, is named unsupported; the
+// TrustRoots are left out.
+func TestResolveTrustRoots(t *testing.T) {
+	t.Parallel()
+	cip := &Policy{Engine: PolicyController, Kind: "ClusterImagePolicy", Name: "p", Rules: []Rule{
+		{Name: "keys", TrustRoots: TrustRootRefs{Keyless: "keys", Log: "keys"}},
+		{Name: "tuf", TrustRoots: TrustRootRefs{Keyless: "tuf"}},
+		{Name: "missing", TrustRoots: TrustRootRefs{Log: "nope"}},
+		{Name: "default"},
+	}}
+	keys := &Policy{Engine: PolicyController, Kind: "TrustRoot", Name: "keys",
+		TrustRoot: &NamedTrust{Trust: Trust{Roots: "R", RekorKey: "K", CTLogKey: "C"}}}
+	var tuf trustRoot
+	tufPolicy := &Policy{Engine: PolicyController, Kind: "TrustRoot", Name: "tuf"}
+	readTrustRoot(tufPolicy, tuf)
+
+	got := ResolveTrustRoots([]*Policy{keys, cip, tufPolicy})
+	if len(got) != 1 || got[0].Name != "p" {
+		t.Fatalf("ResolveTrustRoots() = %+v, want the ClusterImagePolicy only", got)
+	}
+	rules := got[0].Rules
+	if rules[0].Trust != (Trust{Roots: "R", RekorKey: "K", CTLogKey: "C"}) || len(rules[0].Unsupported) != 0 {
+		t.Errorf("rule naming keys: %+v", rules[0])
+	}
+	if u := strings.Join(rules[1].Unsupported, "; "); !strings.Contains(u, `TrustRoot "tuf": a TUF repository`) {
+		t.Errorf("rule naming a TUF TrustRoot: unsupported %q", u)
+	}
+	if u := strings.Join(rules[2].Unsupported, "; "); !strings.Contains(u, `trustRootRef "nope": no TrustRoot of that name was given`) {
+		t.Errorf("rule naming a missing TrustRoot: unsupported %q", u)
+	}
+	if !rules[3].Trust.IsZero() || len(rules[3].Unsupported) != 0 {
+		t.Errorf("rule naming none: %+v", rules[3])
+	}
+	if !cip.Rules[0].Trust.IsZero() || len(cip.Rules[2].Unsupported) != 0 {
+		t.Errorf("ResolveTrustRoots changed its input: %+v", cip.Rules)
+	}
+}

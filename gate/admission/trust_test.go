@@ -2,6 +2,7 @@ package admission_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -83,12 +84,40 @@ spec:
       message: not signed by the release workflow
 `
 	}
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	trustRoot := fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1alpha1
+kind: TrustRoot
+metadata: {name: private}
+spec:
+  sigstoreKeys:
+    certificateAuthorities: [{subject: {organization: acme, commonName: fulcio}, uri: "https://fulcio.acme.internal", certChain: %s}]
+    tLogs: [{baseURL: "https://rekor.acme.internal", hashAlgorithm: sha-256, publicKey: %s}]
+    ctLogs: [{baseURL: "https://ctlog.acme.internal", hashAlgorithm: sha-256, publicKey: %s}]
+`, b64(roots), b64(rekorKey), b64(ctlogKey))
+	cip := func(ref string) string {
+		return fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: private-signed}
+spec:
+  images: [{glob: "ghcr.io/acme/**"}]
+  authorities:
+    - name: release
+      keyless:
+        identities: [{issuer: %s, subject: %s}]
+        trustRootRef: %s
+        insecureIgnoreSCT: true
+      ctlog: {trustRootRef: %s}
+`, issuer, release, ref, ref)
+	}
 	img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0"}
 	for name, tc := range map[string]struct {
 		policy  string
 		art     verify.Artifact
 		outcome predict.Outcome
 	}{
+		"ClusterImagePolicy, its TrustRoot":       {cip("private") + "---\n" + trustRoot, legacy, predict.Admit},
+		"ClusterImagePolicy, TrustRoot not given": {cip("private"), legacy, predict.Undecided},
+		"ClusterImagePolicy, another TrustRoot":   {cip("other") + "---\n" + trustRoot, legacy, predict.Undecided},
 		"Cosign, the policy's roots":          {kyverno("Cosign", true), legacy, predict.Admit},
 		"Cosign, default roots":               {kyverno("Cosign", false), legacy, predict.Deny},
 		"SigstoreBundle ignores its roots":    {kyverno("SigstoreBundle", true), bundle, predict.Deny},
@@ -97,15 +126,19 @@ spec:
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var obj map[string]any
-			if err := yaml.Unmarshal([]byte(tc.policy), &obj); err != nil {
-				t.Fatal(err)
+			var policies []*admission.Policy
+			for _, doc := range strings.Split(tc.policy, "\n---\n") {
+				var obj map[string]any
+				if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+					t.Fatal(err)
+				}
+				p, ok, err := admission.Read("policy.yaml", obj)
+				if err != nil || !ok {
+					t.Fatalf("Read() = %v, %v", ok, err)
+				}
+				policies = append(policies, p)
 			}
-			p, ok, err := admission.Read("policy.yaml", obj)
-			if err != nil || !ok {
-				t.Fatalf("Read() = %v, %v", ok, err)
-			}
-			c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return public.Material(), nil })
+			c, err := predict.Compile(admission.ResolveTrustRoots(policies), nil, func() (root.TrustedMaterial, error) { return public.Material(), nil })
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,7 +13,7 @@ import (
 
 // +kubebuilder:rbac:groups=kyverno.io,resources=clusterpolicies;policies,verbs=list
 // +kubebuilder:rbac:groups=policies.kyverno.io,resources=imagevalidatingpolicies;namespacedimagevalidatingpolicies,verbs=list
-// +kubebuilder:rbac:groups=policy.sigstore.dev,resources=clusterimagepolicies,verbs=list
+// +kubebuilder:rbac:groups=policy.sigstore.dev,resources=clusterimagepolicies;trustroots,verbs=list
 
 // admissionKinds are the admission policies the controller reads from the
 // cluster, beside those a revision applies: each in the version the API
@@ -24,6 +24,7 @@ var admissionKinds = []schema.GroupKind{
 	{Group: "policies.kyverno.io", Kind: "ImageValidatingPolicy"},
 	{Group: "policies.kyverno.io", Kind: "NamespacedImageValidatingPolicy"},
 	{Group: "policy.sigstore.dev", Kind: "ClusterImagePolicy"},
+	{Group: "policy.sigstore.dev", Kind: "TrustRoot"},
 }
 
 // clusterAdmissionPolicies lists the cluster's admission policies, read

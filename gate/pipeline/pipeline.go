@@ -257,7 +257,7 @@ func admissionPolicies(o Options, res *Result) (gateadmission.Compiled, error) {
 			policies = append(policies, p)
 		}
 	}
-	policies = append(policies, fromRevision...)
+	policies = admission.ResolveTrustRoots(append(policies, fromRevision...))
 	res.Admission = policies
 	if len(policies) == 0 {
 		return gateadmission.Compiled{}, nil
