@@ -38,12 +38,12 @@ type clusterImagePolicy struct {
 			Static *struct {
 				Action string `json:"action"`
 			} `json:"static"`
-			Source          []any     `json:"source"`
-			CTLog           *struct {
+			Source []any `json:"source"`
+			CTLog  *struct {
 				URL          string `json:"url"`
 				TrustRootRef string `json:"trustRootRef"`
 			} `json:"ctlog"`
-			SignatureFormat string    `json:"signatureFormat"`
+			SignatureFormat string `json:"signatureFormat"`
 			Attestations    []struct {
 				Name          string `json:"name"`
 				PredicateType string `json:"predicateType"`

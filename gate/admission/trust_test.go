@@ -118,11 +118,11 @@ spec:
 		"ClusterImagePolicy, its TrustRoot":       {cip("private") + "---\n" + trustRoot, legacy, predict.Admit},
 		"ClusterImagePolicy, TrustRoot not given": {cip("private"), legacy, predict.Undecided},
 		"ClusterImagePolicy, another TrustRoot":   {cip("other") + "---\n" + trustRoot, legacy, predict.Undecided},
-		"Cosign, the policy's roots":          {kyverno("Cosign", true), legacy, predict.Admit},
-		"Cosign, default roots":               {kyverno("Cosign", false), legacy, predict.Deny},
-		"SigstoreBundle ignores its roots":    {kyverno("SigstoreBundle", true), bundle, predict.Deny},
-		"ImageValidatingPolicy, its roots":    {ivpol(true), bundle, predict.Admit},
-		"ImageValidatingPolicy, default root": {ivpol(false), bundle, predict.Deny},
+		"Cosign, the policy's roots":              {kyverno("Cosign", true), legacy, predict.Admit},
+		"Cosign, default roots":                   {kyverno("Cosign", false), legacy, predict.Deny},
+		"SigstoreBundle ignores its roots":        {kyverno("SigstoreBundle", true), bundle, predict.Deny},
+		"ImageValidatingPolicy, its roots":        {ivpol(true), bundle, predict.Admit},
+		"ImageValidatingPolicy, default root":     {ivpol(false), bundle, predict.Deny},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
