@@ -14,6 +14,7 @@ package admission
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/pregate/pregate/gate"
@@ -245,19 +246,25 @@ func unanchored(re string) string {
 }
 
 // Covers says whether the rule covers an image, in its engine's own
-// pattern syntax. ref is the image as written in the Pod spec, full its
-// fully-qualified form (registry host included, as pregate reports it).
-// Kyverno matches imageReferences and skipImageReferences with its
-// wildcards ("*" crosses "/"); policy-controller matches its globs against
-// the fully-qualified reference (gate.Glob). A pattern that does not
-// compile covers nothing.
-func (r Rule) Covers(ref, full string) bool {
+// pattern syntax. Kyverno matches imageReferences and skipImageReferences
+// with its wildcards ("*" crosses "/") against the image's reference;
+// policy-controller matches its globs (PolicyControllerGlob) against the
+// name its webhook sees, registry/repository@digest with no tag. A pattern
+// that does not compile covers nothing.
+func (r Rule) Covers(img gate.Image) bool {
+	full := img.Repository
+	if img.Tag != "" {
+		full += ":" + img.Tag
+	}
+	if img.Digest != "" {
+		full += "@" + img.Digest
+	}
 	match := func(pattern string) bool {
 		if r.Engine == PolicyController {
-			g, err := gate.CompileGlob(pattern)
-			return err == nil && g.Match(full)
+			re, err := PolicyControllerGlob(pattern)
+			return err == nil && re.MatchString(webhookName(img))
 		}
-		return wildcard(pattern, ref) || wildcard(pattern, full)
+		return wildcard(pattern, img.Ref) || wildcard(pattern, full)
 	}
 	for _, s := range r.Skip {
 		if match(s) {
@@ -270,4 +277,56 @@ func (r Rule) Covers(ref, full string) bool {
 		}
 	}
 	return false
+}
+
+// webhookName is the name policy-controller's webhook matches globs
+// against: the Pod's image after its mutating webhook resolved it to a
+// digest, as go-containerregistry names a digest reference
+// (registry/repository@sha256:…, the tag dropped). An image not resolved
+// yet stands with a digest of zeros: no glob can tell one digest from
+// another.
+func webhookName(img gate.Image) string {
+	dg := img.Digest
+	if dg == "" {
+		dg = "sha256:" + strings.Repeat("0", 64)
+	}
+	return img.Repository + "@" + dg
+}
+
+// policyControllerGlobChars are the characters policy-controller accepts
+// in a glob.
+var policyControllerGlobChars = regexp.MustCompile(`^[a-zA-Z0-9-_:/*.@]+$`)
+
+// PolicyControllerGlob compiles a ClusterImagePolicy glob as
+// policy-controller does (pkg/apis/glob/glob.go Compile): "*" alone is
+// index.docker.io/library/*, "*/*" alone index.docker.io/*/*; "**" is any
+// run of characters, "*" any run without "/" (":" and "@" included); the
+// whole name must match.
+func PolicyControllerGlob(glob string) (*regexp.Regexp, error) {
+	switch glob {
+	case "*":
+		glob = "index.docker.io/library/*"
+	case "*/*":
+		glob = "index.docker.io/*/*"
+	}
+	if !policyControllerGlobChars.MatchString(glob) {
+		return nil, fmt.Errorf("invalid glob %q", glob)
+	}
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(glob); i++ {
+		switch {
+		case glob[i] == '.':
+			b.WriteString(`\.`)
+		case strings.HasPrefix(glob[i:], "**"):
+			b.WriteString(".*")
+			i++
+		case glob[i] == '*':
+			b.WriteString("[^/]*")
+		default:
+			b.WriteByte(glob[i])
+		}
+	}
+	b.WriteString("$")
+	return regexp.Compile(b.String())
 }

@@ -69,7 +69,12 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 		return fmt.Errorf("spec.mode: %q is not enforce or warn", raw.Spec.Mode)
 	}
 	var globs []string
-	for _, g := range raw.Spec.Images {
+	for i, g := range raw.Spec.Images {
+		// policy-controller refuses a ClusterImagePolicy whose glob does
+		// not compile (ValidateGlob).
+		if _, err := PolicyControllerGlob(g.Glob); err != nil {
+			return fmt.Errorf("spec.images[%d].glob: %w", i, err)
+		}
 		globs = append(globs, g.Glob)
 	}
 	if len(globs) == 0 {

@@ -137,7 +137,7 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 	var jobs []job
 	for _, img := range images {
 		for _, r := range c.Rules {
-			if r.Covers(img.Ref, fullRef(img)) && applies(r.Match, img) {
+			if r.Covers(img) && applies(r.Match, img) {
 				r.Action = strictestAction(r.Rule, img)
 				jobs = append(jobs, job{r, img})
 			}
@@ -280,18 +280,6 @@ func podImages(img gate.Image) map[string][]string {
 		out["containers"] = []string{img.Ref}
 	}
 	return out
-}
-
-// fullRef is the image's fully-qualified reference.
-func fullRef(img gate.Image) string {
-	s := img.Repository
-	if img.Tag != "" {
-		s += ":" + img.Tag
-	}
-	if img.Digest != "" {
-		s += "@" + img.Digest
-	}
-	return s
 }
 
 // applies says whether a rule applies in a namespace the image runs in
