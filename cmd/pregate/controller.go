@@ -48,6 +48,7 @@ type controllerFlags struct {
 	electionNamespace       string
 	noRemoteBases           bool
 	engines                 []string
+	pcNamespace             string
 
 	client   runtimeclient.Options
 	log      logger.Options
@@ -88,6 +89,7 @@ as a new revision is seen, before any verification starts.`,
 	fs.BoolVar(&f.noRemoteBases, "no-remote-bases", false, "do not fetch remote kustomize bases, components and files: a kustomization that refers to one is a RemoteBase gap; set it as kustomize-controller's --no-remote-bases is set (default: fetched, as kustomize-controller does)")
 	fs.StringArrayVar(&f.engines, "admission-engine", nil, "the admission engine release the cluster runs, whose way of reading signatures the admission predictions follow: "+
 		"kyverno@1.19, policy-controller@0.15 (repeatable, one per engine; default the newest known: "+newestEngines()+")")
+	fs.StringVar(&f.pcNamespace, "policy-controller-namespace", "cosign-system", "the namespace of policy-controller's config-policy-controller ConfigMap, whose no-match-policy the admission predictions follow (empty: its default, deny)")
 	f.client.BindFlags(fs)
 	f.log.BindFlags(fs)
 	f.election.BindFlags(fs)
@@ -163,22 +165,23 @@ func (f *controllerFlags) run(ctx context.Context) error {
 	}
 
 	r := &controller.GateReconciler{
-		Client:               mgr.GetClient(),
-		EventRecorder:        mgr.GetEventRecorder(controllerName),
-		ControllerName:       controllerName,
-		Hosts:                hosts,
-		Cache:                cache,
-		RequestStats:         requests,
-		LookupTimeout:        f.lookupTimeout,
-		TUFCacheDir:          f.tufCache,
-		TrustRefresh:         f.trustRefresh,
-		RetryInterval:        f.interval,
-		ArtifactFetchRetries: f.fetchRetries,
-		MaxArtifactSize:      f.maxArtifactSize,
-		Charts:               helm.NewCharts(helm.ChartsConfig{Dir: f.chartCacheDir}),
-		NoRemoteBases:        f.noRemoteBases,
-		Engines:              engines,
-		Metrics:              metrics,
+		Client:                    mgr.GetClient(),
+		EventRecorder:             mgr.GetEventRecorder(controllerName),
+		ControllerName:            controllerName,
+		Hosts:                     hosts,
+		Cache:                     cache,
+		RequestStats:              requests,
+		LookupTimeout:             f.lookupTimeout,
+		TUFCacheDir:               f.tufCache,
+		TrustRefresh:              f.trustRefresh,
+		RetryInterval:             f.interval,
+		ArtifactFetchRetries:      f.fetchRetries,
+		MaxArtifactSize:           f.maxArtifactSize,
+		Charts:                    helm.NewCharts(helm.ChartsConfig{Dir: f.chartCacheDir}),
+		NoRemoteBases:             f.noRemoteBases,
+		Engines:                   engines,
+		PolicyControllerNamespace: f.pcNamespace,
+		Metrics:                   metrics,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: f.concurrent, ServiceAccount: sa}); err != nil {
 		return fmt.Errorf("setting up the Gate controller: %w", err)

@@ -84,6 +84,9 @@ type Policy struct {
 	// TrustRoot is set for a policy-controller TrustRoot, which has no
 	// rules: the trust material it names (see ResolveTrustRoots).
 	TrustRoot *NamedTrust
+	// NoMatch is set for policy-controller's configuration ConfigMap,
+	// which has no rules: its no-match-policy.
+	NoMatch NoMatch
 }
 
 // ID is Kind/name, or Kind/namespace/name for a namespaced policy.

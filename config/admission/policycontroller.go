@@ -309,3 +309,37 @@ func ResolveTrustRoots(policies []*Policy) []*Policy {
 	}
 	return out
 }
+
+// PolicyControllerConfigMap is policy-controller's configuration
+// ConfigMap; its no-match-policy key says what happens to an image no
+// ClusterImagePolicy matches (pkg/config/store.go).
+const PolicyControllerConfigMap = "config-policy-controller"
+
+// NamespaceOptIn is the label a namespace opts in to policy-controller
+// with: its webhooks' namespaceSelector takes namespaces labelled
+// policy.sigstore.dev/include: "true" only (config/500-webhook-
+// configuration.yaml, the Helm chart's _helpers.tpl).
+const NamespaceOptIn = "policy.sigstore.dev/include"
+
+// NoMatch is policy-controller's no-match-policy: deny (the default, and
+// what any value but allow and warn means), warn or allow.
+type NoMatch string
+
+// The no-match policies.
+const (
+	NoMatchDeny  NoMatch = "deny"
+	NoMatchWarn  NoMatch = "warn"
+	NoMatchAllow NoMatch = "allow"
+)
+
+// readPolicyControllerConfig reads no-match-policy as
+// pkg/config/store.go does: "allow" and "warn" exactly, anything else
+// deny.
+func readPolicyControllerConfig(p *Policy, data map[string]any) {
+	v, _ := data["no-match-policy"].(string)
+	p.NoMatch = NoMatchDeny
+	switch NoMatch(v) {
+	case NoMatchAllow, NoMatchWarn:
+		p.NoMatch = NoMatch(v)
+	}
+}

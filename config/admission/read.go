@@ -7,8 +7,9 @@ import (
 )
 
 // Read reads the admission policies among objects (decoded YAML or JSON
-// documents, as render gives them), and the policy-controller TrustRoots
-// their rules may name (Policy.TrustRoot). Objects of other kinds are left out;
+// documents, as render gives them), the policy-controller TrustRoots
+// their rules may name (Policy.TrustRoot), and policy-controller's
+// configuration ConfigMap (Policy.NoMatch). Objects of other kinds are left out;
 // the bool says whether obj is one. file names where the objects came
 // from, for messages.
 func Read(file string, obj map[string]any) (*Policy, bool, error) {
@@ -51,6 +52,11 @@ func Read(file string, obj map[string]any) (*Policy, bool, error) {
 		if err := readIVPOL(p, iv); err != nil {
 			return fail(err)
 		}
+	case apiVersion == "v1" && kind == "ConfigMap" && name == PolicyControllerConfigMap:
+		p.Engine = PolicyController
+		p.Namespace = namespace
+		data, _ := obj["data"].(map[string]any)
+		readPolicyControllerConfig(p, data)
 	case group == "policy.sigstore.dev" && kind == "TrustRoot":
 		p.Engine = PolicyController
 		var tr trustRoot

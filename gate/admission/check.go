@@ -22,6 +22,19 @@ type Checker func(ctx context.Context, image string, p *verify.Policy) (verify.R
 // verify policies of each (admission.Rule.Policies).
 type Compiled struct {
 	Rules []CompiledRule
+	// NoMatch is what policy-controller does with an image no
+	// ClusterImagePolicy covers, when there are ClusterImagePolicies:
+	// its configuration ConfigMap's no-match-policy, deny by default;
+	// noMatchFrom names that ConfigMap, if given.
+	NoMatch     admission.NoMatch
+	noMatchFrom string
+	// noMatchProfile is the policy-controller release predicted.
+	noMatchProfile admission.Profile
+	// Namespaces are the labels of the namespaces known (the revision's
+	// Namespace objects, the cluster's): policy-controller checks Pods
+	// only in namespaces labelled policy.sigstore.dev/include: "true". A
+	// namespace not known is taken to opt in.
+	Namespaces map[string]map[string]string
 }
 
 // CompiledRule is one rule and how it is checked; a rule asking what
@@ -76,6 +89,12 @@ func Compile(policies []*admission.Policy, profiles admission.Profiles, trust fu
 		return m, nil
 	}
 	for _, p := range policies {
+		switch {
+		case p.NoMatch != "":
+			c.NoMatch, c.noMatchFrom = p.NoMatch, p.ID()
+		case p.Kind == "ClusterImagePolicy" && c.NoMatch == "":
+			c.NoMatch = admission.NoMatchDeny
+		}
 		for _, r := range p.Rules {
 			cr := CompiledRule{Rule: r, Profile: profiles.For(r.Engine)}
 			if len(r.Unsupported) > 0 {
@@ -99,6 +118,7 @@ func Compile(policies []*admission.Policy, profiles admission.Profiles, trust fu
 			c.Rules = append(c.Rules, cr)
 		}
 	}
+	c.noMatchProfile = profiles.For(admission.PolicyController)
 	return c, nil
 }
 
@@ -135,12 +155,22 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 		image gate.Image
 	}
 	var jobs []job
+	var unmatched []gate.Admission
 	for _, img := range images {
+		optedIn := c.optedIn(img)
+		policyController := false
 		for _, r := range c.Rules {
+			if r.Rule.Engine == admission.PolicyController && !optedIn {
+				continue
+			}
 			if r.Covers(img) && applies(r.Match, img) {
 				r.Action = strictestAction(r.Rule, img)
 				jobs = append(jobs, job{r, img})
+				policyController = policyController || r.Rule.Engine == admission.PolicyController
 			}
+		}
+		if optedIn && !policyController {
+			unmatched = append(unmatched, c.noMatch(img)...)
 		}
 	}
 	if concurrency <= 0 {
@@ -190,7 +220,57 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 			return nil, err
 		}
 	}
-	return anyAuthority(out), nil
+	return append(anyAuthority(out), unmatched...), nil
+}
+
+// optedIn says whether policy-controller checks the image's Pods: one of
+// the namespaces it runs in opts in, or is not known.
+func (c Compiled) optedIn(img gate.Image) bool {
+	nss := namespaces(img)
+	if len(nss) == 0 {
+		return true
+	}
+	for _, ns := range nss {
+		labels, known := c.Namespaces[ns]
+		if !known || labels[admission.NamespaceOptIn] == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+// noMatch is policy-controller's answer for an image no
+// ClusterImagePolicy covers (pkg/webhook/validator.go
+// setNoMatchingPoliciesError), unless it allows such images.
+func (c Compiled) noMatch(img gate.Image) []gate.Admission {
+	var outcome Outcome
+	switch c.NoMatch {
+	case admission.NoMatchDeny:
+		outcome = Deny
+	case admission.NoMatchWarn:
+		outcome = Warn
+	default:
+		return nil
+	}
+	from := c.noMatchFrom
+	setting := fmt.Sprintf("no-match-policy is %s", c.NoMatch)
+	if from == "" {
+		from = "ConfigMap/" + admission.PolicyControllerConfigMap
+		setting += " (the default; its ConfigMap was not given)"
+	}
+	return []gate.Admission{{
+		Engine: c.noMatchProfile.String(), Policy: from, Rule: "no-match-policy", Image: img.Ref, Digest: img.Digest, Outcome: outcome,
+		Message: fmt.Sprintf("no ClusterImagePolicy glob matches %s, the name policy-controller's webhook matches, and its %s", noMatchName(img), setting),
+	}}
+}
+
+// noMatchName is the name policy-controller matches globs against, with
+// a placeholder for a digest not resolved.
+func noMatchName(img gate.Image) string {
+	if img.Digest != "" {
+		return img.Repository + "@" + img.Digest
+	}
+	return img.Repository + "@sha256:…"
 }
 
 // anyAuthority combines a policy-controller policy's authorities, each

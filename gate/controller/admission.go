@@ -3,10 +3,14 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pregate/pregate/config/admission"
 )
@@ -57,5 +61,50 @@ func (r *GateReconciler) clusterAdmissionPolicies(ctx context.Context) ([]*admis
 			}
 		}
 	}
+	cm, err := r.policyControllerConfig(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	if cm != nil {
+		out = append(out, cm)
+	}
 	return out, nil
+}
+
+// policyControllerConfig reads policy-controller's configuration
+// ConfigMap, for its no-match-policy, when the cluster has
+// ClusterImagePolicies: nil when it is not there (the default applies).
+func (r *GateReconciler) policyControllerConfig(ctx context.Context, policies []*admission.Policy) (*admission.Policy, error) {
+	if r.PolicyControllerNamespace == "" || !slices.ContainsFunc(policies, func(p *admission.Policy) bool { return p.Kind == "ClusterImagePolicy" }) {
+		return nil, nil
+	}
+	cm := &corev1.ConfigMap{}
+	key := types.NamespacedName{Namespace: r.PolicyControllerNamespace, Name: admission.PolicyControllerConfigMap}
+	if err := r.Get(ctx, key, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("admission policies: reading ConfigMap %s: %w", key, err)
+	}
+	data := map[string]any{}
+	for k, v := range cm.Data {
+		data[k] = v
+	}
+	p, _, err := admission.Read("cluster ConfigMap "+key.String(), map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+		"metadata": map[string]any{"name": cm.Name, "namespace": cm.Namespace},
+	})
+	return p, err
+}
+
+// namespaceLabels are the labels of a namespace of the cluster, read live.
+func (r *GateReconciler) namespaceLabels(ctx context.Context, name string) (map[string]string, bool, error) {
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: name}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return ns.Labels, true, nil
 }

@@ -74,7 +74,7 @@ const (
 // +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=gitrepositories;ocirepositories;buckets;externalartifacts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=helmcharts;helmrepositories,verbs=get
 // +kubebuilder:rbac:groups=kustomize.toolkit.fluxcd.io,resources=kustomizations,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps;serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps;serviceaccounts;namespaces,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=pregate-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=pregate-system,resources=events,verbs=create;patch
@@ -121,6 +121,10 @@ type GateReconciler struct {
 	// ways of reading signatures the admission predictions follow (each
 	// engine's newest known when not given).
 	Engines admission.Profiles
+	// PolicyControllerNamespace is where policy-controller's configuration
+	// ConfigMap is (its no-match-policy); empty reads none, and its
+	// default (deny) applies.
+	PolicyControllerNamespace string
 
 	// Metrics records verdicts and durations; nil records nothing.
 	Metrics *Metrics
@@ -221,9 +225,10 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, r.fail(obj, stageReasons[pipeline.PolicyStage], err)
 	}
 	res, err := pipeline.Check(ctx, pipeline.Options{
-		Admission: admissionPolicies,
-		Engines:   r.Engines,
-		Policies:  pipeline.Policies{Set: set, Trust: r.trust.source(config.DefaultTrustSource(ctx, r.TUFCacheDir))},
+		Admission:       admissionPolicies,
+		Engines:         r.Engines,
+		NamespaceLabels: r.namespaceLabels,
+		Policies:        pipeline.Policies{Set: set, Trust: r.trust.source(config.DefaultTrustSource(ctx, r.TUFCacheDir))},
 		Registry: []verify.RegistryOption{verify.WithHosts(r.Hosts), verify.WithKeychain(keychain),
 			verify.WithLookupTimeout(r.LookupTimeout), verify.WithStats(r.RequestStats)},
 		Verifier: []verify.VerifierOption{verify.WithCache(r.Cache),

@@ -44,7 +44,7 @@ func AddToScheme(s *runtime.Scheme) error {
 // so it needs no more than get on them. Give them to the client's
 // CacheOptions.DisableFor.
 func UncachedObjects() []client.Object {
-	return []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}, &sourcev1.HelmChart{}, &sourcev1.HelmRepository{}}
+	return []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}, &corev1.Namespace{}, &sourcev1.HelmChart{}, &sourcev1.HelmRepository{}}
 }
 
 // Field indexes on Gates.

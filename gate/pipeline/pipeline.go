@@ -141,6 +141,12 @@ type Options struct {
 	// any of the same kind and name here. Their keyless
 	// signers are verified with Policies.Trust's default trust material.
 	Admission []*admission.Policy
+	// NamespaceLabels, when set, gives the labels of a namespace of the
+	// cluster (found false when it has none of that name), for the
+	// namespaces the revision does not define: policy-controller checks
+	// Pods only in namespaces that opt in by label. Without it, such a
+	// namespace is taken to opt in.
+	NamespaceLabels func(ctx context.Context, namespace string) (labels map[string]string, found bool, err error)
 	// Engines are the admission engine releases the cluster runs, whose
 	// ways of reading signatures the predictions follow; an engine not
 	// given is taken to be its newest known release.
@@ -239,8 +245,12 @@ func Check(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
 func admissionPolicies(o Options, res *Result) (gateadmission.Compiled, error) {
 	var fromRevision []*admission.Policy
 	seen := map[string]bool{}
+	namespaces := map[string]map[string]string{}
 	for _, r := range res.Renders {
 		for _, obj := range r.Objects {
+			if ns, labels, ok := namespaceLabels(obj.Content); ok {
+				namespaces[ns] = labels
+			}
 			p, ok, err := admission.Read(obj.Origin.File, obj.Content)
 			if err != nil {
 				return gateadmission.Compiled{}, fail(PolicyStage, fmt.Errorf("admission policy in the revision: %w", err))
@@ -266,7 +276,63 @@ func admissionPolicies(o Options, res *Result) (gateadmission.Compiled, error) {
 	if err != nil {
 		return gateadmission.Compiled{}, fail(PolicyStage, fmt.Errorf("admission policies: %w", err))
 	}
+	c.Namespaces = namespaces
 	return c, nil
+}
+
+// namespaceLabels reads a Namespace object's name and labels.
+func namespaceLabels(obj map[string]any) (string, map[string]string, bool) {
+	if obj["apiVersion"] != "v1" || obj["kind"] != "Namespace" {
+		return "", nil, false
+	}
+	md, _ := obj["metadata"].(map[string]any)
+	name, _ := md["name"].(string)
+	if name == "" {
+		return "", nil, false
+	}
+	labels := map[string]string{}
+	raw, _ := md["labels"].(map[string]any)
+	for k, v := range raw {
+		if s, ok := v.(string); ok {
+			labels[k] = s
+		}
+	}
+	return name, labels, true
+}
+
+// clusterNamespaces adds to adm the labels of the namespaces the images
+// run in that the revision does not define, as o.NamespaceLabels gives
+// them, when policy-controller's policies need them.
+func clusterNamespaces(ctx context.Context, o Options, adm *gateadmission.Compiled, images []gate.Image) error {
+	if o.NamespaceLabels == nil || adm.NoMatch == "" {
+		return nil
+	}
+	for _, img := range images {
+		for _, l := range img.Locations {
+			parts := strings.Split(l.Object, "/")
+			if len(parts) != 3 {
+				continue
+			}
+			ns := parts[1]
+			if _, known := adm.Namespaces[ns]; known {
+				continue
+			}
+			labels, found, err := o.NamespaceLabels(ctx, ns)
+			if err != nil {
+				return fmt.Errorf("namespace %s: %w", ns, err)
+			}
+			if !found {
+				// Not created yet: the revision's Kustomization creates it
+				// without the label, or Pods there fail to start.
+				labels = map[string]string{}
+			}
+			if adm.Namespaces == nil {
+				adm.Namespaces = map[string]map[string]string{}
+			}
+			adm.Namespaces[ns] = labels
+		}
+	}
+	return nil
 }
 
 // Render opens and renders the sources without verifying anything: the
@@ -405,6 +471,9 @@ func verifyImages(ctx context.Context, o Options, res *Result, adm gateadmission
 	verdict, err := g.Check(ctx, res.Revision)
 	if err != nil {
 		return fail(VerifyStage, err)
+	}
+	if err := clusterNamespaces(ctx, o, &adm, res.Rendered.Images); err != nil {
+		return fail(VerifyStage, fmt.Errorf("admission: %w", err))
 	}
 	preds, err := adm.Check(ctx, res.Rendered.Images, func(ctx context.Context, image string, p *verify.Policy) (verify.Result, error) {
 		return v.Check(ctx, image, gate.Policy{Name: p.Name, Verify: p})

@@ -354,3 +354,61 @@ spec:
 		t.Errorf("policies predicted: %+v; want only the revision's a/policy.yaml", res.Admission)
 	}
 }
+
+// TestCheck_policyControllerNamespaces: policy-controller checks Pods in
+// the namespaces that opt in, as the revision's Namespace objects or the
+// cluster (Options.NamespaceLabels) label them; there an image no
+// ClusterImagePolicy matches is denied by its default no-match-policy.
+func TestCheck_policyControllerNamespaces(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(`{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: vendor},
+  spec: {images: [{glob: "registry.vendor.example/**"}], authorities: [{static: {action: pass}}]}}`), &obj); err != nil {
+		t.Fatal(err)
+	}
+	cip, _, err := admission.Read("cluster", obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	namespace := func(labels string) string {
+		return "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {" + labels + "}}\n"
+	}
+	for name, tc := range map[string]struct {
+		files   map[string]string
+		cluster map[string]string // the cluster's labels of shop; nil: no such namespace
+		denied  bool
+	}{
+		"the revision opts shop in": {map[string]string{"a/ns.yaml": namespace(`policy.sigstore.dev/include: "true"`), "a/deploy.yaml": deployment("a", f.signed)},
+			nil, true},
+		"the revision leaves shop out": {map[string]string{"a/ns.yaml": namespace("team: shop"), "a/deploy.yaml": deployment("a", f.signed)},
+			map[string]string{"policy.sigstore.dev/include": "true"}, false},
+		"the cluster opts shop in": {map[string]string{"a/deploy.yaml": deployment("a", f.signed)},
+			map[string]string{"policy.sigstore.dev/include": "true"}, true},
+		"the cluster leaves shop out": {map[string]string{"a/deploy.yaml": deployment("a", f.signed)},
+			map[string]string{}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o := f.opts
+			o.Admission = []*admission.Policy{cip}
+			o.NamespaceLabels = func(_ context.Context, ns string) (map[string]string, bool, error) {
+				if ns != "shop" {
+					t.Errorf("asked for namespace %q", ns)
+				}
+				return tc.cluster, tc.cluster != nil, nil
+			}
+			res, err := pipeline.Check(t.Context(), o, local(tree(t, tc.files), "a"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := res.Verdict
+			if tc.denied != (v.Reason == gate.AdmissionDeniedReason) {
+				t.Errorf("reason %s (%s), admission %+v; want denied by no-match-policy: %v", v.Reason, v.Message, v.Admission, tc.denied)
+			}
+			if tc.denied && (len(v.Admission) != 1 || v.Admission[0].Rule != "no-match-policy") {
+				t.Errorf("admission %+v, want the no-match-policy's denial", v.Admission)
+			}
+		})
+	}
+}

@@ -1,0 +1,95 @@
+package admission_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pregate/pregate/config/admission"
+	"github.com/pregate/pregate/gate"
+	predict "github.com/pregate/pregate/gate/admission"
+	"github.com/pregate/pregate/verify"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+// TestPolicyControllerScope: policy-controller checks Pods only in the
+// namespaces that opt in, and there denies (or warns of) an image no
+// ClusterImagePolicy matches, as its no-match-policy says.
+func TestPolicyControllerScope(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	read := func(doc string) *admission.Policy {
+		t.Helper()
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatal(err)
+		}
+		p, ok, err := admission.Read("policies.yaml", obj)
+		if err != nil || !ok {
+			t.Fatalf("Read() = %v, %v", ok, err)
+		}
+		return p
+	}
+	cip := read(`{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: first-party},
+  spec: {images: [{glob: "ghcr.io/acme/**"}], authorities: [{static: {action: pass}}]}}`)
+	config := func(v string) *admission.Policy {
+		return read(`{apiVersion: v1, kind: ConfigMap, metadata: {name: config-policy-controller, namespace: cosign-system}, data: {no-match-policy: ` + v + `}}`)
+	}
+	image := func(ref, repo, ns string) gate.Image {
+		return gate.Image{Ref: ref, Repository: repo, Tag: "1", Locations: []gate.Location{{Object: "Deployment/" + ns + "/web", Path: "spec.template.spec.containers[0].image"}}}
+	}
+	acme := func(ns string) gate.Image { return image("ghcr.io/acme/app:1", "ghcr.io/acme/app", ns) }
+	redis := func(ns string) gate.Image {
+		return image("index.docker.io/library/redis:1", "index.docker.io/library/redis", ns)
+	}
+	namespaces := map[string]map[string]string{
+		"shop":  {admission.NamespaceOptIn: "true"},
+		"infra": {"team": "infra"},
+	}
+	for name, tc := range map[string]struct {
+		policies []*admission.Policy
+		images   []gate.Image
+		want     []string // "outcome image rule", in order
+	}{
+		"covered, opted in":              {[]*admission.Policy{cip}, []gate.Image{acme("shop")}, []string{"Admit ghcr.io/acme/app:1 static-pass"}},
+		"not covered, opted in":          {[]*admission.Policy{cip}, []gate.Image{redis("shop")}, []string{"Deny index.docker.io/library/redis:1 no-match-policy"}},
+		"not covered, not opted in":      {[]*admission.Policy{cip}, []gate.Image{redis("infra"), acme("infra")}, nil},
+		"not covered, namespace unknown": {[]*admission.Policy{cip}, []gate.Image{redis("elsewhere")}, []string{"Deny index.docker.io/library/redis:1 no-match-policy"}},
+		"no-match-policy warn":           {[]*admission.Policy{cip, config("warn")}, []gate.Image{redis("shop")}, []string{"Warn index.docker.io/library/redis:1 no-match-policy"}},
+		"no-match-policy allow":          {[]*admission.Policy{config("allow"), cip}, []gate.Image{redis("shop")}, nil},
+		"no-match-policy misspelt":       {[]*admission.Policy{cip, config("Allow")}, []gate.Image{redis("shop")}, []string{"Deny index.docker.io/library/redis:1 no-match-policy"}},
+		"no ClusterImagePolicy at all":   {nil, []gate.Image{redis("shop")}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c, err := predict.Compile(tc.policies, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Namespaces = namespaces
+			preds, err := c.Check(t.Context(), tc.images, func(_ context.Context, ref string, vp *verify.Policy) (verify.Result, error) {
+				return vp.Check(verify.Discovery{Subject: verify.Subject{Ref: ref, Repository: strings.Split(ref, ":")[0], Digest: digest}}), nil
+			}, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range preds {
+				rule := p.Rule
+				if rule == "authorities[0]" {
+					rule = "static-pass"
+				}
+				got = append(got, string(p.Outcome)+" "+p.Image+" "+rule)
+				if p.Rule == "no-match-policy" && (!strings.Contains(p.Message, "no ClusterImagePolicy glob matches index.docker.io/library/redis@") || p.Engine != "policy-controller@0.15") {
+					t.Errorf("no-match prediction %+v: want the name matched and the release", p)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("predictions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
