@@ -15,6 +15,7 @@ package admission
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/pregate/pregate/gate"
@@ -107,6 +108,9 @@ type Rule struct {
 	// Images are the image patterns the rule covers, in the engine's own
 	// syntax; Skip those it leaves out (Kyverno skipImageReferences).
 	Images, Skip []string
+	// imageExpressions are an ImageValidatingPolicy's CEL
+	// matchImageReferences: each covers the images it holds true for.
+	imageExpressions []imageExpression
 	// Match says which Pods the rule applies to.
 	Match Match
 	// Format is how the engine reads the image's signatures.
@@ -133,6 +137,7 @@ type Rule struct {
 	// every validation holds.
 	Attestors        []Attestor
 	AttestationTypes map[string]string
+	Variables        []Variable
 	Validations      []Validation
 }
 
@@ -279,7 +284,30 @@ func (r Rule) Covers(img gate.Image) bool {
 			return true
 		}
 	}
+	// Kyverno evaluates matchImageReferences expressions with the image
+	// as the Pod names it.
+	for _, e := range r.imageExpressions {
+		for _, ref := range rawRefs(img) {
+			if e.matches(ref) {
+				return true
+			}
+		}
+	}
 	return false
+}
+
+// rawRefs are the image as the objects name it, else its reference.
+func rawRefs(img gate.Image) []string {
+	var out []string
+	for _, l := range img.Locations {
+		if l.Raw != "" && !slices.Contains(out, l.Raw) {
+			out = append(out, l.Raw)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{img.Ref}
+	}
+	return out
 }
 
 // webhookName is the name policy-controller's webhook matches globs

@@ -33,6 +33,12 @@ type Validation struct {
 	Expression, Message string
 }
 
+// Variable is a named CEL expression of an ImageValidatingPolicy, which
+// validations read as variables.<name>.
+type Variable struct {
+	Name, Expression string
+}
+
 // ivpol is the part of an ImageValidatingPolicy (policies.kyverno.io
 // v1alpha1, v1beta1, v1) that decides image verification.
 type ivpol struct {
@@ -85,7 +91,7 @@ type ivpol struct {
 				Type string `json:"type"`
 			} `json:"referrer"`
 		} `json:"attestations"`
-		Variables   []any        `json:"variables"`
+		Variables   []Variable   `json:"variables"`
 		Validations []Validation `json:"validations"`
 		Images      []any        `json:"images"`
 		Credentials any          `json:"credentials"`
@@ -131,13 +137,21 @@ func readIVPOL(p *Policy, raw ivpol) error {
 		case m.Glob != "":
 			rule.Images = append(rule.Images, m.Glob)
 		case m.Expression != "":
-			rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("matchImageReferences[%d].expression (CEL)", i))
+			e, err := compileImageExpression(m.Expression)
+			if err != nil {
+				// Which images it covers is not known: every image gets
+				// the rule's Undecided.
+				rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("matchImageReferences[%d].expression, which pregate cannot compile: %v", i, err))
+				rule.Images = append(rule.Images, "*")
+				continue
+			}
+			rule.imageExpressions = append(rule.imageExpressions, e)
 		default:
 			return fmt.Errorf("spec.matchImageReferences[%d]: no glob or expression", i)
 		}
 	}
 	if len(spec.MatchImageReferences) == 0 {
-		rule.Images = []string{"*"}
+		rule.Images = []string{"*"} // every image
 	}
 	for i, a := range spec.Attestors {
 		if a.Name == "" {
@@ -190,9 +204,12 @@ func readIVPOL(p *Policy, raw ivpol) error {
 			return fmt.Errorf("spec.attestations[%d]: no intoto type or referrer", i)
 		}
 	}
-	if len(spec.Variables) > 0 {
-		rule.Unsupported = append(rule.Unsupported, "variables")
+	for i, v := range spec.Variables {
+		if v.Name == "" || strings.TrimSpace(v.Expression) == "" {
+			return fmt.Errorf("spec.variables[%d]: want a name and an expression", i)
+		}
 	}
+	rule.Variables = spec.Variables
 	if len(spec.Images) > 0 {
 		rule.Unsupported = append(rule.Unsupported, "images (image extractors)")
 	}

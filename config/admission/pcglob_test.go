@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/pregate/pregate/gate"
@@ -77,5 +78,31 @@ func TestCoversAsTheWebhookDoes(t *testing.T) {
 		if got := tc.rule.Covers(img); got != tc.want {
 			t.Errorf("%s %q (skip %q) covers %s = %v, want %v", tc.rule.Engine, tc.rule.Images, tc.rule.Skip, img.Ref, got, tc.want)
 		}
+	}
+}
+
+// TestCoversByExpression: an ImageValidatingPolicy's CEL
+// matchImageReferences see the image as the Pod names it.
+func TestCoversByExpression(t *testing.T) {
+	t.Parallel()
+	img := gate.Image{Ref: "index.docker.io/library/nginx:1.27", Repository: "index.docker.io/library/nginx", Tag: "1.27",
+		Locations: []gate.Location{{Raw: "nginx:1.27"}}}
+	for expr, want := range map[string]bool{
+		"ref == 'nginx:1.27'":                true,
+		"ref.startsWith('index.docker.io/')": false,
+		"ref.split(':')[1] == '1.27'":        true,
+		"1/0 == 1":                           false, // an error is no match
+	} {
+		e, err := compileImageExpression(expr)
+		if err != nil {
+			t.Fatalf("compileImageExpression(%q) = %v", expr, err)
+		}
+		r := Rule{Engine: Kyverno, imageExpressions: []imageExpression{e}}
+		if got := r.Covers(img); got != want {
+			t.Errorf("expression %q covers %s (as nginx:1.27) = %v, want %v", expr, img.Ref, got, want)
+		}
+	}
+	if _, err := compileImageExpression("ref.size()"); err == nil || !strings.Contains(err.Error(), "not a bool") {
+		t.Errorf("compileImageExpression(int) error = %v, want not a bool", err)
 	}
 }

@@ -34,9 +34,10 @@ type ivpolPolicies struct {
 	profile      admission.Profile
 	signatures   map[string]viewPolicies    // attestor name
 	attestations map[[2]string]viewPolicies // attestation name, attestor name
-	// validations are the compiled expressions in env, or compileErr
-	// why they do not compile.
+	// variables and validations are the compiled expressions in env, or
+	// compileErr why they do not compile.
 	env         *cel.Env
+	variables   []*cel.Ast
 	validations []*cel.Ast
 	compileErr  error
 }
@@ -44,7 +45,7 @@ type ivpolPolicies struct {
 // newIVPOLPolicies makes the policies of an ImageValidatingPolicy rule.
 func newIVPOLPolicies(r admission.Rule, profile admission.Profile, trusted trustFunc) (*ivpolPolicies, error) {
 	p := &ivpolPolicies{profile: profile, signatures: map[string]viewPolicies{}, attestations: map[[2]string]viewPolicies{}}
-	p.env, p.validations, p.compileErr = compileValidations(r)
+	p.env, p.variables, p.validations, p.compileErr = compileValidations(r)
 	for _, a := range r.Attestors {
 		tm, err := trusted([]verify.Authority{a.Authority}, a.Trust)
 		if err != nil {
@@ -174,11 +175,6 @@ func (v *ivpolView) refuses(name string, res verify.Result) bool {
 
 var stringSliceType = reflect.TypeFor[[]string]()
 
-// celCostLimit bounds the work of one validation, as the Kubernetes CEL
-// runtime bounds an admission expression's (apiserver's
-// PerCallLimit): a policy's expression is outside input.
-const celCostLimit = 1_000_000
-
 func stringList(v ref.Val) ([]string, error) {
 	native, err := v.ConvertToNative(stringSliceType)
 	if err != nil {
@@ -191,15 +187,16 @@ func stringList(v ref.Val) ([]string, error) {
 // validations. The image functions are bound when a view evaluates them
 // (ivpolView.overloads): the expressions are compiled once per policy.
 func validationEnv() (*cel.Env, error) {
-	return cel.NewEnv(
+	return cel.NewEnv(append(admission.CELLibraries(),
 		cel.Variable("images", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
 		cel.Variable("attestors", cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable("attestations", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("variables", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Function("verifyImageSignatures", cel.Overload(verifyImageSignaturesID,
 			[]*cel.Type{cel.StringType, cel.ListType(cel.StringType)}, cel.IntType, cel.LateFunctionBinding())),
 		cel.Function("verifyAttestationSignatures", cel.Overload(verifyAttestationSignaturesID,
 			[]*cel.Type{cel.StringType, cel.StringType, cel.ListType(cel.StringType)}, cel.IntType, cel.LateFunctionBinding())),
-	)
+	)...)
 }
 
 // The overloads of the image functions.
@@ -208,22 +205,29 @@ const (
 	verifyAttestationSignaturesID = "verifyAttestationSignatures_string_string_list"
 )
 
-// compileValidations compiles a rule's validations once; an expression
-// that does not compile makes every prediction of the rule Undecided.
-func compileValidations(r admission.Rule) (*cel.Env, []*cel.Ast, error) {
-	env, err := validationEnv()
-	if err != nil {
-		return nil, nil, err
+// compileValidations compiles a rule's variables and validations once; an
+// expression that does not compile (one reading the Pod's object or the
+// request, which pregate does not give) makes every prediction of the
+// rule Undecided.
+func compileValidations(r admission.Rule) (env *cel.Env, variables, validations []*cel.Ast, err error) {
+	if env, err = validationEnv(); err != nil {
+		return nil, nil, nil, err
 	}
-	var out []*cel.Ast
+	for i, v := range r.Variables {
+		ast, iss := env.Compile(v.Expression)
+		if iss.Err() != nil {
+			return nil, nil, nil, fmt.Errorf("variables[%d] (%s): %w", i, v.Name, iss.Err())
+		}
+		variables = append(variables, ast)
+	}
 	for i, val := range r.Validations {
 		ast, iss := env.Compile(val.Expression)
 		if iss.Err() != nil {
-			return nil, nil, fmt.Errorf("validations[%d]: %w", i, iss.Err())
+			return nil, nil, nil, fmt.Errorf("validations[%d]: %w", i, iss.Err())
 		}
-		out = append(out, ast)
+		validations = append(validations, ast)
 	}
-	return env, out, nil
+	return env, variables, validations, nil
 }
 
 // overloads bind the image functions to this view's checks.
@@ -252,20 +256,38 @@ func (v *ivpolView) evaluate(images map[string][]string) (bool, string, error) {
 	for name := range v.rule.AttestationTypes {
 		attestations[name] = name
 	}
-	for i, val := range v.rule.Validations {
+	// Variables are evaluated in order, each seeing those before it, as
+	// the policy declares them.
+	vars := map[string]any{}
+	activation := map[string]any{"images": images, "attestors": attestors, "attestations": attestations, "variables": vars}
+	eval := func(ast *cel.Ast, what string) (ref.Val, error) {
 		// cel.Functions is the way to bind a late-bound function per
 		// program.
-		prg, err := v.policies.env.Program(v.policies.validations[i], cel.Functions(v.overloads()...), //nolint:staticcheck // see above
-			cel.CostLimit(celCostLimit))
+		prg, err := v.policies.env.Program(ast, cel.Functions(v.overloads()...), //nolint:staticcheck // see above
+			cel.CostLimit(admission.CELCostLimit))
 		if err != nil {
-			return false, "", fmt.Errorf("validations[%d]: %w", i, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		out, _, err := prg.Eval(map[string]any{"images": images, "attestors": attestors, "attestations": attestations})
+		out, _, err := prg.Eval(activation)
 		if v.err != nil {
-			return false, "", v.err
+			return nil, v.err
 		}
 		if err != nil {
-			return false, "", fmt.Errorf("validations[%d]: %w", i, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		return out, nil
+	}
+	for i, variable := range v.rule.Variables {
+		out, err := eval(v.policies.variables[i], fmt.Sprintf("variables[%d] (%s)", i, variable.Name))
+		if err != nil {
+			return false, "", err
+		}
+		vars[variable.Name] = out
+	}
+	for i, val := range v.rule.Validations {
+		out, err := eval(v.policies.validations[i], fmt.Sprintf("validations[%d]", i))
+		if err != nil {
+			return false, "", err
 		}
 		ok, isBool := out.Value().(bool)
 		if !isBool {

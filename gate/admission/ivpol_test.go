@@ -51,6 +51,16 @@ const (
 	provenance   = "images.containers.map(image, verifyAttestationSignatures(image, attestations.provenance, [attestors.release])).all(e, e > 0)"
 )
 
+// withVariable declares a variable before the validations.
+func withVariable(policy, name, expr string) string {
+	return strings.Replace(policy, "  validations:", "  variables:\n    - name: "+name+"\n      expression: "+expr+"\n  validations:", 1)
+}
+
+// matchingBy matches images with a CEL expression instead of the glob.
+func matchingBy(policy, expr string) string {
+	return strings.Replace(policy, `matchImageReferences: [{glob: "ghcr.io/acme/*"}]`, "matchImageReferences: [{expression: \""+expr+"\"}]", 1)
+}
+
 // TestPredictImageValidatingPolicy evaluates ImageValidatingPolicy
 // validations with cel-go, as Kyverno's cosign attestor reads signatures
 // and as pregate does: bundles only through the referrers API, the legacy
@@ -90,8 +100,18 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 		"attestation only":             {ivpolPolicy("Deny", oneIdentity, signatures), []verify.Artifact{slsa}, predict.Admit, false, []string{"pregate alone would not"}},
 		"provenance required, present": {ivpolPolicy("Deny", oneIdentity, provenance), []verify.Artifact{bundle, slsa}, predict.Admit, false, nil},
 		"provenance required, missing": {ivpolPolicy("Deny", oneIdentity, provenance), []verify.Artifact{bundle}, predict.Deny, false, nil},
-		"validation too costly":        {ivpolPolicy("Deny", oneIdentity, costly), []verify.Artifact{bundle}, predict.Undecided, false, []string{"cost limit exceeded"}},
-		"validation does not compile":  {ivpolPolicy("Deny", oneIdentity, "images.containers.all(i, nosuch(i))"), []verify.Artifact{bundle}, predict.Undecided, false, []string{"undeclared reference to 'nosuch'"}},
+		"variables, bundle": {withVariable(ivpolPolicy("Deny", oneIdentity, "variables.signed.all(n, n > 0)"), "signed",
+			"images.containers.map(i, verifyImageSignatures(i, [attestors.release]))"), []verify.Artifact{bundle}, predict.Admit, false, nil},
+		"variables, unsigned": {withVariable(ivpolPolicy("Deny", oneIdentity, "variables.signed.all(n, n > 0)"), "signed",
+			"images.containers.map(i, verifyImageSignatures(i, [attestors.release]))"), nil, predict.Deny, false, []string{"not signed by the release workflow"}},
+		"variable reading the Pod": {withVariable(ivpolPolicy("Deny", oneIdentity, signatures), "name", "object.metadata.name"),
+			[]verify.Artifact{bundle}, predict.Undecided, false, []string{"variables[0] (name)", "undeclared reference to 'object'"}},
+		"matched by expression": {matchingBy(ivpolPolicy("Deny", oneIdentity, signatures), "ref.startsWith('ghcr.io/acme/') && ref.matches(':[0-9.]+$')"),
+			[]verify.Artifact{bundle}, predict.Admit, false, nil},
+		"matched by an expression pregate cannot compile": {matchingBy(ivpolPolicy("Deny", oneIdentity, signatures), "image(ref).registry() == 'ghcr.io'"),
+			[]verify.Artifact{bundle}, predict.Undecided, false, []string{"matchImageReferences[0].expression, which pregate cannot compile"}},
+		"validation too costly":       {ivpolPolicy("Deny", oneIdentity, costly), []verify.Artifact{bundle}, predict.Undecided, false, []string{"cost limit exceeded"}},
+		"validation does not compile": {ivpolPolicy("Deny", oneIdentity, "images.containers.all(i, nosuch(i))"), []verify.Artifact{bundle}, predict.Undecided, false, []string{"undeclared reference to 'nosuch'"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
