@@ -13,10 +13,15 @@
 package admission
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/verify"
@@ -170,14 +175,25 @@ func (r Rule) ID() string { return r.Policy + " rule " + r.Name }
 type Match struct {
 	Namespaces        []string
 	ExcludeNamespaces []string
+	// NamespaceSelectors select namespaces by label (Kyverno
+	// namespaceSelector, an ImageValidatingPolicy's
+	// matchConstraints.namespaceSelector): the rule applies in a
+	// namespace any of them selects.
+	NamespaceSelectors []labels.Selector
 }
 
-// Applies says whether the rule applies to a Pod in namespace.
-func (m Match) Applies(namespace string) bool {
+// Applies says whether the rule applies to a Pod in namespace, whose
+// labels are given; nil labels are not known, and are taken to be
+// selected.
+func (m Match) Applies(namespace string, nsLabels map[string]string) bool {
 	for _, ns := range m.ExcludeNamespaces {
 		if wildcard(ns, namespace) {
 			return false
 		}
+	}
+	if len(m.NamespaceSelectors) > 0 && nsLabels != nil &&
+		!slices.ContainsFunc(m.NamespaceSelectors, func(s labels.Selector) bool { return s.Matches(labels.Set(nsLabels)) }) {
+		return false
 	}
 	if len(m.Namespaces) == 0 {
 		return true
@@ -188,6 +204,21 @@ func (m Match) Applies(namespace string) bool {
 		}
 	}
 	return false
+}
+
+// namespaceSelector reads a label selector as Kubernetes does.
+func namespaceSelector(raw any) (labels.Selector, error) {
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	var ls metav1.LabelSelector
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ls); err != nil {
+		return nil, err
+	}
+	return metav1.LabelSelectorAsSelector(&ls)
 }
 
 // wildcard matches s against a Kyverno wildcard pattern: "*" is any run of

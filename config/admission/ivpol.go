@@ -125,8 +125,16 @@ func readIVPOL(p *Policy, raw ivpol) error {
 		if !pods {
 			rule.Unsupported = append(rule.Unsupported, "matchConstraints without pods")
 		}
-		if mc.NamespaceSelector != nil || mc.ObjectSelector != nil {
-			rule.Unsupported = append(rule.Unsupported, "matchConstraints selectors")
+		if mc.ObjectSelector != nil {
+			rule.Unsupported = append(rule.Unsupported, "matchConstraints.objectSelector")
+		}
+		if mc.NamespaceSelector != nil {
+			sel, err := namespaceSelector(mc.NamespaceSelector)
+			if err != nil {
+				rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("matchConstraints.namespaceSelector, which does not read: %v", err))
+			} else {
+				rule.Match.NamespaceSelectors = append(rule.Match.NamespaceSelectors, sel)
+			}
 		}
 	}
 	if len(spec.MatchConditions) > 0 {

@@ -236,8 +236,16 @@ func kyvernoRuleMatch(r kyvernoRule, policyNamespace string) (Match, []string) {
 			}
 		}
 		m.Namespaces = append(m.Namespaces, f.Resources.Namespaces...)
-		if f.Resources.Selector != nil || f.Resources.NamespaceSelector != nil {
-			unsupported = append(unsupported, "match selectors")
+		if f.Resources.Selector != nil {
+			unsupported = append(unsupported, "match selector (the resource's labels)")
+		}
+		if f.Resources.NamespaceSelector != nil {
+			sel, err := namespaceSelector(f.Resources.NamespaceSelector)
+			if err != nil {
+				unsupported = append(unsupported, fmt.Sprintf("match namespaceSelector, which does not read: %v", err))
+				continue
+			}
+			m.NamespaceSelectors = append(m.NamespaceSelectors, sel)
 		}
 	}
 	if !pods {

@@ -163,8 +163,8 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 			if r.Rule.Engine == admission.PolicyController && !optedIn {
 				continue
 			}
-			if r.Covers(img) && applies(r.Match, img) {
-				r.Action = strictestAction(r.Rule, img)
+			if r.Covers(img) && c.applies(r.Match, img) {
+				r.Action = c.strictestAction(r.Rule, img)
 				jobs = append(jobs, job{r, img})
 				policyController = policyController || r.Rule.Engine == admission.PolicyController
 			}
@@ -221,6 +221,12 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 		}
 	}
 	return append(anyAuthority(out), unmatched...), nil
+}
+
+// ReadsNamespaces says whether the predictions depend on namespaces'
+// labels: policy-controller's opt-in label, a namespace selector.
+func (c Compiled) ReadsNamespaces() bool {
+	return c.NoMatch != "" || slices.ContainsFunc(c.Rules, func(r CompiledRule) bool { return len(r.Match.NamespaceSelectors) > 0 })
 }
 
 // optedIn says whether policy-controller checks the image's Pods: one of
@@ -308,14 +314,14 @@ func isPolicyController(p gate.Admission) bool {
 // strictestAction is the rule's action for the image: with per-namespace
 // overrides, the strictest among the namespaces it runs in where the rule
 // applies (one denial is enough to break the revision).
-func strictestAction(r admission.Rule, img gate.Image) admission.Action {
+func (c Compiled) strictestAction(r admission.Rule, img gate.Image) admission.Action {
 	if len(r.ActionOverrides) == 0 {
 		return r.Action
 	}
 	rank := map[admission.Action]int{admission.Enforce: 0, admission.Warn: 1, admission.Audit: 2}
 	var best admission.Action
 	for _, ns := range namespaces(img) {
-		if !r.Match.Applies(ns) {
+		if !r.Match.Applies(ns, c.Namespaces[ns]) {
 			continue
 		}
 		if a := r.ActionIn(ns); best == "" || rank[a] < rank[best] {
@@ -363,12 +369,13 @@ func podImages(img gate.Image) map[string][]string {
 }
 
 // applies says whether a rule applies in a namespace the image runs in
-// (its locations' objects, Kind/namespace/name); an image whose objects
-// name no namespace is taken to run in any.
-func applies(m admission.Match, img gate.Image) bool {
+// (its locations' objects, Kind/namespace/name), by name and by the
+// namespace's labels where known; an image whose objects name no
+// namespace is taken to run in any.
+func (c Compiled) applies(m admission.Match, img gate.Image) bool {
 	nss := namespaces(img)
 	if len(nss) == 0 {
 		return len(m.Namespaces) == 0
 	}
-	return slices.ContainsFunc(nss, m.Applies)
+	return slices.ContainsFunc(nss, func(ns string) bool { return m.Applies(ns, c.Namespaces[ns]) })
 }

@@ -93,3 +93,40 @@ func TestPolicyControllerScope(t *testing.T) {
 		})
 	}
 }
+
+// TestKyvernoNamespaceSelector: a rule with a namespaceSelector applies in
+// the namespaces whose labels it selects, and in those not known.
+func TestKyvernoNamespaceSelector(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	doc := strings.Replace(kyverno("Enforce", "Cosign"), "match: {any: [{resources: {kinds: [Pod]}}]}",
+		"match: {any: [{resources: {kinds: [Pod], namespaceSelector: {matchLabels: {signing: enforced}}}}]}", 1)
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := admission.Read("policy.yaml", obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := p.Rules[0].Unsupported; len(u) > 0 {
+		t.Fatalf("unsupported: %q", u)
+	}
+	c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Namespaces = map[string]map[string]string{"shop": {"signing": "enforced"}, "lab": {}}
+	for ns, want := range map[string]int{"shop": 1, "lab": 0, "unknown": 1} {
+		img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0", Locations: []gate.Location{{Object: "Deployment/" + ns + "/web"}}}
+		preds, err := c.Check(t.Context(), []gate.Image{img}, func(_ context.Context, ref string, vp *verify.Policy) (verify.Result, error) {
+			return vp.Check(verify.Discovery{Subject: verify.Subject{Ref: ref, Repository: repo, Digest: digest}}), nil
+		}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(preds) != want {
+			t.Errorf("namespace %s: %d predictions (%+v), want %d", ns, len(preds), preds, want)
+		}
+	}
+}

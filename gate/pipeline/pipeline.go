@@ -302,9 +302,9 @@ func namespaceLabels(obj map[string]any) (string, map[string]string, bool) {
 
 // clusterNamespaces adds to adm the labels of the namespaces the images
 // run in that the revision does not define, as o.NamespaceLabels gives
-// them, when policy-controller's policies need them.
+// them, when the admission policies read them.
 func clusterNamespaces(ctx context.Context, o Options, adm *gateadmission.Compiled, images []gate.Image) error {
-	if o.NamespaceLabels == nil || adm.NoMatch == "" {
+	if o.NamespaceLabels == nil || !adm.ReadsNamespaces() {
 		return nil
 	}
 	for _, img := range images {
@@ -321,9 +321,8 @@ func clusterNamespaces(ctx context.Context, o Options, adm *gateadmission.Compil
 			if err != nil {
 				return fmt.Errorf("namespace %s: %w", ns, err)
 			}
-			if !found {
-				// Not created yet: the revision's Kustomization creates it
-				// without the label, or Pods there fail to start.
+			if !found || labels == nil {
+				// A namespace that does not exist has no label.
 				labels = map[string]string{}
 			}
 			if adm.Namespaces == nil {
