@@ -277,10 +277,15 @@ func regexpQuote(s string) string {
 	return s
 }
 
-// unanchored turns a Kyverno regular expression, which matches anywhere in
-// the value unless it says otherwise, into one that verify (which anchors
-// its expressions) matches the same way.
+// unanchored turns an engine's regular expression, which matches anywhere
+// in the value unless it says otherwise (Kyverno's, and cosign's identity
+// regexps, which policy-controller and ImageValidatingPolicies use, call
+// regexp.MatchString), into one that verify (which anchors its
+// expressions) matches the same way. Empty stays empty.
 func unanchored(re string) string {
+	if re == "" {
+		return ""
+	}
 	return fmt.Sprintf(".*(?:%s).*", re)
 }
 

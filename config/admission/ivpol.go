@@ -170,7 +170,7 @@ func readIVPOL(p *Policy, raw ivpol) error {
 		case a.Cosign != nil && a.Cosign.Keyless != nil:
 			for _, id := range a.Cosign.Keyless.Identities {
 				at.Authority.Keyless = appendIdentity(at.Authority.Keyless, verify.Identity{Issuer: id.Issuer, Subject: id.Subject,
-					IssuerRegExp: id.IssuerRegExp, SubjectRegExp: id.SubjectRegExp})
+					IssuerRegExp: unanchored(id.IssuerRegExp), SubjectRegExp: unanchored(id.SubjectRegExp)})
 			}
 			at.Identities = len(a.Cosign.Keyless.Identities)
 			if at.Identities == 0 {

@@ -106,7 +106,7 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 			var ids []verify.Identity
 			for _, id := range a.Keyless.Identities {
 				ids = append(ids, verify.Identity{Issuer: id.Issuer, Subject: id.Subject,
-					IssuerRegExp: id.IssuerRegExp, SubjectRegExp: id.SubjectRegExp})
+					IssuerRegExp: unanchored(id.IssuerRegExp), SubjectRegExp: unanchored(id.SubjectRegExp)})
 			}
 			if len(ids) == 0 {
 				return fmt.Errorf("spec.authorities[%d].keyless: no identities", i)
