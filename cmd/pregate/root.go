@@ -54,6 +54,7 @@ Exit codes: 0 allowed, 1 blocked by a policy, 2 could not decide.`,
 		newControllerCmd(),
 		newExplainCmd(),
 		newImagesCmd(),
+		newPolicyCmd(),
 		newVersionCmd(),
 	)
 	return cmd

@@ -113,6 +113,9 @@ type Rule struct {
 	// Images are the image patterns the rule covers, in the engine's own
 	// syntax; Skip those it leaves out (Kyverno skipImageReferences).
 	Images, Skip []string
+	// regexps are the identity regular expressions as the policy writes
+	// them, for Lint.
+	regexps []string
 	// imageExpressions are an ImageValidatingPolicy's CEL
 	// matchImageReferences: each covers the images it holds true for.
 	imageExpressions []imageExpression

@@ -171,6 +171,11 @@ func readIVPOL(p *Policy, raw ivpol) error {
 			for _, id := range a.Cosign.Keyless.Identities {
 				at.Authority.Keyless = appendIdentity(at.Authority.Keyless, verify.Identity{Issuer: id.Issuer, Subject: id.Subject,
 					IssuerRegExp: unanchored(id.IssuerRegExp), SubjectRegExp: unanchored(id.SubjectRegExp)})
+				for _, re := range []string{id.SubjectRegExp, id.IssuerRegExp} {
+					if re != "" {
+						rule.regexps = append(rule.regexps, re)
+					}
+				}
 			}
 			at.Identities = len(a.Cosign.Keyless.Identities)
 			if at.Identities == 0 {

@@ -164,6 +164,7 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 				return fmt.Errorf("rules[%d].verifyImages[%d].attestors: %w", ri, vi, err)
 			}
 			rule.Authorities = auths
+			rule.regexps = kyvernoRegexps(v.Attestors)
 			rule.Unsupported = append(rule.Unsupported, more...)
 			for ai, a := range v.Attestations {
 				pt := a.PredicateType
@@ -382,6 +383,24 @@ func splitPEM(s string) []string {
 	for _, part := range strings.Split(s, begin) {
 		if strings.TrimSpace(part) != "" {
 			out = append(out, begin+part)
+		}
+	}
+	return out
+}
+
+// kyvernoRegexps are the keyless regexps of attestor sets, as written.
+func kyvernoRegexps(sets []kyvernoAttestorSet) []string {
+	var out []string
+	for _, set := range sets {
+		for _, e := range set.Entries {
+			if e.Keyless == nil {
+				continue
+			}
+			for _, re := range []string{e.Keyless.SubjectRegExp, e.Keyless.IssuerRegExp} {
+				if re != "" {
+					out = append(out, re)
+				}
+			}
 		}
 	}
 	return out

@@ -107,6 +107,11 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 			for _, id := range a.Keyless.Identities {
 				ids = append(ids, verify.Identity{Issuer: id.Issuer, Subject: id.Subject,
 					IssuerRegExp: unanchored(id.IssuerRegExp), SubjectRegExp: unanchored(id.SubjectRegExp)})
+				for _, re := range []string{id.SubjectRegExp, id.IssuerRegExp} {
+					if re != "" {
+						rule.regexps = append(rule.regexps, re)
+					}
+				}
 			}
 			if len(ids) == 0 {
 				return fmt.Errorf("spec.authorities[%d].keyless: no identities", i)

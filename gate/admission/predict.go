@@ -120,7 +120,7 @@ func refusal(r admission.Rule, p admission.Profile, engine *verify.Result) (admi
 		case len(r.Attestations) == 0:
 			return quirk(admission.QuirkPCBundleNoSignatures, "list the cosign v3 signature as an attestation of the authority "+
 				"(attestations: [{name: signature, predicateType: https://sigstore.dev/cosign/sign/v1}]), or also sign in the legacy format and use signatureFormat: legacy")
-		case maxIdentities(r.Authorities) > 1:
+		case admission.MaxIdentities(r.Authorities) > 1:
 			return quirk(admission.QuirkOneIdentity, "one identity per authority: split the authority, or use one identity whose subjectRegExp is an alternation")
 		}
 	case admission.KyvernoSigstoreBundle:
@@ -145,16 +145,6 @@ func tooManyReferrers(r admission.Rule, p admission.Profile, engine verify.Resul
 		}
 	}
 	return q, n > admission.MaxBundleReferrers
-}
-
-func maxIdentities(auths []verify.Authority) int {
-	n := 0
-	for _, a := range auths {
-		if a.Keyless != nil {
-			n = max(n, len(a.Keyless.Identities))
-		}
-	}
-	return n
 }
 
 // failed is the outcome of a failed rule.
