@@ -299,7 +299,7 @@ func unanchored(re string) string {
 // name its webhook sees, registry/repository@digest with no tag. A pattern
 // that does not compile covers nothing.
 func (r Rule) Covers(img gate.Image) bool {
-	full := img.Repository
+	full := repositoryName(img)
 	if img.Tag != "" {
 		full += ":" + img.Tag
 	}
@@ -360,7 +360,25 @@ func webhookName(img gate.Image) string {
 	if dg == "" {
 		dg = "sha256:" + strings.Repeat("0", 64)
 	}
-	return img.Repository + "@" + dg
+	return repositoryName(img) + "@" + dg
+}
+
+// repositoryName is the image's registry and repository:
+// "ghcr.io/acme/app".
+func repositoryName(img gate.Image) string {
+	if img.Registry == "" {
+		return img.Repository
+	}
+	return img.Registry + "/" + img.Repository
+}
+
+// WebhookName is the name policy-controller's webhook matches globs
+// against, with "…" for a digest not resolved.
+func WebhookName(img gate.Image) string {
+	if img.Digest == "" {
+		return repositoryName(img) + "@sha256:…"
+	}
+	return repositoryName(img) + "@" + img.Digest
 }
 
 // policyControllerGlobChars are the characters policy-controller accepts

@@ -63,7 +63,7 @@ func TestPolicyControllerGlob(t *testing.T) {
 // the reference.
 func TestCoversAsTheWebhookDoes(t *testing.T) {
 	t.Parallel()
-	img := gate.Image{Ref: "ghcr.io/acme/app:1.0", Registry: "ghcr.io", Repository: "ghcr.io/acme/app", Tag: "1.0"}
+	img := gate.Image{Ref: "ghcr.io/acme/app:1.0", Registry: "ghcr.io", Repository: "acme/app", Tag: "1.0"}
 	for _, tc := range []struct {
 		rule Rule
 		want bool
@@ -85,7 +85,7 @@ func TestCoversAsTheWebhookDoes(t *testing.T) {
 // matchImageReferences see the image as the Pod names it.
 func TestCoversByExpression(t *testing.T) {
 	t.Parallel()
-	img := gate.Image{Ref: "index.docker.io/library/nginx:1.27", Repository: "index.docker.io/library/nginx", Tag: "1.27",
+	img := gate.Image{Ref: "index.docker.io/library/nginx:1.27", Registry: "index.docker.io", Repository: "library/nginx", Tag: "1.27",
 		Locations: []gate.Location{{Raw: "nginx:1.27"}}}
 	for expr, want := range map[string]bool{
 		"ref == 'nginx:1.27'":                true,

@@ -266,18 +266,10 @@ func (c Compiled) noMatch(img gate.Image) []gate.Admission {
 	}
 	return []gate.Admission{{
 		Engine: c.noMatchProfile.String(), Policy: from, Rule: "no-match-policy", Image: img.Ref, Digest: img.Digest, Outcome: outcome,
-		Message: fmt.Sprintf("no ClusterImagePolicy glob matches %s, the name policy-controller's webhook matches, and its %s", noMatchName(img), setting),
+		Message: fmt.Sprintf("no ClusterImagePolicy glob matches %s, the name policy-controller's webhook matches, and its %s", admission.WebhookName(img), setting),
 	}}
 }
 
-// noMatchName is the name policy-controller matches globs against, with
-// a placeholder for a digest not resolved.
-func noMatchName(img gate.Image) string {
-	if img.Digest != "" {
-		return img.Repository + "@" + img.Digest
-	}
-	return img.Repository + "@sha256:…"
-}
 
 // anyAuthority combines a policy-controller policy's authorities, each
 // predicted as a rule of its own: any one of them admits the image (every

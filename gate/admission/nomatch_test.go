@@ -38,12 +38,12 @@ func TestPolicyControllerScope(t *testing.T) {
 	config := func(v string) *admission.Policy {
 		return read(`{apiVersion: v1, kind: ConfigMap, metadata: {name: config-policy-controller, namespace: cosign-system}, data: {no-match-policy: ` + v + `}}`)
 	}
-	image := func(ref, repo, ns string) gate.Image {
-		return gate.Image{Ref: ref, Repository: repo, Tag: "1", Locations: []gate.Location{{Object: "Deployment/" + ns + "/web", Path: "spec.template.spec.containers[0].image"}}}
+	image := func(ref, registry, repo, ns string) gate.Image {
+		return gate.Image{Ref: ref, Registry: registry, Repository: repo, Tag: "1", Locations: []gate.Location{{Object: "Deployment/" + ns + "/web", Path: "spec.template.spec.containers[0].image"}}}
 	}
-	acme := func(ns string) gate.Image { return image("ghcr.io/acme/app:1", "ghcr.io/acme/app", ns) }
+	acme := func(ns string) gate.Image { return image("ghcr.io/acme/app:1", "ghcr.io", "acme/app", ns) }
 	redis := func(ns string) gate.Image {
-		return image("index.docker.io/library/redis:1", "index.docker.io/library/redis", ns)
+		return image("index.docker.io/library/redis:1", "index.docker.io", "library/redis", ns)
 	}
 	namespaces := map[string]map[string]string{
 		"shop":  {admission.NamespaceOptIn: "true"},

@@ -412,3 +412,101 @@ func TestCheck_policyControllerNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// TestCheck_outageReplayed replays the seed outage and its kin on the
+// revision that carries the policy, over a first-party image signed only
+// with a cosign v3 bundle (the in-process Sigstore), in a namespace that
+// opts in to policy-controller: each engine's policy that can never pass
+// blocks the revision with the fix, and its fixed form passes.
+func TestCheck_outageReplayed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	host, _, _ := strings.Cut(f.signed, "/")
+	other := "https://github.com/acme/web/.github/workflows/hotfix.yml@refs/heads/main"
+	kyverno := fmt.Sprintf(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: first-party-signed}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: release
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["%s/acme/*"]
+          attestors: [{entries: [{keyless: {issuer: %s, subject: %q, ctlog: {ignoreSCT: true}}}]}]
+`, host, ghIssuer, releaseID)
+	ivpol := func(identities ...string) string {
+		var ids strings.Builder
+		for _, id := range identities {
+			fmt.Fprintf(&ids, "            - {issuer: %s, subject: %q}\n", ghIssuer, id)
+		}
+		return fmt.Sprintf(`apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: first-party-signed}
+spec:
+  validationActions: [Deny]
+  matchImageReferences: [{glob: "%s/acme/*"}]
+  attestors:
+    - name: release
+      cosign:
+        ctlog: {insecureIgnoreSCT: true}
+        keyless:
+          identities:
+%s  validations:
+    - expression: images.containers.all(i, verifyImageSignatures(i, [attestors.release]) > 0)
+      message: not signed by the release workflow
+`, host, ids.String())
+	}
+	cip := func(authority string) string {
+		return fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: first-party-signed}
+spec:
+  images: [{glob: "%s/acme/**"}]
+  authorities:
+    - name: release
+      keyless: {identities: [{issuer: %s, subject: %q}], insecureIgnoreSCT: true}
+%s`, host, ghIssuer, releaseID, authority)
+	}
+	optedIn := "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {policy.sigstore.dev/include: \"true\"}}\n"
+	for name, tc := range map[string]struct {
+		policy string
+		// fix is in the never-passing rule's fix; empty: the revision passes.
+		fix string
+	}{
+		"ClusterPolicy type: Cosign":                {kyverno, "set type: SigstoreBundle"},
+		"ClusterPolicy type: SigstoreBundle":        {strings.Replace(kyverno, "        - imageReferences:", "        - type: SigstoreBundle\n          imageReferences:", 1), ""},
+		"ImageValidatingPolicy":                     {ivpol(releaseID), ""},
+		"ImageValidatingPolicy with two identities": {ivpol(releaseID, other), "one identity per attestor"},
+		"ClusterImagePolicy, legacy format":         {cip(""), "set signatureFormat: bundle"},
+		"ClusterImagePolicy, bundle format":         {cip("      signatureFormat: bundle\n"), "predicateType: https://sigstore.dev/cosign/sign/v1"},
+		"ClusterImagePolicy, bundle format, signature as attestation": {
+			cip("      signatureFormat: bundle\n      attestations: [{name: signature, predicateType: \"https://sigstore.dev/cosign/sign/v1\"}]\n"), ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := tree(t, map[string]string{"a/deploy.yaml": deployment("web", f.signed), "a/policy.yaml": tc.policy, "a/ns.yaml": optedIn})
+			res, err := pipeline.Check(t.Context(), f.opts, local(dir, "a"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := res.Verdict
+			if v.Summary.Verified != 1 {
+				t.Errorf("pregate's own policy: %+v, want the image verified", v.Summary)
+			}
+			if tc.fix == "" {
+				if !v.Allowed || len(v.Admission) == 0 || v.Admission[0].Outcome != gate.AdmissionAdmit {
+					t.Errorf("allowed %v (%s), admission %+v; want admitted", v.Allowed, v.Message, v.Admission)
+				}
+				return
+			}
+			if v.Allowed || v.Reason != gate.AdmissionDeniedReason || len(v.Admission) == 0 {
+				t.Fatalf("allowed %v, reason %s (%s); want AdmissionDenied", v.Allowed, v.Reason, v.Message)
+			}
+			a := v.Admission[0]
+			if !a.NeverPasses || !strings.Contains(a.Exists, "a cosign v3 Sigstore bundle as an OCI referrer") || !strings.Contains(a.Fix, tc.fix) {
+				t.Errorf("admission %+v; want a rule that can never pass, naming the bundle and the fix %q", a, tc.fix)
+			}
+		})
+	}
+}
