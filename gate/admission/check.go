@@ -270,7 +270,6 @@ func (c Compiled) noMatch(img gate.Image) []gate.Admission {
 	}}
 }
 
-
 // anyAuthority combines a policy-controller policy's authorities, each
 // predicted as a rule of its own: any one of them admits the image (every
 // matching policy must pass, any authority of a policy may). When one
