@@ -485,6 +485,69 @@ spec:
 					a.Quirk != admission.QuirkBundleNoKeys || !strings.Contains(a.Fix, "Kyverno 1.19") {
 					t.Errorf("bundle-signed image under type: SigstoreBundle on Kyverno 1.18: %+v; want a denial that can never pass, naming the quirk", a)
 				}
+
+				// An ImageValidatingPolicy with the same key reads the bundle:
+				// Kyverno 1.18 admits it; 1.19.0 fails key attestors over
+				// bundle-only images (kyverno#17363).
+				keyData := indentLines(string(pub), "            ")
+				ivpolFile := filepath.Join(work, "ivpol.yaml")
+				writeTestFile(t, ivpolFile, `apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: first-party-signed}
+spec:
+  validationActions: [Deny]
+  matchImageReferences: [{glob: "`+host+`/e2e/*"}]
+  attestors:
+    - name: release
+      cosign:
+        ctlog: {insecureIgnoreTlog: true}
+        key:
+          data: |
+`+keyData+`  validations:
+    - expression: images.containers.all(i, verifyImageSignatures(i, [attestors.release]) > 0)
+      message: not signed with the release key
+`)
+				policy = append(withPolicy, "--admission-policy", ivpolFile, "--engine", "kyverno@1.18")
+				v = check(t, deploy(tagA, legacySigned), 0)
+				adm = admitted(t, v)
+				if a, b := adm[tagA], adm[legacySigned]; a.Outcome != gate.AdmissionAdmit || b.Outcome != gate.AdmissionAdmit {
+					t.Errorf("ImageValidatingPolicy on Kyverno 1.18: %+v, %+v; want both images admitted", a, b)
+				}
+				policy = append(withPolicy, "--admission-policy", ivpolFile, "--engine", "kyverno@1.19")
+				v = check(t, deploy(tagA, legacySigned), 1)
+				adm = admitted(t, v)
+				if a := adm[tagA]; a.Outcome != gate.AdmissionDeny || !a.NeverPasses || a.Quirk != admission.QuirkIVPOLKeyBundle {
+					t.Errorf("ImageValidatingPolicy on Kyverno 1.19 over the bundle-signed image: %+v; want a denial that can never pass (kyverno#17363)", a)
+				}
+				if a := adm[legacySigned]; a.Outcome != gate.AdmissionAdmit {
+					t.Errorf("ImageValidatingPolicy on Kyverno 1.19 over the legacy-signed image: %+v; want admitted", a)
+				}
+
+				// policy-controller with the key reads the legacy format
+				// only: the bundle-signed image can never pass, and the
+				// bundle format takes no key.
+				cipFile := filepath.Join(work, "cip.yaml")
+				writeTestFile(t, cipFile, `apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: first-party-signed}
+spec:
+  images: [{glob: "`+host+`/e2e/**"}]
+  authorities:
+    - name: release
+      ctlog: {}
+      key:
+        data: |
+`+indentLines(string(pub), "          "))
+				policy = append(withPolicy, "--admission-policy", cipFile)
+				v = check(t, deploy(tagA, legacySigned), 1)
+				adm = admitted(t, v)
+				if a := adm[tagA]; a.Outcome != gate.AdmissionDeny || !a.NeverPasses || a.Engine != "policy-controller@0.15" ||
+					!strings.Contains(a.Fix, "--new-bundle-format=false") {
+					t.Errorf("ClusterImagePolicy over the bundle-signed image: %+v; want a denial that can never pass, with the legacy-format fix", a)
+				}
+				if a := adm[legacySigned]; a.Outcome != gate.AdmissionAdmit {
+					t.Errorf("ClusterImagePolicy over the legacy-signed image: %+v; want admitted", a)
+				}
 				policy = withPolicy
 			})
 

@@ -123,9 +123,6 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 			// Fulcio chain and CT log keys, and without a ctlog block no
 			// transparency log is checked with it.
 			rule.TrustRoots.Keyless = a.Keyless.TrustRootRef
-			if a.Keyless.TrustRootRef != "" && a.CTLog == nil {
-				auth.IgnoreTlog = true
-			}
 		case a.Key != nil:
 			if a.Key.Data == "" {
 				rule.Unsupported = append(rule.Unsupported, name+": a key from a KMS or a Secret")
@@ -149,6 +146,8 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 		if a.CTLog != nil {
 			rule.TrustRoots.Log = a.CTLog.TrustRootRef
 		}
+		auth.IgnoreTlog = pcIgnoresTlog(a.Keyless != nil, a.Keyless != nil && a.Keyless.TrustRootRef != "", a.CTLog != nil,
+			a.CTLog != nil && (a.CTLog.URL != "" || a.CTLog.TrustRootRef != ""), rule.Format)
 		if len(a.Source) > 0 {
 			rule.Unsupported = append(rule.Unsupported, name+".source (signatures in another repository)")
 		}
@@ -347,4 +346,20 @@ func readPolicyControllerConfig(p *Policy, data map[string]any) {
 	case NoMatchAllow, NoMatchWarn:
 		p.NoMatch = NoMatch(v)
 	}
+}
+
+// pcIgnoresTlog says whether policy-controller checks no transparency log
+// entry for an authority (pkg/webhook/validator.go
+// rekorClientAndKeysFromAuthority): in the legacy format, a keyless
+// authority naming no TrustRoot and no ctlog checks the public-good
+// Rekor's keys; otherwise only a ctlog with a URL or a trustRootRef
+// makes it check one. The bundle format always checks it.
+func pcIgnoresTlog(keyless, keylessTrustRoot, ctlog, ctlogSet bool, f Format) bool {
+	switch {
+	case f == BundleFormat:
+		return false
+	case keyless && !keylessTrustRoot && !ctlog:
+		return false
+	}
+	return !ctlogSet
 }

@@ -233,6 +233,11 @@ func whyMissed(r admission.Rule, p admission.Profile, engine, own verify.Result)
 		return quirk(admission.QuirkCosignLegacyOnly,
 			"set type: SigstoreBundle on this verifyImages entry, or use an ImageValidatingPolicy, or also sign in the legacy format (cosign sign --new-bundle-format=false --use-signing-config=false)")
 	case admission.LegacyFormat:
+		if hasKeyAuthority(r) {
+			// The bundle format takes no key authority either.
+			return quirk(admission.QuirkPCLegacyUnlessBundle, "policy-controller reads a key-signed cosign v3 bundle in no format: also sign in the legacy format "+
+				"(cosign sign --new-bundle-format=false --use-signing-config=false), or sign keyless and set signatureFormat: bundle")
+		}
 		return quirk(admission.QuirkPCLegacyUnlessBundle, "set signatureFormat: bundle on this keyless authority, with the signature listed as an attestation")
 	case admission.KyvernoSigstoreBundle, admission.BundleFormat:
 		switch {
