@@ -6,10 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"sigs.k8s.io/yaml"
-
-	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
 	predict "github.com/pregate/pregate/gate/admission"
 	"github.com/pregate/pregate/verify"
@@ -115,18 +111,7 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var obj map[string]any
-			if err := yaml.Unmarshal([]byte(tc.policy), &obj); err != nil {
-				t.Fatal(err)
-			}
-			p, ok, err := admission.Read("ivpol.yaml", obj)
-			if err != nil || !ok {
-				t.Fatalf("Read() = %v, %v", ok, err)
-			}
-			c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := compile(t, ss.Material(), readPolicy(t, tc.policy))
 			disc := verify.Discovery{Subject: verify.Subject{Ref: img.Ref, Repository: repo, Digest: digest}, Artifacts: tc.arts,
 				Lookups: []verify.Lookup{{Step: verify.ReferrersStep, Status: 200}, {Step: verify.FallbackTagStep, Status: 200},
 					{Step: verify.SignatureTagStep, Status: 404}, {Step: verify.AttestationTagStep, Status: 404}}}

@@ -5,12 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"sigs.k8s.io/yaml"
-
 	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
-	predict "github.com/pregate/pregate/gate/admission"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
 )
@@ -21,18 +17,7 @@ import (
 func TestPolicyControllerScope(t *testing.T) {
 	t.Parallel()
 	ss := verifytest.NewSigstore(t)
-	read := func(doc string) *admission.Policy {
-		t.Helper()
-		var obj map[string]any
-		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-			t.Fatal(err)
-		}
-		p, ok, err := admission.Read("policies.yaml", obj)
-		if err != nil || !ok {
-			t.Fatalf("Read() = %v, %v", ok, err)
-		}
-		return p
-	}
+	read := func(doc string) *admission.Policy { return readPolicy(t, doc) }
 	cip := read(`{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: first-party},
   spec: {images: [{glob: "ghcr.io/acme/**"}], authorities: [{static: {action: pass}}]}}`)
 	config := func(v string) *admission.Policy {
@@ -65,10 +50,7 @@ func TestPolicyControllerScope(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c, err := predict.Compile(tc.policies, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := compile(t, ss.Material(), tc.policies...)
 			c.Namespaces = namespaces
 			preds, err := c.Check(t.Context(), tc.images, func(_ context.Context, ref string, vp *verify.Policy) (verify.Result, error) {
 				return vp.Check(verify.Discovery{Subject: verify.Subject{Ref: ref, Repository: strings.Split(ref, ":")[0], Digest: digest}}), nil
@@ -101,21 +83,11 @@ func TestKyvernoNamespaceSelector(t *testing.T) {
 	ss := verifytest.NewSigstore(t)
 	doc := strings.Replace(kyverno("Enforce", "Cosign"), "match: {any: [{resources: {kinds: [Pod]}}]}",
 		"match: {any: [{resources: {kinds: [Pod], namespaceSelector: {matchLabels: {signing: enforced}}}}]}", 1)
-	var obj map[string]any
-	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-		t.Fatal(err)
-	}
-	p, _, err := admission.Read("policy.yaml", obj)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := readPolicy(t, doc)
 	if u := p.Rules[0].Unsupported; len(u) > 0 {
 		t.Fatalf("unsupported: %q", u)
 	}
-	c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := compile(t, ss.Material(), p)
 	c.Namespaces = map[string]map[string]string{"shop": {"signing": "enforced"}, "lab": {}}
 	for ns, want := range map[string]int{"shop": 1, "lab": 0, "unknown": 1} {
 		img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0", Locations: []gate.Location{{Object: "Deployment/" + ns + "/web"}}}

@@ -26,16 +26,36 @@ const (
 
 var digest = fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("image")))
 
-// rule reads the one rule of a policy written in YAML.
-func rule(t *testing.T, doc string) admission.Rule {
+// readPolicy reads the policy of a YAML document.
+func readPolicy(t *testing.T, doc string) *admission.Policy {
 	t.Helper()
 	var obj map[string]any
 	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
 		t.Fatal(err)
 	}
 	p, ok, err := admission.Read("policy.yaml", obj)
-	if err != nil || !ok || len(p.Rules) != 1 {
-		t.Fatalf("Read() = %+v, %v, %v", p, ok, err)
+	if err != nil || !ok {
+		t.Fatalf("Read() = %v, %v", ok, err)
+	}
+	return p
+}
+
+// compile compiles policies with tm for default trust material.
+func compile(t *testing.T, tm root.TrustedMaterial, policies ...*admission.Policy) predict.Compiled {
+	t.Helper()
+	c, err := predict.Compile(policies, nil, func() (root.TrustedMaterial, error) { return tm, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// rule reads the one rule of a policy written in YAML.
+func rule(t *testing.T, doc string) admission.Rule {
+	t.Helper()
+	p := readPolicy(t, doc)
+	if len(p.Rules) != 1 {
+		t.Fatalf("Read() = %+v, want one rule", p)
 	}
 	r := p.Rules[0]
 	// The in-process Sigstore's Fulcio issues no SCTs (verifytest).
@@ -259,18 +279,7 @@ spec:
       keyless: {identities: [{issuer: %[1]s, subject: %[2]s}], insecureIgnoreSCT: true}
       attestations: [{name: signature, predicateType: "https://sigstore.dev/cosign/sign/v1"}]
 `, issuer, release)
-	var obj map[string]any
-	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-		t.Fatal(err)
-	}
-	p, _, err := admission.Read("cip.yaml", obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := compile(t, ss.Material(), readPolicy(t, doc))
 	img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0"}
 	check := func(arts ...verify.Artifact) []gate.Admission {
 		disc := verify.Discovery{Subject: verify.Subject{Ref: img.Ref, Repository: repo, Digest: digest}, Artifacts: arts,
@@ -297,18 +306,7 @@ func TestKyvernoActionOverrides(t *testing.T) {
 	t.Parallel()
 	ss := verifytest.NewSigstore(t)
 	doc := strings.Replace(kyverno("Audit", "Cosign"), "  rules:", "  validationFailureActionOverrides:\n    - {action: Enforce, namespaces: [prod-*]}\n  rules:", 1)
-	var obj map[string]any
-	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-		t.Fatal(err)
-	}
-	p, _, err := admission.Read("policy.yaml", obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := predict.Compile([]*admission.Policy{p}, nil, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := compile(t, ss.Material(), readPolicy(t, doc))
 	in := func(namespaces ...string) gate.Image {
 		img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0"}
 		for _, ns := range namespaces {

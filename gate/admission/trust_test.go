@@ -7,9 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"sigs.k8s.io/yaml"
-
 	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
 	predict "github.com/pregate/pregate/gate/admission"
@@ -128,20 +125,9 @@ spec:
 			t.Parallel()
 			var policies []*admission.Policy
 			for _, doc := range strings.Split(tc.policy, "\n---\n") {
-				var obj map[string]any
-				if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-					t.Fatal(err)
-				}
-				p, ok, err := admission.Read("policy.yaml", obj)
-				if err != nil || !ok {
-					t.Fatalf("Read() = %v, %v", ok, err)
-				}
-				policies = append(policies, p)
+				policies = append(policies, readPolicy(t, doc))
 			}
-			c, err := predict.Compile(admission.ResolveTrustRoots(policies), nil, func() (root.TrustedMaterial, error) { return public.Material(), nil })
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := compile(t, public.Material(), admission.ResolveTrustRoots(policies)...)
 			disc := verify.Discovery{Subject: verify.Subject{Ref: img.Ref, Repository: repo, Digest: digest}, Artifacts: []verify.Artifact{tc.art},
 				Lookups: []verify.Lookup{{Step: verify.ReferrersStep, Status: 200, Found: 1}, {Step: verify.FallbackTagStep, Status: 404},
 					{Step: verify.SignatureTagStep, Status: 200}, {Step: verify.AttestationTagStep, Status: 404}}}
