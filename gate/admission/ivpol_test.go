@@ -2,14 +2,17 @@ package admission_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
 	predict "github.com/pregate/pregate/gate/admission"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
+	"github.com/sigstore/sigstore-go/pkg/root"
 )
 
 func ivpolPolicy(action, identities, validation string) string {
@@ -135,5 +138,79 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIVPOLKeyAttestorByRelease: a key attestor over an image signed only
+// with a bundle, across Kyverno releases: 1.17 and 1.18 crash on it when
+// the attestor checks the transparency log (kyverno#16435) and pass it
+// when not; 1.19.0 fails it either way (kyverno#17363).
+func TestIVPOLKeyAttestorByRelease(t *testing.T) {
+	t.Parallel()
+	key := verifytest.NewKeySigner(t)
+	bundle := verify.Artifact{Source: verify.ReferrersStep, Manifest: "sha256:" + strings.Repeat("b", 64), Format: verify.BundleFormat,
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", Content: key.MustSignImage(t, digest)}
+	policy := func(ignoreTlog bool) string {
+		return fmt.Sprintf(`apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: first-party}
+spec:
+  matchImageReferences: [{glob: "ghcr.io/acme/*"}]
+  attestors:
+    - name: release
+      cosign:
+        ctlog: {insecureIgnoreTlog: %v}
+        key:
+          data: |
+%s  validations:
+    - expression: images.containers.all(i, verifyImageSignatures(i, [attestors.release]) > 0)
+`, ignoreTlog, indent(string(key.PublicKeyPEM()), "            "))
+	}
+	img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0"}
+	disc := verify.Discovery{Subject: verify.Subject{Ref: img.Ref, Repository: repo, Digest: digest}, Artifacts: []verify.Artifact{bundle},
+		Lookups: []verify.Lookup{{Step: verify.ReferrersStep, Status: 200, Found: 1}, {Step: verify.SignatureTagStep, Status: 404}}}
+	for _, tc := range []struct {
+		release    string
+		ignoreTlog bool
+		outcome    predict.Outcome
+		quirk      string
+	}{
+		{"kyverno@1.17", true, predict.Admit, ""},
+		{"kyverno@1.18", true, predict.Admit, ""},
+		{"kyverno@1.18", false, predict.Deny, admission.QuirkIVPOLKeyTlogCrash},
+		{"kyverno@1.19", false, predict.Deny, admission.QuirkIVPOLKeyBundle},
+		{"kyverno@1.19", true, predict.Deny, admission.QuirkIVPOLKeyBundle},
+	} {
+		profiles, err := admission.ParseProfiles([]string{tc.release})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Without the transparency log a key needs no trust material;
+		// with it, the check has a log to fail on.
+		trust := func() (root.TrustedMaterial, error) { return nil, errors.New("no trust material here") }
+		if !tc.ignoreTlog {
+			tm := verifytest.NewSigstore(t).Material()
+			trust = func() (root.TrustedMaterial, error) { return tm, nil }
+		}
+		c, err := predict.Compile([]*admission.Policy{readPolicy(t, policy(tc.ignoreTlog))}, profiles, trust)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(_ context.Context, _ string, vp *verify.Policy) (verify.Result, error) {
+			if !tc.ignoreTlog {
+				// The key signer writes no log entry: stand for a bundle
+				// whose entry verified, as the real cosign's would.
+				return verify.Result{Policy: vp.Name, Subject: disc.Subject, Status: verify.Verified,
+					Considered: []verify.Consideration{{Source: verify.ReferrersStep, Format: verify.BundleFormat, Kind: verify.SignatureKind, Accepted: true}}}, nil
+			}
+			return vp.Check(disc), nil
+		}
+		preds, err := c.Check(t.Context(), []gate.Image{img}, check, 2)
+		if err != nil || len(preds) != 1 {
+			t.Fatalf("%s: Check() = %+v, %v", tc.release, preds, err)
+		}
+		if got := preds[0]; got.Outcome != tc.outcome || got.Quirk != tc.quirk {
+			t.Errorf("%s, insecureIgnoreTlog %v: outcome %s, quirk %q; want %s, %q\n%+v", tc.release, tc.ignoreTlog, got.Outcome, got.Quirk, tc.outcome, tc.quirk, got)
+		}
 	}
 }
