@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/verify"
 )
 
@@ -189,7 +190,7 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 					rule.Unsupported = append(rule.Unsupported, more...)
 				}
 			}
-			if len(rule.Authorities) == 0 {
+			if len(rule.Authorities) == 0 && len(rule.Unsupported) == 0 {
 				return fmt.Errorf("rules[%d].verifyImages[%d]: no attestor", ri, vi)
 			}
 			// One verify policy checks the rule, with one trust material.
@@ -346,6 +347,12 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 			case e.Keys != nil:
 				if e.Keys.PublicKeys == "" || e.Keys.KMS != "" || e.Keys.Secret != nil {
 					unsupported = append(unsupported, name+": a key from a KMS or a Secret")
+					continue
+				}
+				if strings.Contains(e.Keys.PublicKeys, "{{") {
+					// Kyverno substitutes variables (a ConfigMap of the
+					// policy's context, the request) at admission.
+					unsupported = append(unsupported, name+": publicKeys from a variable ("+gate.Clip(strings.TrimSpace(e.Keys.PublicKeys), 80)+")")
 					continue
 				}
 				for ki, pem := range splitPEM(e.Keys.PublicKeys) {

@@ -85,6 +85,11 @@ func LintFile(name string, data []byte, profiles admission.Profiles, res *LintRe
 			admissions = append(admissions, p)
 		}
 	}
+	for _, p := range admissions {
+		if p.TrustRoot != nil {
+			res.Policies = append(res.Policies, LintedPolicy{File: name, ID: p.ID(), Engine: string(p.Engine)})
+		}
+	}
 	for _, p := range admission.ResolveTrustRoots(admissions) {
 		lp := LintedPolicy{File: name, ID: p.ID(), Engine: string(p.Engine)}
 		if len(p.Rules) > 0 {
