@@ -7,12 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
+
 	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
 	predict "github.com/pregate/pregate/gate/admission"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
-	"github.com/sigstore/sigstore-go/pkg/root"
 )
 
 func ivpolPolicy(action, identities, validation string) string {
