@@ -123,6 +123,9 @@ type Rule struct {
 	Match Match
 	// Format is how the engine reads the image's signatures.
 	Format Format
+	// RequiresDigest: the engine denies an image the Pod names without a
+	// digest (Kyverno verifyDigest with mutateDigest: false).
+	RequiresDigest bool
 	// Authorities are the signers any one of which satisfies the rule;
 	// Trust the trust material the policy gives them (zero: the default).
 	Authorities []verify.Authority

@@ -43,7 +43,12 @@ type Variable struct {
 // v1alpha1, v1beta1, v1) that decides image verification.
 type ivpol struct {
 	Spec struct {
-		ValidationActions []string `json:"validationActions"`
+		ValidationActions        []string `json:"validationActions"`
+		ValidationConfigurations *struct {
+			MutateDigest *bool `json:"mutateDigest"`
+			VerifyDigest *bool `json:"verifyDigest"`
+			Required     *bool `json:"required"`
+		} `json:"validationConfigurations"`
 		MatchConstraints  *struct {
 			ResourceRules []struct {
 				Resources []string `json:"resources"`
@@ -114,6 +119,12 @@ func readIVPOL(p *Policy, raw ivpol) error {
 		rule.Action = Audit
 	case len(spec.ValidationActions) > 0:
 		return fmt.Errorf("spec.validationActions: %v holds none of Deny, Warn, Audit", spec.ValidationActions)
+	}
+	if vc := spec.ValidationConfigurations; vc != nil {
+		rule.RequiresDigest = (vc.VerifyDigest == nil || *vc.VerifyDigest) && vc.MutateDigest != nil && !*vc.MutateDigest
+		if vc.Required != nil && !*vc.Required {
+			rule.Unsupported = append(rule.Unsupported, "validationConfigurations.required: false")
+		}
 	}
 	if mc := spec.MatchConstraints; mc != nil {
 		pods := false

@@ -62,8 +62,10 @@ type kyvernoVerifyImages struct {
 		Attestors     []kyvernoAttestorSet `json:"attestors"`
 		Conditions    []any                `json:"conditions"`
 	} `json:"attestations"`
-	Repository string `json:"repository"`
-	Required   *bool  `json:"required"`
+	Repository   string `json:"repository"`
+	Required     *bool  `json:"required"`
+	VerifyDigest *bool  `json:"verifyDigest"`
+	MutateDigest *bool  `json:"mutateDigest"`
 }
 
 type kyvernoAttestorSet struct {
@@ -157,6 +159,9 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 			if v.Repository != "" {
 				rule.Unsupported = append(rule.Unsupported, "repository (signatures in another repository)")
 			}
+			// verifyDigest and mutateDigest default to true: Kyverno
+			// writes the digest in before it checks there is one.
+			rule.RequiresDigest = (v.VerifyDigest == nil || *v.VerifyDigest) && v.MutateDigest != nil && !*v.MutateDigest
 			if v.Required != nil && !*v.Required {
 				rule.Unsupported = append(rule.Unsupported, "required: false")
 			}

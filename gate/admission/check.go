@@ -190,6 +190,11 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 			}
 			defer func() { <-sem }()
 			switch {
+			case j.rule.RequiresDigest && !byDigest(j.image):
+				out[i] = gate.Admission{Engine: j.rule.Profile.String(), Policy: j.rule.Policy, Rule: j.rule.Name, Image: j.image.Ref,
+					Outcome: failed(j.rule.Action), Message: "the image is named by tag, and the rule verifies a digest without writing one in (verifyDigest with mutateDigest: false)",
+					Fix: "pin the image by digest (pregate check --pin-digests), or set mutateDigest: true"}
+				return
 			case j.rule.ivpol != nil:
 				out[i], errs[i] = predictIVPOL(ctx, j.rule, j.image.Ref, j.image.Digest, podImages(j.image), check)
 				return
@@ -221,6 +226,20 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 		}
 	}
 	return append(anyAuthority(out), unmatched...), nil
+}
+
+// byDigest says whether every place the image appears names it by
+// digest.
+func byDigest(img gate.Image) bool {
+	if len(img.Locations) == 0 {
+		return img.Digest != ""
+	}
+	for _, l := range img.Locations {
+		if !strings.Contains(l.Raw, "@") {
+			return false
+		}
+	}
+	return true
 }
 
 // ReadsNamespaces says whether the predictions depend on namespaces'

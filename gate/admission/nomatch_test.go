@@ -7,6 +7,7 @@ import (
 
 	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
+	predict "github.com/pregate/pregate/gate/admission"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
 )
@@ -99,6 +100,33 @@ func TestKyvernoNamespaceSelector(t *testing.T) {
 		}
 		if len(preds) != want {
 			t.Errorf("namespace %s: %d predictions (%+v), want %d", ns, len(preds), preds, want)
+		}
+	}
+}
+
+// TestRequiresDigest: a rule that verifies a digest without writing one in
+// (Kyverno verifyDigest with mutateDigest: false, an ImageValidatingPolicy's
+// validationConfigurations alike) denies an image named by tag; one named
+// by digest goes on to its signatures.
+func TestRequiresDigest(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	kyvernoDoc := strings.Replace(kyverno("Enforce", "Cosign"), "          type: Cosign", "          type: Cosign\n          mutateDigest: false", 1)
+	ivpolDoc := strings.Replace(ivpolPolicy("Deny", oneIdentity, signatures), "  validations:", "  validationConfigurations: {mutateDigest: false}\n  validations:", 1)
+	for name, doc := range map[string]string{"ClusterPolicy": kyvernoDoc, "ImageValidatingPolicy": ivpolDoc} {
+		c := compile(t, ss.Material(), readPolicy(t, doc))
+		for raw, byTag := range map[string]bool{repo + ":1.0": true, repo + ":1.0@" + digest: false} {
+			img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0", Locations: []gate.Location{{Object: "Deployment/shop/web", Raw: raw}}}
+			preds, err := c.Check(t.Context(), []gate.Image{img}, func(_ context.Context, ref string, vp *verify.Policy) (verify.Result, error) {
+				return vp.Check(verify.Discovery{Subject: verify.Subject{Ref: ref, Repository: repo, Digest: digest}}), nil
+			}, 2)
+			if err != nil || len(preds) != 1 {
+				t.Fatalf("%s: Check() = %+v, %v", name, preds, err)
+			}
+			p := preds[0]
+			if got := strings.Contains(p.Message, "named by tag"); got != byTag || p.Outcome != predict.Deny {
+				t.Errorf("%s, image %s: %+v; want denied, for its tag: %v", name, raw, p, byTag)
+			}
 		}
 	}
 }
