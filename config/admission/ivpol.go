@@ -49,7 +49,7 @@ type ivpol struct {
 			VerifyDigest *bool `json:"verifyDigest"`
 			Required     *bool `json:"required"`
 		} `json:"validationConfigurations"`
-		MatchConstraints  *struct {
+		MatchConstraints *struct {
 			ResourceRules []struct {
 				Resources []string `json:"resources"`
 			} `json:"resourceRules"`
