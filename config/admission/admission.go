@@ -130,6 +130,10 @@ type Rule struct {
 	// Trust the trust material the policy gives them (zero: the default).
 	Authorities []verify.Authority
 	Trust       Trust
+	// AttestorSets, when set, are what a Kyverno rule needs beyond any one
+	// of Authorities: every set must pass, each with at least Need of its
+	// entries verifying.
+	AttestorSets []AttestorSet
 	// TrustRoots are the policy-controller TrustRoots the rule names,
 	// whose trust ResolveTrustRoots puts in Trust.
 	TrustRoots TrustRootRefs
@@ -150,6 +154,20 @@ type Rule struct {
 	AttestationTypes map[string]string
 	Variables        []Variable
 	Validations      []Validation
+}
+
+// AttestorSet is a Kyverno attestor set: Need of its entries must verify
+// the image (count; all of them by default).
+type AttestorSet struct {
+	Need    int
+	Entries []AttestorEntry
+}
+
+// AttestorEntry is one entry of a set: any of its authorities (a key entry
+// may hold several keys) verifies it.
+type AttestorEntry struct {
+	Name        string
+	Authorities []verify.Authority
 }
 
 // ActionOverride is the action of a rule in some namespaces (Kyverno

@@ -165,11 +165,11 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 			if v.Required != nil && !*v.Required {
 				rule.Unsupported = append(rule.Unsupported, "required: false")
 			}
-			auths, trusts, more, err := kyvernoAttestors(v.Attestors, rule.Format)
+			auths, trusts, sets, more, err := kyvernoAttestors(v.Attestors, rule.Format)
 			if err != nil {
 				return fmt.Errorf("rules[%d].verifyImages[%d].attestors: %w", ri, vi, err)
 			}
-			rule.Authorities = auths
+			rule.Authorities, rule.AttestorSets = auths, sets
 			rule.regexps = kyvernoRegexps(v.Attestors)
 			rule.Unsupported = append(rule.Unsupported, more...)
 			for ai, a := range v.Attestations {
@@ -185,12 +185,12 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 					rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("attestations[%d].conditions (JMESPath)", ai))
 				}
 				if len(a.Attestors) > 0 {
-					attAuths, attTrusts, more, err := kyvernoAttestors(a.Attestors, rule.Format)
+					attAuths, attTrusts, attSets, more, err := kyvernoAttestors(a.Attestors, rule.Format)
 					if err != nil {
 						return fmt.Errorf("rules[%d].verifyImages[%d].attestations[%d].attestors: %w", ri, vi, ai, err)
 					}
 					if len(rule.Authorities) == 0 {
-						rule.Authorities, trusts = attAuths, attTrusts
+						rule.Authorities, trusts, rule.AttestorSets = attAuths, attTrusts, attSets
 					}
 					rule.Unsupported = append(rule.Unsupported, more...)
 				}
@@ -284,10 +284,11 @@ func kyvernoRuleMatch(r kyvernoRule, policyNamespace string) (Match, []string) {
 // rekor.pubkey, ctlog.pubkey), except under type: SigstoreBundle, which
 // ignores them: its trust material is the TUF root Kyverno runs with
 // (QuirkBundlePublicGoodOnly), the default trust material here too.
-func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Authority, []Trust, []string, error) {
+func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Authority, []Trust, []AttestorSet, []string, error) {
 	var auths []verify.Authority
 	var trusts []Trust
 	var unsupported []string
+	var pos [][2]int // the set and entry of each of auths
 	own := func(roots string, rekor *kyvernoRekor, ctlog *kyvernoCTLog) Trust {
 		var t Trust
 		if format == KyvernoSigstoreBundle {
@@ -302,17 +303,7 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 		}
 		return t
 	}
-	if len(sets) > 1 {
-		unsupported = append(unsupported, fmt.Sprintf("%d attestor sets that must all pass", len(sets)))
-	}
 	for si, set := range sets {
-		need := len(set.Entries)
-		if set.Count != nil {
-			need = *set.Count
-		}
-		if need > 1 {
-			unsupported = append(unsupported, fmt.Sprintf("attestors[%d].count %d (more than one signer)", si, need))
-		}
 		for ei, e := range set.Entries {
 			name := fmt.Sprintf("attestors[%d].entries[%d]", si, ei)
 			switch {
@@ -349,6 +340,7 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 				}
 				auths = append(auths, a)
 				trusts = append(trusts, own(k.Roots, k.Rekor, k.CTLog))
+				pos = append(pos, [2]int{si, ei})
 			case e.Keys != nil:
 				if e.Keys.PublicKeys == "" || e.Keys.KMS != "" || e.Keys.Secret != nil {
 					unsupported = append(unsupported, name+": a key from a KMS or a Secret")
@@ -363,7 +355,7 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 				for ki, pem := range splitPEM(e.Keys.PublicKeys) {
 					key, err := verify.NewKey([]byte(pem))
 					if err != nil {
-						return nil, nil, nil, fmt.Errorf("%s.keys.publicKeys[%d]: %w", name, ki, err)
+						return nil, nil, nil, nil, fmt.Errorf("%s.keys.publicKeys[%d]: %w", name, ki, err)
 					}
 					a := verify.Authority{Name: name, Key: key}
 					if e.Keys.Rekor != nil {
@@ -374,17 +366,46 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 					}
 					auths = append(auths, a)
 					trusts = append(trusts, own("", e.Keys.Rekor, e.Keys.CTLog))
+					pos = append(pos, [2]int{si, ei})
 				}
 			case e.Certificates != nil:
 				unsupported = append(unsupported, name+".certificates")
 			case e.Attestor != nil:
 				unsupported = append(unsupported, name+".attestor (nested attestors)")
 			default:
-				return nil, nil, nil, fmt.Errorf("%s: no keyless, keys or certificates", name)
+				return nil, nil, nil, nil, fmt.Errorf("%s: no keyless, keys or certificates", name)
 			}
 		}
 	}
-	return auths, trusts, unsupported, nil
+	return auths, trusts, attestorSets(sets, auths, pos), unsupported, nil
+}
+
+// attestorSets groups auths by the set and entry they came from, when
+// they need more than any one of them: several sets (every one must
+// pass), or a set whose count (all its entries by default) is above one.
+func attestorSets(sets []kyvernoAttestorSet, auths []verify.Authority, pos [][2]int) []AttestorSet {
+	out := make([]AttestorSet, len(sets))
+	many := len(sets) > 1
+	for si, set := range sets {
+		out[si].Need = len(set.Entries)
+		if set.Count != nil {
+			out[si].Need = *set.Count
+		}
+		many = many || out[si].Need > 1
+	}
+	if !many {
+		return nil
+	}
+	for i, a := range auths {
+		set := &out[pos[i][0]]
+		entry := fmt.Sprintf("attestors[%d].entries[%d]", pos[i][0], pos[i][1])
+		if n := len(set.Entries); n > 0 && set.Entries[n-1].Name == entry {
+			set.Entries[n-1].Authorities = append(set.Entries[n-1].Authorities, a)
+			continue
+		}
+		set.Entries = append(set.Entries, AttestorEntry{Name: entry, Authorities: []verify.Authority{a}})
+	}
+	return out
 }
 
 // splitPEM splits a block of PEM public keys, as Kyverno does for

@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -46,6 +47,15 @@ type CompiledRule struct {
 	Profile     admission.Profile
 	Engine, Own *verify.Policy
 	ivpol       *ivpolPolicies
+	// sets are the rule's attestor sets, each entry checked as a rule of
+	// its own (admission.Rule.AttestorSets).
+	sets []compiledSet
+}
+
+// compiledSet is an attestor set: need of its entries must verify.
+type compiledSet struct {
+	need    int
+	entries []CompiledRule
 }
 
 // trustFunc gives the trust material authorities need with the trust a
@@ -114,6 +124,11 @@ func Compile(policies []*admission.Policy, profiles admission.Profiles, trust fu
 			if err != nil {
 				return Compiled{}, fmt.Errorf("%s: %w", r.ID(), err)
 			}
+			if len(r.AttestorSets) > 0 {
+				cr.sets = compileSets(cr, trusted)
+				c.Rules = append(c.Rules, cr)
+				continue
+			}
 			cr.Engine, cr.Own = r.Policies(cr.Profile, trusted)
 			c.Rules = append(c.Rules, cr)
 		}
@@ -141,6 +156,9 @@ func (c Compiled) VerifyPolicies() []*verify.Policy {
 		}
 		if r.ivpol != nil {
 			out = append(out, r.ivpol.all()...)
+		}
+		for _, set := range r.sets {
+			out = append(out, Compiled{Rules: set.entries}.VerifyPolicies()...)
 		}
 	}
 	return out
@@ -195,6 +213,9 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 					Outcome: failed(j.rule.Action), Message: "the image is named by tag, and the rule verifies a digest without writing one in (verifyDigest with mutateDigest: false)",
 					Fix: "pin the image by digest (pregate check --pin-digests), or set mutateDigest: true"}
 				return
+			case len(j.rule.sets) > 0:
+				out[i], errs[i] = predictSets(ctx, j.rule, j.image, check)
+				return
 			case j.rule.ivpol != nil:
 				out[i], errs[i] = predictIVPOL(ctx, j.rule, j.image.Ref, j.image.Digest, podImages(j.image), check)
 				return
@@ -226,6 +247,87 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 		}
 	}
 	return append(anyAuthority(out), unmatched...), nil
+}
+
+// compileSets compiles each entry of a rule's attestor sets as a rule of
+// its own, with the rule's trust material.
+func compileSets(cr CompiledRule, trusted root.TrustedMaterial) []compiledSet {
+	var out []compiledSet
+	for _, set := range cr.AttestorSets {
+		cs := compiledSet{need: set.Need}
+		for _, e := range set.Entries {
+			sub := cr
+			sub.Name, sub.Authorities, sub.AttestorSets = cr.Name+" "+e.Name, e.Authorities, nil
+			sub.Engine, sub.Own = sub.Policies(cr.Profile, trusted)
+			cs.entries = append(cs.entries, sub)
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+// predictSets predicts a rule with attestor sets: it passes when every
+// set has need entries that pass. Each entry is predicted as a rule of
+// its own; a set the engine fails while pregate's reading passes it can
+// never pass, for the reason its first failing entry gives.
+func predictSets(ctx context.Context, r CompiledRule, img gate.Image, check Checker) (gate.Admission, error) {
+	pred := gate.Admission{Engine: r.Profile.String(), Policy: r.Policy, Rule: r.Name, Image: img.Ref, Digest: img.Digest}
+	engineOK, ownOK := true, true
+	var notes []string
+	var missed *gate.Admission // the first entry the engine misses that pregate accepts
+	for si, set := range r.sets {
+		engineN, ownN := 0, 0
+		for _, e := range set.entries {
+			var engine *verify.Result
+			if e.Engine != nil {
+				res, err := check(ctx, img.Ref, e.Engine)
+				if err != nil {
+					return gate.Admission{}, err
+				}
+				engine = &res
+			}
+			own, err := check(ctx, img.Ref, e.Own)
+			if err != nil {
+				return gate.Admission{}, err
+			}
+			p := Predict(e.Rule, r.Profile, engine, own)
+			pred.Digest = cmp.Or(pred.Digest, p.Digest)
+			switch {
+			case p.Outcome == Undecided:
+				pred.Outcome, pred.Message = Undecided, e.Name+": "+p.Message
+				return pred, nil
+			case p.Outcome == Admit:
+				engineN++
+			case p.NeverPasses && missed == nil:
+				missed = &p
+			}
+			if own.Status == verify.Verified {
+				ownN++
+			}
+		}
+		if engineN < set.need {
+			engineOK = false
+			notes = append(notes, fmt.Sprintf("attestors[%d]: %d of %d entries verify, %d needed", si, engineN, len(set.entries), set.need))
+		}
+		ownOK = ownOK && ownN >= set.need
+	}
+	pred.Pregate = verify.NoSignatures
+	if ownOK {
+		pred.Pregate = verify.Verified
+	}
+	if engineOK {
+		pred.Outcome, pred.Message = Admit, "every attestor set passes"
+		if !ownOK {
+			pred.Message += "; pregate alone would not pass every set"
+		}
+		return pred, nil
+	}
+	pred.Outcome, pred.Message = failed(r.Action), strings.Join(notes, "; ")
+	if ownOK && missed != nil {
+		pred.NeverPasses = true
+		pred.Exists, pred.Why, pred.Fix, pred.Quirk = missed.Exists, missed.Why, missed.Fix, missed.Quirk
+	}
+	return pred, nil
 }
 
 // byDigest says whether every place the image appears names it by
