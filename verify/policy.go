@@ -251,6 +251,9 @@ type Attestation struct {
 	// PredicateType is the in-toto predicate type that must be present
 	// ("https://slsa.dev/provenance/v1").
 	PredicateType string
+	// Condition, when set, must accept the verified in-toto statement
+	// (its JSON) for the attestation to count; its error says why not.
+	Condition func(statement []byte) error `json:"-"`
 }
 
 // NewKey parses and validates a PEM public key, which verifies with the

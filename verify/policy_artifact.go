@@ -91,6 +91,8 @@ type prepared struct {
 	// artifact returns the artifact policy (a fresh one each time: a
 	// reader is consumed by one verification).
 	artifact func() sgverify.ArtifactPolicyOption
+	// statement is the signed in-toto statement of a DSSE envelope.
+	statement []byte
 }
 
 // prepare parses an artifact into a signed entity and reads what its
@@ -106,6 +108,7 @@ func prepare(a Artifact, d imageDigest) (*prepared, error) {
 		switch c := b.Content.(type) {
 		case *protobundle.Bundle_DsseEnvelope:
 			p.kind, p.claim = statementClaims(c.DsseEnvelope.GetPayloadType(), c.DsseEnvelope.GetPayload(), d)
+			p.statement = c.DsseEnvelope.GetPayload()
 		case *protobundle.Bundle_MessageSignature:
 			// Signature-like, but never of an image: it signs whatever
 			// bytes were given to cosign sign-blob, and bytes that happen
@@ -134,7 +137,7 @@ func prepare(a Artifact, d imageDigest) (*prepared, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := &prepared{entity: b, artifact: d.artifact}
+		p := &prepared{entity: b, artifact: d.artifact, statement: env.Payload}
 		p.kind, p.claim = statementClaims(env.PayloadType, env.Payload, d)
 		return p, nil
 	default:
@@ -387,6 +390,10 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 				o.c.Reason = what + "; counted as a signature, as the policy's engine counts every verified bundle"
 			case o.required:
 				o.c.Reason = what
+				if err := p.conditions(o.predicateType, pr.statement); err != nil {
+					o.c.Accepted = false
+					o.c.Reason = what + ", but " + gate.Clip(err.Error(), maxReasonText)
+				}
 			default:
 				o.c.Reason = fmt.Sprintf("%s; an attestation is not a signature, and policy %q requires no attestation of this type", what, p.Name)
 			}
@@ -497,4 +504,27 @@ func checkResult(res *sgverify.VerificationResult, kind string) error {
 		return fmt.Errorf("verified statement has predicate type %q, expected %q", got, want)
 	}
 	return nil
+}
+
+// conditions checks a verified statement of predicate type against the
+// conditions of the policy's attestations of that type: one of them must
+// have none, or accept it.
+func (p *Policy) conditions(predicateType string, statement []byte) error {
+	var first error
+	for _, req := range p.Attestations {
+		if req.PredicateType != predicateType {
+			continue
+		}
+		if req.Condition == nil {
+			return nil
+		}
+		err := req.Condition(statement)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = fmt.Errorf("its conditions do not hold: %w", err)
+		}
+	}
+	return first
 }

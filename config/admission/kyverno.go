@@ -60,7 +60,7 @@ type kyvernoVerifyImages struct {
 		Type          string               `json:"type"`
 		PredicateType string               `json:"predicateType"`
 		Attestors     []kyvernoAttestorSet `json:"attestors"`
-		Conditions    []any                `json:"conditions"`
+		Conditions    []kyvernoAnyAll      `json:"conditions"`
 	} `json:"attestations"`
 	Repository   string `json:"repository"`
 	Required     *bool  `json:"required"`
@@ -180,10 +180,15 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 				if pt == "" {
 					return fmt.Errorf("rules[%d].verifyImages[%d].attestations[%d]: no type", ri, vi, ai)
 				}
-				rule.Attestations = append(rule.Attestations, verify.Attestation{Name: pt, PredicateType: pt})
+				att := verify.Attestation{Name: pt, PredicateType: pt}
 				if len(a.Conditions) > 0 {
-					rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("attestations[%d].conditions (JMESPath)", ai))
+					check, unsupported := compileConditions(a.Conditions)
+					for _, u := range unsupported {
+						rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("attestations[%d].conditions: %s", ai, u))
+					}
+					att.Condition = check
 				}
+				rule.Attestations = append(rule.Attestations, att)
 				if len(a.Attestors) > 0 {
 					attAuths, attTrusts, attSets, more, err := kyvernoAttestors(a.Attestors, rule.Format)
 					if err != nil {

@@ -90,3 +90,56 @@ spec:
 		})
 	}
 }
+
+// TestKyvernoAttestationConditions: an attestation whose conditions do not
+// hold over its predicate does not count, for the engine nor for pregate.
+func TestKyvernoAttestationConditions(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	const slsa = "https://slsa.dev/provenance/v1"
+	provenance := func(ref string) verify.Artifact {
+		return verify.Artifact{Source: verify.ReferrersStep, Manifest: "sha256:" + strings.Repeat(ref[len(ref)-1:], 64), Format: verify.BundleFormat,
+			ArtifactType: bundleType, MediaType: bundleType, Content: ss.MustAttestImage(t, release, issuer, digest, slsa,
+				map[string]any{"buildDefinition": map[string]any{"externalParameters": map[string]any{"workflow": map[string]any{"ref": ref}}}})}
+	}
+	signature := verify.Artifact{Source: verify.ReferrersStep, Manifest: "sha256:" + strings.Repeat("5", 64), Format: verify.BundleFormat,
+		ArtifactType: bundleType, MediaType: bundleType, Content: ss.MustSignImage(t, release, issuer, digest)}
+	doc := strings.Replace(kyverno("Enforce", "SigstoreBundle"), "          attestors:", `          attestations:
+            - type: `+slsa+`
+              conditions:
+                - all:
+                    - key: "{{ buildDefinition.externalParameters.workflow.ref }}"
+                      operator: Equals
+                      value: refs/heads/main
+                      message: not built from main
+          attestors:`, 1)
+	p := readPolicy(t, doc)
+	if u := p.Rules[0].Unsupported; len(u) > 0 {
+		t.Fatalf("unsupported: %q", u)
+	}
+	p.Rules[0] = rule(t, doc) // the in-process Fulcio issues no SCT
+	c := compile(t, ss.Material(), p)
+	for name, tc := range map[string]struct {
+		arts    []verify.Artifact
+		outcome predict.Outcome
+		message string
+	}{
+		"built from main":  {[]verify.Artifact{signature, provenance("refs/heads/main")}, predict.Admit, ""},
+		"built from a tag": {[]verify.Artifact{signature, provenance("refs/tags/v1")}, predict.Deny, "not built from main"},
+		"no provenance":    {[]verify.Artifact{signature}, predict.Deny, "was not found"},
+	} {
+		img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0"}
+		disc := verify.Discovery{Subject: verify.Subject{Ref: img.Ref, Repository: repo, Digest: digest}, Artifacts: tc.arts,
+			Lookups: []verify.Lookup{{Step: verify.ReferrersStep, Status: 200, Found: len(tc.arts)}, {Step: verify.FallbackTagStep, Status: 404}}}
+		preds, err := c.Check(t.Context(), []gate.Image{img}, func(_ context.Context, _ string, vp *verify.Policy) (verify.Result, error) {
+			return vp.Check(disc), nil
+		}, 2)
+		if err != nil || len(preds) != 1 {
+			t.Fatalf("%s: Check() = %+v, %v", name, preds, err)
+		}
+		if got := preds[0]; got.Outcome != tc.outcome || got.NeverPasses || !strings.Contains(got.Message, tc.message) {
+			t.Errorf("%s: %+v; want %s with %q", name, got, tc.outcome, tc.message)
+		}
+	}
+}
