@@ -945,6 +945,17 @@ func TestCheck_reads(t *testing.T) {
 		return a
 	}
 	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	// An attestation requirement with a condition over the statement.
+	conditioned := func(want string) *verify.Policy {
+		p := firstPartyPolicy(ss.Material())
+		p.Attestations = []verify.Attestation{{Name: "provenance", PredicateType: slsaType, Condition: func(statement []byte) error {
+			if !strings.Contains(string(statement), want) {
+				return fmt.Errorf("no %q in the statement", want)
+			}
+			return nil
+		}}}
+		return p
+	}
 	// As policy-controller reads an authority that lists attestations.
 	attestationsOnly := func() *verify.Policy {
 		p := firstPartyPolicy(ss.Material())
@@ -1003,6 +1014,10 @@ func TestCheck_reads(t *testing.T) {
 			p.Reads = verify.Reads{}
 			return p
 		}(), discovered(slsa), checkWant{status: verify.NoSignatures}},
+		"attestation condition holds": {conditioned(slsaType), discovered(bundle, slsa),
+			checkWant{status: verify.Verified}},
+		"attestation condition fails": {conditioned("refs/heads/main"), discovered(bundle, slsa),
+			checkWant{status: verify.AttestationMissing, detail: []string{`its conditions do not hold: no "refs/heads/main" in the statement`}}},
 		"pregate, attestation-only bundle": {firstPartyPolicy(ss.Material()), discovered(slsa),
 			checkWant{status: verify.NoSignatures, detail: []string{"an attestation is not a signature"}}},
 	} {
