@@ -11,8 +11,9 @@ import (
 // KyvernoIVPOL is how a Kyverno ImageValidatingPolicy cosign attestor reads
 // signatures: Sigstore bundles when there are any, else the legacy format
 // (pkg/image/verifiers/ivpol/cosign/verifier.go calls cosign.GetBundles
-// first); bundles only through the referrers API, the fallback tag not
-// tried (kyverno#17343); any verified bundle counts as a signature.
+// first), listed through the referrers API, or its fallback tag when the
+// registry has no such API (QuirkReferrersAPIFirst); any verified bundle
+// counts as a signature.
 const KyvernoIVPOL Format = "ImageValidatingPolicy"
 
 // Attestor is a named signer of an ImageValidatingPolicy; its validations
