@@ -66,6 +66,6 @@ Exit codes: 0 no error found, 1 an error found, 2 could not run.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&engines, "engine", nil, "the admission engine release the cluster runs: kyverno@1.19, policy-controller@0.15 (repeatable, one per engine; default the newest known: "+newestEngines()+")")
-	addOutputFlag(cmd, &format)
+	addOutputFlag(cmd, &format, report.Text, report.JSON, report.GitHub)
 	return cmd
 }

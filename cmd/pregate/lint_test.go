@@ -128,6 +128,15 @@ spec:
 		}
 	}
 
+	// GitHub annotations on the policy's file, for a merge-queue check.
+	stdout.Reset()
+	if code := run(t.Context(), []string{"policy", "lint", pc, "-o", "github"}, &stdout, &stderr); code != exitBlocked {
+		t.Errorf("github: exit %d, want %d", code, exitBlocked)
+	}
+	if want := "::error file=" + pc + ",title=pregate policy lint%3A glob-matches-nothing in ClusterImagePolicy/tagged rule authorities[0]::glob \"ghcr.io/acme/app:1.0\" matches no image"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("github report lacks %q:\n%s", want, stdout.String())
+	}
+
 	if code := run(t.Context(), []string{"policy", "lint", filepath.Join(dir, "missing.yaml")}, &stdout, &stderr); code != exitUndecided {
 		t.Errorf("a missing file: exit %d, want %d", code, exitUndecided)
 	}

@@ -28,7 +28,9 @@ type Finding struct {
 	// bundle-no-signatures, bundle-key, glob-matches-nothing,
 	// unanchored-regexp, predicate-type, not-predicted.
 	Check string `json:"check"`
-	// Policy and Rule are what it is about.
+	// File is the policy's file, when known; Policy and Rule are what it
+	// is about.
+	File    string `json:"file,omitempty"`
 	Policy  string `json:"policy"`
 	Rule    string `json:"rule,omitempty"`
 	Message string `json:"message"`
@@ -47,7 +49,7 @@ func Lint(p *Policy, profiles Profiles) []Finding {
 	for _, r := range p.Rules {
 		prof := profiles.For(r.Engine)
 		add := func(sev Severity, check, msg, fix string, quirk string) {
-			f := Finding{Severity: sev, Check: check, Policy: r.Policy, Rule: r.Name, Message: msg, Fix: fix}
+			f := Finding{Severity: sev, Check: check, File: p.File, Policy: r.Policy, Rule: r.Name, Message: msg, Fix: fix}
 			if q, ok := prof.Quirk(quirk); ok {
 				f.Quirk = q.ID
 				f.Message += fmt.Sprintf(" (%s: %s)", prof, q.Source)
@@ -202,14 +204,20 @@ func sample(re *syntax.Regexp) string {
 	return "" // empty, anchors, star, quest
 }
 
-// suggestGlob is a glob that matches what g was likely meant to.
+// suggestGlob is a glob that matches what g was likely meant to: its
+// repository with a wildcard for the digest, the tag dropped, under
+// index.docker.io/library when it names no registry.
 func suggestGlob(g string) string {
 	slash := strings.LastIndex(g, "/")
 	last := g[slash+1:]
 	if i := strings.Index(last, ":"); i >= 0 {
 		last = last[:i]
 	}
-	return g[:slash+1] + strings.TrimSuffix(last, "*") + "*"
+	prefix := g[:slash+1]
+	if prefix == "" {
+		prefix = "index.docker.io/library/"
+	}
+	return prefix + strings.TrimRight(last, "*.") + "*"
 }
 
 // policyControllerGlobCanMatch says whether some name policy-controller's

@@ -58,7 +58,7 @@ func (r LintResult) Errors() bool {
 // object of another kind is an info finding.
 func LintFile(name string, data []byte, profiles admission.Profiles, res *LintResult) {
 	errFinding := func(id, msg string) {
-		res.Findings = append(res.Findings, admission.Finding{Severity: admission.SeverityError, Check: "unreadable", Policy: id, Message: msg})
+		res.Findings = append(res.Findings, admission.Finding{Severity: admission.SeverityError, Check: "unreadable", File: name, Policy: id, Message: msg})
 	}
 	objs, err := render.DecodeObjects(name, data)
 	if err != nil {
@@ -79,7 +79,7 @@ func LintFile(name string, data []byte, profiles admission.Profiles, res *LintRe
 		case err != nil:
 			errFinding(fmt.Sprintf("%s document %d (%s)", name, i+1, kind), err.Error())
 		case !ok:
-			res.Findings = append(res.Findings, admission.Finding{Severity: admission.SeverityInfo, Check: "not-a-policy",
+			res.Findings = append(res.Findings, admission.Finding{Severity: admission.SeverityInfo, Check: "not-a-policy", File: name,
 				Policy: fmt.Sprintf("%s document %d", name, i+1), Message: fmt.Sprintf("%s %s is not a policy pregate reads; left out", apiVersion, kind)})
 		default:
 			admissions = append(admissions, p)
@@ -121,7 +121,7 @@ func lintTrust(name string, i int, obj map[string]any, res *LintResult) {
 		}
 	}
 	kind, _ := obj["kind"].(string)
-	res.Findings = append(res.Findings, admission.Finding{Severity: admission.SeverityError, Check: "unreadable",
+	res.Findings = append(res.Findings, admission.Finding{Severity: admission.SeverityError, Check: "unreadable", File: name,
 		Policy: fmt.Sprintf("%s document %d (%s)", name, i+1, kind), Message: err.Error()})
 }
 

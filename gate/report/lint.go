@@ -9,12 +9,37 @@ import (
 )
 
 // Lint writes what `pregate policy lint` read of policy files and its
-// findings: text, or JSON (the LintResult).
+// findings: text, JSON (the LintResult), or GitHub workflow commands (an
+// annotation on the policy's file per error and warning, then the text).
 func Lint(w io.Writer, f Format, res pipeline.LintResult) error {
 	switch f {
 	case JSON:
 		return writeJSON(w, res)
 	case Text:
+		return lintText(w, res)
+	case GitHub:
+		var b strings.Builder
+		for _, f := range res.Findings {
+			kind := ghWarning
+			switch f.Severity {
+			case "error":
+				kind = ghError
+			case "info":
+				continue
+			}
+			msg := f.Message
+			if f.Fix != "" {
+				msg += "; fix: " + f.Fix
+			}
+			title := "pregate policy lint: " + f.Check + " in " + f.Policy
+			if f.Rule != "" {
+				title += " rule " + f.Rule
+			}
+			b.WriteString(ghAnnotation{kind: kind, file: f.File, title: title, message: msg}.command())
+		}
+		if _, err := io.WriteString(w, b.String()); err != nil {
+			return err
+		}
 		return lintText(w, res)
 	}
 	return unsupported(f, "policy lint")
