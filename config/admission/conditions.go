@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jmespath-community/go-jmespath/pkg/api"
 	"github.com/jmespath-community/go-jmespath/pkg/functions"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/pregate/pregate/gate"
 )
@@ -33,8 +35,9 @@ type kyvernoCondition struct {
 	Message  string `json:"message"`
 }
 
-// The operators evaluated (kyverno pkg/engine/variables/operator); the
-// others (durations, quantities, semver ranges) are said unsupported.
+// The operators evaluated (kyverno pkg/engine/variables/operator): the
+// comparisons read numbers, durations and quantities; the others
+// (Duration*, semver ranges) are said unsupported.
 var conditionOperators = []string{"Equals", "NotEquals", "In", "NotIn", "AnyIn", "AllIn", "AnyNotIn", "AllNotIn",
 	"GreaterThan", "GreaterThanOrEquals", "LessThan", "LessThanOrEquals"}
 
@@ -53,7 +56,7 @@ var (
 // such as time_since) is returned as unsupported.
 func compileConditions(list []kyvernoAnyAll) (check func([]byte) error, unsupported []string) {
 	known := map[string]bool{}
-	for _, f := range functions.GetDefaultFunctions() {
+	for _, f := range append(functions.GetDefaultFunctions(), kyvernoFunctions...) {
 		known[f.Name] = true
 	}
 	var visit func(v any)
@@ -169,7 +172,7 @@ func substitute(v any, root map[string]any) (any, error) {
 				return v, nil
 			}
 			expr := strings.TrimSpace(v[m[2]:m[3]])
-			out, err := api.Search(expr, root)
+			out, err := api.Search(expr, root, kyvernoFunctions...)
 			if err != nil {
 				return nil, fmt.Errorf("{{%s}}: %w", gate.Clip(expr, 120), err)
 			}
@@ -212,10 +215,9 @@ func compare(op string, key, value any) (bool, error) {
 	case "NotEquals":
 		return !equal(key, value), nil
 	case "GreaterThan", "GreaterThanOrEquals", "LessThan", "LessThanOrEquals":
-		k, kerr := number(key)
-		v, verr := number(value)
-		if kerr != nil || verr != nil {
-			return false, errors.Join(kerr, verr)
+		k, v, err := magnitudes(key, value)
+		if err != nil {
+			return false, err
 		}
 		switch op {
 		case "GreaterThan":
@@ -264,6 +266,71 @@ func equal(key, value any) bool {
 	}
 	return reflect.DeepEqual(key, value)
 }
+
+// magnitudes reads two values to compare as Kyverno's numeric operators
+// do: numbers, else durations ("168h"), else quantities ("1Gi").
+func magnitudes(key, value any) (float64, float64, error) {
+	if k, err := number(key); err == nil {
+		if v, err := number(value); err == nil {
+			return k, v, nil
+		}
+	}
+	ks, kok := key.(string)
+	vs, vok := value.(string)
+	if kok && vok {
+		if k, err := time.ParseDuration(ks); err == nil {
+			if v, err := time.ParseDuration(vs); err == nil {
+				return float64(k), float64(v), nil
+			}
+		}
+		if k, err := resource.ParseQuantity(ks); err == nil {
+			if v, err := resource.ParseQuantity(vs); err == nil {
+				return k.AsApproximateFloat64(), v.AsApproximateFloat64(), nil
+			}
+		}
+	}
+	return 0, 0, fmt.Errorf("%s and %s are not numbers, durations or quantities", describeValue(key), describeValue(value))
+}
+
+// kyvernoFunctions are the functions of Kyverno's own JMESPath library
+// that pregate gives (kyverno pkg/engine/jmespath functions.go, time.go);
+// a condition using another is not evaluated.
+var kyvernoFunctions = []functions.FunctionEntry{{
+	// regex_match(regex, string or number): whether the regular
+	// expression matches anywhere in it.
+	Name:      "regex_match",
+	Arguments: []functions.ArgSpec{{Types: []functions.JpType{functions.JpString}}, {Types: []functions.JpType{functions.JpString, functions.JpNumber}}},
+	Handler: func(args []any) (any, error) {
+		src := fmt.Sprint(args[1])
+		if f, ok := args[1].(float64); ok {
+			src = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		return regexp.MatchString(args[0].(string), src) //nolint:forcetypeassert // the argument spec typed it
+	},
+}, {
+	// time_since(layout, t1, t2): t2 - t1 as a duration ("1h2m3s"), t2
+	// empty meaning now, the layout empty meaning RFC 3339.
+	Name: "time_since",
+	Arguments: []functions.ArgSpec{{Types: []functions.JpType{functions.JpString}}, {Types: []functions.JpType{functions.JpString}},
+		{Types: []functions.JpType{functions.JpString}}},
+	Handler: func(args []any) (any, error) {
+		layout, _ := args[0].(string)
+		if layout == "" {
+			layout = time.RFC3339
+		}
+		t1, err := time.Parse(layout, args[1].(string)) //nolint:forcetypeassert // the argument spec typed it
+		if err != nil {
+			return nil, err
+		}
+		t2 := time.Now()
+		if s, _ := args[2].(string); s != "" {
+			if t2, err = time.Parse(layout, s); err != nil {
+				return nil, err
+			}
+		}
+		return t2.Sub(t1).String(), nil
+	},
+}}
 
 // number reads a JSON number, or a string holding one.
 func number(v any) (float64, error) {

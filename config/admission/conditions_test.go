@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestConditions evaluates Kyverno attestation conditions over a statement's
@@ -20,6 +21,7 @@ func TestConditions(t *testing.T) {
 			"runDetails": map[string]any{"builder": map[string]any{"id": "https://github.com/actions/runner"}},
 			"components": []any{map[string]any{"name": "openssl", "version": "3.0.13"}, map[string]any{"name": "zlib", "version": "1.3"}},
 			"score":      7.5,
+			"finishedOn": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
 		},
 	})
 	if err != nil {
@@ -62,8 +64,8 @@ func TestConditions(t *testing.T) {
 		}
 	}
 	for conds, want := range map[string]kyvernoAnyAll{
-		"the JMESPath function time_since (Kyverno's own)":  {All: []kyvernoCondition{{Key: "{{ time_since('', '{{ metadata.scanFinishedOn }}', '') }}", Operator: "DurationLessThanOrEquals", Value: "168h"}}},
-		`the condition operator "DurationLessThanOrEquals"`: {All: []kyvernoCondition{{Key: "{{ x }}", Operator: "DurationLessThanOrEquals", Value: "168h"}}},
+		"the JMESPath function base64_decode (Kyverno's own)": {All: []kyvernoCondition{{Key: "{{ base64_decode(x) }}", Operator: "Equals", Value: "y"}}},
+		`the condition operator "DurationLessThanOrEquals"`:   {All: []kyvernoCondition{{Key: "{{ x }}", Operator: "DurationLessThanOrEquals", Value: "168h"}}},
 	} {
 		_, unsupported := compileConditions([]kyvernoAnyAll{want})
 		if !strings.Contains(strings.Join(unsupported, "; "), conds) {

@@ -74,7 +74,7 @@ func TestRead(t *testing.T) {
 			Images: []string{"myreg.org/path/repo:*"},
 			Signers: []string{"keyless https://token.actions.githubusercontent.com " +
 				`^https://github\.com/slsa-framework/slsa-github-generator/\.github/workflows/generator_container_slsa3\.yml@refs/tags/v.*$`},
-			Attestations: []string{"https://slsa.dev/provenance/v0.2"}, Unsupported: 1}}},
+			Attestations: []string{"https://slsa.dev/provenance/v0.2"}}}},
 		{"kyverno-verify-image-ivpol.yaml", []ruleSummary{{ID: "ImageValidatingPolicy/verify-image-ivpol rule validations", Format: "ImageValidatingPolicy",
 			Action: "Enforce", Images: []string{"ghcr.io/kyverno/test-verify-image*"}, Unsupported: 1}}},
 		{"outage-cosign-type.yaml", []ruleSummary{{ID: "ClusterPolicy/first-party-signed rule release-workflow", Format: "Cosign", Action: "Enforce",
@@ -117,10 +117,33 @@ func TestReadUnsupportedIsNamed(t *testing.T) {
 	if got := strings.Join(p.Rules[0].Unsupported, "; "); !strings.Contains(got, "unsupported policy language (CUE or Rego)") {
 		t.Errorf("unsupported %q: want the CUE policy named", got)
 	}
+	// The SLSA sample's regex_match condition is evaluated; a function
+	// of Kyverno's own that pregate does not give is named.
 	slsa := readFile(t, "kyverno-verify-image-slsa.yaml")
-	if got := strings.Join(slsa.Rules[0].Unsupported, "; "); !strings.Contains(got, "conditions: the JMESPath function regex_match (Kyverno's own)") {
-		t.Errorf("unsupported %q: want the conditions named", got)
+	if u := slsa.Rules[0].Unsupported; len(u) > 0 || slsa.Rules[0].Attestations[0].Condition == nil {
+		t.Errorf("SLSA sample: unsupported %q, want its conditions evaluated", u)
 	}
+	var obj map[string]any
+	doc := strings.Replace(mustRead(t, "testdata/kyverno-verify-image-slsa.yaml"), "regex_match(", "semver_compare(", 1)
+	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := Read("slsa.yaml", obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(other.Rules[0].Unsupported, "; "); !strings.Contains(got, "conditions: the JMESPath function semver_compare (Kyverno's own)") {
+		t.Errorf("unsupported %q: want the function named", got)
+	}
+}
+
+func mustRead(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestReadAsTheEngineDoes: what the engine accepts without a word is read
