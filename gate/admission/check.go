@@ -219,25 +219,8 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 			case j.rule.ivpol != nil:
 				out[i], errs[i] = predictIVPOL(ctx, j.rule, j.image.Ref, j.image.Digest, podImages(j.image), check)
 				return
-			case j.rule.Own == nil:
-				out[i] = Predict(j.rule.Rule, j.rule.Profile, nil, verify.Result{Subject: verify.Subject{Ref: j.image.Ref}})
-				return
 			}
-			var engine *verify.Result
-			if j.rule.Engine != nil {
-				res, err := check(ctx, j.image.Ref, j.rule.Engine)
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				engine = &res
-			}
-			own, err := check(ctx, j.image.Ref, j.rule.Own)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			out[i] = Predict(j.rule.Rule, j.rule.Profile, engine, own)
+			out[i], _, errs[i] = predictRule(ctx, j.rule, j.image.Ref, check)
 		})
 	}
 	wg.Wait()
@@ -247,6 +230,28 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 		}
 	}
 	return append(anyAuthority(out), unmatched...), nil
+}
+
+// predictRule checks image as the rule's engine reads it and as pregate
+// does, and predicts the engine's answer; own is pregate's check, zero
+// for a rule that is not checked.
+func predictRule(ctx context.Context, r CompiledRule, image string, check Checker) (p Prediction, own verify.Result, err error) {
+	if r.Own == nil {
+		own = verify.Result{Subject: verify.Subject{Ref: image}}
+		return Predict(r.Rule, r.Profile, nil, own), own, nil
+	}
+	var engine *verify.Result
+	if r.Engine != nil {
+		res, err := check(ctx, image, r.Engine)
+		if err != nil {
+			return Prediction{}, own, err
+		}
+		engine = &res
+	}
+	if own, err = check(ctx, image, r.Own); err != nil {
+		return Prediction{}, own, err
+	}
+	return Predict(r.Rule, r.Profile, engine, own), own, nil
 }
 
 // compileSets compiles each entry of a rule's attestor sets as a rule of
@@ -278,19 +283,10 @@ func predictSets(ctx context.Context, r CompiledRule, img gate.Image, check Chec
 	for si, set := range r.sets {
 		engineN, ownN := 0, 0
 		for _, e := range set.entries {
-			var engine *verify.Result
-			if e.Engine != nil {
-				res, err := check(ctx, img.Ref, e.Engine)
-				if err != nil {
-					return gate.Admission{}, err
-				}
-				engine = &res
-			}
-			own, err := check(ctx, img.Ref, e.Own)
+			p, own, err := predictRule(ctx, e, img.Ref, check)
 			if err != nil {
 				return gate.Admission{}, err
 			}
-			p := Predict(e.Rule, r.Profile, engine, own)
 			pred.Digest = cmp.Or(pred.Digest, p.Digest)
 			switch {
 			case p.Outcome == Undecided:
