@@ -73,7 +73,7 @@ func Lint(p *Policy, profiles Profiles) []Finding {
 			}
 		case BundleFormat:
 			switch {
-			case hasKey(r.Authorities):
+			case HasKey(r.Authorities):
 				add(SeverityError, "bundle-key", "signatureFormat: bundle takes keyless authorities only: every image fails",
 					"verify key-signed images with signatureFormat: legacy, or sign keyless", QuirkPCBundleKeylessOnly)
 			case len(r.Attestations) == 0 && prof.Has(QuirkPCBundleNoSignatures):
@@ -133,7 +133,8 @@ func Lint(p *Policy, profiles Profiles) []Finding {
 	return out
 }
 
-func hasKey(auths []verify.Authority) bool {
+// HasKey says whether one of auths is a public key.
+func HasKey(auths []verify.Authority) bool {
 	return slices.ContainsFunc(auths, func(a verify.Authority) bool { return a.Key != nil })
 }
 

@@ -349,7 +349,7 @@ func (c Compiled) ReadsNamespaces() bool {
 // optedIn says whether policy-controller checks the image's Pods: one of
 // the namespaces it runs in opts in, or is not known.
 func (c Compiled) optedIn(img gate.Image) bool {
-	nss := namespaces(img)
+	nss := Namespaces(img)
 	if len(nss) == 0 {
 		return true
 	}
@@ -428,7 +428,7 @@ func (c Compiled) strictestAction(r admission.Rule, img gate.Image) admission.Ac
 	}
 	rank := map[admission.Action]int{admission.Enforce: 0, admission.Warn: 1, admission.Audit: 2}
 	var best admission.Action
-	for _, ns := range namespaces(img) {
+	for _, ns := range Namespaces(img) {
 		if !r.Match.Applies(ns, c.Namespaces[ns]) {
 			continue
 		}
@@ -442,8 +442,8 @@ func (c Compiled) strictestAction(r admission.Rule, img gate.Image) admission.Ac
 	return best
 }
 
-// namespaces are the namespaces of the objects the image is in.
-func namespaces(img gate.Image) []string {
+// Namespaces are the namespaces of the objects the image is in.
+func Namespaces(img gate.Image) []string {
 	var out []string
 	for _, l := range img.Locations {
 		if parts := strings.Split(l.Object, "/"); len(parts) == 3 && !slices.Contains(out, parts[1]) {
@@ -481,7 +481,7 @@ func podImages(img gate.Image) map[string][]string {
 // namespace's labels where known; an image whose objects name no
 // namespace is taken to run in any.
 func (c Compiled) applies(m admission.Match, img gate.Image) bool {
-	nss := namespaces(img)
+	nss := Namespaces(img)
 	if len(nss) == 0 {
 		return len(m.Namespaces) == 0
 	}

@@ -115,7 +115,7 @@ func refusal(r admission.Rule, p admission.Profile, engine *verify.Result) (admi
 	switch r.Format {
 	case admission.BundleFormat:
 		switch {
-		case hasKeyAuthority(r):
+		case admission.HasKey(r.Authorities):
 			return quirk(admission.QuirkPCBundleKeylessOnly, "verify key-signed images with signatureFormat: legacy (the .sig tag), or sign keyless")
 		case len(r.Attestations) == 0:
 			return quirk(admission.QuirkPCBundleNoSignatures, "list the cosign v3 signature as an attestation of the authority "+
@@ -156,15 +156,6 @@ func failed(a admission.Action) Outcome {
 		return Warn
 	}
 	return Deny
-}
-
-func hasKeyAuthority(r admission.Rule) bool {
-	for _, a := range r.Authorities {
-		if a.Key != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // accepted says what pregate accepted, and where it is.
@@ -233,7 +224,7 @@ func whyMissed(r admission.Rule, p admission.Profile, engine, own verify.Result)
 		return quirk(admission.QuirkCosignLegacyOnly,
 			"set type: SigstoreBundle on this verifyImages entry, or use an ImageValidatingPolicy, or also sign in the legacy format (cosign sign --new-bundle-format=false --use-signing-config=false)")
 	case admission.LegacyFormat:
-		if hasKeyAuthority(r) {
+		if admission.HasKey(r.Authorities) {
 			// The bundle format takes no key authority either.
 			return quirk(admission.QuirkPCLegacyUnlessBundle, "policy-controller reads a key-signed cosign v3 bundle in no format: also sign in the legacy format "+
 				"(cosign sign --new-bundle-format=false --use-signing-config=false), or sign keyless and set signatureFormat: bundle")

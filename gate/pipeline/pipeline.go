@@ -308,12 +308,7 @@ func clusterNamespaces(ctx context.Context, o Options, adm *gateadmission.Compil
 		return nil
 	}
 	for _, img := range images {
-		for _, l := range img.Locations {
-			parts := strings.Split(l.Object, "/")
-			if len(parts) != 3 {
-				continue
-			}
-			ns := parts[1]
+		for _, ns := range gateadmission.Namespaces(img) {
 			if _, known := adm.Namespaces[ns]; known {
 				continue
 			}
