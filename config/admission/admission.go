@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -329,8 +330,8 @@ func (r Rule) Covers(img gate.Image) bool {
 	}
 	match := func(pattern string) bool {
 		if r.Engine == PolicyController {
-			re, err := PolicyControllerGlob(pattern)
-			return err == nil && re.MatchString(webhookName(img))
+			re, err := policyControllerGlob(pattern)
+			return err == nil && re.MatchString(WebhookName(img))
 		}
 		return wildcard(pattern, img.Ref) || wildcard(pattern, full)
 	}
@@ -370,20 +371,6 @@ func rawRefs(img gate.Image) []string {
 	return out
 }
 
-// webhookName is the name policy-controller's webhook matches globs
-// against: the Pod's image after its mutating webhook resolved it to a
-// digest, as go-containerregistry names a digest reference
-// (registry/repository@sha256:…, the tag dropped). An image not resolved
-// yet stands with a digest of zeros: no glob can tell one digest from
-// another.
-func webhookName(img gate.Image) string {
-	dg := img.Digest
-	if dg == "" {
-		dg = "sha256:" + strings.Repeat("0", 64)
-	}
-	return repositoryName(img) + "@" + dg
-}
-
 // repositoryName is the image's registry and repository:
 // "ghcr.io/acme/app".
 func repositoryName(img gate.Image) string {
@@ -394,7 +381,11 @@ func repositoryName(img gate.Image) string {
 }
 
 // WebhookName is the name policy-controller's webhook matches globs
-// against, with "…" for a digest not resolved.
+// against: the Pod's image after its mutating webhook resolved it to a
+// digest, as go-containerregistry names a digest reference
+// (registry/repository@sha256:…, the tag dropped). An image not resolved
+// yet stands with "…" for its digest: no glob tells one digest from
+// another but by spelling it out.
 func WebhookName(img gate.Image) string {
 	if img.Digest == "" {
 		return repositoryName(img) + "@sha256:…"
@@ -406,18 +397,46 @@ func WebhookName(img gate.Image) string {
 // in a glob.
 var policyControllerGlobChars = regexp.MustCompile(`^[a-zA-Z0-9-_:/*.@]+$`)
 
+// compiledGlobs caches policyControllerGlob: a rule's globs are matched
+// against every image of a revision, and policies outlive revisions.
+var compiledGlobs sync.Map // glob → *regexp.Regexp, or error
+
+// policyControllerGlob is PolicyControllerGlob, compiled once per glob.
+func policyControllerGlob(glob string) (*regexp.Regexp, error) {
+	if v, ok := compiledGlobs.Load(glob); ok {
+		if re, ok := v.(*regexp.Regexp); ok {
+			return re, nil
+		}
+		return nil, v.(error) //nolint:forcetypeassert // only the two are stored
+	}
+	re, err := PolicyControllerGlob(glob)
+	if err != nil {
+		compiledGlobs.Store(glob, err)
+		return nil, err
+	}
+	compiledGlobs.Store(glob, re)
+	return re, nil
+}
+
+// expandGlob is policy-controller's expansion of the two globs it
+// rewrites: "*" alone, "*/*" alone.
+func expandGlob(glob string) string {
+	switch glob {
+	case "*":
+		return "index.docker.io/library/*"
+	case "*/*":
+		return "index.docker.io/*/*"
+	}
+	return glob
+}
+
 // PolicyControllerGlob compiles a ClusterImagePolicy glob as
 // policy-controller does (pkg/apis/glob/glob.go Compile): "*" alone is
 // index.docker.io/library/*, "*/*" alone index.docker.io/*/*; "**" is any
 // run of characters, "*" any run without "/" (":" and "@" included); the
 // whole name must match.
 func PolicyControllerGlob(glob string) (*regexp.Regexp, error) {
-	switch glob {
-	case "*":
-		glob = "index.docker.io/library/*"
-	case "*/*":
-		glob = "index.docker.io/*/*"
-	}
+	glob = expandGlob(glob)
 	if !policyControllerGlobChars.MatchString(glob) {
 		return nil, fmt.Errorf("invalid glob %q", glob)
 	}

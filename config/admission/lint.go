@@ -225,15 +225,10 @@ func suggestGlob(g string) string {
 // webhook matches (registry/repository@sha256:<64 hex>) matches the glob,
 // by walking the glob against that shape.
 func policyControllerGlobCanMatch(glob string) bool {
-	if _, err := PolicyControllerGlob(glob); err != nil {
+	if _, err := policyControllerGlob(glob); err != nil {
 		return false
 	}
-	switch glob {
-	case "*":
-		glob = "index.docker.io/library/*"
-	case "*/*":
-		glob = "index.docker.io/*/*"
-	}
+	glob = expandGlob(glob)
 	// The shape: the registry host (state 0: any character but "/" and
 	// "@", ":" for a port), "/" then the repository path (1: any character
 	// but "@" and ":"), "@" then "sha256:" (2-8), then 64 hex digits
