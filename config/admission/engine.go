@@ -38,12 +38,10 @@ func (r Rule) Reads(p Profile) verify.Reads {
 		}
 		return reads
 	case BundleFormat:
-		// cosign GetBundles through go-containerregistry, as Kyverno's
-		// (research/pc-quirks: policy-controller v0.15.1).
 		return verify.Reads{
 			Sources:            []verify.Step{verify.ReferrersStep, verify.FallbackTagStep},
 			Formats:            []verify.Format{verify.BundleFormat},
-			FallbackWithoutAPI: true,
+			FallbackWithoutAPI: apiFirst,
 			AttestationsOnly:   p.Has(QuirkPCAttestationsOnly),
 		}
 	case KyvernoIVPOL:

@@ -49,7 +49,7 @@ func TestProfileQuirks(t *testing.T) {
 		{"kyverno@1.19", []string{QuirkCosignLegacyOnly, QuirkIVPOLKeyBundle, QuirkReferrersAPIFirst, QuirkBundleMaxReferrers},
 			[]string{QuirkBundleNoKeys, QuirkIVPOLKeyTlogCrash}},
 		{"kyverno@1.19.0", []string{QuirkIVPOLKeyBundle}, []string{QuirkBundleNoKeys}},
-		{"policy-controller@0.15", []string{QuirkPCLegacyUnlessBundle, QuirkPCBundleNoSignatures, QuirkPCAttestationsOnly, QuirkOneIdentity},
+		{"policy-controller@0.15", []string{QuirkPCLegacyUnlessBundle, QuirkPCBundleNoSignatures, QuirkPCAttestationsOnly, QuirkOneIdentity, QuirkReferrersAPIFirst},
 			[]string{QuirkCosignLegacyOnly, QuirkBundleArtifactType}},
 	} {
 		p, err := ParseProfile(tc.profile)
