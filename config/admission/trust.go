@@ -81,13 +81,7 @@ func logs(key, what string, get func(root.TrustedMaterial) map[string]*root.Tran
 		return get(b), nil
 	}
 	out := map[string]*root.TransparencyLog{}
-	rest := []byte(key)
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
+	for _, block := range pemBlocks(key) {
 		l, err := transparencyLog(block)
 		if err != nil {
 			return nil, fmt.Errorf("%s public key: %w", what, err)
@@ -118,13 +112,7 @@ func (m *material) CTLogs() map[string]*root.TransparencyLog                  { 
 // the root its chain leads to.
 func parseRoots(s string) ([]root.CertificateAuthority, error) {
 	var roots, inters []*x509.Certificate
-	rest := []byte(s)
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
+	for _, block := range pemBlocks(s) {
 		if block.Type != "CERTIFICATE" {
 			return nil, fmt.Errorf("a PEM %q block, want CERTIFICATE", block.Type)
 		}
@@ -195,4 +183,17 @@ func transparencyLog(block *pem.Block) (*root.TransparencyLog, error) {
 		ID: id[:], PublicKey: pub, HashFunc: crypto.SHA256, SignatureHashFunc: crypto.SHA256,
 		ValidityPeriodStart: time.Unix(0, 0),
 	}, nil
+}
+
+// pemBlocks are the PEM blocks of s, in order.
+func pemBlocks(s string) []*pem.Block {
+	var out []*pem.Block
+	rest := []byte(s)
+	for {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return out
+		}
+		out = append(out, block)
+	}
 }
