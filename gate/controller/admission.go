@@ -78,7 +78,8 @@ func (r *GateReconciler) policyControllerConfig(ctx context.Context, policies []
 	if r.PolicyControllerNamespace == "" || !slices.ContainsFunc(policies, func(p *admission.Policy) bool { return p.Kind == "ClusterImagePolicy" }) {
 		return nil, nil
 	}
-	cm := &corev1.ConfigMap{}
+	cm := &unstructured.Unstructured{}
+	cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
 	key := types.NamespacedName{Namespace: r.PolicyControllerNamespace, Name: admission.PolicyControllerConfigMap}
 	if err := r.Get(ctx, key, cm); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -86,14 +87,7 @@ func (r *GateReconciler) policyControllerConfig(ctx context.Context, policies []
 		}
 		return nil, fmt.Errorf("admission policies: reading ConfigMap %s: %w", key, err)
 	}
-	data := map[string]any{}
-	for k, v := range cm.Data {
-		data[k] = v
-	}
-	p, _, err := admission.Read("cluster ConfigMap "+key.String(), map[string]any{
-		"apiVersion": "v1", "kind": "ConfigMap", "data": data,
-		"metadata": map[string]any{"name": cm.Name, "namespace": cm.Namespace},
-	})
+	p, _, err := admission.Read("cluster ConfigMap "+key.String(), cm.Object)
 	return p, err
 }
 
