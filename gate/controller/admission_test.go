@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/verify"
 	"github.com/pregate/pregate/verify/verifytest"
@@ -98,4 +99,58 @@ spec:
                     rekor: {ignoreTlog: true}
                     publicKeys: |
 %s`, name, host, pub.String())
+}
+
+// TestClusterPolicyControllerScope: the controller reads what
+// policy-controller's predictions depend on from the cluster: its
+// ClusterImagePolicies, its config-policy-controller ConfigMap (from
+// PolicyControllerNamespace) and a namespace's labels.
+func TestClusterPolicyControllerScope(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	ns, err := testEnv.CreateNamespace(ctx, "pc-scope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels = map[string]string{admission.NamespaceOptIn: "true"}
+	if err := k8sClient.Update(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	name := ns.Name
+	create := func(doc string) {
+		t.Helper()
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		if err := k8sClient.Create(ctx, u); err != nil {
+			t.Fatalf("creating %s: %v", u.GetKind(), err)
+		}
+		t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), u) })
+	}
+	create(fmt.Sprintf(`{apiVersion: v1, kind: ConfigMap, metadata: {name: config-policy-controller, namespace: %s}, data: {no-match-policy: warn}}`, name))
+	create(fmt.Sprintf(`{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: %s},
+  spec: {images: [{glob: "registry.%s.example/**"}], authorities: [{static: {action: pass}}]}}`, name, name))
+
+	r := &GateReconciler{Client: k8sClient, PolicyControllerNamespace: name}
+	policies, err := r.clusterAdmissionPolicies(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cip, config bool
+	for _, p := range policies {
+		cip = cip || p.ID() == "ClusterImagePolicy/"+name
+		config = config || (p.ID() == "ConfigMap/"+name+"/config-policy-controller" && p.NoMatch == admission.NoMatchWarn)
+	}
+	if !cip || !config {
+		t.Errorf("policies read from the cluster: %+v; want the ClusterImagePolicy and the ConfigMap's no-match-policy: warn", policies)
+	}
+	labels, found, err := r.namespaceLabels(ctx, name)
+	if err != nil || !found || labels[admission.NamespaceOptIn] != "true" {
+		t.Errorf("namespaceLabels(%s) = %v, %v, %v; want the opt-in label", name, labels, found, err)
+	}
+	if _, found, err := r.namespaceLabels(ctx, name+"-missing"); err != nil || found {
+		t.Errorf("namespaceLabels(missing) found %v, %v; want not found", found, err)
+	}
 }
