@@ -79,7 +79,7 @@ var quirks = []Quirk{
 		Does:   "an authority with signatureFormat: bundle reads Sigstore bundles only, never cosign's legacy .sig and .att tags",
 		Source: "cosign pkg/cosign/verify.go verifyImageAttestationsSigstoreBundle, from policy-controller pkg/webhook/validator.go"},
 	{ID: QuirkReferrersAPIFirst, Engine: PolicyController, Since: "0.13",
-		Does: "with signatureFormat: bundle, Sigstore bundles are listed through the registry's referrers API, and the sha256-<digest> fallback tag is read only when the registry has no referrers API",
+		Does:   "with signatureFormat: bundle, Sigstore bundles are listed through the registry's referrers API, and the sha256-<digest> fallback tag is read only when the registry has no referrers API",
 		Source: "go-containerregistry remote.Referrers, called by cosign GetBundles from policy-controller pkg/webhook/validator.go"},
 	{ID: QuirkBundleArtifactType, Engine: Kyverno, Since: "1.13",
 		Does: "verifyImages type: SigstoreBundle keeps only the referrers whose listing gives an artifactType starting application/vnd.dev.sigstore.bundle; " +

@@ -127,7 +127,7 @@ func TestClusterPolicyControllerScope(t *testing.T) {
 		if err := k8sClient.Create(ctx, u); err != nil {
 			t.Fatalf("creating %s: %v", u.GetKind(), err)
 		}
-		t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), u) })
+		t.Cleanup(func() { _ = k8sClient.Delete(context.WithoutCancel(ctx), u) })
 	}
 	create(fmt.Sprintf(`{apiVersion: v1, kind: ConfigMap, metadata: {name: config-policy-controller, namespace: %s}, data: {no-match-policy: warn}}`, name))
 	create(fmt.Sprintf(`{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: %s},
