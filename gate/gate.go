@@ -69,6 +69,12 @@ type Location struct {
 	// SetBy is where the reference was set when that is not File: the
 	// kustomize images: entry or the postBuild variable that produced it.
 	SetBy *Origin `json:"setBy,omitempty"`
+	// Labels are the object's labels, and PodLabels those of the Pods it
+	// runs (its pod template's; the object's own for a Pod): admission
+	// policies select by them. Nil when the object has none. They are
+	// not reported.
+	Labels    map[string]string `json:"-"`
+	PodLabels map[string]string `json:"-"`
 }
 
 func (l Location) String() string {

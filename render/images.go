@@ -103,6 +103,8 @@ type imageScan struct {
 	c   *imageCollector
 	obj Object
 	id  string
+	// labels and podLabels are the object's and its Pods' labels.
+	labels, podLabels map[string]string
 }
 
 // object scans one object's pod spec, if it has one.
@@ -111,6 +113,16 @@ func (c *imageCollector) object(obj Object) {
 	spec, path, ok := s.podSpec()
 	if !ok {
 		return
+	}
+	s.labels = stringMap(metadata(obj.Content)["labels"])
+	s.podLabels = s.labels
+	if fields := strings.Split(path, "."); len(fields) > 1 {
+		// The pod template's metadata is beside its spec.
+		cur := obj.Content
+		for _, f := range fields[:len(fields)-1] {
+			cur, _ = cur[f].(map[string]any)
+		}
+		s.podLabels = stringMap(metadata(cur)["labels"])
 	}
 	for _, field := range containerFields {
 		s.containerList(spec[field], path+"."+field, field)
@@ -236,7 +248,25 @@ func (s *imageScan) image(container, path, raw string) {
 		Container:  container,
 		Path:       path,
 		Raw:        raw,
+		Labels:     s.labels,
+		PodLabels:  s.podLabels,
 	})
+}
+
+// stringMap is a map of strings (labels), without the entries that are
+// not strings; nil when there are none.
+func stringMap(v any) map[string]string {
+	m, _ := v.(map[string]any)
+	var out map[string]string
+	for k, v := range m {
+		if s, ok := v.(string); ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = s
+		}
+	}
+	return out
 }
 
 // gap records an UnresolvedImageGap at path in the scanned object.

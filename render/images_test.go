@@ -423,3 +423,52 @@ func benchmarkObjects(n int) []Object {
 	}
 	return objs
 }
+
+// TestImages_labels: each place carries its object's labels and those of
+// the Pods it runs, its pod template's, wherever the template is.
+func TestImages_labels(t *testing.T) {
+	t.Parallel()
+	objs, err := decodeImagesInput([]byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop, labels: {tier: web}}
+spec:
+  template:
+    metadata: {labels: {app: web, replicas: 3}}
+    spec: {containers: [{name: a, image: ghcr.io/acme/web:1}]}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: shop}
+spec:
+  jobTemplate:
+    spec:
+      template:
+        metadata: {labels: {app: nightly}}
+        spec: {containers: [{name: a, image: ghcr.io/acme/job:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: shop, labels: {app: p}}
+spec: {containers: [{name: a, image: ghcr.io/acme/pod:1}]}
+`), "objs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, gaps := Images(objs)
+	if len(gaps) > 0 || len(images) != 3 {
+		t.Fatalf("Images = %d images, gaps %+v", len(images), gaps)
+	}
+	got := map[string]string{}
+	for _, img := range images {
+		l := img.Locations[0]
+		got[l.Object] = fmt.Sprint(l.Labels, " ", l.PodLabels)
+	}
+	want := map[string]string{
+		"Deployment/shop/web":  "map[tier:web] map[app:web]", // a value that is not a string is no label
+		"CronJob/shop/nightly": "map[] map[app:nightly]",
+		"Pod/shop/p":           "map[app:p] map[app:p]",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+}

@@ -195,44 +195,8 @@ func (r Rule) ActionIn(namespace string) Action {
 // verify-image".
 func (r Rule) ID() string { return r.Policy + " rule " + r.Name }
 
-// Match says which Pods a rule applies to, by namespace. Empty lists
-// apply to every namespace.
-type Match struct {
-	Namespaces        []string
-	ExcludeNamespaces []string
-	// NamespaceSelectors select namespaces by label (Kyverno
-	// namespaceSelector, an ImageValidatingPolicy's
-	// matchConstraints.namespaceSelector): the rule applies in a
-	// namespace any of them selects.
-	NamespaceSelectors []labels.Selector
-}
-
-// Applies says whether the rule applies to a Pod in namespace, whose
-// labels are given; nil labels are not known, and are taken to be
-// selected.
-func (m Match) Applies(namespace string, nsLabels map[string]string) bool {
-	for _, ns := range m.ExcludeNamespaces {
-		if wildcard(ns, namespace) {
-			return false
-		}
-	}
-	if len(m.NamespaceSelectors) > 0 && nsLabels != nil &&
-		!slices.ContainsFunc(m.NamespaceSelectors, func(s labels.Selector) bool { return s.Matches(labels.Set(nsLabels)) }) {
-		return false
-	}
-	if len(m.Namespaces) == 0 {
-		return true
-	}
-	for _, ns := range m.Namespaces {
-		if wildcard(ns, namespace) {
-			return true
-		}
-	}
-	return false
-}
-
-// namespaceSelector reads a label selector as Kubernetes does.
-func namespaceSelector(raw any) (labels.Selector, error) {
+// labelSelector reads a label selector as Kubernetes does.
+func labelSelector(raw any) (labels.Selector, error) {
 	b, err := json.Marshal(raw)
 	if err != nil {
 		return nil, err

@@ -51,11 +51,10 @@ type ivpol struct {
 			Required     *bool `json:"required"`
 		} `json:"validationConfigurations"`
 		MatchConstraints *struct {
-			ResourceRules []struct {
-				Resources []string `json:"resources"`
-			} `json:"resourceRules"`
-			NamespaceSelector any `json:"namespaceSelector"`
-			ObjectSelector    any `json:"objectSelector"`
+			ResourceRules        []ivpolResourceRule `json:"resourceRules"`
+			ExcludeResourceRules []ivpolResourceRule `json:"excludeResourceRules"`
+			NamespaceSelector    any                 `json:"namespaceSelector"`
+			ObjectSelector       any                 `json:"objectSelector"`
 		} `json:"matchConstraints"`
 		MatchConditions      []any `json:"matchConditions"`
 		MatchImageReferences []struct {
@@ -110,7 +109,7 @@ func readIVPOL(p *Policy, raw ivpol) error {
 	rule := Rule{Policy: p.ID(), Name: "validations", Engine: Kyverno, Format: KyvernoIVPOL, Action: Enforce,
 		AttestationTypes: map[string]string{}}
 	if p.Namespace != "" {
-		rule.Match.Namespaces = []string{p.Namespace}
+		rule.Match.All = []Filter{{Namespaces: []string{p.Namespace}}}
 	}
 	switch {
 	case slices.Contains(spec.ValidationActions, "Deny"):
@@ -128,26 +127,18 @@ func readIVPOL(p *Policy, raw ivpol) error {
 		}
 	}
 	if mc := spec.MatchConstraints; mc != nil {
-		pods := false
-		for _, rr := range mc.ResourceRules {
-			if slices.Contains(rr.Resources, "pods") || slices.Contains(rr.Resources, "*") {
-				pods = true
-			}
-		}
-		if !pods {
+		var more []string
+		rule.Match.Any, more = ivpolResourceFilters(mc.ResourceRules, "matchConstraints.resourceRules")
+		rule.Unsupported = append(rule.Unsupported, more...)
+		if !slices.ContainsFunc(rule.Match.Any, func(f Filter) bool { return f.Selects(Object{Version: "v1", Kind: "Pod"}) }) {
 			rule.Unsupported = append(rule.Unsupported, "matchConstraints without pods")
 		}
-		if mc.ObjectSelector != nil {
-			rule.Unsupported = append(rule.Unsupported, "matchConstraints.objectSelector")
-		}
-		if mc.NamespaceSelector != nil {
-			sel, err := namespaceSelector(mc.NamespaceSelector)
-			if err != nil {
-				rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("matchConstraints.namespaceSelector, which does not read: %v", err))
-			} else {
-				rule.Match.NamespaceSelectors = append(rule.Match.NamespaceSelectors, sel)
-			}
-		}
+		rule.Match.ExcludeAny, more = ivpolResourceFilters(mc.ExcludeResourceRules, "matchConstraints.excludeResourceRules")
+		rule.Unsupported = append(rule.Unsupported, more...)
+		var f Filter
+		rule.Unsupported = append(rule.Unsupported, readSelector(&f.Selector, mc.ObjectSelector, "matchConstraints.objectSelector")...)
+		rule.Unsupported = append(rule.Unsupported, readSelector(&f.NamespaceSelector, mc.NamespaceSelector, "matchConstraints.namespaceSelector")...)
+		rule.Match.All = append(rule.Match.All, f)
 	}
 	if len(spec.MatchConditions) > 0 {
 		rule.Unsupported = append(rule.Unsupported, "matchConditions (CEL)")
@@ -257,4 +248,44 @@ func appendIdentity(k *verify.Keyless, id verify.Identity) *verify.Keyless {
 	}
 	k.Identities = append(k.Identities, id)
 	return k
+}
+
+// ivpolResourceRule is a rule of an admission policy's matchConstraints.
+type ivpolResourceRule struct {
+	APIGroups     []string `json:"apiGroups"`
+	APIVersions   []string `json:"apiVersions"`
+	Resources     []string `json:"resources"`
+	Operations    []string `json:"operations"`
+	ResourceNames []string `json:"resourceNames"`
+}
+
+// ivpolResourceFilters reads resource rules as admission matches them:
+// any group, version and resource of a rule, "*" for any, and operations
+// that must include CREATE ("*" does) for the rule to select what pregate
+// sees. resourceNames is said unsupported.
+func ivpolResourceFilters(rules []ivpolResourceRule, where string) ([]Filter, []string) {
+	var out []Filter
+	var unsupported []string
+	for i, rr := range rules {
+		var f Filter
+		for _, g := range rr.APIGroups {
+			for _, v := range rr.APIVersions {
+				for _, r := range rr.Resources {
+					res, sub, _ := strings.Cut(r, "/")
+					f.Kinds = append(f.Kinds, Kind{Group: g, Version: v, Resource: res, Subresource: sub, AnyStar: true})
+				}
+			}
+		}
+		if len(f.Kinds) == 0 {
+			f.Never = true
+		}
+		if !slices.ContainsFunc(rr.Operations, func(op string) bool { return op == "*" || op == "CREATE" }) {
+			f.Never = true
+		}
+		if len(rr.ResourceNames) > 0 {
+			unsupported = append(unsupported, fmt.Sprintf("%s[%d].resourceNames (a Pod's name is not known before it is created)", where, i))
+		}
+		out = append(out, f)
+	}
+	return out, unsupported
 }

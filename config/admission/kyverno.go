@@ -36,18 +36,35 @@ type kyvernoMatch struct {
 	Any       []kyvernoFilter   `json:"any"`
 	All       []kyvernoFilter   `json:"all"`
 	Resources *kyvernoResources `json:"resources"`
+	kyvernoUserInfo
 }
 
 type kyvernoFilter struct {
 	Resources kyvernoResources `json:"resources"`
+	kyvernoUserInfo
+}
+
+// kyvernoUserInfo selects by who makes the request: said unsupported.
+type kyvernoUserInfo struct {
+	Subjects     any `json:"subjects"`
+	Roles        any `json:"roles"`
+	ClusterRoles any `json:"clusterRoles"`
+}
+
+func (u kyvernoUserInfo) empty() bool {
+	return u.Subjects == nil && u.Roles == nil && u.ClusterRoles == nil
 }
 
 type kyvernoResources struct {
-	Kinds      []string `json:"kinds"`
-	Namespaces []string `json:"namespaces"`
-	Selector   any      `json:"selector"`
-	// NamespaceSelector and the rest are said unsupported by name.
-	NamespaceSelector any `json:"namespaceSelector"`
+	Kinds             []string `json:"kinds"`
+	Namespaces        []string `json:"namespaces"`
+	Selector          any      `json:"selector"`
+	NamespaceSelector any      `json:"namespaceSelector"`
+	Operations        []string `json:"operations"`
+	// Names and Annotations are said unsupported.
+	Name        string   `json:"name"`
+	Names       []string `json:"names"`
+	Annotations any      `json:"annotations"`
 }
 
 type kyvernoVerifyImages struct {
@@ -229,55 +246,75 @@ func kyvernoAction(s string, def Action) (Action, error) {
 	return "", fmt.Errorf("%q is not Enforce or Audit", s)
 }
 
-// kyvernoRuleMatch reads which namespaces a rule applies to. A rule that
-// matches no Pod kind (and no pod controller, which autogen turns into
-// Pods) is said unsupported rather than guessed.
+// kyvernoRuleMatch reads which objects a rule applies to. A rule that
+// matches no Pod and no built-in workload is said unsupported rather than
+// guessed, as are names, annotations and who makes the request.
 func kyvernoRuleMatch(r kyvernoRule, policyNamespace string) (Match, []string) {
 	var m Match
 	var unsupported []string
-	filters := append(append([]kyvernoFilter(nil), r.Match.Any...), r.Match.All...)
-	if r.Match.Resources != nil {
-		filters = append(filters, kyvernoFilter{Resources: *r.Match.Resources})
-	}
 	pods := false
-	for _, f := range filters {
-		for _, k := range f.Resources.Kinds {
-			switch strings.TrimPrefix(k, "v1/") {
-			case "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "*":
-				pods = true
-			}
+	filters := func(list []kyvernoFilter, where string, match bool) []Filter {
+		var out []Filter
+		for i, kf := range list {
+			f, more := kyvernoFilterOf(kf, fmt.Sprintf("%s[%d]", where, i), !match)
+			unsupported = append(unsupported, more...)
+			pods = pods || (match && !f.Never && (len(f.Kinds) == 0 || slices.ContainsFunc(f.Kinds, Kind.runsPods)))
+			out = append(out, f)
 		}
-		m.Namespaces = append(m.Namespaces, f.Resources.Namespaces...)
-		if f.Resources.Selector != nil {
-			unsupported = append(unsupported, "match selector (the resource's labels)")
-		}
-		if f.Resources.NamespaceSelector != nil {
-			sel, err := namespaceSelector(f.Resources.NamespaceSelector)
-			if err != nil {
-				unsupported = append(unsupported, fmt.Sprintf("match namespaceSelector, which does not read: %v", err))
-				continue
-			}
-			m.NamespaceSelectors = append(m.NamespaceSelectors, sel)
-		}
+		return out
 	}
+	legacy := func(mt kyvernoMatch) []kyvernoFilter {
+		if mt.Resources == nil && mt.empty() {
+			return nil
+		}
+		f := kyvernoFilter{kyvernoUserInfo: mt.kyvernoUserInfo}
+		if mt.Resources != nil {
+			f.Resources = *mt.Resources
+		}
+		return []kyvernoFilter{f}
+	}
+	m.Any = filters(r.Match.Any, "match.any", true)
+	m.All = filters(append(r.Match.All, legacy(r.Match)...), "match.all", true)
 	if !pods {
 		unsupported = append(unsupported, "a match without Pods")
 	}
-	excl := append(append([]kyvernoFilter(nil), r.Exclude.Any...), r.Exclude.All...)
-	if r.Exclude.Resources != nil {
-		excl = append(excl, kyvernoFilter{Resources: *r.Exclude.Resources})
-	}
-	for _, f := range excl {
-		m.ExcludeNamespaces = append(m.ExcludeNamespaces, f.Resources.Namespaces...)
-		if len(f.Resources.Namespaces) == 0 {
-			unsupported = append(unsupported, "an exclude other than by namespace")
-		}
-	}
+	m.ExcludeAny = filters(r.Exclude.Any, "exclude.any", false)
+	m.ExcludeAll = filters(append(r.Exclude.All, legacy(r.Exclude)...), "exclude.all", false)
 	if policyNamespace != "" {
 		// A namespaced Policy applies in its own namespace only.
-		m.Namespaces = []string{policyNamespace}
+		m.All = append(m.All, Filter{Namespaces: []string{policyNamespace}})
 	}
 	return m, unsupported
+}
+
+// kyvernoFilterOf reads one filter of a match or an exclude, with what
+// it asks that is not evaluated. A filter whose operations leave out
+// CREATE selects nothing pregate sees; an exclude by who makes the
+// request is taken to exclude nothing, so that the rule is predicted (and
+// Undecided for it).
+func kyvernoFilterOf(kf kyvernoFilter, where string, exclude bool) (Filter, []string) {
+	var unsupported []string
+	rs := kf.Resources
+	f := Filter{Namespaces: rs.Namespaces}
+	for _, k := range rs.Kinds {
+		f.Kinds = append(f.Kinds, kyvernoKind(k))
+	}
+	unsupported = append(unsupported, readSelector(&f.Selector, rs.Selector, where+".resources.selector")...)
+	unsupported = append(unsupported, readSelector(&f.NamespaceSelector, rs.NamespaceSelector, where+".resources.namespaceSelector")...)
+	if rs.Name != "" || len(rs.Names) > 0 {
+		unsupported = append(unsupported, where+".resources.names (a Pod's name is not known before it is created)")
+	}
+	if rs.Annotations != nil {
+		unsupported = append(unsupported, where+".resources.annotations")
+	}
+	if !kf.empty() {
+		unsupported = append(unsupported, where+": subjects, roles or clusterRoles (who makes the request)")
+		f.Never = f.Never || exclude
+	}
+	if len(rs.Operations) > 0 && !slices.ContainsFunc(rs.Operations, func(op string) bool { return strings.EqualFold(op, "CREATE") }) {
+		f.Never = true
+	}
+	return f, unsupported
 }
 
 // kyvernoAttestors turns attestor sets into authorities. Every set must

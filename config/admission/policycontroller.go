@@ -52,7 +52,12 @@ type clusterImagePolicy struct {
 		} `json:"authorities"`
 		Mode   string `json:"mode"`
 		Policy any    `json:"policy"`
-		Match  []any  `json:"match"`
+		Match  []struct {
+			Group    string `json:"group"`
+			Version  string `json:"version"`
+			Resource string `json:"resource"`
+			Selector any    `json:"selector"`
+		} `json:"match"`
 	} `json:"spec"`
 }
 
@@ -84,15 +89,20 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 	if raw.Spec.Policy != nil {
 		policyUnsupported = append(policyUnsupported, "spec.policy (CUE or Rego)")
 	}
-	if len(raw.Spec.Match) > 0 {
-		policyUnsupported = append(policyUnsupported, "spec.match (resource selectors)")
+	// Any entry of spec.match selects the object by its resource and
+	// labels (pkg/apis/config/image_policies.go GetMatchingPolicies).
+	var match Match
+	for i, m := range raw.Spec.Match {
+		f := Filter{Kinds: []Kind{{Group: m.Group, Version: m.Version, Resource: m.Resource}}}
+		policyUnsupported = append(policyUnsupported, readSelector(&f.Selector, m.Selector, fmt.Sprintf("spec.match[%d].selector", i))...)
+		match.Any = append(match.Any, f)
 	}
 	for i, a := range raw.Spec.Authorities {
 		name := a.Name
 		if name == "" {
 			name = fmt.Sprintf("authorities[%d]", i)
 		}
-		rule := Rule{Policy: p.ID(), Name: name, Engine: PolicyController, Images: globs, Action: action,
+		rule := Rule{Policy: p.ID(), Name: name, Engine: PolicyController, Images: globs, Action: action, Match: match,
 			Format: LegacyFormat, Unsupported: append([]string(nil), policyUnsupported...)}
 		// policy-controller validates no value: "bundle" exactly is the
 		// bundle format, anything else ("Bundle" too) the legacy one

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/labels"
-
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
@@ -240,43 +238,5 @@ func TestWildcard(t *testing.T) {
 		if got := wildcard(tc.pattern, tc.s); got != tc.want {
 			t.Errorf("wildcard(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
 		}
-	}
-	m := Match{ExcludeNamespaces: []string{"kube-system"}}
-	if m.Applies("kube-system", nil) || !m.Applies("apps", nil) {
-		t.Errorf("exclude kube-system: %v %v", m.Applies("kube-system", nil), m.Applies("apps", nil))
-	}
-}
-
-// TestMatchNamespaceSelector: a namespaceSelector selects by the
-// namespace's labels, as Kubernetes reads a label selector; a namespace
-// whose labels are not known is taken to be selected.
-func TestMatchNamespaceSelector(t *testing.T) {
-	t.Parallel()
-	sel, err := namespaceSelector(map[string]any{
-		"matchLabels":      map[string]any{"signing": "enforced"},
-		"matchExpressions": []any{map[string]any{"key": "tier", "operator": "NotIn", "values": []any{"dev"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := Match{NamespaceSelectors: []labels.Selector{sel}}
-	for _, tc := range []struct {
-		labels map[string]string
-		want   bool
-	}{
-		{map[string]string{"signing": "enforced"}, true},
-		{map[string]string{"signing": "enforced", "tier": "dev"}, false},
-		{map[string]string{}, false},
-		{nil, true},
-	} {
-		if got := m.Applies("shop", tc.labels); got != tc.want {
-			t.Errorf("Applies(shop, %v) = %v, want %v", tc.labels, got, tc.want)
-		}
-	}
-	if _, err := namespaceSelector(map[string]any{"matchLabel": map[string]any{"a": "b"}}); err == nil {
-		t.Error("namespaceSelector(matchLabel) read, want an unknown field error")
-	}
-	if _, err := namespaceSelector(map[string]any{"matchExpressions": []any{map[string]any{"key": "a", "operator": "Near"}}}); err == nil {
-		t.Error("namespaceSelector(operator Near) read, want an error")
 	}
 }

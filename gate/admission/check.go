@@ -175,21 +175,26 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 	var jobs []job
 	var unmatched []gate.Admission
 	for _, img := range images {
-		optedIn := c.optedIn(img)
-		policyController := false
+		objects := admission.Objects(img, c.namespaceLabels)
+		policyController := make([]bool, len(objects)) // the objects a ClusterImagePolicy selects
 		for _, r := range c.Rules {
-			if r.Rule.Engine == admission.PolicyController && !optedIn {
+			if !r.Covers(img) {
 				continue
 			}
-			if r.Covers(img) && c.applies(r.Match, img) {
-				r.Action = c.strictestAction(r.Rule, img)
-				jobs = append(jobs, job{r, img})
-				policyController = policyController || r.Rule.Engine == admission.PolicyController
+			var selected []admission.Object
+			for i, o := range objects {
+				if r.Match.Applies(o) && (r.Rule.Engine != admission.PolicyController || c.optedIn(o)) {
+					selected = append(selected, o)
+					policyController[i] = policyController[i] || r.Rule.Engine == admission.PolicyController
+				}
 			}
+			if len(selected) == 0 {
+				continue
+			}
+			r.Action = strictestAction(r.Rule, selected)
+			jobs = append(jobs, job{r, img})
 		}
-		if optedIn && !policyController {
-			unmatched = append(unmatched, c.noMatch(img)...)
-		}
+		unmatched = append(unmatched, c.noMatch(img, objects, policyController)...)
 	}
 	if concurrency <= 0 {
 		concurrency = 8
@@ -343,29 +348,26 @@ func byDigest(img gate.Image) bool {
 // ReadsNamespaces says whether the predictions depend on namespaces'
 // labels: policy-controller's opt-in label, a namespace selector.
 func (c Compiled) ReadsNamespaces() bool {
-	return c.NoMatch != "" || slices.ContainsFunc(c.Rules, func(r CompiledRule) bool { return len(r.Match.NamespaceSelectors) > 0 })
+	return c.NoMatch != "" || slices.ContainsFunc(c.Rules, func(r CompiledRule) bool { return r.Match.ReadsNamespaces() })
 }
 
-// optedIn says whether policy-controller checks the image's Pods: one of
-// the namespaces it runs in opts in, or is not known.
-func (c Compiled) optedIn(img gate.Image) bool {
-	nss := Namespaces(img)
-	if len(nss) == 0 {
-		return true
-	}
-	for _, ns := range nss {
-		labels, known := c.Namespaces[ns]
-		if !known || labels[admission.NamespaceOptIn] == "true" {
-			return true
-		}
-	}
-	return false
+// namespaceLabels are a namespace's labels, nil when it is not known.
+func (c Compiled) namespaceLabels(ns string) map[string]string {
+	return c.Namespaces[ns]
 }
 
-// noMatch is policy-controller's answer for an image no
-// ClusterImagePolicy covers (pkg/webhook/validator.go
-// setNoMatchingPoliciesError), unless it allows such images.
-func (c Compiled) noMatch(img gate.Image) []gate.Admission {
+// optedIn says whether policy-controller checks the object: its namespace
+// opts in, or is not known.
+func (c Compiled) optedIn(o admission.Object) bool {
+	return o.NamespaceLabels == nil || o.NamespaceLabels[admission.NamespaceOptIn] == "true"
+}
+
+// noMatch is policy-controller's answer for the objects of an image that
+// no ClusterImagePolicy selects (pkg/webhook/validator.go
+// setNoMatchingPoliciesError), when there are ClusterImagePolicies and it
+// does not allow such images; selected says which objects some policy
+// selects.
+func (c Compiled) noMatch(img gate.Image, objects []admission.Object, selected []bool) []gate.Admission {
 	var outcome Outcome
 	switch c.NoMatch {
 	case admission.NoMatchDeny:
@@ -375,16 +377,45 @@ func (c Compiled) noMatch(img gate.Image) []gate.Admission {
 	default:
 		return nil
 	}
+	var missed []string
+	for i, o := range objects {
+		if c.optedIn(o) && !selected[i] {
+			missed = append(missed, describeObject(o))
+		}
+	}
+	if len(missed) == 0 {
+		return nil
+	}
 	from := c.noMatchFrom
 	setting := fmt.Sprintf("no-match-policy is %s", c.NoMatch)
 	if from == "" {
 		from = "ConfigMap/" + admission.PolicyControllerConfigMap
 		setting += " (the default; its ConfigMap was not given)"
 	}
+	why := fmt.Sprintf("no ClusterImagePolicy glob matches %s, the name policy-controller's webhook matches", admission.WebhookName(img))
+	fix := ""
+	if slices.Contains(selected, true) {
+		why = fmt.Sprintf("the ClusterImagePolicies whose globs match %s select by spec.match, and none selects %s",
+			admission.WebhookName(img), strings.Join(missed, ", "))
+		fix = "add the workload's resource (or its labels) to spec.match: policy-controller checks the workload as well as its Pods, or set no-match-policy: allow"
+	}
 	return []gate.Admission{{
 		Engine: c.noMatchProfile.String(), Policy: from, Rule: "no-match-policy", Image: img.Ref, Digest: img.Digest, Outcome: outcome,
-		Message: fmt.Sprintf("no ClusterImagePolicy glob matches %s, the name policy-controller's webhook matches, and its %s", admission.WebhookName(img), setting),
+		Message: why + ", and its " + setting, Fix: fix,
 	}}
+}
+
+// describeObject names an object as admission sees it: Kind/namespace/name,
+// or a Pod to be created.
+func describeObject(o admission.Object) string {
+	id := o.Kind
+	if o.Namespace != "" {
+		id += "/" + o.Namespace
+	}
+	if o.Name == "" {
+		return "a " + id + " it creates"
+	}
+	return id + "/" + o.Name
 }
 
 // anyAuthority combines a policy-controller policy's authorities, each
@@ -420,24 +451,18 @@ func isPolicyController(p gate.Admission) bool {
 }
 
 // strictestAction is the rule's action for the image: with per-namespace
-// overrides, the strictest among the namespaces it runs in where the rule
-// applies (one denial is enough to break the revision).
-func (c Compiled) strictestAction(r admission.Rule, img gate.Image) admission.Action {
+// overrides, the strictest among the namespaces of the objects it applies
+// to (one denial is enough to break the revision).
+func strictestAction(r admission.Rule, objects []admission.Object) admission.Action {
 	if len(r.ActionOverrides) == 0 {
 		return r.Action
 	}
 	rank := map[admission.Action]int{admission.Enforce: 0, admission.Warn: 1, admission.Audit: 2}
 	var best admission.Action
-	for _, ns := range Namespaces(img) {
-		if !r.Match.Applies(ns, c.Namespaces[ns]) {
-			continue
-		}
-		if a := r.ActionIn(ns); best == "" || rank[a] < rank[best] {
+	for _, o := range objects {
+		if a := r.ActionIn(o.Namespace); best == "" || rank[a] < rank[best] {
 			best = a
 		}
-	}
-	if best == "" {
-		return r.Action
 	}
 	return best
 }
@@ -474,16 +499,4 @@ func podImages(img gate.Image) map[string][]string {
 		out["containers"] = []string{img.Ref}
 	}
 	return out
-}
-
-// applies says whether a rule applies in a namespace the image runs in
-// (its locations' objects, Kind/namespace/name), by name and by the
-// namespace's labels where known; an image whose objects name no
-// namespace is taken to run in any.
-func (c Compiled) applies(m admission.Match, img gate.Image) bool {
-	nss := Namespaces(img)
-	if len(nss) == 0 {
-		return len(m.Namespaces) == 0
-	}
-	return slices.ContainsFunc(nss, func(ns string) bool { return m.Applies(ns, c.Namespaces[ns]) })
 }

@@ -130,3 +130,61 @@ func TestRequiresDigest(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchSelectsObjects: a rule applies to the objects its match
+// selects, the workload as applied or the Pods it runs, each with its own
+// labels. policy-controller checks both: a ClusterImagePolicy whose
+// spec.match names pods leaves the Deployment to no-match-policy.
+func TestMatchSelectsObjects(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	img := gate.Image{Ref: "ghcr.io/acme/app:1", Registry: "ghcr.io", Repository: "acme/app", Tag: "1", Locations: []gate.Location{{
+		Object: "Deployment/shop/web", APIVersion: "apps/v1", Path: "spec.template.spec.containers[0]",
+		Labels: map[string]string{"tier": "web"}, PodLabels: map[string]string{"app": "web"},
+	}}}
+	cip := func(selector string) *admission.Policy {
+		return readPolicy(t, `{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: pods},
+  spec: {images: [{glob: "ghcr.io/acme/**"}], match: [{resource: pods, version: v1, selector: {matchLabels: {app: `+selector+`}}}],
+  authorities: [{static: {action: pass}}]}}`)
+	}
+	allow := readPolicy(t, `{apiVersion: v1, kind: ConfigMap, metadata: {name: config-policy-controller, namespace: cosign-system}, data: {no-match-policy: allow}}`)
+	kyvernoSelector := func(app string) *admission.Policy {
+		return readPolicy(t, strings.Replace(kyverno("Enforce", "Cosign"), "match: {any: [{resources: {kinds: [Pod]}}]}",
+			"match: {any: [{resources: {kinds: [Pod], selector: {matchLabels: {app: "+app+"}}}}]}", 1))
+	}
+	for name, tc := range map[string]struct {
+		policies []*admission.Policy
+		want     []string // "outcome rule"
+	}{
+		"its Pods selected, the Deployment left to no-match": {[]*admission.Policy{cip("web")}, []string{"Admit authorities[0]", "Deny no-match-policy"}},
+		"no-match allowed":          {[]*admission.Policy{cip("web"), allow}, []string{"Admit authorities[0]"}},
+		"neither selected":          {[]*admission.Policy{cip("db")}, []string{"Deny no-match-policy"}},
+		"Kyverno, its Pods' labels": {[]*admission.Policy{kyvernoSelector("web")}, []string{"Deny release-workflow"}},
+		"Kyverno, other labels":     {[]*admission.Policy{kyvernoSelector("db")}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := compile(t, ss.Material(), tc.policies...)
+			preds, err := c.Check(t.Context(), []gate.Image{img}, func(_ context.Context, ref string, vp *verify.Policy) (verify.Result, error) {
+				return vp.Check(verify.Discovery{Subject: verify.Subject{Ref: ref, Repository: "ghcr.io/acme/app", Digest: digest}}), nil
+			}, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range preds {
+				got = append(got, string(p.Outcome)+" "+p.Rule)
+				if p.Rule != "no-match-policy" {
+					continue
+				}
+				if tc.policies[0].Rules[0].Engine == admission.PolicyController && name != "neither selected" &&
+					(!strings.Contains(p.Message, "none selects Deployment/shop/web") || strings.Contains(p.Message, "a Pod") || !strings.Contains(p.Fix, "spec.match")) {
+					t.Errorf("no-match prediction %+v: want the Deployment named, alone, and the fix", p)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("predictions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
