@@ -127,6 +127,11 @@ type Rule struct {
 	// RequiresDigest: the engine denies an image the Pod names without a
 	// digest (Kyverno verifyDigest with mutateDigest: false).
 	RequiresDigest bool
+	// NotRequired: an ImageValidatingPolicy whose validations hold
+	// admits an image none of them verified
+	// (validationConfigurations.required: false; QuirkIVPOLRequiredIgnored
+	// before Kyverno 1.19).
+	NotRequired bool
 	// Authorities are the signers any one of which satisfies the rule;
 	// Trust the trust material the policy gives them (zero: the default).
 	Authorities []verify.Authority

@@ -122,9 +122,7 @@ func readIVPOL(p *Policy, raw ivpol) error {
 	}
 	if vc := spec.ValidationConfigurations; vc != nil {
 		rule.RequiresDigest = (vc.VerifyDigest == nil || *vc.VerifyDigest) && vc.MutateDigest != nil && !*vc.MutateDigest
-		if vc.Required != nil && !*vc.Required {
-			rule.Unsupported = append(rule.Unsupported, "validationConfigurations.required: false")
-		}
+		rule.NotRequired = vc.Required != nil && !*vc.Required
 	}
 	if mc := spec.MatchConstraints; mc != nil {
 		var more []string

@@ -179,9 +179,12 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 			// verifyDigest and mutateDigest default to true: Kyverno
 			// writes the digest in before it checks there is one.
 			rule.RequiresDigest = (v.VerifyDigest == nil || *v.VerifyDigest) && v.MutateDigest != nil && !*v.MutateDigest
-			if v.Required != nil && !*v.Required {
-				rule.Unsupported = append(rule.Unsupported, "required: false")
-			}
+			// required (default true) is checked by the validating
+			// webhook, of the annotation the mutating one wrote after it
+			// verified the image (pkg/engine/handlers/validation/
+			// validate_image.go): on a Pod's creation the verification
+			// runs whatever it says, so required: false changes nothing
+			// pregate predicts.
 			auths, trusts, sets, more, err := kyvernoAttestors(v.Attestors, rule.Format)
 			if err != nil {
 				return fmt.Errorf("rules[%d].verifyImages[%d].attestors: %w", ri, vi, err)

@@ -49,6 +49,7 @@ const (
 	QuirkOneIdentity            = "bundle-one-identity"
 	QuirkIVPOLKeyTlogCrash      = "kyverno-ivpol-key-tlog-crash"
 	QuirkIVPOLKeyBundle         = "kyverno-ivpol-key-bundle-regression"
+	QuirkIVPOLRequiredIgnored   = "kyverno-ivpol-required-ignored"
 	QuirkPCLegacyUnlessBundle   = "policy-controller-legacy-unless-bundle"
 	QuirkPCBundleKeylessOnly    = "policy-controller-bundle-keyless-only"
 	QuirkPCBundleNoSignatures   = "policy-controller-bundle-no-signatures"
@@ -114,6 +115,9 @@ var quirks = []Quirk{
 	{ID: QuirkIVPOLKeyBundle, Engine: Kyverno, Since: "1.19.0",
 		Does:   "an ImageValidatingPolicy key attestor fails an image whose signatures are Sigstore bundles only: \"accepted signatures do not match threshold, Found: 0, Expected 1\"",
 		Source: "kyverno#17363 (a regression in 1.19.0, open; its fix kyverno#17380 was closed)"},
+	{ID: QuirkIVPOLRequiredIgnored, Engine: Kyverno, Since: "1.17", Until: "1.19",
+		Does:   "an ImageValidatingPolicy's validationConfigurations.required has no effect: an image its matchImageReferences cover that no validation verifies is admitted when the validations hold",
+		Source: "kyverno#16853; fixed in 1.19.0 by kyverno#16987 (pkg/image/verification/evaluator/policy.go EnforceRequired)"},
 	{ID: QuirkPCLegacyUnlessBundle, Engine: PolicyController, Since: "0.10",
 		Does:   "a ClusterImagePolicy authority reads cosign's legacy format only, from the .sig and .att tags, unless it says signatureFormat: bundle",
 		Source: "policy-controller pkg/webhook/validator.go checkOptsFromAuthority: NewBundleFormat only for signatureFormat \"bundle\""},

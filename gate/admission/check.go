@@ -200,6 +200,8 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 		concurrency = 8
 	}
 	out := make([]gate.Admission, len(jobs))
+	ivpol := make([]ivpolPrediction, len(jobs))
+	actions := make([]admission.Action, len(jobs))
 	errs := make([]error, len(jobs))
 	sem := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
@@ -222,7 +224,8 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 				out[i], errs[i] = predictSets(ctx, j.rule, j.image, check)
 				return
 			case j.rule.ivpol != nil:
-				out[i], errs[i] = predictIVPOL(ctx, j.rule, j.image.Ref, j.image.Digest, podImages(j.image), check)
+				out[i], ivpol[i], errs[i] = predictIVPOL(ctx, j.rule, j.image.Ref, j.image.Digest, podImages(j.image), check)
+				actions[i] = j.rule.Action
 				return
 			}
 			out[i], _, errs[i] = predictRule(ctx, j.rule, j.image.Ref, check)
@@ -234,6 +237,7 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 			return nil, err
 		}
 	}
+	enforceRequired(out, ivpol, actions)
 	return append(anyAuthority(out), unmatched...), nil
 }
 

@@ -88,6 +88,9 @@ type ivpolView struct {
 	notes    []string
 	digest   string
 	err      error
+	// verified records, for each image a check was asked of, whether one
+	// verified (Kyverno's ImageVerificationResults).
+	verified map[string]bool
 }
 
 func (v *ivpolView) policy(vp viewPolicies) *verify.Policy {
@@ -132,6 +135,12 @@ func (v *ivpolView) count(image, attestation string, attestors ref.Val) ref.Val 
 		}
 		v.accepted = append(v.accepted, res)
 		n++
+	}
+	if len(names) > 0 {
+		if v.verified == nil {
+			v.verified = map[string]bool{}
+		}
+		v.verified[image] = v.verified[image] || n > 0
 	}
 	return types.Int(n)
 }
@@ -304,10 +313,20 @@ func (v *ivpolView) evaluate(images map[string][]string) (bool, string, error) {
 	return true, "", nil
 }
 
+// ivpolPrediction is an ImageValidatingPolicy rule's prediction for an
+// image, with what the engine's verification functions recorded.
+type ivpolPrediction struct {
+	verified map[string]bool
+	// required: the validations held, and the image must have been
+	// verified, by this policy or another of the request
+	// (admission.Rule.NotRequired).
+	required bool
+}
+
 // predictIVPOL predicts an ImageValidatingPolicy rule for one image, whose
 // places in the Pod are images (containers, initContainers,
 // ephemeralContainers).
-func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, images map[string][]string, check Checker) (gate.Admission, error) {
+func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, images map[string][]string, check Checker) (gate.Admission, ivpolPrediction, error) {
 	p := gate.Admission{Engine: r.Profile.String(), Policy: r.Policy, Rule: r.Name, Image: image, Digest: digest}
 	engine := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, engine: true, check: check}
 	own := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, check: check}
@@ -318,16 +337,29 @@ func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, ima
 		if err == nil {
 			p.Digest = cmp.Or(p.Digest, engine.digest, own.digest)
 			p.Pregate = verify.NoSignatures
-			if ownOK {
+			if ownOK && (own.verified[image] || r.NotRequired) {
 				p.Pregate = verify.Verified
 			}
+			var ip ivpolPrediction
 			switch {
+			case engineOK && !r.NotRequired && !engine.verified[image]:
+				if q, ok := r.Profile.Quirk(admission.QuirkIVPOLRequiredIgnored); ok {
+					p.Outcome = Admit
+					p.Message = fmt.Sprintf("every validation holds, none verifying %s; %s admits it unverified, since it ignores required", image, r.Profile)
+					p.Quirk, p.Why = q.ID, q.Cite(r.Profile)
+					p.Fix = "verify every image the policy covers in a validation (images.initContainers and ephemeralContainers too): Kyverno 1.19 denies an image none verifies"
+					break
+				}
+				p.Outcome = Admit
+				p.Message = "every validation holds"
+				ip = ivpolPrediction{verified: engine.verified, required: true}
 			case engineOK:
 				p.Outcome = Admit
 				p.Message = "every validation holds"
-				if !ownOK {
+				if p.Pregate != verify.Verified {
 					p.Message += "; pregate alone would not admit it (Kyverno counts any verified bundle, an attestation included, as a signature)"
 				}
+				ip.verified = engine.verified
 			default:
 				p.Outcome = failed(r.Action)
 				p.Message = engineMsg
@@ -341,16 +373,45 @@ func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, ima
 					q, p.Fix = ivpolWhy(r.Profile, engine.refused, own.accepted)
 					p.Quirk, p.Why = q.ID, q.Cite(r.Profile)
 				}
+				ip.verified = engine.verified
 			}
-			return p, nil
+			return p, ip, nil
 		}
 	}
 	if ctx.Err() != nil {
-		return gate.Admission{}, ctx.Err()
+		return gate.Admission{}, ivpolPrediction{}, ctx.Err()
 	}
 	p.Outcome = Undecided
 	p.Message = "not predicted: " + err.Error()
-	return p, nil
+	return p, ivpolPrediction{}, nil
+}
+
+// enforceRequired fails the ImageValidatingPolicy predictions whose
+// validations held without verifying their image, unless another
+// ImageValidatingPolicy verified it: Kyverno 1.19 takes the evidence from
+// any policy of the request (pkg/cel/policies/ivpol/engine/engine.go
+// enforceRequired), with its messages.
+func enforceRequired(out []gate.Admission, ivpol []ivpolPrediction, actions []admission.Action) {
+	verified, attempted := map[string]bool{}, map[string]bool{}
+	for _, ip := range ivpol {
+		for image, ok := range ip.verified {
+			verified[image] = verified[image] || ok
+			attempted[image] = true
+		}
+	}
+	for i, ip := range ivpol {
+		image := out[i].Image
+		if !ip.required || verified[image] {
+			continue
+		}
+		out[i].Outcome = failed(actions[i])
+		out[i].Message = fmt.Sprintf("image %s is not verified: no policy performed a signature or attestation check on it", image)
+		if attempted[image] {
+			out[i].Message = fmt.Sprintf("image %s failed signature or attestation verification", image)
+		}
+		out[i].Message += " (its validations hold, and validationConfigurations.required is true)"
+		out[i].Fix = "verify every image the policy covers in a validation (images.initContainers and ephemeralContainers too), or set validationConfigurations.required: false"
+	}
 }
 
 func acceptedAll(rs []verify.Result) string {

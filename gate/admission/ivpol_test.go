@@ -215,3 +215,56 @@ spec:
 		}
 	}
 }
+
+// TestIVPOLRequired: an image the policy covers that its validations hold
+// without verifying (an init container, where the validation reads only
+// containers) is admitted by Kyverno 1.17 and 1.18, which ignore
+// required (kyverno#16853), and denied by 1.19 unless required is false
+// or another ImageValidatingPolicy of the request verifies it.
+func TestIVPOLRequired(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	bundle := verify.Artifact{Source: verify.ReferrersStep, Manifest: "sha256:" + strings.Repeat("b", 64), Format: verify.BundleFormat,
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", Content: ss.MustSignImage(t, release, issuer, digest)}
+	disc := verify.Discovery{Subject: verify.Subject{Ref: repo + ":1.0", Repository: repo, Digest: digest}, Artifacts: []verify.Artifact{bundle},
+		Lookups: []verify.Lookup{{Step: verify.ReferrersStep, Status: 200, Found: 1}, {Step: verify.SignatureTagStep, Status: 404}}}
+	init := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0",
+		Locations: []gate.Location{{Object: "Deployment/apps/web", Path: "spec.template.spec.initContainers[0]"}}}
+	containersOnly := ivpolPolicy("Deny", oneIdentity, signatures)
+	notRequired := strings.Replace(containersOnly, "  validations:", "  validationConfigurations: {required: false}\n  validations:", 1)
+	initToo := strings.Replace(strings.Replace(containersOnly, "images.containers", "images.initContainers", 1), "name: first-party", "name: init-containers", 1)
+	for _, tc := range []struct {
+		name, release string
+		policies      []string
+		outcome       predict.Outcome
+		quirk, want   string
+	}{
+		{"1.18 ignores required", "kyverno@1.18", []string{containersOnly}, predict.Admit, admission.QuirkIVPOLRequiredIgnored, "admits it unverified"},
+		{"1.19 requires", "kyverno@1.19", []string{containersOnly}, predict.Deny, "", "is not verified: no policy performed a signature or attestation check on it"},
+		{"required: false", "kyverno@1.19", []string{notRequired}, predict.Admit, "", "every validation holds"},
+		{"another policy verifies it", "kyverno@1.19", []string{containersOnly, initToo}, predict.Admit, "", "every validation holds"},
+	} {
+		profiles, err := admission.ParseProfiles([]string{tc.release})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var policies []*admission.Policy
+		for _, doc := range tc.policies {
+			policies = append(policies, readPolicy(t, doc))
+		}
+		c, err := predict.Compile(policies, profiles, func() (root.TrustedMaterial, error) { return ss.Material(), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		preds, err := c.Check(t.Context(), []gate.Image{init}, func(_ context.Context, _ string, vp *verify.Policy) (verify.Result, error) {
+			return vp.Check(disc), nil
+		}, 2)
+		if err != nil || len(preds) != len(tc.policies) {
+			t.Fatalf("%s: Check() = %+v, %v", tc.name, preds, err)
+		}
+		got := preds[0]
+		if got.Outcome != tc.outcome || got.Quirk != tc.quirk || !strings.Contains(got.Message, tc.want) {
+			t.Errorf("%s: %s, quirk %q, %q; want %s, %q, %q", tc.name, got.Outcome, got.Quirk, got.Message, tc.outcome, tc.quirk, tc.want)
+		}
+	}
+}
