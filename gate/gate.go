@@ -75,6 +75,11 @@ type Location struct {
 	// not reported.
 	Labels    map[string]string `json:"-"`
 	PodLabels map[string]string `json:"-"`
+	// Pod is the Pod the object runs as admission sees it before the API
+	// server's defaults: apiVersion, kind, its template's metadata in the
+	// object's namespace, and its spec (the object itself for a Pod);
+	// shared with the object, never to be changed. Nil when not known.
+	Pod map[string]any `json:"-"`
 }
 
 func (l Location) String() string {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -103,8 +104,10 @@ type imageScan struct {
 	c   *imageCollector
 	obj Object
 	id  string
-	// labels and podLabels are the object's and its Pods' labels.
+	// labels and podLabels are the object's and its Pods' labels, pod
+	// the Pod it runs (Location.Pod).
 	labels, podLabels map[string]string
+	pod               map[string]any
 }
 
 // object scans one object's pod spec, if it has one.
@@ -116,6 +119,7 @@ func (c *imageCollector) object(obj Object) {
 	}
 	s.labels = stringMap(metadata(obj.Content)["labels"])
 	s.podLabels = s.labels
+	s.pod = obj.Content
 	if fields := strings.Split(path, "."); len(fields) > 1 {
 		// The pod template's metadata is beside its spec.
 		cur := obj.Content
@@ -123,6 +127,14 @@ func (c *imageCollector) object(obj Object) {
 			cur, _ = cur[f].(map[string]any)
 		}
 		s.podLabels = stringMap(metadata(cur)["labels"])
+		meta := maps.Clone(metadata(cur))
+		if meta == nil {
+			meta = map[string]any{}
+		}
+		if ns := obj.Namespace(); ns != "" {
+			meta["namespace"] = ns
+		}
+		s.pod = map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 	}
 	for _, field := range containerFields {
 		s.containerList(spec[field], path+"."+field, field)
@@ -250,6 +262,7 @@ func (s *imageScan) image(container, path, raw string) {
 		Raw:        raw,
 		Labels:     s.labels,
 		PodLabels:  s.podLabels,
+		Pod:        s.pod,
 	})
 }
 

@@ -462,6 +462,16 @@ spec: {containers: [{name: a, image: ghcr.io/acme/pod:1}]}
 	for _, img := range images {
 		l := img.Locations[0]
 		got[l.Object] = fmt.Sprint(l.Labels, " ", l.PodLabels)
+		// The Pod as admission sees it: its template's metadata in the
+		// object's namespace, and its spec.
+		md, _ := l.Pod["metadata"].(map[string]any)
+		spec, _ := l.Pod["spec"].(map[string]any)
+		if l.Pod["kind"] != "Pod" || md["namespace"] != "shop" || len(md["labels"].(map[string]any)) == 0 || spec["containers"] == nil {
+			t.Errorf("%s: Pod %v", l.Object, l.Pod)
+		}
+	}
+	if md := objs[0].Content["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any); md["namespace"] != nil {
+		t.Errorf("the template's metadata was changed: %v", md)
 	}
 	want := map[string]string{
 		"Deployment/shop/web":  "map[tier:web] map[app:web]", // a value that is not a string is no label

@@ -120,6 +120,9 @@ type Rule struct {
 	// imageExpressions are an ImageValidatingPolicy's CEL
 	// matchImageReferences: each covers the images it holds true for.
 	imageExpressions []imageExpression
+	// matchConditions are an ImageValidatingPolicy's matchConditions
+	// (ConditionsHold).
+	matchConditions []matchCondition
 	// Match says which Pods the rule applies to.
 	Match Match
 	// Format is how the engine reads the image's signatures.

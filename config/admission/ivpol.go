@@ -56,7 +56,10 @@ type ivpol struct {
 			NamespaceSelector    any                 `json:"namespaceSelector"`
 			ObjectSelector       any                 `json:"objectSelector"`
 		} `json:"matchConstraints"`
-		MatchConditions      []any `json:"matchConditions"`
+		MatchConditions []struct {
+			Name       string `json:"name"`
+			Expression string `json:"expression"`
+		} `json:"matchConditions"`
 		MatchImageReferences []struct {
 			Glob       string `json:"glob"`
 			Expression string `json:"expression"`
@@ -138,8 +141,15 @@ func readIVPOL(p *Policy, raw ivpol) error {
 		rule.Unsupported = append(rule.Unsupported, readSelector(&f.NamespaceSelector, mc.NamespaceSelector, "matchConstraints.namespaceSelector")...)
 		rule.Match.All = append(rule.Match.All, f)
 	}
-	if len(spec.MatchConditions) > 0 {
-		rule.Unsupported = append(rule.Unsupported, "matchConditions (CEL)")
+	for i, mc := range spec.MatchConditions {
+		c, err := compileMatchCondition(mc.Name, mc.Expression)
+		if err != nil {
+			// Whether the rule applies is not known: it is predicted
+			// Undecided wherever its match selects.
+			rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("matchConditions[%d] (%s), which pregate cannot compile: %v", i, mc.Name, err))
+			continue
+		}
+		rule.matchConditions = append(rule.matchConditions, c)
 	}
 	for i, m := range spec.MatchImageReferences {
 		switch {

@@ -3,6 +3,7 @@ package admission
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -25,6 +26,9 @@ type Object struct {
 	// NamespaceLabels are its namespace's labels; nil when not known,
 	// which every namespace selector is taken to select.
 	NamespaceLabels map[string]string
+	// Pod is a Pod's content as admission sees it (gate.Location.Pod);
+	// nil for a workload, or when not known.
+	Pod map[string]any
 }
 
 // Objects are what an admission engine is asked to admit for the image:
@@ -55,10 +59,13 @@ func Objects(img gate.Image, nsLabels func(namespace string) map[string]string) 
 		}
 		o := Object{Group: gv.Group, Version: gv.Version, Kind: kind, Namespace: ns, Name: name,
 			Labels: known(l.Labels), NamespaceLabels: nsLabels(ns)}
-		add(o)
 		if gv.Group != "" || kind != "Pod" {
-			add(Object{Version: "v1", Kind: "Pod", Namespace: ns, Labels: known(l.PodLabels), NamespaceLabels: o.NamespaceLabels})
+			add(o)
+			add(Object{Version: "v1", Kind: "Pod", Namespace: ns, Labels: known(l.PodLabels), NamespaceLabels: o.NamespaceLabels, Pod: l.Pod})
+			continue
 		}
+		o.Pod = l.Pod
+		add(o)
 	}
 	if len(out) == 0 {
 		out = append(out, Object{Version: "v1", Kind: "Pod"})
@@ -66,9 +73,16 @@ func Objects(img gate.Image, nsLabels func(namespace string) map[string]string) 
 	return out
 }
 
+// sameObject says whether a and b are one object as far as a match goes:
+// two places in one Pod spec are one Pod.
 func sameObject(a, b Object) bool {
 	return a.Group == b.Group && a.Version == b.Version && a.Kind == b.Kind && a.Namespace == b.Namespace &&
-		a.Name == b.Name && maps.Equal(a.Labels, b.Labels)
+		a.Name == b.Name && maps.Equal(a.Labels, b.Labels) && samePod(a.Pod, b.Pod)
+}
+
+// samePod says whether two Pods' contents are the same map.
+func samePod(a, b map[string]any) bool {
+	return (a == nil) == (b == nil) && (a == nil || reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer())
 }
 
 // Match says which objects a rule applies to: those any filter of Any

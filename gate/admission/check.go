@@ -169,8 +169,11 @@ func (c Compiled) VerifyPolicies() []*verify.Policy {
 // error means ctx ended.
 func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker, concurrency int) ([]gate.Admission, error) {
 	type job struct {
-		rule  CompiledRule
-		image gate.Image
+		rule    CompiledRule
+		image   gate.Image
+		objects []admission.Object // those the rule applies to
+		// unknown says why whether the rule applies is not known.
+		unknown error
 	}
 	var jobs []job
 	var unmatched []gate.Admission
@@ -182,17 +185,25 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 				continue
 			}
 			var selected []admission.Object
+			var unknown error
 			for i, o := range objects {
-				if r.Match.Applies(o) && (r.Rule.Engine != admission.PolicyController || c.optedIn(o)) {
-					selected = append(selected, o)
-					policyController[i] = policyController[i] || r.Rule.Engine == admission.PolicyController
+				if !r.Match.Applies(o) || (r.Rule.Engine == admission.PolicyController && !c.optedIn(o)) {
+					continue
 				}
+				hold, err := r.ConditionsHold(o)
+				if err != nil {
+					unknown = cmp.Or(unknown, err)
+				} else if !hold {
+					continue
+				}
+				selected = append(selected, o)
+				policyController[i] = policyController[i] || r.Rule.Engine == admission.PolicyController
 			}
 			if len(selected) == 0 {
 				continue
 			}
 			r.Action = strictestAction(r.Rule, selected)
-			jobs = append(jobs, job{r, img})
+			jobs = append(jobs, job{r, img, selected, unknown})
 		}
 		unmatched = append(unmatched, c.noMatch(img, objects, policyController)...)
 	}
@@ -215,6 +226,10 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 			}
 			defer func() { <-sem }()
 			switch {
+			case j.unknown != nil:
+				out[i] = gate.Admission{Engine: j.rule.Profile.String(), Policy: j.rule.Policy, Rule: j.rule.Name, Image: j.image.Ref, Digest: j.image.Digest,
+					Outcome: Undecided, Message: "not predicted: whether the rule applies is not known: " + j.unknown.Error()}
+				return
 			case j.rule.RequiresDigest && !byDigest(j.image):
 				out[i] = gate.Admission{Engine: j.rule.Profile.String(), Policy: j.rule.Policy, Rule: j.rule.Name, Image: j.image.Ref,
 					Outcome: failed(j.rule.Action), Message: "the image is named by tag, and the rule verifies a digest without writing one in (verifyDigest with mutateDigest: false)",
@@ -224,7 +239,7 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 				out[i], errs[i] = predictSets(ctx, j.rule, j.image, check)
 				return
 			case j.rule.ivpol != nil:
-				out[i], ivpol[i], errs[i] = predictIVPOL(ctx, j.rule, j.image.Ref, j.image.Digest, podImages(j.image), check)
+				out[i], ivpol[i], errs[i] = predictIVPOL(ctx, j.rule, j.image, pods(j.objects), check)
 				actions[i] = j.rule.Action
 				return
 			}
@@ -407,6 +422,17 @@ func (c Compiled) noMatch(img gate.Image, objects []admission.Object, selected [
 		Engine: c.noMatchProfile.String(), Policy: from, Rule: "no-match-policy", Image: img.Ref, Digest: img.Digest, Outcome: outcome,
 		Message: why + ", and its " + setting, Fix: fix,
 	}}
+}
+
+// pods are the Pods among objects.
+func pods(objects []admission.Object) []admission.Object {
+	var out []admission.Object
+	for _, o := range objects {
+		if o.Group == "" && o.Kind == "Pod" {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // describeObject names an object as admission sees it: Kind/namespace/name,

@@ -196,7 +196,7 @@ func stringList(v ref.Val) ([]string, error) {
 // validations. The image functions are bound when a view evaluates them
 // (ivpolView.overloads): the expressions are compiled once per policy.
 func validationEnv() (*cel.Env, error) {
-	return cel.NewEnv(append(admission.CELLibraries(),
+	return cel.NewEnv(append(append(admission.CELLibraries(), admission.RequestVariables()...),
 		cel.Variable("images", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
 		cel.Variable("attestors", cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable("attestations", cel.MapType(cel.StringType, cel.StringType)),
@@ -215,9 +215,8 @@ const (
 )
 
 // compileValidations compiles a rule's variables and validations once; an
-// expression that does not compile (one reading the Pod's object or the
-// request, which pregate does not give) makes every prediction of the
-// rule Undecided.
+// expression that does not compile (one calling a Kyverno function
+// pregate does not give) makes every prediction of the rule Undecided.
 func compileValidations(r admission.Rule) (env *cel.Env, variables, validations []*cel.Ast, err error) {
 	if env, err = validationEnv(); err != nil {
 		return nil, nil, nil, err
@@ -253,7 +252,7 @@ func (v *ivpolView) overloads() []*functions.Overload {
 
 // evaluate runs every validation; the first that does not hold, or fails,
 // is returned with its message.
-func (v *ivpolView) evaluate(images map[string][]string) (bool, string, error) {
+func (v *ivpolView) evaluate(images map[string][]string, pod admission.Object) (bool, string, error) {
 	if v.policies.compileErr != nil {
 		return false, "", v.policies.compileErr
 	}
@@ -268,16 +267,19 @@ func (v *ivpolView) evaluate(images map[string][]string) (bool, string, error) {
 	// Variables are evaluated in order, each seeing those before it, as
 	// the policy declares them.
 	vars := map[string]any{}
-	activation := map[string]any{"images": images, "attestors": attestors, "attestations": attestations, "variables": vars}
+	activation, err := pod.CELVars(map[string]any{"images": images, "attestors": attestors, "attestations": attestations, "variables": vars})
+	if err != nil {
+		return false, "", err
+	}
 	eval := func(ast *cel.Ast, what string) (ref.Val, error) {
 		// cel.Functions is the way to bind a late-bound function per
 		// program.
 		prg, err := v.policies.env.Program(ast, cel.Functions(v.overloads()...), //nolint:staticcheck // see above
-			cel.CostLimit(admission.CELCostLimit))
+			cel.CostLimit(admission.CELCostLimit), cel.EvalOptions(cel.OptPartialEval))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		out, _, err := prg.Eval(activation)
+		out, err := admission.CELResult(prg.Eval(activation))
 		if v.err != nil {
 			return nil, v.err
 		}
@@ -323,17 +325,48 @@ type ivpolPrediction struct {
 	required bool
 }
 
-// predictIVPOL predicts an ImageValidatingPolicy rule for one image, whose
-// places in the Pod are images (containers, initContainers,
+// predictIVPOL predicts an ImageValidatingPolicy rule for one image in
+// each of the Pods it applies to, and keeps the first answer that does
+// not admit it, else the first.
+func predictIVPOL(ctx context.Context, r CompiledRule, img gate.Image, pods []admission.Object, check Checker) (gate.Admission, ivpolPrediction, error) {
+	if len(pods) == 0 {
+		pods = []admission.Object{{Version: "v1", Kind: "Pod"}}
+	}
+	var first gate.Admission
+	var ip ivpolPrediction
+	for i, pod := range pods {
+		p, pip, err := predictIVPOLPod(ctx, r, img.Ref, img.Digest, podImages(img), pod, check)
+		if err != nil {
+			return gate.Admission{}, ivpolPrediction{}, err
+		}
+		ip.required = ip.required || pip.required
+		for image, ok := range pip.verified {
+			if ip.verified == nil {
+				ip.verified = map[string]bool{}
+			}
+			ip.verified[image] = ip.verified[image] || ok
+		}
+		if p.Outcome != Admit {
+			return p, ip, nil
+		}
+		if i == 0 {
+			first = p
+		}
+	}
+	return first, ip, nil
+}
+
+// predictIVPOLPod predicts an ImageValidatingPolicy rule for one image in
+// one Pod, whose places in it are images (containers, initContainers,
 // ephemeralContainers).
-func predictIVPOL(ctx context.Context, r CompiledRule, image, digest string, images map[string][]string, check Checker) (gate.Admission, ivpolPrediction, error) {
+func predictIVPOLPod(ctx context.Context, r CompiledRule, image, digest string, images map[string][]string, pod admission.Object, check Checker) (gate.Admission, ivpolPrediction, error) {
 	p := gate.Admission{Engine: r.Profile.String(), Policy: r.Policy, Rule: r.Name, Image: image, Digest: digest}
 	engine := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, engine: true, check: check}
 	own := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, check: check}
-	engineOK, engineMsg, err := engine.evaluate(images)
+	engineOK, engineMsg, err := engine.evaluate(images, pod)
 	if err == nil {
 		var ownOK bool
-		ownOK, _, err = own.evaluate(images)
+		ownOK, _, err = own.evaluate(images, pod)
 		if err == nil {
 			p.Digest = cmp.Or(p.Digest, engine.digest, own.digest)
 			p.Pregate = verify.NoSignatures

@@ -81,7 +81,14 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 	legacy := verify.Artifact{Source: verify.SignatureTagStep, Manifest: "sha256:" + strings.Repeat("c", 64), Format: verify.SimpleSigningFormat,
 		MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Content: payload, Annotations: ann}
 	img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0",
-		Locations: []gate.Location{{Object: "Deployment/apps/web", Path: "spec.template.spec.containers[0]"}}}
+		Locations: []gate.Location{{Object: "Deployment/apps/web", APIVersion: "apps/v1", Path: "spec.template.spec.containers[0]",
+			PodLabels: map[string]string{"app": "web"},
+			Pod: map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"namespace": "apps", "labels": map[string]any{"app": "web"}},
+				"spec": map[string]any{"containers": []any{map[string]any{"name": "web", "image": repo + ":1.0"}}}},
+		}}}
+	withCondition := func(policy, expr string) string {
+		return strings.Replace(policy, "  matchImageReferences:", "  matchConditions: [{name: c, expression: \""+expr+"\"}]\n  matchImageReferences:", 1)
+	}
 
 	for name, tc := range map[string]struct {
 		policy      string
@@ -104,8 +111,22 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 			"images.containers.map(i, verifyImageSignatures(i, [attestors.release]))"), []verify.Artifact{bundle}, predict.Admit, false, nil},
 		"variables, unsigned": {withVariable(ivpolPolicy("Deny", oneIdentity, "variables.signed.all(n, n > 0)"), "signed",
 			"images.containers.map(i, verifyImageSignatures(i, [attestors.release]))"), nil, predict.Deny, false, []string{"not signed by the release workflow"}},
-		"variable reading the Pod": {withVariable(ivpolPolicy("Deny", oneIdentity, signatures), "name", "object.metadata.name"),
-			[]verify.Artifact{bundle}, predict.Undecided, false, []string{"variables[0] (name)", "undeclared reference to 'object'"}},
+		"variable reading the Pod's name": {withVariable(ivpolPolicy("Deny", oneIdentity, signatures), "name", "object.metadata.name"),
+			[]verify.Artifact{bundle}, predict.Undecided, false, []string{"variables[0] (name)", "not known before the object is created (object.metadata.name)"}},
+		"validation reading the Pod's labels": {ivpolPolicy("Deny", oneIdentity, "object.metadata.labels.app == 'web' && "+signatures),
+			[]verify.Artifact{bundle}, predict.Admit, false, nil},
+		"validation reading the request": {ivpolPolicy("Deny", oneIdentity, "request.operation == 'CREATE' && request.namespace == 'apps' && request.kind.kind == 'Pod' && oldObject == null && "+signatures),
+			[]verify.Artifact{bundle}, predict.Admit, false, nil},
+		"validation reading who asks": {ivpolPolicy("Deny", oneIdentity, "request.userInfo.username != 'admin' && "+signatures),
+			[]verify.Artifact{bundle}, predict.Undecided, false, []string{"(request.userInfo)"}},
+		"validation reading a field not there": {ivpolPolicy("Deny", oneIdentity, "object.spec.hostNetwork == false && "+signatures),
+			[]verify.Artifact{bundle}, predict.Undecided, false, []string{"no such key: hostNetwork"}},
+		"match condition holds": {withCondition(ivpolPolicy("Deny", oneIdentity, signatures), "object.metadata.labels.app == 'web'"),
+			nil, predict.Deny, false, []string{"not signed by the release workflow"}},
+		"match condition reading who asks": {withCondition(ivpolPolicy("Deny", oneIdentity, signatures), "!request.userInfo.groups.exists(g, g == 'system:masters')"),
+			nil, predict.Undecided, false, []string{"whether the rule applies is not known", `matchConditions "c"`, "(request.userInfo)"}},
+		"a false match condition wins over an unknown one": {strings.Replace(withCondition(ivpolPolicy("Deny", oneIdentity, signatures), "request.userInfo.username == 'x'"),
+			"matchConditions: [", "matchConditions: [{name: ns, expression: \"request.namespace == 'other'\"}, ", 1), nil, "", false, nil},
 		"matched by expression": {matchingBy(ivpolPolicy("Deny", oneIdentity, signatures), "ref.startsWith('ghcr.io/acme/') && ref.matches(':[0-9.]+$')"),
 			[]verify.Artifact{bundle}, predict.Admit, false, nil},
 		"matched by an expression pregate cannot compile": {matchingBy(ivpolPolicy("Deny", oneIdentity, signatures), "image(ref).registry() == 'ghcr.io'"),
@@ -122,6 +143,12 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 			preds, err := c.Check(t.Context(), []gate.Image{img}, func(_ context.Context, _ string, vp *verify.Policy) (verify.Result, error) {
 				return vp.Check(disc), nil
 			}, 2)
+			if tc.outcome == "" {
+				if err != nil || len(preds) != 0 {
+					t.Fatalf("Check() = %+v, %v; want the rule not to apply", preds, err)
+				}
+				return
+			}
 			if err != nil || len(preds) != 1 {
 				t.Fatalf("Check() = %+v, %v; want one prediction", preds, err)
 			}
