@@ -163,6 +163,11 @@ type Rule struct {
 	AttestationTypes map[string]string
 	Variables        []Variable
 	Validations      []Validation
+	// ImageExtractors are an ImageValidatingPolicy's images: named CEL
+	// lists of images over the object, which validations read as
+	// images.<name> beside the Pod's containers, initContainers and
+	// ephemeralContainers.
+	ImageExtractors []Variable
 }
 
 // AttestorSet is a Kyverno attestor set: Need of its entries must verify
@@ -289,10 +294,14 @@ func unanchored(re string) string {
 // Covers says whether the rule covers an image, in its engine's own
 // pattern syntax. Kyverno matches imageReferences and skipImageReferences
 // with its wildcards ("*" crosses "/") against the image's reference;
-// policy-controller matches its globs (PolicyControllerGlob) against the
-// name its webhook sees, registry/repository@digest with no tag. A pattern
-// that does not compile covers nothing.
+// an ImageValidatingPolicy matches the image as the Pod names it
+// (CoversRef); policy-controller matches its globs (PolicyControllerGlob)
+// against the name its webhook sees, registry/repository@digest with no
+// tag. A pattern that does not compile covers nothing.
 func (r Rule) Covers(img gate.Image) bool {
+	if r.Format == KyvernoIVPOL {
+		return slices.ContainsFunc(RawRefs(img), r.CoversRef)
+	}
 	full := repositoryName(img)
 	if img.Tag != "" {
 		full += ":" + img.Tag
@@ -312,25 +321,22 @@ func (r Rule) Covers(img gate.Image) bool {
 			return false
 		}
 	}
-	for _, p := range r.Images {
-		if match(p) {
-			return true
-		}
-	}
-	// Kyverno evaluates matchImageReferences expressions with the image
-	// as the Pod names it.
-	for _, e := range r.imageExpressions {
-		for _, ref := range rawRefs(img) {
-			if e.matches(ref) {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(r.Images, match)
 }
 
-// rawRefs are the image as the objects name it, else its reference.
-func rawRefs(img gate.Image) []string {
+// CoversRef says whether an ImageValidatingPolicy covers an image named
+// raw, as a Pod names it: its matchImageReferences globs ("*" crosses
+// "/") and CEL expressions over ref are matched against the name as
+// written (kyverno pkg/cel/matching MatchImage).
+func (r Rule) CoversRef(raw string) bool {
+	if slices.ContainsFunc(r.Images, func(p string) bool { return wildcard(p, raw) }) {
+		return true
+	}
+	return slices.ContainsFunc(r.imageExpressions, func(e imageExpression) bool { return e.matches(raw) })
+}
+
+// RawRefs are the image as the objects name it, else its reference.
+func RawRefs(img gate.Image) []string {
 	var out []string
 	for _, l := range img.Locations {
 		if l.Raw != "" && !slices.Contains(out, l.Raw) {

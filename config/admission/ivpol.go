@@ -101,7 +101,7 @@ type ivpol struct {
 		} `json:"attestations"`
 		Variables   []Variable   `json:"variables"`
 		Validations []Validation `json:"validations"`
-		Images      []any        `json:"images"`
+		Images      []Variable   `json:"images"`
 		Credentials any          `json:"credentials"`
 	} `json:"spec"`
 }
@@ -234,9 +234,12 @@ func readIVPOL(p *Policy, raw ivpol) error {
 		}
 	}
 	rule.Variables = spec.Variables
-	if len(spec.Images) > 0 {
-		rule.Unsupported = append(rule.Unsupported, "images (image extractors)")
+	for i, e := range spec.Images {
+		if e.Name == "" || strings.TrimSpace(e.Expression) == "" {
+			return fmt.Errorf("spec.images[%d]: want a name and an expression", i)
+		}
 	}
+	rule.ImageExtractors = spec.Images
 	if len(spec.Validations) == 0 {
 		return fmt.Errorf("spec.validations: none")
 	}

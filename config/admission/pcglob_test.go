@@ -81,8 +81,8 @@ func TestCoversAsTheWebhookDoes(t *testing.T) {
 	}
 }
 
-// TestCoversByExpression: an ImageValidatingPolicy's CEL
-// matchImageReferences see the image as the Pod names it.
+// TestCoversByExpression: an ImageValidatingPolicy's matchImageReferences,
+// CEL and globs, see the image as the Pod names it.
 func TestCoversByExpression(t *testing.T) {
 	t.Parallel()
 	img := gate.Image{Ref: "index.docker.io/library/nginx:1.27", Registry: "index.docker.io", Repository: "library/nginx", Tag: "1.27",
@@ -97,9 +97,16 @@ func TestCoversByExpression(t *testing.T) {
 		if err != nil {
 			t.Fatalf("compileImageExpression(%q) = %v", expr, err)
 		}
-		r := Rule{Engine: Kyverno, imageExpressions: []imageExpression{e}}
+		r := Rule{Engine: Kyverno, Format: KyvernoIVPOL, imageExpressions: []imageExpression{e}}
 		if got := r.Covers(img); got != want {
 			t.Errorf("expression %q covers %s (as nginx:1.27) = %v, want %v", expr, img.Ref, got, want)
+		}
+	}
+	// Globs too see the name as written (gobwas/glob on the Pod's image).
+	for glob, want := range map[string]bool{"nginx:*": true, "*/library/nginx:*": false, "index.docker.io/*": false} {
+		r := Rule{Engine: Kyverno, Format: KyvernoIVPOL, Images: []string{glob}}
+		if got := r.Covers(img); got != want {
+			t.Errorf("glob %q covers %s (as nginx:1.27) = %v, want %v", glob, img.Ref, got, want)
 		}
 	}
 	if _, err := compileImageExpression("ref.size()"); err == nil || !strings.Contains(err.Error(), "not a bool") {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/cel-go/common/functions"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
@@ -37,6 +39,7 @@ type ivpolPolicies struct {
 	// variables and validations are the compiled expressions in env, or
 	// compileErr why they do not compile.
 	env         *cel.Env
+	extractors  []*cel.Ast // the rule's ImageExtractors
 	variables   []*cel.Ast
 	validations []*cel.Ast
 	compileErr  error
@@ -45,7 +48,7 @@ type ivpolPolicies struct {
 // newIVPOLPolicies makes the policies of an ImageValidatingPolicy rule.
 func newIVPOLPolicies(r admission.Rule, profile admission.Profile, trusted trustFunc) (*ivpolPolicies, error) {
 	p := &ivpolPolicies{profile: profile, signatures: map[string]viewPolicies{}, attestations: map[[2]string]viewPolicies{}}
-	p.env, p.variables, p.validations, p.compileErr = compileValidations(r)
+	p.compileErr = p.compile(r)
 	for _, a := range r.Attestors {
 		tm, err := trusted([]verify.Authority{a.Authority}, a.Trust)
 		if err != nil {
@@ -80,6 +83,9 @@ type ivpolView struct {
 	policies *ivpolPolicies
 	engine   bool
 	check    Checker
+	// image is the image predicted, raws its names in the Pod.
+	image string
+	raws  []string
 	// accepted are what verified; refused the quirks by which the engine
 	// refused what verified, and notes what they say of it; digest what
 	// the image resolved to; err the first check that could not run.
@@ -106,6 +112,24 @@ func (v *ivpolView) count(image, attestation string, attestors ref.Val) ref.Val 
 	names, err := stringList(attestors)
 	if err != nil {
 		return types.NewErr("%v", err)
+	}
+	fn := "verifyImageSignatures"
+	if attestation != "" {
+		fn = "verifyAttestationSignatures"
+	}
+	other := image != v.image && !slices.Contains(v.raws, image)
+	if other {
+		// Another image of the Pod: Kyverno gives 0 for one its
+		// matchImageReferences do not cover, and checks none.
+		if !v.rule.CoversRef(image) {
+			v.note(fmt.Sprintf("%s(%q) is 0: the Pod's image %s is not covered by matchImageReferences", fn, image, image))
+			return types.Int(0)
+		}
+		if r, err := name.ParseReference(image); err == nil {
+			image = r.Name()
+		}
+	} else {
+		image = v.image
 	}
 	n := 0
 	for _, name := range names {
@@ -142,7 +166,17 @@ func (v *ivpolView) count(image, attestation string, attestors ref.Val) ref.Val 
 		}
 		v.verified[image] = v.verified[image] || n > 0
 	}
+	if other && n == 0 {
+		v.note(fmt.Sprintf("%s is 0 for %s, another image of the Pod", fn, image))
+	}
 	return types.Int(n)
+}
+
+// note adds what the engine's view says of a check, once.
+func (v *ivpolView) note(s string) {
+	if v.engine && !slices.Contains(v.notes, s) {
+		v.notes = append(v.notes, s)
+	}
 }
 
 // refuses applies the engine release's quirks that fail an attestor
@@ -214,28 +248,44 @@ const (
 	verifyAttestationSignaturesID = "verifyAttestationSignatures_string_string_list"
 )
 
-// compileValidations compiles a rule's variables and validations once; an
-// expression that does not compile (one calling a Kyverno function
-// pregate does not give) makes every prediction of the rule Undecided.
-func compileValidations(r admission.Rule) (env *cel.Env, variables, validations []*cel.Ast, err error) {
-	if env, err = validationEnv(); err != nil {
-		return nil, nil, nil, err
+// compile compiles a rule's image extractors, variables and validations
+// once; an expression that does not compile (one calling a Kyverno
+// function pregate does not give) makes every prediction of the rule
+// Undecided.
+func (p *ivpolPolicies) compile(r admission.Rule) error {
+	var err error
+	if p.env, err = validationEnv(); err != nil {
+		return err
+	}
+	comp := func(expr, what string) (*cel.Ast, error) {
+		ast, iss := p.env.Compile(expr)
+		if iss.Err() != nil {
+			return nil, fmt.Errorf("%s: %w", what, iss.Err())
+		}
+		return ast, nil
+	}
+	for i, e := range r.ImageExtractors {
+		ast, err := comp(e.Expression, fmt.Sprintf("images[%d] (%s)", i, e.Name))
+		if err != nil {
+			return err
+		}
+		p.extractors = append(p.extractors, ast)
 	}
 	for i, v := range r.Variables {
-		ast, iss := env.Compile(v.Expression)
-		if iss.Err() != nil {
-			return nil, nil, nil, fmt.Errorf("variables[%d] (%s): %w", i, v.Name, iss.Err())
+		ast, err := comp(v.Expression, fmt.Sprintf("variables[%d] (%s)", i, v.Name))
+		if err != nil {
+			return err
 		}
-		variables = append(variables, ast)
+		p.variables = append(p.variables, ast)
 	}
 	for i, val := range r.Validations {
-		ast, iss := env.Compile(val.Expression)
-		if iss.Err() != nil {
-			return nil, nil, nil, fmt.Errorf("validations[%d]: %w", i, iss.Err())
+		ast, err := comp(val.Expression, fmt.Sprintf("validations[%d]", i))
+		if err != nil {
+			return err
 		}
-		validations = append(validations, ast)
+		p.validations = append(p.validations, ast)
 	}
-	return env, variables, validations, nil
+	return nil
 }
 
 // overloads bind the image functions to this view's checks.
@@ -255,6 +305,10 @@ func (v *ivpolView) overloads() []*functions.Overload {
 func (v *ivpolView) evaluate(images map[string][]string, pod admission.Object) (bool, string, error) {
 	if v.policies.compileErr != nil {
 		return false, "", v.policies.compileErr
+	}
+	images, err := v.images(images, pod)
+	if err != nil {
+		return false, "", err
 	}
 	attestors := map[string]string{}
 	for _, a := range v.rule.Attestors {
@@ -325,6 +379,50 @@ type ivpolPrediction struct {
 	required bool
 }
 
+// images are the lists of images the validations read: the Pod's
+// containers, initContainers and ephemeralContainers as it names them
+// (Kyverno's image extractors for Pods), else, when the Pod is not known,
+// fallback; and the rule's own extractors, evaluated over the Pod.
+func (v *ivpolView) images(fallback map[string][]string, pod admission.Object) (map[string][]string, error) {
+	images := fallback
+	if pod.Pod != nil {
+		images = map[string][]string{}
+		spec, _ := pod.Pod["spec"].(map[string]any)
+		for _, field := range []string{"containers", "initContainers", "ephemeralContainers"} {
+			images[field] = []string{}
+			list, _ := spec[field].([]any)
+			for _, c := range list {
+				if image, ok := c.(map[string]any)["image"].(string); ok {
+					images[field] = append(images[field], image)
+				}
+			}
+		}
+	}
+	if len(v.policies.extractors) == 0 {
+		return images, nil
+	}
+	activation, err := pod.CELVars(nil)
+	if err != nil {
+		return nil, err
+	}
+	images = maps.Clone(images)
+	for i, ast := range v.policies.extractors {
+		e := v.rule.ImageExtractors[i]
+		prg, err := v.policies.env.Program(ast, cel.CostLimit(admission.CELCostLimit), cel.EvalOptions(cel.OptPartialEval))
+		if err != nil {
+			return nil, fmt.Errorf("images[%d] (%s): %w", i, e.Name, err)
+		}
+		out, err := admission.CELResult(prg.Eval(activation))
+		if err == nil {
+			images[e.Name], err = stringList(out)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("images[%d] (%s): %w", i, e.Name, err)
+		}
+	}
+	return images, nil
+}
+
 // predictIVPOL predicts an ImageValidatingPolicy rule for one image in
 // each of the Pods it applies to, and keeps the first answer that does
 // not admit it, else the first.
@@ -335,7 +433,7 @@ func predictIVPOL(ctx context.Context, r CompiledRule, img gate.Image, pods []ad
 	var first gate.Admission
 	var ip ivpolPrediction
 	for i, pod := range pods {
-		p, pip, err := predictIVPOLPod(ctx, r, img.Ref, img.Digest, podImages(img), pod, check)
+		p, pip, err := predictIVPOLPod(ctx, r, img, pod, check)
 		if err != nil {
 			return gate.Admission{}, ivpolPrediction{}, err
 		}
@@ -359,10 +457,12 @@ func predictIVPOL(ctx context.Context, r CompiledRule, img gate.Image, pods []ad
 // predictIVPOLPod predicts an ImageValidatingPolicy rule for one image in
 // one Pod, whose places in it are images (containers, initContainers,
 // ephemeralContainers).
-func predictIVPOLPod(ctx context.Context, r CompiledRule, image, digest string, images map[string][]string, pod admission.Object, check Checker) (gate.Admission, ivpolPrediction, error) {
-	p := gate.Admission{Engine: r.Profile.String(), Policy: r.Policy, Rule: r.Name, Image: image, Digest: digest}
-	engine := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, engine: true, check: check}
-	own := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, check: check}
+func predictIVPOLPod(ctx context.Context, r CompiledRule, img gate.Image, pod admission.Object, check Checker) (gate.Admission, ivpolPrediction, error) {
+	image, images := img.Ref, podImages(img)
+	p := gate.Admission{Engine: r.Profile.String(), Policy: r.Policy, Rule: r.Name, Image: image, Digest: img.Digest}
+	raws := admission.RawRefs(img)
+	engine := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, engine: true, check: check, image: image, raws: raws}
+	own := &ivpolView{ctx: ctx, rule: r.Rule, policies: r.ivpol, check: check, image: image, raws: raws}
 	engineOK, engineMsg, err := engine.evaluate(images, pod)
 	if err == nil {
 		var ownOK bool

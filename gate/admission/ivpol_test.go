@@ -295,3 +295,60 @@ func TestIVPOLRequired(t *testing.T) {
 		}
 	}
 }
+
+// TestIVPOLPodImages: validations read the Pod's images as it names them,
+// all of them: Kyverno gives 0 for an image its matchImageReferences do
+// not cover, so a validation over every container fails a Pod with a
+// third-party sidecar, and the prediction names it. A policy's own image
+// extractors are evaluated over the Pod.
+func TestIVPOLPodImages(t *testing.T) {
+	t.Parallel()
+	ss := verifytest.NewSigstore(t)
+	bundle := verify.Artifact{Source: verify.ReferrersStep, Manifest: "sha256:" + strings.Repeat("b", 64), Format: verify.BundleFormat,
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", Content: ss.MustSignImage(t, release, issuer, digest)}
+	signed := func(ref string) verify.Discovery {
+		return verify.Discovery{Subject: verify.Subject{Ref: ref, Repository: repo, Digest: digest}, Artifacts: []verify.Artifact{bundle},
+			Lookups: []verify.Lookup{{Step: verify.ReferrersStep, Status: 200, Found: 1}, {Step: verify.SignatureTagStep, Status: 404}}}
+	}
+	pod := func(images ...string) gate.Image {
+		var containers []any
+		for i, image := range images {
+			containers = append(containers, map[string]any{"name": fmt.Sprint("c", i), "image": image})
+		}
+		return gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0", Locations: []gate.Location{{
+			Object: "Deployment/apps/web", APIVersion: "apps/v1", Path: "spec.template.spec.containers[0]", Raw: images[0],
+			Pod: map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"namespace": "apps"},
+				"spec": map[string]any{"containers": containers}},
+		}}}
+	}
+	extractor := strings.Replace(ivpolPolicy("Deny", oneIdentity, "images.app.map(i, verifyImageSignatures(i, [attestors.release])).all(e, e > 0)"),
+		"  validations:", "  images:\n    - {name: app, expression: \"object.spec.containers.filter(c, c.name == 'c0').map(c, c.image)\"}\n  validations:", 1)
+	for _, tc := range []struct {
+		name    string
+		policy  string
+		img     gate.Image
+		outcome predict.Outcome
+		want    string
+	}{
+		{"alone", ivpolPolicy("Deny", oneIdentity, signatures), pod(repo + ":1.0"), predict.Admit, "every validation holds"},
+		{"with a sidecar not covered", ivpolPolicy("Deny", oneIdentity, signatures), pod(repo+":1.0", "redis:7"), predict.Deny,
+			`verifyImageSignatures("redis:7") is 0: the Pod's image redis:7 is not covered by matchImageReferences`},
+		{"with a covered sidecar, unsigned", ivpolPolicy("Deny", oneIdentity, signatures), pod(repo+":1.0", "ghcr.io/acme/other:2"), predict.Deny,
+			"verifyImageSignatures is 0 for ghcr.io/acme/other:2, another image of the Pod"},
+		{"an extractor picking the app", extractor, pod(repo+":1.0", "redis:7"), predict.Admit, "every validation holds"},
+	} {
+		c := compile(t, ss.Material(), readPolicy(t, tc.policy))
+		preds, err := c.Check(t.Context(), []gate.Image{tc.img}, func(_ context.Context, ref string, vp *verify.Policy) (verify.Result, error) {
+			if ref != repo+":1.0" {
+				return vp.Check(verify.Discovery{Subject: verify.Subject{Ref: ref, Repository: strings.Split(ref, ":")[0], Digest: digest}}), nil
+			}
+			return vp.Check(signed(ref)), nil
+		}, 2)
+		if err != nil || len(preds) != 1 {
+			t.Fatalf("%s: Check() = %+v, %v", tc.name, preds, err)
+		}
+		if got := preds[0]; got.Outcome != tc.outcome || !strings.Contains(got.Message, tc.want) {
+			t.Errorf("%s: %s %q; want %s, %q", tc.name, got.Outcome, got.Message, tc.outcome, tc.want)
+		}
+	}
+}
