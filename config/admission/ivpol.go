@@ -85,6 +85,7 @@ type ivpol struct {
 					InsecureIgnoreTlog bool   `json:"insecureIgnoreTlog"`
 					RekorPubKey        string `json:"rekorPubKey"`
 					CTLogPubKey        string `json:"ctLogPubKey"`
+					TSACertChain       string `json:"tsaCertChain"`
 				} `json:"ctlog"`
 				Source any `json:"source"`
 			} `json:"cosign"`
@@ -211,6 +212,10 @@ func readIVPOL(p *Policy, raw ivpol) error {
 				at.Trust.RekorKey, at.Trust.CTLogKey = a.Cosign.CTLog.RekorPubKey, a.Cosign.CTLog.CTLogPubKey
 				at.Authority.IgnoreSCT = a.Cosign.CTLog.InsecureIgnoreSCT
 				at.Authority.IgnoreTlog = a.Cosign.CTLog.InsecureIgnoreTlog
+				// A TSA chain makes cosign require signed timestamps
+				// (pkg/image/verifiers/ivpol/cosign/opts.go).
+				at.Trust.TSAChain = a.Cosign.CTLog.TSACertChain
+				at.Authority.SignedTimestamps = a.Cosign.CTLog.TSACertChain != ""
 			}
 			if a.Cosign.Source != nil {
 				rule.Unsupported = append(rule.Unsupported, a.Name+".source (signatures in another repository)")

@@ -120,8 +120,9 @@ type kyvernoRekor struct {
 }
 
 type kyvernoCTLog struct {
-	IgnoreSCT bool   `json:"ignoreSCT"`
-	PubKey    string `json:"pubkey"`
+	IgnoreSCT    bool   `json:"ignoreSCT"`
+	TSACertChain string `json:"tsaCertChain"`
+	PubKey       string `json:"pubkey"`
 }
 
 // readKyverno reads the verifyImages rules of a ClusterPolicy or Policy.
@@ -326,7 +327,7 @@ func kyvernoFilterOf(kf kyvernoFilter, where string, exclude bool) (Filter, []st
 // said unsupported.
 //
 // Each authority comes with the trust material its entry gives (roots,
-// rekor.pubkey, ctlog.pubkey), except under type: SigstoreBundle, which
+// rekor.pubkey, ctlog.pubkey and tsaCertChain), except under type: SigstoreBundle, which
 // ignores them: its trust material is the TUF root Kyverno runs with
 // (QuirkBundlePublicGoodOnly), the default trust material here too.
 func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Authority, []Trust, []AttestorSet, []string, error) {
@@ -344,9 +345,14 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 			t.RekorKey = rekor.PubKey
 		}
 		if ctlog != nil {
-			t.CTLogKey = ctlog.PubKey
+			t.CTLogKey, t.TSAChain = ctlog.PubKey, ctlog.TSACertChain
 		}
 		return t
+	}
+	// A TSA chain makes cosign require signed timestamps
+	// (pkg/image/verifiers/cpol/cosign/cosign.go UseSignedTimestamps).
+	timestamps := func(ctlog *kyvernoCTLog) bool {
+		return format != KyvernoSigstoreBundle && ctlog != nil && ctlog.TSACertChain != ""
 	}
 	for si, set := range sets {
 		for ei, e := range set.Entries {
@@ -380,6 +386,7 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 				if k.CTLog != nil {
 					a.IgnoreSCT = k.CTLog.IgnoreSCT
 				}
+				a.SignedTimestamps = timestamps(k.CTLog)
 				if len(k.AdditionalExtensions) > 0 {
 					unsupported = append(unsupported, name+".keyless.additionalExtensions")
 				}
@@ -409,6 +416,7 @@ func kyvernoAttestors(sets []kyvernoAttestorSet, format Format) ([]verify.Author
 					if e.Keys.CTLog != nil {
 						a.IgnoreSCT = e.Keys.CTLog.IgnoreSCT
 					}
+					a.SignedTimestamps = timestamps(e.Keys.CTLog)
 					auths = append(auths, a)
 					trusts = append(trusts, own("", e.Keys.Rekor, e.Keys.CTLog))
 					pos = append(pos, [2]int{si, ei})

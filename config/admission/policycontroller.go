@@ -43,6 +43,9 @@ type clusterImagePolicy struct {
 				URL          string `json:"url"`
 				TrustRootRef string `json:"trustRootRef"`
 			} `json:"ctlog"`
+			RFC3161Timestamp *struct {
+				TrustRootRef string `json:"trustRootRef"`
+			} `json:"rfc3161timestamp"`
 			SignatureFormat string `json:"signatureFormat"`
 			Attestations    []struct {
 				Name          string `json:"name"`
@@ -158,6 +161,24 @@ func readClusterImagePolicy(p *Policy, raw clusterImagePolicy) error {
 		}
 		auth.IgnoreTlog = pcIgnoresTlog(a.Keyless != nil, a.Keyless != nil && a.Keyless.TrustRootRef != "", a.CTLog != nil,
 			a.CTLog != nil && (a.CTLog.URL != "" || a.CTLog.TrustRootRef != ""), rule.Format)
+		if ts := a.RFC3161Timestamp; ts != nil {
+			// Signed timestamps instead of the log (pkg/webhook/
+			// validator.go checkOptsFromAuthority): in the legacy
+			// format only with a trustRootRef, whose timestamp
+			// authorities it takes; in the bundle format always, from
+			// the keyless authority's TrustRoot, which must be the same.
+			switch {
+			case rule.Format == BundleFormat && (a.Keyless == nil || ts.TrustRootRef != a.Keyless.TrustRootRef):
+				rule.Unsupported = append(rule.Unsupported, name+".rfc3161timestamp: with signatureFormat: bundle, its trustRootRef must be the keyless authority's, "+
+					"or policy-controller fails the authority (\"the trustRootRef for the TSA must be the same as the trustRootRef for the Keyless authority\")")
+			case rule.Format == BundleFormat:
+				auth.SignedTimestamps, auth.IgnoreTlog = true, true
+				rule.TrustRoots.TSA = ts.TrustRootRef
+			case ts.TrustRootRef != "":
+				auth.SignedTimestamps, auth.IgnoreTlog = true, true
+				rule.TrustRoots.TSA = ts.TrustRootRef
+			}
+		}
 		if len(a.Source) > 0 {
 			rule.Unsupported = append(rule.Unsupported, name+".source (signatures in another repository)")
 		}
@@ -216,7 +237,9 @@ type trustRoot struct {
 			CTLogs []struct {
 				PublicKey []byte `json:"publicKey"`
 			} `json:"ctLogs"`
-			TimeStampAuthorities []any `json:"timestampAuthorities"`
+			TimeStampAuthorities []struct {
+				CertChain []byte `json:"certChain"`
+			} `json:"timestampAuthorities"`
 		} `json:"sigstoreKeys"`
 		Remote     any `json:"remote"`
 		Repository any `json:"repository"`
@@ -234,9 +257,12 @@ func readTrustRoot(p *Policy, raw trustRoot) {
 	case keys == nil:
 		tr.Unsupported = "a TUF repository (spec.remote or spec.repository)"
 		return
-	case len(keys.TimeStampAuthorities) > 0:
-		tr.Unsupported = "timestamp authorities"
-		return
+	}
+	// policy-controller's legacy format takes the last timestamp
+	// authority only (checkOptsFromAuthority overwrites the chain in its
+	// loop); its bundle format, every one.
+	for _, tsa := range keys.TimeStampAuthorities {
+		tr.TSAChains = append(tr.TSAChains, string(tsa.CertChain))
 	}
 	var b strings.Builder
 	for _, ca := range keys.CertificateAuthorities {
@@ -261,14 +287,17 @@ func readTrustRoot(p *Policy, raw trustRoot) {
 // or why it cannot be used.
 type NamedTrust struct {
 	Trust
+	// TSAChains are its timestamp authorities' PEM chains.
+	TSAChains   []string
 	Unsupported string
 }
 
 // TrustRootRefs are the TrustRoots a policy-controller authority names:
-// keyless.trustRootRef (the certificate authorities and CT logs) and
-// ctlog.trustRootRef (the transparency logs).
+// keyless.trustRootRef (the certificate authorities and CT logs),
+// ctlog.trustRootRef (the transparency logs) and
+// rfc3161timestamp.trustRootRef (the timestamp authorities).
 type TrustRootRefs struct {
-	Keyless, Log string
+	Keyless, Log, TSA string
 }
 
 // ResolveTrustRoots gives each policy-controller rule that names
@@ -317,6 +346,16 @@ func ResolveTrustRoots(policies []*Policy) []*Policy {
 			}
 			if tr, ok := named(r.TrustRoots.Log); ok {
 				r.Trust.RekorKey = tr.RekorKey
+			}
+			if tr, ok := named(r.TrustRoots.TSA); ok {
+				switch {
+				case len(tr.TSAChains) == 0:
+					r.Unsupported = append(slices.Clip(r.Unsupported), fmt.Sprintf("TrustRoot %q: no timestamp authorities, for rfc3161timestamp", r.TrustRoots.TSA))
+				case r.Format == BundleFormat:
+					r.Trust.TSAChain = strings.Join(tr.TSAChains, "\n")
+				default:
+					r.Trust.TSAChain = tr.TSAChains[len(tr.TSAChains)-1]
+				}
 			}
 		}
 		out = append(out, &cp)

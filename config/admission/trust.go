@@ -27,6 +27,10 @@ type Trust struct {
 	// RekorKey and CTLogKey are PEM public keys of the transparency logs
 	// and the certificate transparency logs.
 	RekorKey, CTLogKey string
+	// TSAChain are the PEM certificates of the timestamp authorities:
+	// roots, intermediates and leaves (Kyverno's ctlog.tsaCertChain, a
+	// TrustRoot's timestampAuthorities).
+	TSAChain string
 }
 
 // IsZero says whether t sets nothing.
@@ -58,6 +62,18 @@ func (t Trust) Material(def func() (root.TrustedMaterial, error)) (root.TrustedM
 			return nil, err
 		}
 		m.cas = b.FulcioCertificateAuthorities()
+	}
+	if t.TSAChain != "" {
+		tsas, err := parseTSAs(t.TSAChain)
+		if err != nil {
+			return nil, fmt.Errorf("timestamp authorities: %w", err)
+		}
+		m.tsas = tsas
+	} else {
+		b, err := fromDefault()
+		if err != nil {
+			return nil, err
+		}
 		m.tsas = b.TimestampingAuthorities()
 	}
 	var err error
@@ -111,26 +127,9 @@ func (m *material) CTLogs() map[string]*root.TransparencyLog                  { 
 // certificate authority's root, the others its intermediates, each under
 // the root its chain leads to.
 func parseRoots(s string) ([]root.CertificateAuthority, error) {
-	var roots, inters []*x509.Certificate
-	for _, block := range pemBlocks(s) {
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("a PEM %q block, want CERTIFICATE", block.Type)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		if cert.CheckSignatureFrom(cert) == nil {
-			roots = append(roots, cert)
-		} else {
-			inters = append(inters, cert)
-		}
-	}
-	if len(roots) == 0 {
-		return nil, errors.New("no self-signed root certificate")
-	}
-	if len(roots)+len(inters) > maxCertificates {
-		return nil, fmt.Errorf("%d certificates, more than the %d read", len(roots)+len(inters), maxCertificates)
+	roots, inters, err := parseCertificates(s)
+	if err != nil {
+		return nil, err
 	}
 	cas := make([]root.CertificateAuthority, 0, len(roots))
 	for _, r := range roots {
@@ -139,6 +138,58 @@ func parseRoots(s string) ([]root.CertificateAuthority, error) {
 		cas = append(cas, ca)
 	}
 	return cas, nil
+}
+
+// parseTSAs reads PEM certificates of timestamp authorities: each
+// self-signed one is an authority's root, the others under it its
+// intermediates and, for one that is no certificate authority, the
+// timestamping leaf (at most one per root, as cosign takes them).
+func parseTSAs(s string) ([]root.TimestampingAuthority, error) {
+	roots, others, err := parseCertificates(s)
+	if err != nil {
+		return nil, err
+	}
+	tsas := make([]root.TimestampingAuthority, 0, len(roots))
+	for _, r := range roots {
+		tsa := &root.SigstoreTimestampingAuthority{Root: r, ValidityPeriodStart: r.NotBefore, ValidityPeriodEnd: r.NotAfter}
+		for _, c := range below(r, others) {
+			if c.IsCA {
+				tsa.Intermediates = append(tsa.Intermediates, c)
+				continue
+			}
+			if tsa.Leaf != nil {
+				return nil, errors.New("more than one timestamping certificate under one root")
+			}
+			tsa.Leaf = c
+		}
+		tsas = append(tsas, tsa)
+	}
+	return tsas, nil
+}
+
+// parseCertificates reads PEM certificates, the self-signed ones apart.
+func parseCertificates(s string) (roots, others []*x509.Certificate, err error) {
+	for _, block := range pemBlocks(s) {
+		if block.Type != "CERTIFICATE" {
+			return nil, nil, fmt.Errorf("a PEM %q block, want CERTIFICATE", block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cert.CheckSignatureFrom(cert) == nil {
+			roots = append(roots, cert)
+		} else {
+			others = append(others, cert)
+		}
+		if len(roots)+len(others) > maxCertificates {
+			return nil, nil, fmt.Errorf("more than the %d certificates read", maxCertificates)
+		}
+	}
+	if len(roots) == 0 {
+		return nil, nil, errors.New("no self-signed root certificate")
+	}
+	return roots, others, nil
 }
 
 // maxCertificates bounds the certificates of a policy's roots.

@@ -20,9 +20,14 @@ func TestTrustMaterial(t *testing.T) {
 	loads := 0
 	load := func() (root.TrustedMaterial, error) { loads++; return def.Material(), nil }
 
-	all, err := Trust{Roots: roots, RekorKey: rekorKey, CTLogKey: ctlogKey}.Material(load)
+	all, err := Trust{Roots: roots, RekorKey: rekorKey, CTLogKey: ctlogKey, TSAChain: private.TSAPEM(t)}.Material(load)
 	if err != nil || loads != 0 {
 		t.Fatalf("Material() = %v, default loaded %d times; want no error, not loaded", err, loads)
+	}
+	want := private.Material().TimestampingAuthorities()[0].(*root.SigstoreTimestampingAuthority)
+	if got := all.TimestampingAuthorities(); len(got) != 1 || !got[0].(*root.SigstoreTimestampingAuthority).Root.Equal(want.Root) ||
+		!got[0].(*root.SigstoreTimestampingAuthority).Leaf.Equal(want.Leaf) || len(got[0].(*root.SigstoreTimestampingAuthority).Intermediates) != len(want.Intermediates) {
+		t.Errorf("TSAs = %+v, want the policy's chain, its leaf apart", got)
 	}
 	if got, want := all.FulcioCertificateAuthorities(), private.Material().FulcioCertificateAuthorities(); len(got) != 1 || !sameRoot(got[0], want[0]) {
 		t.Errorf("CAs = %v, want the policy's root", got)
@@ -51,6 +56,7 @@ func TestTrustMaterial(t *testing.T) {
 		"a key for a root": {Trust{Roots: rekorKey}, `roots: a PEM "PUBLIC KEY" block, want CERTIFICATE`},
 		"bad rekor key":    {Trust{Roots: roots, RekorKey: "nope"}, "rekor public key: no PEM block"},
 		"bad ctlog key":    {Trust{Roots: roots, RekorKey: rekorKey, CTLogKey: roots}, "ctlog public key"},
+		"no TSA root":      {Trust{Roots: roots, RekorKey: rekorKey, CTLogKey: ctlogKey, TSAChain: "nope"}, "timestamp authorities: no self-signed root certificate"},
 	} {
 		if _, err := tc.trust.Material(load); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Material() error = %v, want %q", name, err, tc.want)

@@ -106,6 +106,16 @@ spec:
       ctlog: {trustRootRef: %s}
 `, issuer, release, ref, ref)
 	}
+	// Timestamp authorities: the private deployment's, which stamped the
+	// signatures, or the public one's, which did not.
+	withTSA := func(tsa string) string {
+		return trustRoot + fmt.Sprintf("    timestampAuthorities: [{subject: {organization: acme, commonName: tsa}, uri: \"https://tsa.acme.internal\", certChain: %s}]\n", b64(tsa))
+	}
+	stamped := func(ref string) string { return cip(ref) + "      rfc3161timestamp: {trustRootRef: " + ref + "}\n" }
+	kyvernoTSA := func(tsa string) string {
+		return strings.Replace(kyverno("Cosign", true), "                      ignoreSCT: true\n",
+			"                      ignoreSCT: true\n                      tsaCertChain: |\n"+indent(tsa, "                        "), 1)
+	}
 	img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0"}
 	for name, tc := range map[string]struct {
 		policy  string
@@ -115,6 +125,11 @@ spec:
 		"ClusterImagePolicy, its TrustRoot":       {cip("private") + "---\n" + trustRoot, legacy, predict.Admit},
 		"ClusterImagePolicy, TrustRoot not given": {cip("private"), legacy, predict.Undecided},
 		"ClusterImagePolicy, another TrustRoot":   {cip("other") + "---\n" + trustRoot, legacy, predict.Undecided},
+		"ClusterImagePolicy, its TSA":             {stamped("private") + "---\n" + withTSA(private.TSAPEM(t)), legacy, predict.Admit},
+		"ClusterImagePolicy, another TSA":         {stamped("private") + "---\n" + withTSA(public.TSAPEM(t)), legacy, predict.Deny},
+		"ClusterImagePolicy, a TrustRoot no TSA":  {stamped("private") + "---\n" + trustRoot, legacy, predict.Undecided},
+		"Cosign, its TSA chain":                   {kyvernoTSA(private.TSAPEM(t)), legacy, predict.Admit},
+		"Cosign, another TSA chain":               {kyvernoTSA(public.TSAPEM(t)), legacy, predict.Deny},
 		"Cosign, the policy's roots":              {kyverno("Cosign", true), legacy, predict.Admit},
 		"Cosign, default roots":                   {kyverno("Cosign", false), legacy, predict.Deny},
 		"SigstoreBundle ignores its roots":        {kyverno("SigstoreBundle", true), bundle, predict.Deny},

@@ -123,6 +123,25 @@ func (s *Sigstore) TrustPEM(t testing.TB) (roots, rekorKey, ctlogKey string) {
 	return b.String(), key(s.vs.RekorLogs()), key(s.vs.CTLogs())
 }
 
+// TSAPEM is the in-process Sigstore's timestamp authority as PEM
+// certificates, its root first, then its intermediates and its leaf: a
+// TSA chain as policies give one.
+func (s *Sigstore) TSAPEM(t testing.TB) string {
+	t.Helper()
+	tsas := s.vs.TimestampingAuthorities()
+	tsa, ok := tsas[0].(*root.SigstoreTimestampingAuthority)
+	if len(tsas) != 1 || !ok {
+		t.Fatalf("the in-process Sigstore has %d timestamp authorities (%T)", len(tsas), tsas[0])
+	}
+	var b strings.Builder
+	for _, c := range append(append([]*x509.Certificate{tsa.Root}, tsa.Intermediates...), tsa.Leaf) {
+		if c != nil {
+			_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+		}
+	}
+	return b.String()
+}
+
 // trustedRootJSON serialises the VirtualSigstore's material. It works
 // around VirtualSigstore's log IDs, which hold the hex string rather than
 // the raw key ID bytes a trusted root stores: serialised as they are, the
