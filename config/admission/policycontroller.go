@@ -253,8 +253,7 @@ func readTrustRoot(p *Policy, raw trustRoot) {
 	keys := raw.Spec.SigstoreKeys
 	tr := &NamedTrust{}
 	p.TrustRoot = tr
-	switch {
-	case keys == nil:
+	if keys == nil {
 		tr.Unsupported = "a TUF repository (spec.remote or spec.repository)"
 		return
 	}
