@@ -104,6 +104,12 @@ func (p Policy) ID() string {
 	return p.Kind + "/" + p.Namespace + "/" + p.Name
 }
 
+// inactive makes r apply to no object, for why.
+func (r *Rule) inactive(why string) {
+	r.Inactive = why
+	r.Match.All = append(r.Match.All, Filter{Never: true})
+}
+
 // Rule is one image check of a policy: a verifyImages entry of a Kyverno
 // rule, or a policy-controller authority.
 type Rule struct {
@@ -155,6 +161,10 @@ type Rule struct {
 	// Unsupported says what the rule asks that pregate does not evaluate;
 	// such a rule is never predicted to pass.
 	Unsupported []string
+	// Inactive says why the rule never acts at admission (a policy for
+	// background scans only, or for JSON payloads): it applies to no
+	// object.
+	Inactive string
 
 	// An ImageValidatingPolicy's named signers, the predicate types of its
 	// named attestations and its CEL validations: the image passes when

@@ -44,7 +44,13 @@ type Variable struct {
 // v1alpha1, v1beta1, v1) that decides image verification.
 type ivpol struct {
 	Spec struct {
-		ValidationActions        []string `json:"validationActions"`
+		ValidationActions []string `json:"validationActions"`
+		Evaluation        *struct {
+			Mode      string `json:"mode"`
+			Admission *struct {
+				Enabled *bool `json:"enabled"`
+			} `json:"admission"`
+		} `json:"evaluation"`
 		ValidationConfigurations *struct {
 			MutateDigest *bool `json:"mutateDigest"`
 			VerifyDigest *bool `json:"verifyDigest"`
@@ -123,6 +129,14 @@ func readIVPOL(p *Policy, raw ivpol) error {
 		rule.Action = Audit
 	case len(spec.ValidationActions) > 0:
 		return fmt.Errorf("spec.validationActions: %v holds none of Deny, Warn, Audit", spec.ValidationActions)
+	}
+	if e := spec.Evaluation; e != nil {
+		switch {
+		case e.Mode == "JSON":
+			rule.inactive("evaluation.mode: JSON (the policy checks JSON payloads, not Kubernetes objects)")
+		case e.Admission != nil && e.Admission.Enabled != nil && !*e.Admission.Enabled:
+			rule.inactive("evaluation.admission.enabled: false (background scans only)")
+		}
 	}
 	if vc := spec.ValidationConfigurations; vc != nil {
 		rule.RequiresDigest = (vc.VerifyDigest == nil || *vc.VerifyDigest) && vc.MutateDigest != nil && !*vc.MutateDigest

@@ -14,6 +14,7 @@ import (
 type kyvernoPolicy struct {
 	Spec struct {
 		ValidationFailureAction          string `json:"validationFailureAction"`
+		Admission                        *bool  `json:"admission"`
 		ValidationFailureActionOverrides []struct {
 			Action     string   `json:"action"`
 			Namespaces []string `json:"namespaces"`
@@ -229,6 +230,9 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 				rule.Unsupported = append(rule.Unsupported, "attestors with different roots or log keys")
 			} else if len(trusts) > 0 {
 				rule.Trust = trusts[0]
+			}
+			if raw.Spec.Admission != nil && !*raw.Spec.Admission {
+				rule.inactive("spec.admission: false (background scans only)")
 			}
 			p.Rules = append(p.Rules, rule)
 		}

@@ -26,7 +26,7 @@ type Finding struct {
 	Severity Severity `json:"severity"`
 	// Check names the kind of finding: legacy-only, bundle-path-identities,
 	// bundle-no-signatures, bundle-key, glob-matches-nothing,
-	// unanchored-regexp, predicate-type, not-predicted.
+	// unanchored-regexp, predicate-type, not-predicted, not-at-admission.
 	Check string `json:"check"`
 	// File is the policy's file, when known; Policy and Rule are what it
 	// is about.
@@ -55,6 +55,10 @@ func Lint(p *Policy, profiles Profiles) []Finding {
 				f.Message += fmt.Sprintf(" (%s: %s)", prof, q.Source)
 			}
 			out = append(out, f)
+		}
+		if r.Inactive != "" {
+			add(SeverityInfo, "not-at-admission", "the rule never acts at admission: "+r.Inactive+"; nothing is predicted for it", "", "")
+			continue
 		}
 		if len(r.Unsupported) > 0 {
 			add(SeverityWarning, "not-predicted", "pregate does not evaluate "+strings.Join(r.Unsupported, "; ")+

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -241,5 +242,46 @@ func TestSelectorUnknownLabels(t *testing.T) {
 	}
 	if u := readSelector(&f.Selector, map[string]any{"matchExpressions": []any{map[string]any{"key": "a", "operator": "Near"}}}, "selector"); len(u) != 1 {
 		t.Errorf("a selector with an unknown operator: %q, want it named", u)
+	}
+}
+
+// TestInactive: a policy that does not act at admission (background scans
+// only, or JSON payloads) applies to no object, and lint says why.
+func TestInactive(t *testing.T) {
+	t.Parallel()
+	ivpol := func(evaluation string) string {
+		return `apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: p}
+spec:
+  evaluation: ` + evaluation + `
+  matchImageReferences: [{glob: "*"}]
+  attestors: [{name: k, cosign: {keyless: {identities: [{issuer: i, subject: s}]}}}]
+  validations: [{expression: "images.containers.map(i, verifyImageSignatures(i, [attestors.k])).all(e, e > 0)"}]`
+	}
+	pod := Object{Version: "v1", Kind: "Pod"}
+	for doc, want := range map[string]string{
+		ivpol("{mode: JSON}"):                  "evaluation.mode: JSON",
+		ivpol("{admission: {enabled: false}}"): "evaluation.admission.enabled: false",
+		ivpol("{admission: {enabled: true}}"):  "",
+		`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: p}
+spec:
+  admission: false
+  rules:
+  - name: r
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    verifyImages: [{imageReferences: ["*"], attestors: [{entries: [{keyless: {issuer: i, subject: s}}]}]}]`: "spec.admission: false",
+	} {
+		p := readDoc(t, doc)
+		r := p.Rules[0]
+		if !strings.HasPrefix(r.Inactive, want) || (want == "") != (r.Inactive == "") || r.Match.Applies(pod) != (want == "") {
+			t.Errorf("%s: inactive %q, applies %v; want %q", p.ID(), r.Inactive, r.Match.Applies(pod), want)
+		}
+		findings := Lint(p, nil)
+		if got := slices.ContainsFunc(findings, func(f Finding) bool { return f.Check == "not-at-admission" }); got != (want != "") {
+			t.Errorf("%s: lint %+v, want not-at-admission %v", p.ID(), findings, want != "")
+		}
 	}
 }

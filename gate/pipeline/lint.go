@@ -40,6 +40,7 @@ type LintedRule struct {
 	Attestations []string `json:"attestations,omitempty"`
 	Action       string   `json:"action"`
 	Unsupported  []string `json:"unsupported,omitempty"`
+	Inactive     string   `json:"inactive,omitempty"`
 }
 
 // Errors says whether a finding is an error.
@@ -126,7 +127,7 @@ func lintTrust(name string, i int, obj map[string]any, res *LintResult) {
 }
 
 func lintedRule(r admission.Rule, p admission.Profile) LintedRule {
-	lr := LintedRule{Name: r.Name, Images: r.Images, Skip: r.Skip, Reads: r.Reads(p).String(), Action: string(r.Action), Unsupported: r.Unsupported}
+	lr := LintedRule{Name: r.Name, Images: r.Images, Skip: r.Skip, Reads: r.Reads(p).String(), Action: string(r.Action), Unsupported: r.Unsupported, Inactive: r.Inactive}
 	for _, a := range r.Authorities {
 		lr.Signers = append(lr.Signers, describeAuthority(a, identities(a)))
 	}
