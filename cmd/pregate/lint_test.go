@@ -145,8 +145,10 @@ spec:
 // TestPolicyLintRealPolicies: every real policy in the test data (the
 // Kyverno policy library's image verification policies, policy-
 // controller's examples and e2e policies; config/admission/testdata/ORIGIN
-// and library/ORIGIN) is read and listed, none refused; what pregate does
-// not evaluate is named.
+// and library/ORIGIN) is read and listed, or refused with its reason:
+// policy-controller's TSA example is a template whose certChain
+// placeholder is not base64, which the API server refuses too. What
+// pregate does not evaluate is named.
 func TestPolicyLintRealPolicies(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("../../config/admission/testdata/*.yaml")
@@ -168,14 +170,19 @@ func TestPolicyLintRealPolicies(t *testing.T) {
 	for _, p := range res.Policies {
 		read[p.File] = true
 	}
+	refused := map[string]string{"../../config/admission/testdata/library/pc-with-tsa.yaml": "timestampAuthorities.0.certChain of type []uint8: illegal base64 data"}
+	for _, f := range res.Findings {
+		if f.Check != "unreadable" {
+			continue
+		}
+		if want, ok := refused[f.File]; !ok || !strings.Contains(f.Message, want) {
+			t.Errorf("refused: %+v", f)
+		}
+		read[f.File] = true
+	}
 	for _, f := range files {
 		if !read[f] {
-			t.Errorf("%s: no policy read", f)
-		}
-	}
-	for _, f := range res.Findings {
-		if f.Check == "unreadable" {
-			t.Errorf("refused: %+v", f)
+			t.Errorf("%s: no policy read, none refused", f)
 		}
 	}
 	// policy-controller's own "valid policy" fixtures hold globs its

@@ -13,7 +13,6 @@ import (
 	"github.com/google/cel-go/common/functions"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
-	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/pregate/pregate/config/admission"
 	"github.com/pregate/pregate/gate"
@@ -117,20 +116,18 @@ func (v *ivpolView) count(image, attestation string, attestors ref.Val) ref.Val 
 	if attestation != "" {
 		fn = "verifyAttestationSignatures"
 	}
-	other := image != v.image && !slices.Contains(v.raws, image)
-	if other {
-		// Another image of the Pod: Kyverno gives 0 for one its
-		// matchImageReferences do not cover, and checks none.
+	if image != v.image && !slices.Contains(v.raws, image) {
+		// Another image of the Pod. Kyverno gives 0 for one its
+		// matchImageReferences do not cover, and checks none; one they
+		// cover has a prediction of its own, and is taken to verify here,
+		// so that a denial is told on the image that causes it.
 		if !v.rule.CoversRef(image) {
 			v.note(fmt.Sprintf("%s(%q) is 0: the Pod's image %s is not covered by matchImageReferences", fn, image, image))
 			return types.Int(0)
 		}
-		if r, err := name.ParseReference(image); err == nil {
-			image = r.Name()
-		}
-	} else {
-		image = v.image
+		return types.Int(len(names))
 	}
+	image = v.image
 	n := 0
 	for _, name := range names {
 		var vp viewPolicies
@@ -165,9 +162,6 @@ func (v *ivpolView) count(image, attestation string, attestors ref.Val) ref.Val 
 			v.verified = map[string]bool{}
 		}
 		v.verified[image] = v.verified[image] || n > 0
-	}
-	if other && n == 0 {
-		v.note(fmt.Sprintf("%s is 0 for %s, another image of the Pod", fn, image))
 	}
 	return types.Int(n)
 }
