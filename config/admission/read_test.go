@@ -148,18 +148,7 @@ func mustRead(t *testing.T, name string) string {
 // as the engine reads it, however odd.
 func TestReadAsTheEngineDoes(t *testing.T) {
 	t.Parallel()
-	read := func(doc string) *Policy {
-		t.Helper()
-		var obj map[string]any
-		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-			t.Fatal(err)
-		}
-		p, ok, err := Read("p.yaml", obj)
-		if err != nil || !ok {
-			t.Fatalf("Read() = %v, %v", ok, err)
-		}
-		return p
-	}
+	read := func(doc string) *Policy { t.Helper(); return readDoc(t, doc) }
 	// policy-controller takes any signatureFormat but "bundle" for legacy.
 	p := read(`{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: p}, spec: {images: [{glob: "**"}], authorities: [{signatureFormat: Bundle, keyless: {identities: [{issuer: i, subject: s}]}}]}}`)
 	if f := p.Rules[0].Format; f != LegacyFormat {

@@ -164,9 +164,9 @@ func (c Compiled) VerifyPolicies() []*verify.Policy {
 	return out
 }
 
-// Check predicts every rule that covers an image of the revision, for the
-// namespaces the image runs in, at most concurrency checks at a time. An
-// error means ctx ended.
+// Check predicts every rule that covers an image of the revision and
+// whose match selects an object it runs in (the workload, its Pods), at
+// most concurrency checks at a time. An error means ctx ended.
 func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker, concurrency int) ([]gate.Admission, error) {
 	type job struct {
 		rule    CompiledRule
