@@ -39,6 +39,9 @@ type Admission struct {
 	Rule   string `json:"rule"`
 	Image  string `json:"image"`
 	Digest string `json:"digest,omitempty"`
+	// Action is what the rule does with an image that fails it, in the
+	// namespaces the image runs in: Enforce, Audit or Warn.
+	Action string `json:"action,omitempty"`
 	// Outcome and Message are the engine's answer, in its terms.
 	Outcome AdmissionOutcome `json:"outcome"`
 	Message string           `json:"message"`

@@ -168,6 +168,15 @@ type Verdict struct {
 	// Admission are the predicted answers of the cluster's admission
 	// policies for the revision's images, denials first (AddAdmission).
 	Admission []Admission `json:"admission,omitempty"`
+	// Running are the predicted answers for the images of the Pods
+	// running in the cluster, under the admission policies after the
+	// revision, denials the revision brings first (AddRunning);
+	// RunningSummary counts what was checked, nil when nothing was.
+	Running        []Running       `json:"running,omitempty"`
+	RunningSummary *RunningSummary `json:"runningSummary,omitempty"`
+	// Readiness is, for each admission policy in Audit or Warn, what it
+	// would deny in Enforce, namespace by namespace (AddReadiness).
+	Readiness []Readiness `json:"readiness,omitempty"`
 }
 
 // Bounds on a Verdict's message, which becomes a condition message: how
@@ -344,6 +353,10 @@ func decide(v *Verdict) {
 			gaps += fmt.Sprintf(" (%d blocking)", nb)
 		}
 	}
+	running := ""
+	if rs := v.runningDenials(); len(rs) > 0 && v.RunningSummary != nil {
+		running = runningMessage(rs, v.RunningSummary.Denied)
+	}
 	if admitted := v.admissionDenials(); len(admitted) > 0 {
 		// The admission controller will deny these Pods whatever pregate's
 		// own policies say: a definite denial.
@@ -353,6 +366,20 @@ func decide(v *Verdict) {
 			images[a.Image] = true
 		}
 		v.Message = fmt.Sprintf("admission would deny %d of %d images: %s", len(images), v.Summary.Total, admissionOffenders(admitted))
+		if len(denied) > 0 {
+			v.Message += fmt.Sprintf("; and %d of %d images denied: %s", len(denied), v.Summary.Total, offenders(denied))
+		}
+		if running != "" {
+			v.Message += "; and " + running
+		}
+		v.Message += gaps
+		return
+	}
+	if running != "" {
+		// Pods that run now would be denied when next created: as
+		// definite as a denial of the revision's own.
+		v.Reason = RunningDeniedReason
+		v.Message = running
 		if len(denied) > 0 {
 			v.Message += fmt.Sprintf("; and %d of %d images denied: %s", len(denied), v.Summary.Total, offenders(denied))
 		}

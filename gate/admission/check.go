@@ -253,6 +253,9 @@ func (c Compiled) Check(ctx context.Context, images []gate.Image, check Checker,
 		}
 	}
 	enforceRequired(out, ivpol, actions)
+	for i, j := range jobs {
+		out[i].Action = string(j.rule.Action)
+	}
 	return append(anyAuthority(out), unmatched...), nil
 }
 
@@ -364,6 +367,14 @@ func byDigest(img gate.Image) bool {
 	return true
 }
 
+// HasAuditOrWarn says whether a rule audits or warns rather than denies,
+// in some namespace.
+func (c Compiled) HasAuditOrWarn() bool {
+	return slices.ContainsFunc(c.Rules, func(r CompiledRule) bool {
+		return r.Action != admission.Enforce || slices.ContainsFunc(r.ActionOverrides, func(o admission.ActionOverride) bool { return o.Action != admission.Enforce })
+	})
+}
+
 // ReadsNamespaces says whether the predictions depend on namespaces'
 // labels: policy-controller's opt-in label, a namespace selector.
 func (c Compiled) ReadsNamespaces() bool {
@@ -418,8 +429,12 @@ func (c Compiled) noMatch(img gate.Image, objects []admission.Object, selected [
 			admission.WebhookName(img), strings.Join(missed, ", "))
 		fix = "add the workload's resource (or its labels) to spec.match: policy-controller checks the workload as well as its Pods, or set no-match-policy: allow"
 	}
+	action := admission.Enforce
+	if outcome == Warn {
+		action = admission.Warn
+	}
 	return []gate.Admission{{
-		Engine: c.noMatchProfile.String(), Policy: from, Rule: "no-match-policy", Image: img.Ref, Digest: img.Digest, Outcome: outcome,
+		Engine: c.noMatchProfile.String(), Policy: from, Rule: "no-match-policy", Image: img.Ref, Digest: img.Digest, Outcome: outcome, Action: string(action),
 		Message: why + ", and its " + setting, Fix: fix,
 	}}
 }

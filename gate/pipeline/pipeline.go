@@ -151,6 +151,16 @@ type Options struct {
 	// ways of reading signatures the predictions follow; an engine not
 	// given is taken to be its newest known release.
 	Engines admission.Profiles
+	// Running, when set, lists the Pods that run in the cluster (their
+	// objects, as the API server gives them). When the revision applies
+	// admission policies, or some policy is in Audit or Warn, their images
+	// are predicted too: under the policies after the revision, and under
+	// those of Admission, as the cluster has them now, so that a denial
+	// the revision brings is told from one that was there before.
+	Running func(ctx context.Context) ([]map[string]any, error)
+	// RunningPods says whether such a denial blocks the revision (the
+	// default) or only warns.
+	RunningPods gate.RunningPods
 }
 
 // Progress is how far verification has come: of Total images to verify,
@@ -200,6 +210,9 @@ type Result struct {
 	// Options.Admission, less those the revision replaces, then those the
 	// revision applies.
 	Admission []*admission.Policy
+	// AdmissionApplied are the IDs of the admission policies the revision
+	// applies (those that replace the cluster's copies, or are new).
+	AdmissionApplied []string
 	// Verdict is the decision.
 	Verdict gate.Verdict
 }
@@ -269,6 +282,9 @@ func admissionPolicies(o Options, res *Result) (gateadmission.Compiled, error) {
 	}
 	policies = admission.ResolveTrustRoots(append(policies, fromRevision...))
 	res.Admission = policies
+	for _, p := range fromRevision {
+		res.AdmissionApplied = append(res.AdmissionApplied, p.ID())
+	}
 	if len(policies) == 0 {
 		return gateadmission.Compiled{}, nil
 	}
@@ -455,7 +471,14 @@ func verifyImages(ctx context.Context, o Options, res *Result, adm gateadmission
 	if err != nil {
 		return fail(VerifyStage, err)
 	}
+	running, err := prepareRunning(ctx, o, res, adm)
+	if err != nil {
+		return err
+	}
 	policies := append(slices.Clip(res.Policies.Verify), adm.VerifyPolicies()...)
+	if running != nil {
+		policies = append(policies, running.before.VerifyPolicies()...)
+	}
 	v, err := verify.NewVerifier(reg, policies, append(slices.Clip(o.Verifier), verify.WithResolved(rec.resolved))...)
 	if err != nil {
 		return fail(PolicyStage, err)
@@ -469,13 +492,30 @@ func verifyImages(ctx context.Context, o Options, res *Result, adm gateadmission
 	if err := clusterNamespaces(ctx, o, &adm, res.Rendered.Images); err != nil {
 		return fail(VerifyStage, fmt.Errorf("admission: %w", err))
 	}
-	preds, err := adm.Check(ctx, res.Rendered.Images, func(ctx context.Context, image string, p *verify.Policy) (verify.Result, error) {
+	check := func(ctx context.Context, image string, p *verify.Policy) (verify.Result, error) {
 		return v.Check(ctx, image, gate.Policy{Name: p.Name, Verify: p})
-	}, o.Concurrency)
+	}
+	preds, err := adm.Check(ctx, res.Rendered.Images, check, o.Concurrency)
 	if err != nil {
 		return fail(VerifyStage, err)
 	}
 	verdict.AddAdmission(cfg, preds)
+	placed := placedPredictions(preds, res.Rendered.Images)
+	if running != nil {
+		if err := clusterNamespaces(ctx, o, &adm, running.images); err != nil {
+			return fail(VerifyStage, fmt.Errorf("admission: %w", err))
+		}
+		if err := clusterNamespaces(ctx, o, &running.before, running.images); err != nil {
+			return fail(VerifyStage, fmt.Errorf("admission: %w", err))
+		}
+		rs, sum, now, err := running.predict(ctx, adm, check, o.Concurrency)
+		if err != nil {
+			return fail(VerifyStage, err)
+		}
+		verdict.AddRunning(o.RunningPods, rs, sum)
+		placed = append(placed, now...)
+	}
+	verdict.Readiness = gate.ComputeReadiness(placed)
 	res.Verdict = verdict
 	res.Results = rec.sorted()
 	return nil

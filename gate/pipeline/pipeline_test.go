@@ -36,13 +36,15 @@ const (
 type fixture struct {
 	signed, unsigned string
 	opts             pipeline.Options
+	// sigstore signed the signed image.
+	sigstore *verifytest.Sigstore
 }
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
 	ss := verifytest.NewSigstore(t)
-	f := fixture{signed: host + "/acme/web:1.0", unsigned: host + "/acme/worker:0.9"}
+	f := fixture{signed: host + "/acme/web:1.0", unsigned: host + "/acme/worker:0.9", sigstore: ss}
 	ref, dig := verifytest.PushRandomImage(t, f.signed)
 	verifytest.PushBundle(t, ref, ss.MustSignImage(t, releaseID, ghIssuer, dig), verify.CosignSignPredicateType)
 	verifytest.PushRandomImage(t, f.unsigned)
