@@ -40,6 +40,9 @@ type Running struct {
 	// Blocking is set by AddRunning: the denial is the revision's, and
 	// the configuration blocks on it.
 	Blocking bool `json:"blocking,omitempty"`
+	// PolicyFile is the revision's file that holds the policy, when the
+	// policy is the revision's.
+	PolicyFile string `json:"policyFile,omitempty"`
 }
 
 // MaxRunningPods bounds the Pods a Running entry names.
@@ -126,7 +129,11 @@ func runningMessage(rs []Running, denied int) string {
 			names = append(names, fmt.Sprintf("and %d more", len(rs)-maxOffenders))
 			break
 		}
-		names = append(names, Clip(strings.Join(clipList(r.Pods, maxOffenders), ", ")+" run "+r.String(), maxQuotedDetail))
+		pods := clipList(r.Pods, maxOffenders)
+		if more := r.PodCount - len(r.Pods); more > 0 {
+			pods = append(pods, fmt.Sprintf("%d more", more))
+		}
+		names = append(names, Clip(strings.Join(pods, ", ")+" run "+r.String(), maxQuotedDetail))
 	}
 	return fmt.Sprintf("after this revision, %d running %s%s could not be re-admitted if evicted: %s", denied, pods, where, strings.Join(names, "; "))
 }

@@ -25,6 +25,8 @@ type runningCheck struct {
 	// denials the revision brings (compiled only when changed).
 	changed bool
 	before  gateadmission.Compiled
+	// files are the files of the revision's policies, by ID.
+	files map[string]string
 }
 
 // prepareRunning lists the Pods that run when the predictions need them:
@@ -54,7 +56,12 @@ func prepareRunning(ctx context.Context, o Options, res *Result, adm gateadmissi
 	// A Pod that runs has images that read; what does not read here (a
 	// Pod the API server holds is not hand-written) is left out.
 	images, _ := render.Images(objs)
-	rc := &runningCheck{images: images, pods: len(objs), changed: changed}
+	rc := &runningCheck{images: images, pods: len(objs), changed: changed, files: map[string]string{}}
+	for _, p := range res.Admission {
+		if slices.Contains(res.AdmissionApplied, p.ID()) {
+			rc.files[p.ID()] = p.File
+		}
+	}
 	if changed {
 		before := admission.ResolveTrustRoots(slices.Clone(o.Admission))
 		rc.before, err = gateadmission.Compile(before, o.Engines, func() (root.TrustedMaterial, error) { return o.Policies.Trust(nil) })
@@ -102,7 +109,7 @@ func (rc *runningCheck) predict(ctx context.Context, adm gateadmission.Compiled,
 			continue
 		}
 		pods := podsOf(byRef[a.Image])
-		r := gate.Running{Admission: a, Before: was[key(a)], PodCount: len(pods),
+		r := gate.Running{Admission: a, Before: was[key(a)], PodCount: len(pods), PolicyFile: rc.files[a.Policy],
 			Namespaces: gateadmission.Namespaces(byRef[a.Image]), Pods: slices.Clip(pods[:min(len(pods), gate.MaxRunningPods)])}
 		if r.Introduced() {
 			for _, p := range pods {

@@ -124,7 +124,8 @@ func ghAnnotations(v gate.Verdict) []ghAnnotation {
 			message: ghGapText(g) + ": pregate cannot list the images there, so the revision is not allowed",
 		})
 	}
-	return append(out, ghAdmissionAnnotations(v)...)
+	out = append(out, ghAdmissionAnnotations(v)...)
+	return append(out, ghRunningAnnotations(v)...)
 }
 
 // ghImageKind is the annotation kind of an image's outcome; false when it
@@ -253,6 +254,7 @@ func writeGitHubSummary(w io.Writer, v gate.Verdict) error {
 		s.text("\n</details>\n")
 	}
 	ghAdmissionTable(s, v)
+	ghRunningTables(s, v)
 	if len(v.Gaps) > 0 {
 		s.text(fmt.Sprintf("\n### Coverage gaps (%d)\n\n", len(v.Gaps)))
 		ghGapTable(s, v.Gaps)

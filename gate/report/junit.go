@@ -48,6 +48,8 @@ const (
 	junitCoverageName  = "pregate coverage"
 	junitUnmatched     = "no matching policy"
 	junitAdmissionName = "pregate admission"
+	junitRunningName   = "pregate running pods"
+	junitReadinessName = "pregate enforce readiness"
 )
 
 type junitSuites struct {
@@ -128,6 +130,12 @@ func junitDocument(v gate.Verdict) junitSuites {
 	suites := []junitSuite{images, coverage}
 	if len(v.Admission) > 0 {
 		suites = append(suites, junitAdmissionSuite(v))
+	}
+	if v.RunningSummary != nil {
+		suites = append(suites, junitRunningSuite(v))
+	}
+	if len(v.Readiness) > 0 {
+		suites = append(suites, junitReadinessSuite(v))
 	}
 	for _, s := range suites {
 		s.count()

@@ -72,6 +72,7 @@ const (
 	sarifUnmatchedRule = gate.UnmatchedImageReason
 	sarifGapRule       = gate.CoverageGapReason
 	sarifAdmissionRule = "Admission"
+	sarifRunningRule   = gate.RunningDeniedReason
 )
 
 type sarifLog struct {
@@ -283,6 +284,9 @@ func sarifResults(v gate.Verdict) ([]sarifResult, int) {
 	adm, admUnlocated := sarifAdmissionResults(v)
 	out = append(out, adm...)
 	unlocated += admUnlocated
+	running, runningUnlocated := sarifRunningResults(v)
+	out = append(out, running...)
+	unlocated += runningUnlocated
 	sort.SliceStable(out, func(i, j int) bool { return sarifLess(out[i], out[j]) })
 	return out, unlocated
 }
@@ -692,6 +696,12 @@ func sarifRuleFor(id string) sarifRule {
 	}
 	switch {
 	case ok:
+	case id == sarifRunningRule:
+		t = sarifRuleTexts{
+			"Running pods no longer admitted",
+			"An admission policy this revision adds or changes would deny Pods that run in the cluster now, the next time they are created (an eviction, a rollout, a node drain).",
+			"Make the policy read the signatures those images have (see the message for the rule and why), sign the images as it reads them, or apply the policy in Audit first.",
+		}
 	case strings.HasPrefix(id, sarifGapRule+"/"):
 		reason := strings.TrimPrefix(id, sarifGapRule+"/")
 		why, known := sarifGapTexts[gate.GapReason(reason)]

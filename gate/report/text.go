@@ -43,6 +43,28 @@ func verdictText(w io.Writer, v gate.Verdict) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", outcome, a.Image, a.Policy, a.Rule, a.Engine, dash(string(a.Pregate)), a.Message)
 		}
 	}
+	if v.RunningSummary != nil {
+		fmt.Fprintf(tw, "\nRunning pods: %s, %s checked; %d no longer admitted after this revision\n", plural(v.RunningSummary.Pods, "pod"),
+			plural(v.RunningSummary.Images, "image"), v.RunningSummary.Denied)
+		fmt.Fprintln(tw, "RUNNING\tBEFORE\tIMAGE\tPODS\tPOLICY\tRULE\tMESSAGE")
+		for _, r := range v.Running {
+			outcome := string(r.Outcome)
+			if r.Blocking {
+				outcome += " (blocks)"
+			} else if r.Introduced() {
+				outcome += " (warns)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", outcome, dash(string(r.Before)), r.Image, runningPods(r), r.Policy, r.Rule, r.Message)
+		}
+	}
+	if len(v.Readiness) > 0 {
+		fmt.Fprintln(tw, "\nREADY FOR ENFORCE\tPOLICY\tNOW\tNAMESPACE\tIMAGES\tWOULD DENY\tUNDECIDED")
+		for _, r := range v.Readiness {
+			for _, n := range r.Namespaces {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\n", yesNo(n.Ready), r.Policy, r.Action, dash(n.Namespace), n.Images, wouldDeny(n), n.Undecided)
+			}
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -54,6 +76,28 @@ func verdictText(w io.Writer, v gate.Verdict) error {
 	}
 	_, err := fmt.Fprintf(w, "\n%s (%s): %s\n", State(v), v.Reason, v.Message)
 	return err
+}
+
+// runningPods names a prediction's running Pods, and how many more.
+func runningPods(r gate.Running) string {
+	s := strings.Join(r.Pods, ",")
+	if n := r.PodCount - len(r.Pods); n > 0 {
+		s += fmt.Sprintf(" +%d", n)
+	}
+	return dash(s)
+}
+
+// wouldDeny says how many images a policy would deny in Enforce in a
+// namespace, and which.
+func wouldDeny(n gate.NamespaceReadiness) string {
+	if n.DeniedCount == 0 {
+		return "0"
+	}
+	s := fmt.Sprintf("%d: %s", n.DeniedCount, strings.Join(n.Denied, ","))
+	if m := n.DeniedCount - len(n.Denied); m > 0 {
+		s += fmt.Sprintf(" +%d", m)
+	}
+	return s
 }
 
 // neverPassesText says what exists, why the engine misses it and the fix.
