@@ -13,13 +13,13 @@ import (
 const RunningDeniedReason = "RunningPodsDenied"
 
 // RunningPods says what a revision does when its admission policy changes
-// would deny Pods already running: block it (the default), or only warn.
+// would deny Pods already running: deny it (the default), or only warn.
 type RunningPods string
 
 // What RunningPods can say.
 const (
-	RunningPodsBlock RunningPods = "Block"
-	RunningPodsWarn  RunningPods = "Warn"
+	RunningPodsDeny RunningPods = "deny"
+	RunningPodsWarn RunningPods = "warn"
 )
 
 // Running is a prediction for an image of Pods running in the cluster:

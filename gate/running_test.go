@@ -24,7 +24,7 @@ func TestAddRunning(t *testing.T) {
 		message string
 	}{
 		"new denial":            {"", []Running{deny("", "shop/web-1", "shop/web-2")}, RunningDeniedReason, "after this revision, 2 running pods in shop could not be re-admitted if evicted: shop/web-1, shop/web-2 run ghcr.io/acme/web:1: Deny ClusterPolicy/p rule r: no signature"},
-		"was audited":           {RunningPodsBlock, []Running{deny(AdmissionAudit, "shop/web-1")}, RunningDeniedReason, "1 running pod in shop"},
+		"was audited":           {RunningPodsDeny, []Running{deny(AdmissionAudit, "shop/web-1")}, RunningDeniedReason, "1 running pod in shop"},
 		"new denial, warn only": {RunningPodsWarn, []Running{deny("", "shop/web-1")}, SucceededReason, "1 of 1 images verified"},
 		"denied before":         {"", []Running{deny(AdmissionDeny, "shop/web-1")}, SucceededReason, "1 of 1 images verified"},
 		"audit, not a denial":   {"", []Running{{Admission: Admission{Outcome: AdmissionAudit}, Pods: []string{"shop/web-1"}}}, SucceededReason, ""},

@@ -49,6 +49,7 @@ type controllerFlags struct {
 	noRemoteBases           bool
 	engines                 []string
 	pcNamespace             string
+	maxRunningPods          int
 
 	client   runtimeclient.Options
 	log      logger.Options
@@ -89,6 +90,7 @@ as a new revision is seen, before any verification starts.`,
 	fs.BoolVar(&f.noRemoteBases, "no-remote-bases", false, "do not fetch remote kustomize bases, components and files: a kustomization that refers to one is a RemoteBase gap; set it as kustomize-controller's --no-remote-bases is set (default: fetched, as kustomize-controller does)")
 	fs.StringArrayVar(&f.engines, "admission-engine", nil, "the admission engine release the cluster runs, whose way of reading signatures the admission predictions follow: "+
 		"kyverno@1.19, policy-controller@0.15 (repeatable, one per engine; default the newest known: "+newestEngines()+")")
+	fs.IntVar(&f.maxRunningPods, "max-running-pods", controller.DefaultMaxRunningPods, "how many running Pods are read at most, when a revision's admission policies are checked against what runs (more is an error, never a partial check)")
 	fs.StringVar(&f.pcNamespace, "policy-controller-namespace", "cosign-system", "the namespace of policy-controller's config-policy-controller ConfigMap, whose no-match-policy the admission predictions follow (empty: its default, deny)")
 	f.client.BindFlags(fs)
 	f.log.BindFlags(fs)
@@ -181,6 +183,8 @@ func (f *controllerFlags) run(ctx context.Context) error {
 		NoRemoteBases:             f.noRemoteBases,
 		Engines:                   engines,
 		PolicyControllerNamespace: f.pcNamespace,
+		APIReader:                 mgr.GetAPIReader(),
+		MaxRunningPods:            f.maxRunningPods,
 		Metrics:                   metrics,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: f.concurrent, ServiceAccount: sa}); err != nil {

@@ -63,13 +63,18 @@ func (t Trust) Material(def func() (root.TrustedMaterial, error)) (root.TrustedM
 		}
 		m.cas = b.FulcioCertificateAuthorities()
 	}
-	if t.TSAChain != "" {
+	// Timestamp authorities come with the certificate authorities: the
+	// policy's chain, else the default's when the default's roots are
+	// taken too (a policy with roots of its own and no TSA chain has no
+	// timestamp authority, as cosign's CheckOpts then have none).
+	switch {
+	case t.TSAChain != "":
 		tsas, err := parseTSAs(t.TSAChain)
 		if err != nil {
 			return nil, fmt.Errorf("timestamp authorities: %w", err)
 		}
 		m.tsas = tsas
-	} else {
+	case t.Roots == "":
 		b, err := fromDefault()
 		if err != nil {
 			return nil, err

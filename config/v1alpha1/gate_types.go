@@ -109,6 +109,14 @@ type GateSpec struct {
 	// +optional
 	AllowGaps []GapKind `json:"allowGaps,omitempty"`
 
+	// RunningPods says what happens when the admission policies a
+	// revision applies would no longer admit Pods that run in the cluster
+	// now, the next time they are created (an eviction, a rollout, a node
+	// drain): deny blocks the revision (the default), warn reports it.
+	// +kubebuilder:default=deny
+	// +optional
+	RunningPods RunningPodsAction `json:"runningPods,omitempty"`
+
 	// ImagePullSecrets name kubernetes.io/dockerconfigjson Secrets in the
 	// Gate's namespace with credentials for the registries its images and
 	// their signatures are in. They are tried before the controller's own
@@ -198,6 +206,18 @@ const (
 	UnmatchedImagesDeny UnmatchedImagesAction = "deny"
 )
 
+// RunningPodsAction is what happens when a revision's admission policies
+// would no longer admit running Pods.
+// +kubebuilder:validation:Enum=warn;deny
+type RunningPodsAction string
+
+// The actions for running Pods a revision would no longer admit.
+const (
+	RunningPodsWarn RunningPodsAction = "warn"
+	// RunningPodsDeny blocks the revision. The default.
+	RunningPodsDeny RunningPodsAction = "deny"
+)
+
 // GapKind is a kind of coverage gap.
 // +kubebuilder:validation:Enum=HelmRelease;RemoteBase;BuildFailed;MissingPath;SubstituteFromMissing;UnresolvedImage;Encrypted;AdmissionUnpredicted
 type GapKind string
@@ -259,6 +279,115 @@ type GateStatus struct {
 	// +listType=atomic
 	// +optional
 	Admission []AdmissionResult `json:"admission,omitempty"`
+
+	// Running is what the admission policies after the last attempted
+	// revision do with the Pods that run in the cluster, when it applies
+	// admission policies or one is in Audit or Warn.
+	// +optional
+	Running *RunningStatus `json:"running,omitempty"`
+
+	// Readiness is, for each admission policy in Audit or Warn, what it
+	// would deny in Enforce, namespace by namespace, at most 20 policies.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +optional
+	Readiness []PolicyReadiness `json:"readiness,omitempty"`
+}
+
+// MaxRunningResults bounds Gate status.running.results, MaxReadiness
+// status.readiness and MaxReadinessNamespaces each policy's namespaces.
+const (
+	MaxRunningResults      = 50
+	MaxReadiness           = 20
+	MaxReadinessNamespaces = 50
+)
+
+// RunningStatus counts the running Pods checked and lists the predictions
+// for their images that are not admissions.
+type RunningStatus struct {
+	// Pods and Images are the running Pods and their distinct images
+	// checked; Denied the Pods the revision's policies would no longer
+	// admit.
+	// +required
+	Pods int `json:"pods"`
+	// +required
+	Images int `json:"images"`
+	// +required
+	Denied int `json:"denied"`
+
+	// Results are the predictions that are not admissions, those the
+	// revision brings first, at most 50.
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	// +optional
+	Results []RunningResult `json:"results,omitempty"`
+}
+
+// RunningResult is an admission policy's predicted answer for the image
+// of running Pods.
+type RunningResult struct {
+	AdmissionResult `json:",inline"`
+
+	// Pods are some of the Pods (namespace/name) that run the image, at
+	// most 20; PodCount is how many do.
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=317
+	// +listType=atomic
+	// +optional
+	Pods []string `json:"pods,omitempty"`
+	// +required
+	PodCount int `json:"podCount"`
+
+	// Before is the answer of the policies as the cluster has them now;
+	// empty when none covered the image.
+	// +optional
+	Before string `json:"before,omitempty"`
+
+	// Blocking says the denial is the revision's and blocks it.
+	// +optional
+	Blocking bool `json:"blocking,omitempty"`
+}
+
+// PolicyReadiness is what an admission policy in Audit or Warn would deny
+// in Enforce.
+type PolicyReadiness struct {
+	// Policy is the admission policy and Engine the engine release.
+	// +required
+	Policy string `json:"policy"`
+	// +required
+	Engine string `json:"engine"`
+	// Action is what it does now: Audit or Warn.
+	// +required
+	Action string `json:"action"`
+	// Ready says it would deny nothing, and nothing is undecided.
+	// +required
+	Ready bool `json:"ready"`
+	// Namespaces are its readiness in each namespace, at most 50.
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	// +optional
+	Namespaces []NamespaceReadiness `json:"namespaces,omitempty"`
+}
+
+// NamespaceReadiness is a policy's readiness for Enforce in a namespace.
+type NamespaceReadiness struct {
+	// Namespace is the namespace; empty for images of no known namespace.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// Images are the images checked there, WouldDeny those it would deny
+	// in Enforce, Undecided those whose answer is not known.
+	// +required
+	Images int `json:"images"`
+	// +required
+	WouldDeny int `json:"wouldDeny"`
+	// +required
+	Undecided int `json:"undecided"`
+	// Denied names some of the images it would deny, at most 10.
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +listType=atomic
+	// +optional
+	Denied []string `json:"denied,omitempty"`
 }
 
 // MaxGapResults bounds Gate status.gaps.

@@ -209,6 +209,7 @@ func newTestReconciler(scheme *runtime.Scheme, tufDir string) (*GateReconciler, 
 		RetryInterval:        testRetryInterval,
 		ArtifactFetchRetries: 1,
 		MaxArtifactSize:      16 << 20,
+		APIReader:            testEnv.GetAPIReader(),
 		Metrics:              metrics,
 	}, nil
 }

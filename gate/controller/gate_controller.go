@@ -125,6 +125,13 @@ type GateReconciler struct {
 	// ConfigMap is (its no-match-policy); empty reads none, and its
 	// default (deny) applies.
 	PolicyControllerNamespace string
+	// APIReader reads from the API server, past the manager's cache (the
+	// Pods that run, a page at a time); nil reads with the client.
+	APIReader client.Reader
+	// MaxRunningPods is how many running Pods are read at most when a
+	// revision's admission policies are checked against them; zero is
+	// DefaultMaxRunningPods.
+	MaxRunningPods int
 
 	// Metrics records verdicts and durations; nil records nothing.
 	Metrics *Metrics
@@ -233,9 +240,11 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 			verify.WithLookupTimeout(r.LookupTimeout), verify.WithStats(r.RequestStats)},
 		Verifier: []verify.VerifierOption{verify.WithCache(r.Cache),
 			verify.WithImageTimeout(durationOr(obj.Spec.ImageTimeout, verify.DefaultImageTimeout))},
-		Unmatched: unmatchedImages(obj),
-		AllowGaps: allowGaps(obj),
-		Timeout:   durationOr(obj.Spec.Timeout, gate.DefaultTimeout),
+		Unmatched:   unmatchedImages(obj),
+		AllowGaps:   allowGaps(obj),
+		Running:     r.runningPods,
+		RunningPods: runningPodsAction(obj),
+		Timeout:     durationOr(obj.Spec.Timeout, gate.DefaultTimeout),
 	}, pipeline.Source{
 		Name: src.ref.String(),
 		Ref:  src.ref,
@@ -284,6 +293,7 @@ func (r *GateReconciler) fail(obj *v1alpha1.Gate, reason string, err error) erro
 func (r *GateReconciler) setVerdict(ctx context.Context, obj *v1alpha1.Gate, patcher *patch.SerialPatcher, revision string, v gate.Verdict, previous *metav1.Condition) error {
 	obj.Status.Summary, obj.Status.Images, obj.Status.Gaps = report.Status(v)
 	obj.Status.Admission = report.AdmissionStatus(v)
+	obj.Status.Running, obj.Status.Readiness = report.RunningStatus(v), report.ReadinessStatus(v)
 	if v.Allowed {
 		obj.Status.LastVerifiedRevision = revision
 		obj.Status.ObservedGeneration = obj.Generation
@@ -596,6 +606,15 @@ func unmatchedImages(obj *v1alpha1.Gate) gate.Unmatched {
 		return u
 	}
 	return gate.DenyUnmatched
+}
+
+// runningPodsAction is what running Pods the revision would no longer
+// admit do to it.
+func runningPodsAction(obj *v1alpha1.Gate) gate.RunningPods {
+	if obj.Spec.RunningPods == v1alpha1.RunningPodsWarn {
+		return gate.RunningPodsWarn
+	}
+	return gate.RunningPodsDeny
 }
 
 // durationOr is d's duration, or def when d is not set.

@@ -20,7 +20,7 @@ func runningVerdict() gate.Verdict {
 		NeverPasses: true, Exists: "a cosign v3 Sigstore bundle", Why: "type: Cosign reads legacy signatures only", Fix: "set type: SigstoreBundle"}
 	before := deny
 	before.Image, before.Policy = "ghcr.io/acme/old:1", "ClusterPolicy/legacy"
-	v.AddRunning(gate.RunningPodsBlock, []gate.Running{
+	v.AddRunning(gate.RunningPodsDeny, []gate.Running{
 		{Admission: deny, Pods: []string{"shop/web-1", "shop/web-2"}, PodCount: 25, Namespaces: []string{"shop"}, PolicyFile: "policies/signed.yaml"},
 		{Admission: before, Pods: []string{"ops/old-1"}, PodCount: 1, Namespaces: []string{"ops"}, Before: gate.AdmissionDeny},
 	}, gate.RunningSummary{Pods: 40, Images: 6, Denied: 25})

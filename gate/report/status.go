@@ -124,12 +124,51 @@ func AdmissionStatus(v gate.Verdict) []v1alpha1.AdmissionResult {
 		if len(out) == v1alpha1.MaxAdmissionResults {
 			break
 		}
-		msg := a.Message
-		if a.NeverPasses {
-			msg = fmt.Sprintf("%s; can never pass: %s exists, and %s; fix: %s", a.Message, a.Exists, a.Why, a.Fix)
+		out = append(out, admissionResult(a))
+	}
+	return out
+}
+
+// admissionResult is a prediction as a Gate's status holds it.
+func admissionResult(a gate.Admission) v1alpha1.AdmissionResult {
+	msg := a.Message
+	if a.NeverPasses {
+		msg = fmt.Sprintf("%s; can never pass: %s exists, and %s; fix: %s", a.Message, a.Exists, a.Why, a.Fix)
+	}
+	return v1alpha1.AdmissionResult{Image: a.Image, Policy: a.Policy, Rule: a.Rule, Engine: a.Engine,
+		Outcome: string(a.Outcome), NeverPasses: a.NeverPasses, Message: gate.Clip(msg, maxAdmissionMessage)}
+}
+
+// RunningStatus is what a verdict puts in a Gate's status.running: the
+// counts, and the predictions for running Pods that are not admissions,
+// those the revision brings first, at most v1alpha1.MaxRunningResults.
+// Nil when the running Pods were not checked.
+func RunningStatus(v gate.Verdict) *v1alpha1.RunningStatus {
+	if v.RunningSummary == nil {
+		return nil
+	}
+	out := &v1alpha1.RunningStatus{Pods: v.RunningSummary.Pods, Images: v.RunningSummary.Images, Denied: v.RunningSummary.Denied}
+	for _, r := range v.Running {
+		if len(out.Results) == v1alpha1.MaxRunningResults {
+			break
 		}
-		out = append(out, v1alpha1.AdmissionResult{Image: a.Image, Policy: a.Policy, Rule: a.Rule, Engine: a.Engine,
-			Outcome: string(a.Outcome), NeverPasses: a.NeverPasses, Message: gate.Clip(msg, maxAdmissionMessage)})
+		out.Results = append(out.Results, v1alpha1.RunningResult{AdmissionResult: admissionResult(r.Admission),
+			Pods: r.Pods, PodCount: r.PodCount, Before: string(r.Before), Blocking: r.Blocking})
+	}
+	return out
+}
+
+// ReadinessStatus is what a verdict puts in a Gate's status.readiness,
+// within its bounds.
+func ReadinessStatus(v gate.Verdict) []v1alpha1.PolicyReadiness {
+	var out []v1alpha1.PolicyReadiness
+	for _, r := range v.Readiness[:min(len(v.Readiness), v1alpha1.MaxReadiness)] {
+		pr := v1alpha1.PolicyReadiness{Policy: r.Policy, Engine: r.Engine, Action: r.Action, Ready: r.Ready}
+		for _, n := range r.Namespaces[:min(len(r.Namespaces), v1alpha1.MaxReadinessNamespaces)] {
+			pr.Namespaces = append(pr.Namespaces, v1alpha1.NamespaceReadiness{Namespace: n.Namespace, Images: n.Images,
+				WouldDeny: n.DeniedCount, Undecided: n.Undecided, Denied: n.Denied[:min(len(n.Denied), 10)]})
+		}
+		out = append(out, pr)
 	}
 	return out
 }

@@ -1,0 +1,255 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega" //nolint:revive // Gomega's matchers read as a DSL, as in Flux's controller tests
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pregate/pregate/config/v1alpha1"
+	"github.com/pregate/pregate/verify/verifytest"
+)
+
+// runPod creates a Pod running image in the fixture's namespace; envtest
+// has no kubelet, and admission looks at the spec only.
+func (f *fixture) runPod(name, image string, labels map[string]string) {
+	f.t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name, Labels: labels},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}},
+	}
+	if err := k8sClient.Create(f.t.Context(), pod); err != nil {
+		f.t.Fatalf("creating Pod %s: %v", name, err)
+	}
+	f.t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), pod, client.GracePeriodSeconds(0)) })
+}
+
+// ownTrust is the policies' own trust material for the fixture's Sigstore
+// (its roots and log keys), indented for a YAML block at indent.
+func (f *fixture) ownTrust(indent string) (roots, rekor, ctlog string) {
+	r, k, c := f.sigstore.TrustPEM(f.t)
+	block := func(s string) string {
+		var b strings.Builder
+		for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+			b.WriteString(indent + line + "\n")
+		}
+		return b.String()
+	}
+	return block(r), block(k), block(c)
+}
+
+// TestGateReconciler_reconcile_runningPods: in a cluster running Pods of
+// a first-party image signed only with a cosign v3 bundle and of one
+// signed in the legacy format, a revision adding a ClusterPolicy that
+// reads legacy signatures only is blocked, naming the Pods it could not
+// admit again; the same revision with an ImageValidatingPolicy, which
+// reads both, is allowed; and with the ClusterPolicy in Audit, it is
+// allowed and says, for the namespace, what Enforce would deny.
+func TestGateReconciler_reconcile_runningPods(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	web, _ := f.pushSigned("acme/web:1.0")
+	api, digest := f.pushUnsigned("acme/api:2.0")
+	payload, ann := f.sigstore.MustLegacySignature(t, signerID, signerIssuer, digest, f.registry+"/acme/api")
+	verifytest.PushLegacySignature(t, f.registry+"/acme/api@"+digest, payload, ann)
+	f.runPod("web-7d9f-a", web, map[string]string{"app": "web"})
+	f.runPod("web-7d9f-b", web, map[string]string{"app": "web"})
+	f.runPod("api-5c4b-a", api, map[string]string{"app": "api"})
+
+	roots, rekor, ctlog := f.ownTrust("                        ")
+	cosign := func(action string) string {
+		return fmt.Sprintf(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: %s}
+spec:
+  validationFailureAction: %s
+  rules:
+    - name: release
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["%s/acme/*"]
+          attestors:
+            - entries:
+                - keyless:
+                    issuer: %s
+                    subject: %s
+                    roots: |
+%s                    rekor:
+                      pubkey: |
+%s                    ctlog:
+                      ignoreSCT: true
+                      pubkey: |
+%s`, f.name, action, f.host, signerIssuer, signerID, roots, rekor, ctlog)
+	}
+	iroots, irekor, ictlog := f.ownTrust("              ")
+	ivpol := fmt.Sprintf(`apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: %s}
+spec:
+  validationActions: [Deny]
+  matchImageReferences: [{glob: "%s/acme/*"}]
+  attestors:
+    - name: release
+      cosign:
+        keyless:
+          identities: [{issuer: %s, subject: %s}]
+          roots: |
+%s        ctlog:
+          insecureIgnoreSCT: true
+          rekorPubKey: |
+%s          ctLogPubKey: |
+%s  validations:
+    - expression: images.containers.all(i, verifyImageSignatures(i, [attestors.release]) > 0)
+      message: not signed by the release workflow
+`, f.name, f.host, signerIssuer, signerID, iroots, irekor, ictlog)
+
+	files := manifests("api", api)
+	files["deploy/policy.yaml"] = cosign("Enforce")
+	repo, rev := f.gitRepository("apps", files)
+	gate := f.createGate("apps", repo)
+	got := f.deniedFor(gate, rev, "RunningPodsDenied", func(g Gomega, got *v1alpha1.Gate) {
+		g.Expect(got.Status.Running).NotTo(BeNil())
+	})
+	f.g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(And(
+		HavePrefix(fmt.Sprintf("after this revision, 2 running pods in %s could not be re-admitted if evicted: %s/web-7d9f-a, %s/web-7d9f-b run %s", f.ns, f.ns, f.ns, web)),
+		ContainSubstring("set type: SigstoreBundle")))
+	f.g.Expect(got.Status.Running.Denied).To(Equal(2))
+	f.g.Expect(got.Status.Running.Pods).To(BeNumerically(">=", 3), "every Pod of the cluster is listed")
+	f.g.Expect(got.Status.Running.Results).To(ContainElement(And(HaveField("Image", web), HaveField("Blocking", true), HaveField("PodCount", 2),
+		HaveField("Pods", ConsistOf(f.ns+"/web-7d9f-a", f.ns+"/web-7d9f-b")), HaveField("AdmissionResult.NeverPasses", true))))
+	f.g.Expect(got.Status.Summary).To(Equal(&v1alpha1.ImageSummary{Total: 1, Verified: 1}), "the revision's own image passes")
+
+	files["deploy/policy.yaml"] = ivpol
+	rev = f.setRevision(repo, files)
+	got = f.readyFor(gate, rev)
+	f.g.Expect(got.Status.Running).To(HaveField("Denied", 0))
+
+	files["deploy/policy.yaml"] = cosign("Audit")
+	rev = f.setRevision(repo, files)
+	got = f.eventually(gate, func(g Gomega, got *v1alpha1.Gate) {
+		g.Expect(got.Status.LastVerifiedRevision).To(Equal(rev))
+		g.Expect(got.Status.Readiness).To(HaveLen(1))
+	})
+	f.g.Expect(got.Status.Readiness[0]).To(And(HaveField("Policy", "ClusterPolicy/"+f.name), HaveField("Action", "Audit"), HaveField("Ready", false)))
+	f.g.Expect(got.Status.Readiness[0].Namespaces).To(ContainElement(And(HaveField("Namespace", f.ns),
+		HaveField("WouldDeny", 1), HaveField("Denied", ConsistOf(web)))), "web (bundle only) would be denied in Enforce, api not")
+}
+
+// TestListRunningPods_5000: listing the Pods of a cluster that runs 5,000
+// of them, against the real kube-apiserver: how long it takes and how many
+// requests it makes, a page of RunningPodsPageSize at a time; Pods that
+// are done are left out by the API server.
+func TestListRunningPods_5000(t *testing.T) {
+	needsControlPlane(t)
+	const pods = 5000
+	ctx := t.Context()
+	ns, err := testEnv.CreateNamespace(ctx, "running-5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := range pods {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: fmt.Sprintf("app-%05d", i), Labels: map[string]string{"app": fmt.Sprint("app-", i%50)}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{
+					{Name: "app", Image: fmt.Sprintf("registry.example/acme/app-%02d:1.%d", i%50, i%3)},
+					{Name: "sidecar", Image: "registry.example/mesh/proxy:1.0"},
+				}},
+			}
+			if err := k8sClient.Create(ctx, pod); err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("creating Pods: %v", firstErr)
+	}
+	t.Cleanup(func() {
+		_ = k8sClient.DeleteAllOf(context.Background(), &corev1.Pod{}, client.InNamespace(ns.Name), client.GracePeriodSeconds(0))
+	})
+	t.Logf("created %d Pods in %s", pods, time.Since(start).Round(time.Millisecond))
+	// A Pod that is done is not listed.
+	done := &corev1.Pod{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "app-00000"}, done); err != nil {
+		t.Fatal(err)
+	}
+	done.Status.Phase = corev1.PodSucceeded
+	if err := k8sClient.Status().Update(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+
+	// Count the requests as the API server sees them.
+	cfg := rest.CopyConfig(testEnv.Config)
+	var seen countingTransport
+	cfg.Wrap(seen.wrap)
+	c, err := client.New(cfg, client.Options{Scheme: k8sClient.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	list, requests, err := ListRunningPods(ctx, c, 0)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := 0
+	for _, p := range list {
+		md, _ := p["metadata"].(map[string]any)
+		if md["namespace"] == ns.Name {
+			mine++
+			if p["status"] != nil || md["managedFields"] != nil {
+				t.Fatalf("Pod %v kept its status or managed fields", md["name"])
+			}
+		}
+	}
+	t.Logf("listed %d running Pods (%d of this test) in %s with %d requests (%d seen by the API server)", len(list), mine, took.Round(time.Millisecond), requests, seen.n.Load())
+	if mine != pods-1 {
+		t.Errorf("listed %d of this test's Pods, want %d (the one done left out)", mine, pods-1)
+	}
+	if want := (len(list) + RunningPodsPageSize - 1) / RunningPodsPageSize; requests > want+1 || int(seen.n.Load()) != requests {
+		t.Errorf("%d requests (%d seen), want about %d pages of %d", requests, seen.n.Load(), want, RunningPodsPageSize)
+	}
+	if _, _, err := ListRunningPods(ctx, c, 1000); err == nil || !strings.Contains(err.Error(), "more than 1000 Pods run in the cluster") {
+		t.Errorf("ListRunningPods(max 1000) error = %v, want it refused", err)
+	}
+}
+
+// countingTransport counts the requests that list Pods.
+type countingTransport struct {
+	n atomic.Int64
+}
+
+func (c *countingTransport) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/pods") {
+			c.n.Add(1)
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
