@@ -26,11 +26,11 @@ var runningSelector = fields.ParseSelectorOrDie("status.phase!=Succeeded,status.
 // ListRunningPods lists the Pods that run in the cluster (Pending or
 // Running, in every namespace) from the API server, a page at a time,
 // without their status and managed fields: what admission sees of a Pod
-// is its metadata and spec. More than max Pods is an error: the Pods past
-// it would go unchecked. requests counts the list requests made.
-func ListRunningPods(ctx context.Context, c client.Reader, max int) (pods []map[string]any, requests int, err error) {
-	if max <= 0 {
-		max = DefaultMaxRunningPods
+// is its metadata and spec. More than limit Pods is an error: the Pods
+// past it would go unchecked. requests counts the list requests made.
+func ListRunningPods(ctx context.Context, c client.Reader, limit int) (pods []map[string]any, requests int, err error) {
+	if limit <= 0 {
+		limit = DefaultMaxRunningPods
 	}
 	cont := ""
 	for {
@@ -55,8 +55,8 @@ func ListRunningPods(ctx context.Context, c client.Reader, max int) (pods []map[
 			}
 			pods = append(pods, obj)
 		}
-		if len(pods) > max {
-			return nil, requests, fmt.Errorf("more than %d Pods run in the cluster: raise --max-running-pods to check them all", max)
+		if len(pods) > limit {
+			return nil, requests, fmt.Errorf("more than %d Pods run in the cluster: raise --max-running-pods to check them all", limit)
 		}
 		if cont = list.GetContinue(); cont == "" {
 			return pods, requests, nil
