@@ -23,6 +23,7 @@ func newCheckCmd() *cobra.Command {
 	var (
 		rf          renderFlags
 		pf          policyFlags
+		running     runningFlags
 		cf          cacheFlags
 		format      report.Format
 		reports     []string
@@ -60,7 +61,9 @@ decide (a render error, an unreachable registry, a bad policy).`,
 		Example: `  pregate check clusters/prod --policy policies/ --unmatched-images warn
   pregate check apps/prod --kustomization-file clusters/prod/apps.yaml --policy trust.yaml -o json
   pregate check clusters/prod --policy policies/ -o github --report sarif=pregate.sarif --report junit=pregate.xml
-  pregate check . --images 'registry.internal:5000/**' --key cosign.pub --trusted-root trusted_root.json`,
+  pregate check . --images 'registry.internal:5000/**' --key cosign.pub --trusted-root trusted_root.json
+  kubectl get pods -A -o yaml > pods.yaml && kubectl get clusterpolicies -o yaml > policies.yaml
+  pregate check clusters/prod --policy policies/ --admission-policy policies.yaml --running-images pods.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -73,6 +76,9 @@ decide (a render error, an unreachable registry, a bad policy).`,
 				return err
 			}
 			if opts.AllowGaps, err = rf.allowedGaps(); err != nil {
+				return err
+			}
+			if err := running.apply(&opts); err != nil {
 				return err
 			}
 			cache, err := cf.cache(cmd.ErrOrStderr())
@@ -110,6 +116,7 @@ decide (a render error, an unreachable registry, a bad policy).`,
 	}
 	rf.bind(cmd)
 	pf.bind(cmd)
+	running.bind(cmd)
 	cmd.Flags().IntVar(&concurrency, "concurrency", 8, "how many images are verified at once")
 	cmd.Flags().StringVar(&pinDir, "pin-digests", "", "when the revision is allowed, write its rendered manifests to this directory with every checked image pinned to the digest verified (repository:tag@sha256:…), one file per PATH, for CI to apply exactly what was checked")
 	cmd.Flags().DurationVar(&timeout, "timeout", gate.DefaultTimeout, "the bound on verifying all of the revision's images; what is not verified in time leaves the verdict undecided")

@@ -304,3 +304,83 @@ func TestCheckCmd_pinDigests(t *testing.T) {
 		t.Errorf("a blocked revision was written, or not said so: %v, %q", err, stderr.String())
 	}
 }
+
+// TestCheckCmd_runningImages: with --running-images (kubectl get pods -A
+// -o yaml), a revision adding a ClusterPolicy that reads legacy
+// signatures only is blocked for the running Pods of a first-party image
+// signed with a cosign v3 bundle, naming them; --running-pods warn lets it
+// through; a Pod that is done is left out, and a file of other objects is
+// an error.
+func TestCheckCmd_runningImages(t *testing.T) {
+	t.Parallel()
+	reg := newSignedRegistry(t)
+	dir := manifests(t, reg.others)
+	policy := fmt.Sprintf(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: first-party-signed}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: release
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["%s/acme/*"]
+          attestors: [{entries: [{keyless: {issuer: %s, subject: %q, ctlog: {ignoreSCT: true}}}]}]
+`, reg.host, issuer, releaseID)
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pods := filepath.Join(t.TempDir(), "pods.yaml")
+	if err := os.WriteFile(pods, fmt.Appendf(nil, `apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: web-7d9f-a, namespace: shop, labels: {app: web}}
+    spec: {containers: [{name: web, image: %[1]s}]}
+    status: {phase: Running}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: web-7d9f-b, namespace: shop, labels: {app: web}}
+    spec: {containers: [{name: web, image: %[1]s}]}
+    status: {phase: Pending}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: migrate-x, namespace: shop}
+    spec: {containers: [{name: migrate, image: %[2]s}]}
+    status: {phase: Succeeded}
+`, reg.signed, reg.unsigned), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deployments := filepath.Join(t.TempDir(), "deployments.yaml")
+	if err := os.WriteFile(deployments, []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		extra []string
+		code  int
+		want  []string
+	}{
+		"blocked": {[]string{"--running-images", pods}, exitBlocked, []string{
+			"BLOCKED (RunningPodsDenied): after this revision, 2 running pods in shop could not be re-admitted if evicted: shop/web-7d9f-a, shop/web-7d9f-b run " + reg.signed,
+			"Running pods: 2 pods, 1 image checked; 2 no longer admitted after this revision"}},
+		"warn only": {[]string{"--running-images", pods, "--running-pods", "warn"}, exitOK, []string{"Deny (warns)", "ALLOWED (Succeeded)"}},
+		"not Pods":  {[]string{"--running-images", deployments}, exitUndecided, []string{`document 1: a "Deployment", not a Pod`}},
+		"bad mode":  {[]string{"--running-images", pods, "--running-pods", "block"}, exitUndecided, []string{`--running-pods "block": want deny or warn`}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"check", dir, "--root", dir, "--unmatched-images", "allow"}, reg.flags(tc.extra...)...)
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout.String()+stderr.String(), w) {
+					t.Errorf("output lacks %q:\nstdout:\n%s\nstderr:\n%s", w, stdout.String(), stderr.String())
+				}
+			}
+		})
+	}
+}
