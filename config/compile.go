@@ -100,8 +100,16 @@ func (s *Set) compilePolicy(p *v1alpha1.TrustPolicy, trust TrustSource, material
 		}
 		vp.Authorities = append(vp.Authorities, va)
 	}
-	for _, at := range p.Spec.Attestations {
-		vp.Attestations = append(vp.Attestations, verify.Attestation{Name: at.Name, PredicateType: at.PredicateType})
+	for i, at := range p.Spec.Attestations {
+		va := verify.Attestation{Name: at.Name, PredicateType: at.PredicateType}
+		conds, err := compileConditions(at.Conditions)
+		if err != nil {
+			return gate.Policy{}, nil, fmt.Errorf("spec.attestations[%d].%w", i, err)
+		}
+		if len(conds) > 0 {
+			va.Condition = conditionCheck(conds, time.Now)
+		}
+		vp.Attestations = append(vp.Attestations, va)
 	}
 	trustID := "none" // no trust material: keys without Rekor, static authorities
 	if needsTrust {

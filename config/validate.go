@@ -367,6 +367,22 @@ func validateAttestations(atts []v1alpha1.Attestation, auths []v1alpha1.Authorit
 			seen[att.Name] = true
 			errs = append(errs, validateMaxLength(att.Name, 63, p.Child("name"))...)
 		}
+		if len(att.Conditions) > MaxConditions {
+			errs = append(errs, field.TooMany(p.Child("conditions"), len(att.Conditions), MaxConditions))
+		}
+		for j, c := range att.Conditions {
+			cp := p.Child("conditions").Index(j)
+			if strings.TrimSpace(c.Expression) == "" {
+				errs = append(errs, field.Required(cp.Child("expression"), ""))
+				continue
+			}
+			errs = append(errs, validateMaxLength(c.Expression, 4096, cp.Child("expression"))...)
+			errs = append(errs, validateMaxLength(c.Message, 1024, cp.Child("message"))...)
+			if _, err := compileConditions([]v1alpha1.AttestationCondition{c}); err != nil {
+				_, why, _ := strings.Cut(err.Error(), ": ")
+				errs = append(errs, field.Invalid(cp.Child("expression"), c.Expression, why))
+			}
+		}
 		if att.PredicateType == "" {
 			errs = append(errs, field.Required(p.Child("predicateType"), ""))
 		} else if len(att.PredicateType) > 1024 {

@@ -144,7 +144,8 @@ func fullResult() Result {
 			Artifact: "sha256:" + strings.Repeat("cd", 32), Source: ReferrersStep, ArtifactType: "application/vnd.dev.sigstore.bundle.v0.3+json", Format: BundleFormat,
 			Kind: "signature", Accepted: true, Authority: "github",
 			Reason: "signed by https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
-			Signer: "https://github.com/acme/app (https://token.actions.githubusercontent.com)",
+			Signer:     "https://github.com/acme/app (https://token.actions.githubusercontent.com)",
+			Conditions: []ConditionValue{{Expression: "predicate.buildDefinition.externalParameters.workflow.ref == 'refs/heads/main'", Value: "true", Holds: true}},
 		}, {
 			Artifact: "sha256:" + strings.Repeat("ef", 32), Source: SignatureTagStep, Format: SimpleSigningFormat,
 			Kind: "signature", Reason: "no certificate",

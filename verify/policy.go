@@ -253,7 +253,19 @@ type Attestation struct {
 	PredicateType string
 	// Condition, when set, must accept the verified in-toto statement
 	// (its JSON) for the attestation to count; its error says why not.
-	Condition func(statement []byte) error `json:"-"`
+	// The values, when it gives them, say what each of its conditions
+	// evaluated to, for the record (Consideration.Conditions).
+	Condition func(statement []byte) ([]ConditionValue, error) `json:"-"`
+}
+
+// ConditionValue is what one condition of an attestation evaluated to on
+// a verified statement.
+type ConditionValue struct {
+	// Expression is the condition, Value what it evaluated to (or the
+	// error it failed with), bounded; Holds whether it holds.
+	Expression string `json:"expression"`
+	Value      string `json:"value"`
+	Holds      bool   `json:"holds"`
 }
 
 // NewKey parses and validates a PEM public key, which verifies with the

@@ -390,7 +390,9 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 				o.c.Reason = what + "; counted as a signature, as the policy's engine counts every verified bundle"
 			case o.required:
 				o.c.Reason = what
-				if err := p.conditions(o.predicateType, pr.statement); err != nil {
+				values, err := p.conditions(o.predicateType, pr.statement)
+				o.c.Conditions = values
+				if err != nil {
 					o.c.Accepted = false
 					o.c.Reason = what + ", but " + gate.Clip(err.Error(), maxReasonText)
 				}
@@ -509,22 +511,23 @@ func checkResult(res *sgverify.VerificationResult, kind string) error {
 // conditions checks a verified statement of predicate type against the
 // conditions of the policy's attestations of that type: one of them must
 // have none, or accept it.
-func (p *Policy) conditions(predicateType string, statement []byte) error {
+func (p *Policy) conditions(predicateType string, statement []byte) ([]ConditionValue, error) {
 	var first error
+	var values []ConditionValue
 	for _, req := range p.Attestations {
 		if req.PredicateType != predicateType {
 			continue
 		}
 		if req.Condition == nil {
-			return nil
+			return nil, nil
 		}
-		err := req.Condition(statement)
+		vs, err := req.Condition(statement)
 		if err == nil {
-			return nil
+			return vs, nil
 		}
 		if first == nil {
-			first = fmt.Errorf("its conditions do not hold: %w", err)
+			first, values = fmt.Errorf("its conditions do not hold: %w", err), vs
 		}
 	}
-	return first
+	return values, first
 }

@@ -948,11 +948,13 @@ func TestCheck_reads(t *testing.T) {
 	// An attestation requirement with a condition over the statement.
 	conditioned := func(want string) *verify.Policy {
 		p := firstPartyPolicy(ss.Material())
-		p.Attestations = []verify.Attestation{{Name: "provenance", PredicateType: slsaType, Condition: func(statement []byte) error {
-			if !strings.Contains(string(statement), want) {
-				return fmt.Errorf("no %q in the statement", want)
+		p.Attestations = []verify.Attestation{{Name: "provenance", PredicateType: slsaType, Condition: func(statement []byte) ([]verify.ConditionValue, error) {
+			holds := strings.Contains(string(statement), want)
+			v := []verify.ConditionValue{{Expression: "contains " + want, Value: fmt.Sprint(holds), Holds: holds}}
+			if !holds {
+				return v, fmt.Errorf("no %q in the statement", want)
 			}
-			return nil
+			return v, nil
 		}}}
 		return p
 	}

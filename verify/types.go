@@ -195,6 +195,9 @@ type Consideration struct {
 	Reason string `json:"reason"`
 	// Signer is the certificate identity (SAN and issuer) or key hint.
 	Signer string `json:"signer,omitempty"`
+	// Conditions are what the conditions of a required attestation
+	// evaluated to on its statement, when the policy has any.
+	Conditions []ConditionValue `json:"conditions,omitempty"`
 }
 
 // Result is the outcome of checking one image against one policy.

@@ -25,6 +25,7 @@ type signedRegistry struct {
 	host                     string
 	signed, unsigned, others string // references by tag
 	trustedRoot              string // file
+	sigstore                 *verifytest.Sigstore
 }
 
 func newSignedRegistry(t *testing.T) signedRegistry {
@@ -36,6 +37,7 @@ func newSignedRegistry(t *testing.T) signedRegistry {
 		signed:   host + "/acme/web:1.0",
 		unsigned: host + "/acme/worker:0.9",
 		others:   host + "/library/redis:7.4",
+		sigstore: ss,
 	}
 	ref, digest := verifytest.PushRandomImage(t, r.signed)
 	verifytest.PushBundle(t, ref, ss.MustSignImage(t, releaseID, issuer, digest), verify.CosignSignPredicateType)
@@ -379,6 +381,66 @@ items:
 			for _, w := range tc.want {
 				if !strings.Contains(stdout.String()+stderr.String(), w) {
 					t.Errorf("output lacks %q:\nstdout:\n%s\nstderr:\n%s", w, stdout.String(), stderr.String())
+				}
+			}
+		})
+	}
+}
+
+// TestExplainCmd_attestationConditions: explain shows every attestation
+// considered and what each condition of the policy evaluated to, on an
+// image whose SLSA provenance the in-process Sigstore signed: one that
+// holds and one that fails, which blocks.
+func TestExplainCmd_attestationConditions(t *testing.T) {
+	t.Parallel()
+	reg := newSignedRegistry(t)
+	image := reg.host + "/acme/api:3.0"
+	ref, digest := verifytest.PushRandomImage(t, image)
+	verifytest.PushBundle(t, ref, reg.sigstore.MustSignImage(t, releaseID, issuer, digest), verify.CosignSignPredicateType)
+	provenance := map[string]any{"buildDefinition": map[string]any{"externalParameters": map[string]any{"workflow": map[string]any{"ref": "refs/tags/v1.0.0"}}}}
+	verifytest.PushBundle(t, ref, reg.sigstore.MustAttestImage(t, releaseID, issuer, digest, "https://slsa.dev/provenance/v1", provenance), "https://slsa.dev/provenance/v1")
+	policy := func(conditions string) string {
+		file := filepath.Join(t.TempDir(), "policy.yaml")
+		doc := fmt.Sprintf(`apiVersion: gate.pregate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {name: first-party}
+spec:
+  images: [{glob: "%s/acme/**"}]
+  authorities:
+    - name: release
+      insecureIgnoreSCT: true
+      keyless: {identities: [{issuer: %s, subjectRegExp: "^https://github.com/acme/.+"}]}
+  attestations:
+    - name: provenance
+      predicateType: https://slsa.dev/provenance/v1
+      conditions: %s
+`, reg.host, issuer, conditions)
+		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	tagged := `{expression: "predicate.buildDefinition.externalParameters.workflow.ref.startsWith('refs/tags/v')"}`
+	main := `{expression: "predicate.buildDefinition.externalParameters.workflow.ref == 'refs/heads/main'", message: "not built from main"}`
+	for name, tc := range map[string]struct {
+		conditions string
+		code       int
+		want       []string
+	}{
+		"holds": {"[" + tagged + "]", exitOK, []string{"Conditions of https://slsa.dev/provenance/v1", "holds  predicate.buildDefinition.externalParameters.workflow.ref.startsWith('refs/tags/v') = true", "ALLOWED"}},
+		"fails": {"[" + tagged + ", " + main + "]", exitBlocked, []string{"holds  predicate.buildDefinition.externalParameters.workflow.ref.startsWith('refs/tags/v') = true",
+			"FAILS  predicate.buildDefinition.externalParameters.workflow.ref == 'refs/heads/main' = false", "its conditions do not hold: not built from main", "DENIED"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), []string{"explain", image, "--policy", policy(tc.conditions), "--trusted-root", reg.trustedRoot, "--lookup-timeout", "5s"}, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit code = %d, want %d; stderr: %s\n%s", code, tc.code, stderr.String(), stdout.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("explain output lacks %q:\n%s", w, stdout.String())
 				}
 			}
 		})

@@ -208,7 +208,9 @@ func readKyverno(p *Policy, raw kyvernoPolicy) error {
 					for _, u := range unsupported {
 						rule.Unsupported = append(rule.Unsupported, fmt.Sprintf("attestations[%d].conditions: %s", ai, u))
 					}
-					att.Condition = check
+					if check != nil {
+						att.Condition = func(statement []byte) ([]verify.ConditionValue, error) { return nil, check(statement) }
+					}
 				}
 				rule.Attestations = append(rule.Attestations, att)
 				if len(a.Attestors) > 0 {

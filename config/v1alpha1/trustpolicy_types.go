@@ -300,6 +300,31 @@ type Attestation struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	PredicateType string `json:"predicateType"`
+
+	// Conditions must all hold on the verified in-toto statement for the
+	// attestation to count: CEL expressions over statement (the whole
+	// statement), predicate (its predicate), predicateType, subject and
+	// now (the time of the check), with the Kubernetes CEL libraries.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	Conditions []AttestationCondition `json:"conditions,omitempty"`
+}
+
+// AttestationCondition is a CEL expression an attestation's statement must
+// hold true, and what to say when it does not.
+type AttestationCondition struct {
+	// Expression is a CEL bool, such as
+	// "predicate.buildDefinition.externalParameters.workflow.ref == 'refs/heads/main'".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Expression string `json:"expression"`
+
+	// Message says what a statement that does not hold it lacks.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // +kubebuilder:object:root=true

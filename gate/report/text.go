@@ -236,6 +236,19 @@ func explanationText(w io.Writer, res *pipeline.Result) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		for _, c := range r.Considered {
+			if len(c.Conditions) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "\n  Conditions of %s (%s):\n", c.Kind, shortDigest(c.Artifact))
+			for _, v := range c.Conditions {
+				mark := "holds"
+				if !v.Holds {
+					mark = "FAILS"
+				}
+				fmt.Fprintf(w, "    %s  %s = %s\n", mark, v.Expression, v.Value)
+			}
+		}
 	}
 	for _, a := range res.Verdict.Admission {
 		fmt.Fprintf(w, "\nAdmission %s rule %s (%s): %s\n  %s\n", a.Policy, a.Rule, a.Engine, a.Outcome, a.Message)
