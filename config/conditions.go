@@ -99,6 +99,7 @@ func conditionCheck(conds []compiledCondition, now func() time.Time) func(statem
 		var failed []string
 		for _, c := range conds {
 			v := verify.ConditionValue{Expression: gate.Clip(c.expression, maxConditionValue)}
+			// The verify hook has no context: the bound is its own.
 			ctx, cancel := context.WithTimeout(context.Background(), conditionTimeout)
 			out, _, err := c.prg.ContextEval(ctx, vars)
 			cancel()

@@ -221,7 +221,7 @@ func BenchmarkAttestationConditions_5MBSBOM(b *testing.B) {
 		}
 	}
 	statement, err := json.Marshal(map[string]any{"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://spdx.dev/Document",
-		"subject": []any{map[string]any{"name": "ghcr.io/acme/web", "digest": map[string]any{"sha256": strings.Repeat("a", 64)}}},
+		"subject":   []any{map[string]any{"name": "ghcr.io/acme/web", "digest": map[string]any{"sha256": strings.Repeat("a", 64)}}},
 		"predicate": map[string]any{"spdxVersion": "SPDX-2.3", "packages": packages}})
 	if err != nil {
 		b.Fatal(err)

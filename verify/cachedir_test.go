@@ -143,7 +143,7 @@ func fullResult() Result {
 		Considered: []Consideration{{
 			Artifact: "sha256:" + strings.Repeat("cd", 32), Source: ReferrersStep, ArtifactType: "application/vnd.dev.sigstore.bundle.v0.3+json", Format: BundleFormat,
 			Kind: "signature", Accepted: true, Authority: "github",
-			Reason: "signed by https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
+			Reason:     "signed by https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
 			Signer:     "https://github.com/acme/app (https://token.actions.githubusercontent.com)",
 			Conditions: []ConditionValue{{Expression: "predicate.buildDefinition.externalParameters.workflow.ref == 'refs/heads/main'", Value: "true", Holds: true}},
 		}, {

@@ -230,7 +230,7 @@ func (o *Options) config(c *config.Compiled) gate.Config {
 // open and render every path, verify every image, evaluate. An error means
 // pregate could not decide; its Stage says where. A denial is a Verdict.
 func Check(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
-	compiled, err := o.Policies.compile()
+	compiled, err := o.Policies.compile() //nolint:contextcheck // attestation conditions bound their own evaluation
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +367,7 @@ func Explain(ctx context.Context, o Options, image string) (*Result, error) {
 	if err != nil {
 		return nil, fail(RenderStage, err)
 	}
-	compiled, err := o.Policies.compile()
+	compiled, err := o.Policies.compile() //nolint:contextcheck // attestation conditions bound their own evaluation
 	if err != nil {
 		return nil, err
 	}
