@@ -302,6 +302,79 @@ func TestCosignSignedImagesVerifiedByPregate(t *testing.T) {
 						ex.Allowed, res.Status, res.Considered, verify.NoSignatures, res.Detail)
 				}
 			})
+			// Attestation conditions: images that cosign signed and attested
+			// (SLSA v1), in each format, against a TrustPolicy whose
+			// provenance conditions hold or fail; explain shows each value.
+			t.Run("H attestation conditions", func(t *testing.T) {
+				pub, err := os.ReadFile(filepath.Join(work, "cosign.pub"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var key strings.Builder
+				for _, line := range strings.Split(strings.TrimSpace(string(pub)), "\n") {
+					key.WriteString("          " + line + "\n")
+				}
+				builder := `{expression: "predicate.runDetails.builder.id == 'https://pregate.dev/e2e/builder'"}`
+				v2 := `{expression: "predicate.buildDefinition.buildType.endsWith('/v2')", message: "not a v2 build"}`
+				policyFile := func(name, conditions string) string {
+					writeTestFile(t, filepath.Join(work, name), fmt.Sprintf(`apiVersion: gate.pregate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {name: release}
+spec:
+  images: [{glob: "%s/**"}]
+  authorities:
+    - name: release-key
+      insecureIgnoreTlog: true
+      key:
+        data: |
+%s  attestations:
+    - name: provenance
+      predicateType: %s
+      conditions: %s
+`, host, key.String(), slsaProvenanceV1, conditions))
+					return name
+				}
+				holds := policyFile(fmt.Sprintf("conditions-hold-%v.yaml", referrersAPI), "["+builder+"]")
+				fails := policyFile(fmt.Sprintf("conditions-fail-%v.yaml", referrersAPI), "["+builder+", "+v2+"]")
+				for _, format := range []struct {
+					name  string
+					flags []string
+				}{{"bundle", bundleFlags}, {"legacy", legacyFlags}} {
+					ref := push("signed-attested-" + format.name)
+					cosign.sign(t, "cosign.key", ref, format.flags)
+					cosign.attest(t, "cosign.key", ref, format.flags)
+					for _, tc := range []struct {
+						policy string
+						code   int
+						values []string
+					}{{holds, 0, []string{"true"}}, {fails, 1, []string{"true", "false"}}} {
+						r := pregate.run(t, "explain", ref, "--policy", tc.policy, "-o", "json")
+						if r.code != tc.code {
+							t.Fatalf("%s, %s: exit %d, want %d:\n%s", format.name, tc.policy, r.code, tc.code, r)
+						}
+						var ex pregateExplanation
+						decodeJSON(t, r, &ex)
+						var values []string
+						for _, c := range ex.Results[0].Considered {
+							if c.Kind == slsaProvenanceV1 {
+								for _, v := range c.Conditions {
+									values = append(values, v.Value)
+								}
+							}
+						}
+						if strings.Join(values, ",") != strings.Join(tc.values, ",") {
+							t.Errorf("%s, %s: condition values %q, want %q: %s", format.name, tc.policy, values, tc.values, ex.Results[0].Detail)
+						}
+						if tc.code == 1 && (ex.Results[0].Status != verify.AttestationMissing || !strings.Contains(ex.Results[0].Detail, "not a v2 build")) {
+							t.Errorf("%s: status %s (%s); want AttestationMissing, saying why", format.name, ex.Results[0].Status, ex.Results[0].Detail)
+						}
+						text := pregate.run(t, "explain", ref, "--policy", tc.policy)
+						if !strings.Contains(text.stdout, "Conditions of "+slsaProvenanceV1) {
+							t.Errorf("%s: the text explanation lacks the conditions:\n%s", format.name, text)
+						}
+					}
+				}
+			})
 			// anotherKey asserts the image is denied because its one
 			// signature does not verify with the policy's key:
 			// verify.Policy.Check calls that an invalid signature
