@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pregate/pregate/gate"
+	"github.com/pregate/pregate/gate/controller"
 	"github.com/pregate/pregate/gate/pipeline"
 	"github.com/pregate/pregate/render"
 )
@@ -15,14 +19,20 @@ import (
 // runningFlags say what runs in the cluster, for a revision that changes
 // its admission policies.
 type runningFlags struct {
-	files []string
-	mode  string
+	files       []string
+	mode        string
+	fromCluster bool
+	kubeconfig  string
+	maxPods     int
 }
 
 func (f *runningFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringArrayVar(&f.files, "running-images", nil, "a YAML or JSON file of the Pods that run in the cluster, as kubectl get pods -A -o yaml writes it: "+
 		"when the revision applies admission policies, the Pods they would no longer admit are named, and the readiness of policies in Audit for Enforce counts them (repeatable)")
+	fs.BoolVar(&f.fromCluster, "running-from-cluster", false, "read the Pods that run, and the labels of their namespaces, from the cluster of the kubeconfig (--kubeconfig, else $KUBECONFIG, else ~/.kube/config), a page at a time; RBAC: list pods, get namespaces")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --running-from-cluster: the kubeconfig file")
+	fs.IntVar(&f.maxPods, "max-running-pods", controller.DefaultMaxRunningPods, "with --running-from-cluster: how many Pods are read at most (more is an error, never a partial check)")
 	fs.StringVar(&f.mode, "running-pods", string(gate.RunningPodsDeny), "what running Pods the revision's admission policies would no longer admit do to it: deny blocks it, warn reports them")
 }
 
@@ -33,6 +43,12 @@ func (f *runningFlags) apply(opts *pipeline.Options) error {
 		opts.RunningPods = gate.RunningPods(f.mode)
 	default:
 		return fmt.Errorf("--running-pods %q: want deny or warn", f.mode)
+	}
+	if f.fromCluster {
+		if len(f.files) > 0 {
+			return errors.New("--running-images and --running-from-cluster: give one")
+		}
+		return f.fromKubeconfig(opts)
 	}
 	if len(f.files) == 0 {
 		return nil
@@ -99,4 +115,27 @@ func readPods(file string, b []byte) ([]map[string]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// fromKubeconfig reads what runs from the cluster the kubeconfig names:
+// the Pods, and the labels of their namespaces.
+func (f *runningFlags) fromKubeconfig(opts *pipeline.Options) error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = f.kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("--running-from-cluster: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return fmt.Errorf("--running-from-cluster: %w", err)
+	}
+	opts.Running = func(ctx context.Context) ([]map[string]any, error) {
+		pods, _, err := controller.ListRunningPods(ctx, c, f.maxPods)
+		return pods, err
+	}
+	opts.NamespaceLabels = func(ctx context.Context, name string) (map[string]string, bool, error) {
+		return controller.NamespaceLabels(ctx, c, name)
+	}
+	return nil
 }

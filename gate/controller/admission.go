@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pregate/pregate/config/admission"
 )
@@ -93,8 +94,14 @@ func (r *GateReconciler) policyControllerConfig(ctx context.Context, policies []
 
 // namespaceLabels are the labels of a namespace of the cluster, read live.
 func (r *GateReconciler) namespaceLabels(ctx context.Context, name string) (map[string]string, bool, error) {
+	return NamespaceLabels(ctx, r.Client, name)
+}
+
+// NamespaceLabels are the labels of the namespace of that name, read
+// with c; false when there is none.
+func NamespaceLabels(ctx context.Context, c client.Reader, name string) (map[string]string, bool, error) {
 	ns := &corev1.Namespace{}
-	if err := r.Get(ctx, types.NamespacedName{Name: name}, ns); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Name: name}, ns); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, false, nil
 		}
