@@ -80,16 +80,7 @@ func (v *Verdict) AddAdmission(cfg Config, preds []Admission) {
 		return
 	}
 	v.Admission = append(v.Admission, preds...)
-	sort.SliceStable(v.Admission, func(i, j int) bool {
-		a, b := v.Admission[i], v.Admission[j]
-		if admissionRank[a.Outcome] != admissionRank[b.Outcome] {
-			return admissionRank[a.Outcome] < admissionRank[b.Outcome]
-		}
-		if a.Image != b.Image {
-			return a.Image < b.Image
-		}
-		return a.Policy+" "+a.Rule < b.Policy+" "+b.Rule
-	})
+	sort.SliceStable(v.Admission, func(i, j int) bool { return admissionLess(v.Admission[i], v.Admission[j]) })
 	for _, p := range preds {
 		if p.Outcome != AdmissionUndecided {
 			continue
@@ -98,6 +89,23 @@ func (v *Verdict) AddAdmission(cfg Config, preds []Admission) {
 		g.Blocking = cfg.Blocks(g)
 		v.Gaps = append(v.Gaps, g)
 	}
+	v.redecide()
+}
+
+// admissionLess orders predictions denials first, then by image, policy
+// and rule.
+func admissionLess(a, b Admission) bool {
+	if admissionRank[a.Outcome] != admissionRank[b.Outcome] {
+		return admissionRank[a.Outcome] < admissionRank[b.Outcome]
+	}
+	if a.Image != b.Image {
+		return a.Image < b.Image
+	}
+	return a.Policy+" "+a.Rule < b.Policy+" "+b.Rule
+}
+
+// redecide decides the verdict again, from what it holds now.
+func (v *Verdict) redecide() {
 	v.Allowed, v.Undecided, v.Retry, v.Reason, v.Message = false, false, false, "", ""
 	decide(v)
 	v.Message = Clip(v.Message, maxVerdictLength)

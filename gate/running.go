@@ -79,17 +79,9 @@ func (v *Verdict) AddRunning(mode RunningPods, running []Running, sum RunningSum
 		if a.Introduced() != b.Introduced() {
 			return a.Introduced()
 		}
-		if admissionRank[a.Outcome] != admissionRank[b.Outcome] {
-			return admissionRank[a.Outcome] < admissionRank[b.Outcome]
-		}
-		if a.Image != b.Image {
-			return a.Image < b.Image
-		}
-		return a.Policy+" "+a.Rule < b.Policy+" "+b.Rule
+		return admissionLess(a.Admission, b.Admission)
 	})
-	v.Allowed, v.Undecided, v.Retry, v.Reason, v.Message = false, false, false, "", ""
-	decide(v)
-	v.Message = Clip(v.Message, maxVerdictLength)
+	v.redecide()
 }
 
 // runningDenials are the blocking denials of running Pods.
