@@ -185,6 +185,7 @@ func (f *controllerFlags) run(ctx context.Context) error {
 		PolicyControllerNamespace: f.pcNamespace,
 		APIReader:                 mgr.GetAPIReader(),
 		MaxRunningPods:            f.maxRunningPods,
+		RunningPodsReuse:          controller.DefaultRunningPodsReuse,
 		Metrics:                   metrics,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: f.concurrent, ServiceAccount: sa}); err != nil {

@@ -132,6 +132,9 @@ type GateReconciler struct {
 	// revision's admission policies are checked against them; zero is
 	// DefaultMaxRunningPods.
 	MaxRunningPods int
+	// RunningPodsReuse is how long one listing of the running Pods serves
+	// every Gate; zero lists them for each.
+	RunningPodsReuse time.Duration
 
 	// Metrics records verdicts and durations; nil records nothing.
 	Metrics *Metrics
@@ -139,6 +142,8 @@ type GateReconciler struct {
 	// Set by SetupWithManager.
 	serviceAccount types.NamespacedName
 	trust          *trustCache
+	// running is the last listing of the Pods that run.
+	running runningPodsList
 }
 
 // ownedConditions are the conditions the controller writes.

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -64,12 +66,39 @@ func ListRunningPods(ctx context.Context, c client.Reader, limit int) (pods []ma
 	}
 }
 
-// runningPods lists the Pods that run, for the pipeline.
+// DefaultRunningPodsReuse is how long one listing of the running Pods
+// serves every Gate that needs it, by default: Gates reconciled together
+// list them once.
+const DefaultRunningPodsReuse = 30 * time.Second
+
+// runningPodsList is the last listing of the running Pods, shared by
+// the Gates (its objects are read, never changed).
+type runningPodsList struct {
+	mu   sync.Mutex
+	at   time.Time
+	pods []map[string]any
+}
+
+// runningPods lists the Pods that run, for the pipeline, or gives the
+// listing made less than r.RunningPodsReuse ago.
 func (r *GateReconciler) runningPods(ctx context.Context) ([]map[string]any, error) {
+	l := &r.running
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pods != nil && time.Since(l.at) < r.RunningPodsReuse {
+		return l.pods, nil
+	}
 	reader := r.APIReader
 	if reader == nil {
 		reader = r.Client
 	}
 	pods, _, err := ListRunningPods(ctx, reader, r.MaxRunningPods)
-	return pods, err
+	if err != nil {
+		return nil, err
+	}
+	if pods == nil {
+		pods = []map[string]any{}
+	}
+	l.at, l.pods = time.Now(), pods
+	return pods, nil
 }

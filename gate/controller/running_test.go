@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -12,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/verify/verifytest"
@@ -140,4 +143,34 @@ spec:
 	f.g.Expect(got.Status.Readiness[0]).To(And(HaveField("Policy", "ClusterPolicy/"+f.name), HaveField("Action", "Audit"), HaveField("Ready", false)))
 	f.g.Expect(got.Status.Readiness[0].Namespaces).To(ContainElement(And(HaveField("Namespace", f.ns),
 		HaveField("WouldDeny", 1), HaveField("Denied", ConsistOf(web)))), "web (bundle only) would be denied in Enforce, api not")
+}
+
+// TestRunningPodsReused: Gates reconciled together share one listing of
+// the running Pods, for RunningPodsReuse.
+func TestRunningPodsReused(t *testing.T) {
+	t.Parallel()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "ghcr.io/acme/web:1"}}}}
+	lists := 0
+	c := fake.NewClientBuilder().WithObjects(pod).WithInterceptorFuncs(interceptor.Funcs{
+		// The fake client knows no != field selector; the Pod runs.
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, _ ...client.ListOption) error {
+			lists++
+			return c.List(ctx, list)
+		},
+	}).Build()
+	r := &GateReconciler{Client: c, RunningPodsReuse: DefaultRunningPodsReuse}
+	for range 3 {
+		pods, err := r.runningPods(t.Context())
+		if err != nil || len(pods) != 1 {
+			t.Fatalf("runningPods() = %d pods, %v", len(pods), err)
+		}
+	}
+	if lists != 1 {
+		t.Errorf("%d list requests for 3 Gates, want 1", lists)
+	}
+	r.running.at = time.Now().Add(-DefaultRunningPodsReuse)
+	if _, err := r.runningPods(t.Context()); err != nil || lists != 2 {
+		t.Errorf("after %s: %d list requests (%v), want a new listing", DefaultRunningPodsReuse, lists, err)
+	}
 }
