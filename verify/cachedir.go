@@ -42,7 +42,7 @@ const (
 	// cacheDirVersion is the envelope's version. Change it when the
 	// envelope's or Result's JSON changes: entries of another version are
 	// ignored, then overwritten.
-	cacheDirVersion = 3
+	cacheDirVersion = 4
 	// maxCacheFileSize bounds what is read of, and written to, one file. A
 	// Result is a few KiB.
 	maxCacheFileSize = 1 << 20

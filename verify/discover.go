@@ -29,6 +29,8 @@ const (
 	simpleSigningMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
 	// dsseMediaType is a legacy cosign attestation layer.
 	dsseMediaType = "application/vnd.dsse.envelope.v1+json"
+	// inTotoMediaType is an unsigned in-toto statement layer (buildx).
+	inTotoMediaType = "application/vnd.in-toto+json"
 )
 
 // layerFormat says how a layer of mediaType is stored, and whether it is a
@@ -41,19 +43,34 @@ func layerFormat(mediaType string) (Format, bool) {
 		return SimpleSigningFormat, true
 	case mediaType == dsseMediaType:
 		return DSSEFormat, true
+	case mediaType == inTotoMediaType:
+		return InTotoFormat, true
 	}
 	return "", false
 }
 
 // places are the four places Discover reads, in the order their results are
-// merged and reported.
-var places = []Step{ReferrersStep, FallbackTagStep, SignatureTagStep, AttestationTagStep}
+// merged and reported, and then, for an image index, the attestation
+// manifests it holds (allPlaces).
+var (
+	places    = []Step{ReferrersStep, FallbackTagStep, SignatureTagStep, AttestationTagStep}
+	allPlaces = append(slices.Clip(places), IndexAttestationStep)
+)
 
 func placeRank(s Step) int {
-	if i := slices.Index(places, s); i >= 0 {
+	if i := slices.Index(allPlaces, s); i >= 0 {
 		return i
 	}
-	return len(places)
+	return len(allPlaces)
+}
+
+// placesFor are the places read for s after the first: an image index
+// holds buildx's attestation manifests too.
+func placesFor(s Subject, steps []Step) []Step {
+	if s.MediaType == string(types.OCIImageIndex) || s.MediaType == string(types.DockerManifestList) {
+		return append(slices.Clip(steps), IndexAttestationStep)
+	}
+	return steps
 }
 
 const (
@@ -142,7 +159,7 @@ func (b budget) String() string {
 // order), then the manifest requests and the blob requests, each sorted by
 // URL. URLs and messages never carry credentials.
 func (r *Registry) Discover(ctx context.Context, s Subject) Discovery {
-	return r.discover(ctx, Discovery{Subject: s}, places)
+	return r.discover(ctx, Discovery{Subject: s}, placesFor(s, places))
 }
 
 // discoverFirst reads the referrers API only: when what it lists settles
@@ -155,7 +172,7 @@ func (r *Registry) discoverFirst(ctx context.Context, s Subject) Discovery {
 // hold within what remains of d's budget, without opening again the
 // manifests d opened. d is not changed.
 func (r *Registry) discoverRest(ctx context.Context, d Discovery) Discovery {
-	return r.discover(ctx, d, places[1:])
+	return r.discover(ctx, d, placesFor(d.Subject, places[1:]))
 }
 
 // discover reads steps (places, in places order) for prev's subject and
@@ -299,10 +316,11 @@ func fallbackTag(digest string) string { return strings.Replace(digest, ":", "-"
 func placeURLs(repo name.Repository, dig name.Digest) map[Step]*url.URL {
 	tag := fallbackTag(dig.DigestStr())
 	return map[Step]*url.URL{
-		ReferrersStep:      repoURL(repo, "referrers", dig.DigestStr()),
-		FallbackTagStep:    repoURL(repo, "manifests", tag),
-		SignatureTagStep:   repoURL(repo, "manifests", tag+".sig"),
-		AttestationTagStep: repoURL(repo, "manifests", tag+".att"),
+		ReferrersStep:        repoURL(repo, "referrers", dig.DigestStr()),
+		FallbackTagStep:      repoURL(repo, "manifests", tag),
+		SignatureTagStep:     repoURL(repo, "manifests", tag+".sig"),
+		AttestationTagStep:   repoURL(repo, "manifests", tag+".att"),
+		IndexAttestationStep: repoURL(repo, "manifests", dig.DigestStr()),
 	}
 }
 
@@ -393,6 +411,8 @@ func (s *session) readPlace(ctx context.Context, u *url.URL, step Step) placeRes
 		return s.readReferrers(ctx, u)
 	case FallbackTagStep:
 		return s.readFallbackTag(ctx, u)
+	case IndexAttestationStep:
+		return s.readIndexAttestations(ctx, u)
 	default:
 		return s.readLegacyTag(ctx, u, step)
 	}
@@ -507,6 +527,42 @@ func (s *session) readFallbackTag(ctx context.Context, u *url.URL) placeResult {
 	}
 	res := placeResult{lookups: []Lookup{l}}
 	res.manifests = s.listed(FallbackTagStep, descs, &res.lookups[0])
+	return res
+}
+
+// The annotation buildx puts on an attestation manifest in an image index.
+const (
+	dockerReferenceType = "vnd.docker.reference.type"
+	attestationManifest = "attestation-manifest"
+)
+
+// readIndexAttestations reads the image's own index for the attestation
+// manifests buildx stores in it, each about one platform's image.
+func (s *session) readIndexAttestations(ctx context.Context, u *url.URL) placeResult {
+	a, l := s.do(ctx, request{
+		step: IndexAttestationStep, method: http.MethodGet, url: u,
+		accept: []string{string(types.OCIImageIndex), string(types.DockerManifestList)}, limit: maxManifestSize,
+	})
+	var descs []gcrv1.Descriptor
+	switch {
+	case l.Err != "":
+	case a.status == http.StatusOK:
+		idx, err := parseIndex(a.body)
+		if err != nil {
+			l.Err = "decoding the image index: " + err.Error()
+			break
+		}
+		for _, d := range idx.Manifests {
+			if d.Annotations[dockerReferenceType] == attestationManifest {
+				descs = append(descs, d)
+			}
+		}
+		l.Found = len(descs)
+	default:
+		l.Err = s.statusMessage(a)
+	}
+	res := placeResult{lookups: []Lookup{l}}
+	res.manifests = s.listed(IndexAttestationStep, descs, &res.lookups[0])
 	return res
 }
 

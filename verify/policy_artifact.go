@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
@@ -302,6 +303,22 @@ func (p *Policy) evaluate(a Artifact, auths []*authority, invalid []error, d ima
 	if a.Err != "" {
 		o.c.Reason = "could not be read: " + a.Err
 		o.unfetched = a.Unfetched
+		return o
+	}
+	if a.Format == InTotoFormat {
+		// Read for the record: nothing signs it.
+		o.class = attestationClass
+		var st statement
+		if json.Unmarshal(a.Content, &st) != nil || st.PredicateType == "" {
+			o.c.Kind = UnknownKind
+			o.c.Reason = "an unsigned in-toto statement that does not read: nothing signs it, so it counts as no attestation"
+			return o
+		}
+		o.predicateType = gate.Clip(st.PredicateType, maxIdentityText)
+		o.c.Kind = o.predicateType
+		o.required = slices.ContainsFunc(p.Attestations, func(req Attestation) bool { return req.PredicateType == st.PredicateType })
+		o.c.Reason = "an unsigned in-toto statement of " + o.predicateType +
+			" (as buildx stores provenance and SBOMs, in the image index): nothing signs it, so it counts as no attestation; sign it with cosign attest"
 		return o
 	}
 	pr, err := prepare(a, d)

@@ -42,8 +42,11 @@ const (
 	FallbackTagStep    Step = "fallback-tag"    // GET the sha256-<hex> referrers tag index
 	SignatureTagStep   Step = "signature-tag"   // GET the legacy sha256-<hex>.sig manifest
 	AttestationTagStep Step = "attestation-tag" // GET the legacy sha256-<hex>.att manifest
-	ManifestStep       Step = "manifest"        // GET one referrer's manifest
-	BlobStep           Step = "blob"            // GET a layer blob
+	// IndexAttestationStep: GET the image's own index, for the attestation
+	// manifests buildx stores in it (its --provenance and --sbom).
+	IndexAttestationStep Step = "index-attestation"
+	ManifestStep         Step = "manifest" // GET one referrer's manifest
+	BlobStep             Step = "blob"     // GET a layer blob
 )
 
 // Lookup records one registry request and what came of it.
@@ -84,6 +87,11 @@ const (
 	// DSSEFormat: a legacy cosign attestation layer of a .att manifest: a
 	// DSSE envelope, with its Rekor bundle and certificate in annotations.
 	DSSEFormat Format = "cosign-dsse"
+	// InTotoFormat: an unsigned in-toto statement, media type
+	// application/vnd.in-toto+json, as buildx stores provenance and SBOMs
+	// in an attestation manifest of the image index. Nothing signs it: it
+	// is reported, and counts as no attestation.
+	InTotoFormat Format = "in-toto"
 )
 
 // Artifact is one signature or attestation found for a Subject.

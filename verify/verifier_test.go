@@ -404,3 +404,49 @@ func TestVerifier_anotherCallersCancellation(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifier_buildxAttestations: an image index as buildx pushes it
+// with --provenance holds an attestation manifest with an unsigned in-toto
+// statement. It is read, shown, and counts as no attestation: nothing
+// signs it.
+func TestVerifier_buildxAttestations(t *testing.T) {
+	t.Parallel()
+	host := verifytest.NewRegistry(t, verifytest.WithReferrersAPI(true))
+	ss := verifytest.NewSigstore(t)
+	const provenance = "https://slsa.dev/provenance/v0.2"
+	statement := []byte(`{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"` + provenance + `","subject":[],"predicate":{"builder":{"id":"https://github.com/docker/buildx@v0.19.0"}}}`)
+	ref, digest, _ := verifytest.PushBuildxIndex(t, host+"/acme/app:1.0", provenance, statement)
+	verifytest.PushBundle(t, ref, ss.MustSignImage(t, goodIdentity, ghIssuer, digest), verify.CosignSignPredicateType)
+	reg, err := verify.NewRegistry(verify.WithLookupTimeout(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := firstPartyPolicy(ss.Material())
+	p.Authorities[0].IgnoreSCT = true
+	p.Attestations = []verify.Attestation{{Name: "provenance", PredicateType: provenance}}
+	v := newTestVerifier(t, reg, p)
+	res, err := v.Explain(t.Context(), host+"/acme/app:1.0", p.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != verify.AttestationMissing {
+		t.Errorf("status %s (%s); want %s: the provenance is not signed", res.Status, res.Detail, verify.AttestationMissing)
+	}
+	var seen bool
+	for _, c := range res.Considered {
+		if c.Source == verify.IndexAttestationStep && c.Format == verify.InTotoFormat {
+			seen = c.Kind == provenance && !c.Accepted && strings.Contains(c.Reason, "an unsigned in-toto statement of "+provenance) &&
+				strings.Contains(c.Reason, "nothing signs it")
+		}
+	}
+	if !seen {
+		t.Errorf("considered %+v; want buildx's provenance, unsigned, not accepted", res.Considered)
+	}
+	found := false
+	for _, l := range res.Lookups {
+		found = found || (l.Step == verify.IndexAttestationStep && l.Found == 1 && l.Err == "")
+	}
+	if !found {
+		t.Errorf("lookups %+v; want the index read, one attestation manifest found", res.Lookups)
+	}
+}

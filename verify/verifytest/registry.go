@@ -1016,3 +1016,48 @@ func SimpleSigningPayload(repo, digest string) []byte {
 	})
 	return b
 }
+
+// PushBuildxIndex pushes to ref (tagged) an image index as buildx writes
+// one with --provenance or --sbom: a random linux/amd64 image, and an
+// attestation manifest about it (platform unknown/unknown, annotated
+// vnd.docker.reference.type: attestation-manifest) whose one layer is the
+// unsigned in-toto statement, of media type application/vnd.in-toto+json
+// and annotated with its predicate type. It returns the index's digest
+// reference and digest, and the image's digest.
+func PushBuildxIndex(t testing.TB, ref, predicateType string, statement []byte) (digestRef, digest, imageDigest string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgDigest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
+		Layer:       static.NewLayer(statement, "application/vnd.in-toto+json"),
+		Annotations: map[string]string{"in-toto.io/predicate-type": predicateType},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: img, Descriptor: gcrv1.Descriptor{Platform: &gcrv1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: att, Descriptor: gcrv1.Descriptor{
+			Platform:    &gcrv1.Platform{OS: "unknown", Architecture: "unknown"},
+			Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": imgDigest.String()},
+		}},
+	)
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx, remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	h, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Context().Digest(h.String()).String(), h.String(), imgDigest.String()
+}
