@@ -90,7 +90,8 @@ func conditionCheck(conds []compiledCondition, now func() time.Time) func(statem
 		if err := json.Unmarshal(statement, &st); err != nil {
 			return nil, fmt.Errorf("reading the statement: %w", err)
 		}
-		vars := map[string]any{"statement": st, "predicate": st["predicate"], "predicateType": fmt.Sprint(st["predicateType"]),
+		predicateType, _ := st["predicateType"].(string)
+		vars := map[string]any{"statement": st, "predicate": st["predicate"], "predicateType": predicateType,
 			"subject": st["subject"], "now": now()}
 		if vars["predicate"] == nil {
 			vars["predicate"] = map[string]any{}
