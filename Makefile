@@ -22,6 +22,7 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 COSIGN         := $(BIN)/cosign-$(COSIGN_VERSION)
 PREGATE        := $(BIN)/pregate
 include hack/envtest.mk
+include hack/flux.mk
 
 # Extra flags for go test, such as TESTFLAGS='-run TestX -count=1 -v'.
 TESTFLAGS ?=
