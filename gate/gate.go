@@ -69,12 +69,9 @@ type Location struct {
 	// SetBy is where the reference was set when that is not File: the
 	// kustomize images: entry or the postBuild variable that produced it.
 	SetBy *Origin `json:"setBy,omitempty"`
-	// Labels are the object's labels, and PodLabels those of the Pods it
-	// runs (its pod template's; the object's own for a Pod): admission
-	// policies select by them. Nil when the object has none. They are
-	// not reported.
-	Labels    map[string]string `json:"-"`
-	PodLabels map[string]string `json:"-"`
+	// Labels are the object's labels, which admission policies select
+	// by; nil when it has none. Not reported.
+	Labels map[string]string `json:"-"`
 	// Pod is the Pod the object runs as admission sees it before the API
 	// server's defaults: apiVersion, kind, its template's metadata in the
 	// object's namespace, and its spec (the object itself for a Pod);

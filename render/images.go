@@ -104,10 +104,10 @@ type imageScan struct {
 	c   *imageCollector
 	obj Object
 	id  string
-	// labels and podLabels are the object's and its Pods' labels, pod
-	// the Pod it runs (Location.Pod).
-	labels, podLabels map[string]string
-	pod               map[string]any
+	// labels are the object's labels, pod the Pod it runs
+	// (Location.Pod).
+	labels map[string]string
+	pod    map[string]any
 }
 
 // object scans one object's pod spec, if it has one.
@@ -118,7 +118,6 @@ func (c *imageCollector) object(obj Object) {
 		return
 	}
 	s.labels = stringMap(metadata(obj.Content)["labels"])
-	s.podLabels = s.labels
 	s.pod = obj.Content
 	if fields := strings.Split(path, "."); len(fields) > 1 {
 		// The pod template's metadata is beside its spec.
@@ -126,7 +125,6 @@ func (c *imageCollector) object(obj Object) {
 		for _, f := range fields[:len(fields)-1] {
 			cur, _ = cur[f].(map[string]any)
 		}
-		s.podLabels = stringMap(metadata(cur)["labels"])
 		meta := maps.Clone(metadata(cur))
 		if meta == nil {
 			meta = map[string]any{}
@@ -261,7 +259,6 @@ func (s *imageScan) image(container, path, raw string) {
 		Path:       path,
 		Raw:        raw,
 		Labels:     s.labels,
-		PodLabels:  s.podLabels,
 		Pod:        s.pod,
 	})
 }

@@ -463,10 +463,10 @@ spec: {containers: [{name: a, image: ghcr.io/acme/pod:1}]}
 	got := map[string]string{}
 	for _, img := range images {
 		l := img.Locations[0]
-		got[l.Object] = fmt.Sprint(l.Labels, " ", l.PodLabels)
+		got[l.Object] = fmt.Sprint(l.Labels, " ", podMeta(l)["labels"])
 		// The Pod as admission sees it: its template's metadata in the
 		// object's namespace, and its spec.
-		md, _ := l.Pod["metadata"].(map[string]any)
+		md := podMeta(l)
 		spec, _ := l.Pod["spec"].(map[string]any)
 		if l.Pod["kind"] != "Pod" || md["namespace"] != "shop" || len(md["labels"].(map[string]any)) == 0 || spec["containers"] == nil {
 			t.Errorf("%s: Pod %v", l.Object, l.Pod)
@@ -476,11 +476,17 @@ spec: {containers: [{name: a, image: ghcr.io/acme/pod:1}]}
 		t.Errorf("the template's metadata was changed: %v", md)
 	}
 	want := map[string]string{
-		"Deployment/shop/web":  "map[tier:web] map[app:web]", // a value that is not a string is no label
+		"Deployment/shop/web":  "map[tier:web] map[app:web replicas:3]", // the Pod keeps its template's metadata as written
 		"CronJob/shop/nightly": "map[] map[app:nightly]",
 		"Pod/shop/p":           "map[app:p] map[app:p]",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
+}
+
+// podMeta is the metadata of a place's Pod.
+func podMeta(l Location) map[string]any {
+	md, _ := l.Pod["metadata"].(map[string]any)
+	return md
 }

@@ -2,8 +2,6 @@ package admission
 
 import (
 	"fmt"
-	"maps"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -39,8 +37,10 @@ type Object struct {
 // labels.
 func Objects(img gate.Image, nsLabels func(namespace string) map[string]string) []Object {
 	var out []Object
-	add := func(o Object) {
-		if !slices.ContainsFunc(out, func(x Object) bool { return sameObject(x, o) }) {
+	seen := map[string]bool{} // two places in one object are one object, and one Pod
+	add := func(key string, o Object) {
+		if !seen[key] {
+			seen[key] = true
 			out = append(out, o)
 		}
 	}
@@ -51,21 +51,20 @@ func Objects(img gate.Image, nsLabels func(namespace string) map[string]string) 
 			ns, name = "", rest
 		}
 		gv, _ := schema.ParseGroupVersion(l.APIVersion)
-		known := func(m map[string]string) map[string]string {
-			if m == nil {
-				return map[string]string{}
-			}
-			return m
+		labels := l.Labels
+		if labels == nil {
+			labels = map[string]string{}
 		}
 		o := Object{Group: gv.Group, Version: gv.Version, Kind: kind, Namespace: ns, Name: name,
-			Labels: known(l.Labels), NamespaceLabels: nsLabels(ns)}
-		if gv.Group != "" || kind != "Pod" {
-			add(o)
-			add(Object{Version: "v1", Kind: "Pod", Namespace: ns, Labels: known(l.PodLabels), NamespaceLabels: o.NamespaceLabels, Pod: l.Pod})
+			Labels: labels, NamespaceLabels: nsLabels(ns)}
+		if gv.Group == "" && kind == "Pod" {
+			o.Pod = l.Pod
+			add(l.Object, o)
 			continue
 		}
-		o.Pod = l.Pod
-		add(o)
+		add(l.Object, o)
+		add("Pod of "+l.Object, Object{Version: "v1", Kind: "Pod", Namespace: ns, Labels: podLabels(l.Pod),
+			NamespaceLabels: o.NamespaceLabels, Pod: l.Pod})
 	}
 	if len(out) == 0 {
 		out = append(out, Object{Version: "v1", Kind: "Pod"})
@@ -73,16 +72,21 @@ func Objects(img gate.Image, nsLabels func(namespace string) map[string]string) 
 	return out
 }
 
-// sameObject says whether a and b are one object as far as a match goes:
-// two places in one Pod spec are one Pod.
-func sameObject(a, b Object) bool {
-	return a.Group == b.Group && a.Version == b.Version && a.Kind == b.Kind && a.Namespace == b.Namespace &&
-		a.Name == b.Name && maps.Equal(a.Labels, b.Labels) && samePod(a.Pod, b.Pod)
-}
-
-// samePod says whether two Pods' contents are the same map.
-func samePod(a, b map[string]any) bool {
-	return (a == nil) == (b == nil) && (a == nil || reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer())
+// podLabels are the labels of a Pod's content; nil (not known) without
+// it.
+func podLabels(pod map[string]any) map[string]string {
+	if pod == nil {
+		return nil
+	}
+	md, _ := pod["metadata"].(map[string]any)
+	raw, _ := md["labels"].(map[string]any)
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
 }
 
 // Match says which objects a rule applies to: those any filter of Any

@@ -29,7 +29,8 @@ func readDoc(t *testing.T, doc string) *Policy {
 // tier: web, whose Pods are labelled app: web.
 var deployment = gate.Image{Ref: "ghcr.io/acme/web:1", Locations: []gate.Location{{
 	Object: "Deployment/shop/web", APIVersion: "apps/v1", Path: "spec.template.spec.containers[0]",
-	Labels: map[string]string{"tier": "web"}, PodLabels: map[string]string{"app": "web"},
+	Labels: map[string]string{"tier": "web"},
+	Pod:    map[string]any{"metadata": map[string]any{"namespace": "shop", "labels": map[string]any{"app": "web"}}},
 }}}
 
 // TestObjects: a workload is admitted as itself and as the Pods it runs,

@@ -82,7 +82,6 @@ func TestPredictImageValidatingPolicy(t *testing.T) {
 		MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Content: payload, Annotations: ann}
 	img := gate.Image{Ref: repo + ":1.0", Repository: repo, Tag: "1.0",
 		Locations: []gate.Location{{Object: "Deployment/apps/web", APIVersion: "apps/v1", Path: "spec.template.spec.containers[0]",
-			PodLabels: map[string]string{"app": "web"},
 			Pod: map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"namespace": "apps", "labels": map[string]any{"app": "web"}},
 				"spec": map[string]any{"containers": []any{map[string]any{"name": "web", "image": repo + ":1.0"}}}},
 		}}}

@@ -140,7 +140,8 @@ func TestMatchSelectsObjects(t *testing.T) {
 	ss := verifytest.NewSigstore(t)
 	img := gate.Image{Ref: "ghcr.io/acme/app:1", Registry: "ghcr.io", Repository: "acme/app", Tag: "1", Locations: []gate.Location{{
 		Object: "Deployment/shop/web", APIVersion: "apps/v1", Path: "spec.template.spec.containers[0]",
-		Labels: map[string]string{"tier": "web"}, PodLabels: map[string]string{"app": "web"},
+		Labels: map[string]string{"tier": "web"},
+		Pod:    map[string]any{"metadata": map[string]any{"namespace": "shop", "labels": map[string]any{"app": "web"}}},
 	}}}
 	cip := func(selector string) *admission.Policy {
 		return readPolicy(t, `{apiVersion: policy.sigstore.dev/v1beta1, kind: ClusterImagePolicy, metadata: {name: pods},
