@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	artifactcfg "github.com/fluxcd/pkg/artifact/config"
 	runtimeclient "github.com/fluxcd/pkg/runtime/client"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
@@ -50,6 +51,7 @@ type controllerFlags struct {
 	engines                 []string
 	pcNamespace             string
 	maxRunningPods          int
+	artifacts               artifactcfg.Options
 
 	client   runtimeclient.Options
 	log      logger.Options
@@ -92,6 +94,11 @@ as a new revision is seen, before any verification starts.`,
 		"kyverno@1.19, policy-controller@0.15 (repeatable, one per engine; default the newest known: "+newestEngines()+")")
 	fs.IntVar(&f.maxRunningPods, "max-running-pods", controller.DefaultMaxRunningPods, "how many running Pods are read at most, when a revision's admission policies are checked against what runs (more is an error, never a partial check)")
 	fs.StringVar(&f.pcNamespace, "policy-controller-namespace", "cosign-system", "the namespace of policy-controller's config-policy-controller ConfigMap, whose no-match-policy the admission predictions follow (empty: its default, deny)")
+	fs.StringVar(&f.artifacts.StoragePath, "storage-path", "", "where Gates with spec.artifact republish the revisions they allow, served to Flux over HTTP (a volume: a restarted controller serves what it served); empty: such Gates are refused")
+	fs.StringVar(&f.artifacts.StorageAddress, "storage-addr", ":9090", "the address the artifact server binds to")
+	fs.StringVar(&f.artifacts.StorageAdvAddress, "storage-adv-addr", "", "the address Flux downloads artifacts from, as the Service in manifests/ names it (default: this host at the --storage-addr port)")
+	fs.DurationVar(&f.artifacts.ArtifactRetentionTTL, "artifact-retention-ttl", time.Minute, "how long an artifact no longer served is kept for downloads in flight")
+	fs.IntVar(&f.artifacts.ArtifactRetentionRecords, "artifact-retention-records", 2, "how many artifacts of each Gate are kept, the one served included")
 	f.client.BindFlags(fs)
 	f.log.BindFlags(fs)
 	f.election.BindFlags(fs)
@@ -187,6 +194,18 @@ func (f *controllerFlags) run(ctx context.Context) error {
 		MaxRunningPods:            f.maxRunningPods,
 		RunningPodsReuse:          controller.DefaultRunningPodsReuse,
 		Metrics:                   metrics,
+	}
+	if f.artifacts.StoragePath != "" {
+		f.artifacts.ArtifactDigestAlgo = "sha256"
+		artifacts, err := controller.NewArtifacts(f.artifacts)
+		if err != nil {
+			return fmt.Errorf("--storage-path: %w", err)
+		}
+		// A manager runnable: served by the elected leader only.
+		if err := mgr.Add(artifacts); err != nil {
+			return err
+		}
+		r.Artifacts = artifacts
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: f.concurrent, ServiceAccount: sa}); err != nil {
 		return fmt.Errorf("setting up the Gate controller: %w", err)

@@ -124,6 +124,36 @@ type GateSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	ImagePullSecrets []LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Artifact, when set, republishes every revision the Gate allows as a
+	// Flux ExternalArtifact served by the controller's artifact server, for
+	// Flux Kustomizations (sourceRef) and HelmReleases (chartRef) to apply
+	// instead of the source: only verified revisions reach them. A revision
+	// the Gate blocks, or cannot decide, never replaces the last one it
+	// allowed.
+	// +optional
+	Artifact *ArtifactSpec `json:"artifact,omitempty"`
+}
+
+// ArtifactSpec says how a Gate republishes the revisions it allows.
+type ArtifactSpec struct {
+	// Name of the ExternalArtifact, in the Gate's namespace. Defaults to
+	// the Gate's name.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern="^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// PinDigests republishes what the Gate rendered instead of the source's
+	// files: every image the Gate verified is pinned to the digest it
+	// verified (repository:tag@sha256:…), wherever it appears, so a tag
+	// moved after the check changes nothing that runs. The Gate's path is
+	// rendered into that path of the artifact, with its postBuild applied;
+	// each Flux Kustomization of the same source it renders is rewritten
+	// to apply its own rendered output from the artifact. Without it, the
+	// source's files are republished byte for byte.
+	// +optional
+	PinDigests bool `json:"pinDigests,omitempty"`
 }
 
 // SourceReference names a Flux source.
@@ -292,6 +322,11 @@ type GateStatus struct {
 	// +listType=atomic
 	// +optional
 	Readiness []PolicyReadiness `json:"readiness,omitempty"`
+
+	// Artifact is what the Gate's ExternalArtifact serves, with
+	// spec.artifact: the last revision the Gate allowed, republished.
+	// +optional
+	Artifact *meta.Artifact `json:"artifact,omitempty"`
 }
 
 // MaxRunningResults bounds Gate status.running.results, MaxReadiness

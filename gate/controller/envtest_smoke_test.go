@@ -15,11 +15,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	artifactcfg "github.com/fluxcd/pkg/artifact/config"
 
 	"github.com/fluxcd/pkg/runtime/testenv"
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,6 +162,23 @@ func setupController(ctx context.Context, scheme *runtime.Scheme, tufDir string)
 		return fmt.Errorf("creating a client: %w", err)
 	}
 	if reconciler, err = newTestReconciler(scheme, tufDir); err != nil {
+		return err
+	}
+	// Republished revisions are stored next to the TUF cache and served
+	// over loopback, as --storage-path and --storage-addr make them.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		return err
+	}
+	if reconciler.Artifacts, err = NewArtifacts(artifactcfg.Options{StoragePath: filepath.Join(tufDir, "artifacts"), StorageAddress: addr,
+		ArtifactRetentionTTL: time.Minute, ArtifactRetentionRecords: 2, ArtifactDigestAlgo: "sha256"}); err != nil {
+		return err
+	}
+	if err := testEnv.Add(reconciler.Artifacts); err != nil {
 		return err
 	}
 	if err := reconciler.SetupWithManager(ctx, testEnv, Options{MaxConcurrentReconciles: testWorkers, ServiceAccount: testServiceAccount}); err != nil {

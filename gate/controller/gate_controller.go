@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -72,6 +73,8 @@ const (
 // +kubebuilder:rbac:groups=gate.pregate.dev,resources=gates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=gate.pregate.dev,resources=trustpolicies;trustroots,verbs=get;list;watch
 // +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=gitrepositories;ocirepositories;buckets;externalartifacts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=externalartifacts,verbs=create;update;patch;delete
+// +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=externalartifacts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=helmcharts;helmrepositories,verbs=get
 // +kubebuilder:rbac:groups=kustomize.toolkit.fluxcd.io,resources=kustomizations,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps;serviceaccounts;namespaces,verbs=get
@@ -139,6 +142,10 @@ type GateReconciler struct {
 	// Metrics records verdicts and durations; nil records nothing.
 	Metrics *Metrics
 
+	// Artifacts are where Gates with spec.artifact republish the revisions
+	// they allow; nil refuses them.
+	Artifacts *Artifacts
+
 	// Set by SetupWithManager.
 	serviceAccount types.NamespacedName
 	trust          *trustCache
@@ -147,7 +154,8 @@ type GateReconciler struct {
 }
 
 // ownedConditions are the conditions the controller writes.
-var ownedConditions = []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}
+var ownedConditions = []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition,
+	sourcev1.ArtifactInStorageCondition, sourcev1.ArtifactOutdatedCondition}
 
 // Reconcile verifies the revision a Gate's source currently holds.
 func (r *GateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -168,6 +176,9 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
+		if err := r.syncArtifact(ctx, obj); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
 		if err := r.finalizeStatus(ctx, obj, patcher); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
@@ -232,6 +243,14 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
 	}
 	artifact := sources.Artifact{URL: src.artifact.URL, Digest: src.artifact.Digest, Revision: revision}
+	workDir := ""
+	if obj.Spec.Artifact != nil {
+		// The revision's files stay until they are republished.
+		if workDir, err = os.MkdirTemp("", "pregate-gate-"); err != nil {
+			return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
+		}
+		defer os.RemoveAll(workDir)
+	}
 	admissionPolicies, err := r.clusterAdmissionPolicies(ctx)
 	if err != nil {
 		return ctrl.Result{}, r.fail(obj, stageReasons[pipeline.PolicyStage], err)
@@ -250,6 +269,7 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		Running:     r.runningPods,
 		RunningPods: runningPodsAction(obj),
 		Timeout:     durationOr(obj.Spec.Timeout, gate.DefaultTimeout),
+		WorkDir:     workDir,
 	}, pipeline.Source{
 		Name: src.ref.String(),
 		Ref:  src.ref,
@@ -265,6 +285,14 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 	}
 	verdict := res.Verdict
 	r.Metrics.verdict(obj, verdict)
+	if verdict.Allowed && obj.Spec.Artifact != nil {
+		// Only what was verified is served; the Gate is Ready once it is.
+		art, err := r.publish(ctx, obj, res, revision)
+		if err != nil {
+			return ctrl.Result{}, r.fail(obj, ArtifactFailedReason, fmt.Errorf("republishing revision %s: %w", revision, err))
+		}
+		obj.Status.Artifact = art
+	}
 	if err := r.setVerdict(ctx, obj, patcher, revision, verdict, previous); err != nil {
 		return ctrl.Result{}, r.fail(obj, meta.ReconciliationFailedReason, err)
 	}
@@ -390,6 +418,9 @@ func validateSpec(obj *v1alpha1.Gate) error {
 	if ref := obj.Spec.SourceRef; ref != nil {
 		if _, err := newSource(ref.Kind); err != nil {
 			return fmt.Errorf("spec.sourceRef.kind: %w", err)
+		}
+		if obj.Spec.Artifact != nil && ref.Kind == sourcev1.ExternalArtifactKind && ref.Name == artifactName(obj) && namespaceOr(ref.Namespace, obj.Namespace) == obj.Namespace {
+			return errors.New("spec.sourceRef: the Gate's own ExternalArtifact (spec.artifact) cannot be its source")
 		}
 	}
 	if _, err := policySelector(obj); err != nil {

@@ -110,6 +110,11 @@ func (r *GateReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager,
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1alpha1.TrustRoot{}, handler.EnqueueRequestsFromMapFunc(r.allGates),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A Gate's own ExternalArtifact deleted is created again.
+		Owns(&sourcev1.ExternalArtifact{}, builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false },
+			UpdateFunc: func(event.UpdateEvent) bool { return false },
+		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: opts.RateLimiter})
 	for _, kind := range []string{sourcev1.GitRepositoryKind, sourcev1.OCIRepositoryKind, sourcev1.BucketKind, sourcev1.ExternalArtifactKind} {
 		obj, _ := newSource(kind)
