@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -33,7 +35,8 @@ func TestManifests(t *testing.T) {
 		t.Errorf("CRDs = %v, want %v", crds, want)
 	}
 
-	// RBAC: nothing written but Gate status and events; Secrets, ConfigMaps
+	// RBAC: nothing written but Gate status, events and the Gates' own
+	// ExternalArtifacts; Secrets, ConfigMaps
 	// and ServiceAccounts only read one by one; no wildcards.
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, role := range byKind[kind] {
@@ -51,8 +54,8 @@ func TestManifests(t *testing.T) {
 						if !slices.Equal(verbs, []string{"get"}) {
 							t.Errorf("%s may %v %s, want get only", kind, verbs, res)
 						}
-					case writes && res != "gates/status" && res != "events" && (kind != "Role" || res != "leases"):
-						t.Errorf("%s may %v %s; the controller writes only Gate status, events and (in its namespace) its lease", kind, verbs, res)
+					case writes && res != "gates/status" && res != "events" && res != "externalartifacts" && res != "externalartifacts/status" && (kind != "Role" || res != "leases"):
+						t.Errorf("%s may %v %s; the controller writes only Gate status, events, ExternalArtifacts and (in its namespace) its lease", kind, verbs, res)
 					}
 				}
 			}
@@ -60,6 +63,48 @@ func TestManifests(t *testing.T) {
 	}
 	if len(byKind["Role"]) != 1 || str(byKind["Role"][0], "metadata", "namespace") != "pregate-system" {
 		t.Errorf("want one namespaced Role (leader election) in pregate-system, got %d", len(byKind["Role"]))
+	}
+
+	// The artifact server is reachable from the Flux namespace only, and
+	// its Service is the address the controller advertises.
+	var artifactIngress bool
+	for _, np := range byKind["NetworkPolicy"] {
+		b, err := yaml.Marshal(np)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Spec struct {
+				Ingress []struct {
+					From []struct {
+						NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector"`
+					} `json:"from"`
+					Ports []struct {
+						Port string `json:"port"`
+					} `json:"ports"`
+				} `json:"ingress"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range p.Spec.Ingress {
+			if len(in.Ports) != 1 || in.Ports[0].Port != "http" {
+				continue
+			}
+			artifactIngress = len(in.From) == 1 && in.From[0].NamespaceSelector != nil &&
+				maps.Equal(in.From[0].NamespaceSelector.MatchLabels, map[string]string{"kubernetes.io/metadata.name": "flux-system"})
+		}
+	}
+	if !artifactIngress {
+		t.Errorf("no NetworkPolicy lets only flux-system reach the artifact server's port http")
+	}
+	var artifactService bool
+	for _, svc := range byKind["Service"] {
+		artifactService = artifactService || str(svc, "metadata", "name") == "pregate-artifacts"
+	}
+	if !artifactService {
+		t.Errorf("no pregate-artifacts Service")
 	}
 
 	// The controller runs non-root, read-only, without privileges, with
@@ -119,6 +164,9 @@ func TestManifests(t *testing.T) {
 	}
 	if c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" || c.LivenessProbe == nil || c.ReadinessProbe == nil {
 		t.Errorf("container lacks resource requests or probes: %+v", c)
+	}
+	if !slices.Contains(c.Args, "--storage-path=/data") || !slices.Contains(c.Args, "--storage-adv-addr=pregate-artifacts.$(RUNTIME_NAMESPACE).svc.cluster.local.") {
+		t.Errorf("container args %v: want the artifact storage on /data, advertised at the pregate-artifacts Service", c.Args)
 	}
 	if len(c.Args) == 0 || c.Args[0] != "controller" || !strings.HasPrefix(c.Image, "ghcr.io/pregate/pregate:") {
 		t.Errorf("container runs %s %v, want the pregate image running `controller`", c.Image, c.Args)
