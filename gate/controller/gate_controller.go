@@ -270,6 +270,9 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		RunningPods: runningPodsAction(obj),
 		Timeout:     durationOr(obj.Spec.Timeout, gate.DefaultTimeout),
 		WorkDir:     workDir,
+		RevisionTrust: func(rt pipeline.RevisionTrust) (pipeline.RevisionTrust, error) {
+			return r.revisionTrust(ctx, obj, rt)
+		},
 	}, pipeline.Source{
 		Name: src.ref.String(),
 		Ref:  src.ref,
@@ -624,6 +627,36 @@ func (r *GateReconciler) policies(ctx context.Context, obj *v1alpha1.Gate) (*con
 		return nil, nil, r.fail(obj, PolicyInvalidReason, err)
 	}
 	return set, policies.Items, nil
+}
+
+// revisionTrust keeps the TrustPolicies of a revision the Gate selects,
+// and inlines the Secrets they and its TrustRoots name, which must be in
+// the Gate's namespace: a revision names no Secret elsewhere.
+func (r *GateReconciler) revisionTrust(ctx context.Context, obj *v1alpha1.Gate, rt pipeline.RevisionTrust) (pipeline.RevisionTrust, error) {
+	sel, err := policySelector(obj)
+	if err != nil {
+		return rt, err
+	}
+	var kept []v1alpha1.TrustPolicy
+	for _, p := range rt.Policies {
+		if !sel.Matches(labels.Set(p.Labels)) {
+			continue
+		}
+		for _, a := range p.Spec.Authorities {
+			if a.Key != nil && a.Key.SecretRef != nil && a.Key.SecretRef.Namespace != obj.Namespace {
+				return rt, fmt.Errorf("TrustPolicy %q (%s): a revision's policy may name Secrets in the Gate's namespace %s only, not %s/%s",
+					p.Name, rt.Files[v1alpha1.TrustPolicyKind+"/"+p.Name], obj.Namespace, a.Key.SecretRef.Namespace, a.Key.SecretRef.Name)
+			}
+		}
+		kept = append(kept, p)
+	}
+	for _, tr := range rt.Roots {
+		if s := tr.Spec.TrustedRoot; s != nil && s.SecretRef != nil && s.SecretRef.Namespace != obj.Namespace {
+			return rt, fmt.Errorf("TrustRoot %q (%s): a revision's TrustRoot may name Secrets in the Gate's namespace %s only", tr.Name, rt.Files[v1alpha1.TrustRootKind+"/"+tr.Name], obj.Namespace)
+		}
+	}
+	rt.Policies = kept
+	return rt, r.inlineSecrets(ctx, rt.Policies, rt.Roots)
 }
 
 // policySelector selects the TrustPolicies of a Gate: all of them without

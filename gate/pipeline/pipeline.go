@@ -161,6 +161,12 @@ type Options struct {
 	// RunningPods says whether such a denial blocks the revision (the
 	// default) or only warns.
 	RunningPods gate.RunningPods
+	// RevisionTrust, when set, prepares the TrustPolicies and TrustRoots
+	// the revision applies before they are checked too (see
+	// revisionTrust): the controller keeps those its Gate selects and
+	// reads the Secrets they name. Without it, all of them are checked as
+	// they are written.
+	RevisionTrust func(RevisionTrust) (RevisionTrust, error)
 }
 
 // Progress is how far verification has come: of Total images to verify,
@@ -237,6 +243,14 @@ func Check(ctx context.Context, o Options, srcs ...Source) (*Result, error) {
 	res, err := renderSources(ctx, o, srcs)
 	if err != nil {
 		return nil, err
+	}
+	switch set, err := revisionTrust(o, res); {
+	case err != nil:
+		return nil, fail(PolicyStage, fmt.Errorf("the revision's trust policies: %w", err))
+	case set != nil:
+		if compiled, err = (Policies{Set: set, Trust: o.Policies.Trust}).compile(); err != nil { //nolint:contextcheck // as above
+			return nil, err
+		}
 	}
 	res.Policies = compiled
 	adm, err := admissionPolicies(o, res)

@@ -512,3 +512,73 @@ spec:
 		})
 	}
 }
+
+// TestCheck_revisionTrust: a revision that changes a TrustPolicy is checked
+// under the policy it brings as well as the one given. One that tightens
+// the policy to a signer its own image lacks is blocked before it is
+// applied, naming the revision's copy; one that relaxes the policy to pass
+// its unsigned image cannot approve itself; one that writes the given
+// policy unchanged changes nothing; and the shell's hook sees (and may
+// drop) the revision's policies.
+func TestCheck_revisionTrust(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	given, _ := f.opts.Policies.Set.TrustPolicy("first-party")
+	policy := func(authority string) string {
+		return fmt.Sprintf(`apiVersion: gate.pregate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {name: first-party}
+spec:
+  images: [{glob: %q}]
+  authorities:
+%s`, given.Spec.Images[0].Glob, authority)
+	}
+	const (
+		same     = "    - name: release\n      insecureIgnoreSCT: true\n      keyless:\n        identities: [{issuer: %q, subject: %q}]\n"
+		other    = "    - name: release\n      insecureIgnoreSCT: true\n      keyless:\n        identities: [{issuer: %q, subject: \"https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main\"}]\n"
+		passEach = "    - name: anything\n      static: {action: pass}\n"
+	)
+	check := func(t *testing.T, o pipeline.Options, image, trust string) gate.Verdict {
+		t.Helper()
+		res, err := pipeline.Check(t.Context(), o, local(tree(t, map[string]string{
+			"a/deploy.yaml": deployment("a", image), "a/trust.yaml": trust}), "a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Verdict
+	}
+	policiesOf := func(v gate.Verdict) []string {
+		var out []string
+		for _, iv := range v.Images {
+			for _, fd := range iv.Findings {
+				out = append(out, fd.Policy+"="+string(fd.Status))
+			}
+		}
+		return out
+	}
+
+	v := check(t, f.opts, f.signed, policy(fmt.Sprintf(same, ghIssuer, releaseID)))
+	if !v.Allowed || !slices.Equal(policiesOf(v), []string{"first-party=" + string(verify.Verified)}) {
+		t.Errorf("unchanged policy: allowed %v, findings %v; want allowed by first-party alone", v.Allowed, policiesOf(v))
+	}
+	v = check(t, f.opts, f.signed, policy(fmt.Sprintf(other, ghIssuer)))
+	if v.Allowed || !slices.Contains(policiesOf(v), "first-party.revision="+string(verify.IdentityMismatch)) {
+		t.Errorf("tightened policy: allowed %v, findings %v; want blocked by first-party.revision", v.Allowed, policiesOf(v))
+	}
+	v = check(t, f.opts, f.unsigned, policy(passEach))
+	if v.Allowed || !slices.Contains(policiesOf(v), "first-party="+string(verify.NoSignatures)) {
+		t.Errorf("relaxed policy: allowed %v, findings %v; want still blocked by the given first-party", v.Allowed, policiesOf(v))
+	}
+
+	o := f.opts
+	var seen []string
+	o.RevisionTrust = func(rt pipeline.RevisionTrust) (pipeline.RevisionTrust, error) {
+		for _, p := range rt.Policies {
+			seen = append(seen, p.Name+"@"+rt.Files[v1alpha1.TrustPolicyKind+"/"+p.Name])
+		}
+		return pipeline.RevisionTrust{}, nil
+	}
+	if v := check(t, o, f.signed, policy(fmt.Sprintf(other, ghIssuer))); !v.Allowed || !slices.Equal(seen, []string{"first-party@a/trust.yaml"}) {
+		t.Errorf("hook dropping the revision's policies: allowed %v, saw %v; want allowed, having seen first-party in a/trust.yaml", v.Allowed, seen)
+	}
+}
