@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate"
@@ -121,9 +120,12 @@ func (r *GateReconciler) externalArtifact(ctx context.Context, obj *v1alpha1.Gat
 				APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.GateKind, Name: obj.Name, Namespace: obj.Namespace,
 			}},
 		}
-		if err := controllerutil.SetControllerReference(obj, ea, r.Scheme()); err != nil {
-			return nil, err
-		}
+		// Controlled by the Gate, without blockOwnerDeletion: that would
+		// need update on gates/finalizers where owner references are
+		// enforced, and the Gate's deletion need not wait for it.
+		owner := metav1.NewControllerRef(obj, v1alpha1.GroupVersion.WithKind(v1alpha1.GateKind))
+		owner.BlockOwnerDeletion = nil
+		ea.OwnerReferences = []metav1.OwnerReference{*owner}
 		if err := r.Create(ctx, ea); err != nil {
 			return nil, fmt.Errorf("creating ExternalArtifact %s: %w", key, err)
 		}
