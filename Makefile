@@ -36,17 +36,26 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := all
 
-.PHONY: check-generated all build test xmllint test-unit fuzz lint fmt fmt-check vet generate tidy verify demo tools cosign clean
+.PHONY: check-generated all build test e2e xmllint test-unit fuzz lint fmt fmt-check vet generate tidy verify demo tools cosign clean
 
 all: build
 
 build:
 	go build -ldflags '$(LDFLAGS)' -o $(PREGATE) ./cmd/pregate
 
-# Everything CI runs (.ci/run: make lint, then make test). The e2e tests
-# drive the binaries named by these variables, and fail without them.
+# The binaries the e2e tests drive, named to them in the environment; the
+# tests fail without them. The Flux controllers are hack/flux.mk's, which
+# makes test and e2e build them (once: then cached in bin/flux).
+E2E_ENV = PREGATE_BIN=$(PREGATE) PREGATE_COSIGN=$(COSIGN) \
+	PREGATE_FLUX_SOURCE_CONTROLLER=$(FLUX_SOURCE_CONTROLLER) PREGATE_FLUX_KUSTOMIZE_CONTROLLER=$(FLUX_KUSTOMIZE_CONTROLLER)
+
+# Everything CI runs (.ci/run: make lint, then make test).
 test: build $(COSIGN) xmllint
-	PREGATE_BIN=$(PREGATE) PREGATE_COSIGN=$(COSIGN) PREGATE_XMLLINT=$$(command -v xmllint) go test -race $(TESTFLAGS) ./...
+	$(E2E_ENV) PREGATE_XMLLINT=$$(command -v xmllint) go test -race $(TESTFLAGS) ./...
+
+# The e2e tests alone (./e2e/...), with what make test gives them.
+e2e: build $(COSIGN) envtest-assets
+	$(E2E_ENV) go test -race $(TESTFLAGS) ./e2e/...
 
 # xmllint (Debian's libxml2-utils) validates the JUnit reports against the
 # JUnit XSD in gate/report's tests; installed on first use.

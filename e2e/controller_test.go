@@ -52,10 +52,11 @@ const (
 // RBAC manifests/ grants its service account, leader election and a watch
 // label selector (a Flux-style shard). It checks that a Gate of the shard
 // is verified and one outside it is left alone; that the probes and the
-// metrics endpoint answer; that a standby replica takes over the Lease
-// when the leader is stopped with SIGTERM (which exits 0 and releases it)
-// and reconciles on `flux reconcile`-style requests; and that nothing
-// leaves the machine.
+// metrics endpoint answer; that only the leader serves artifacts; that a
+// standby replica takes over the Lease, and the artifact server, when the
+// leader is stopped with SIGTERM (which exits 0 and releases it) and
+// reconciles on `flux reconcile`-style requests; and that nothing leaves
+// the machine.
 func TestController(t *testing.T) {
 	t.Parallel()
 	bin := e2eBinary(t, "PREGATE_BIN", "the pregate binary", "make build", "bin/pregate")
@@ -122,7 +123,7 @@ func TestController(t *testing.T) {
 	sentinel := newNetworkSentinel(t)
 	run := func(name string) *process {
 		dir := t.TempDir()
-		health, metrics := freePort(t), freePort(t)
+		health, metrics, storage := freePort(t), freePort(t), freePort(t)
 		p := startProcess(t, name, append(offlineEnv(t, dir, sentinel),
 			"KUBECONFIG="+kubeconfig,
 			// As the Deployment passes them through the downward API.
@@ -132,10 +133,11 @@ func TestController(t *testing.T) {
 			"--enable-leader-election",
 			"--leader-election-lease-duration=6s", "--leader-election-renew-deadline=4s", "--leader-election-retry-period=500ms",
 			"--health-addr="+health, "--metrics-addr="+metrics,
+			"--storage-path="+t.TempDir(), "--storage-addr="+storage, "--storage-adv-addr="+storage,
 			"--tuf-cache="+filepath.Join(dir, "tuf"),
 			"--retry-interval=1s",
 		)
-		p.health, p.metrics = health, metrics
+		p.health, p.metrics, p.storage = health, metrics, storage
 		return p
 	}
 
@@ -171,6 +173,10 @@ func TestController(t *testing.T) {
 	if strings.Contains(metrics, `name="other"`) {
 		t.Errorf("/metrics has series of the Gate outside the shard")
 	}
+	// The artifact server is a runnable of the elected leader.
+	g.Eventually(func() (int, error) { return storageGet(t, leader) }).
+		WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).
+		Should(Equal(http.StatusOK), "GET / of the leader's artifact server\n%s", leader)
 
 	// Events are written into the Gate's namespace with the service
 	// account's rights (by the recorder, after the verdict).
@@ -187,14 +193,19 @@ func TestController(t *testing.T) {
 	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).
 		Should(Equal([]string{corev1.EventTypeNormal + "/Succeeded"}), "Events about Gate %s", sharded.Name)
 
-	// A standby replica waits for the Lease; the leader's SIGTERM hands it
-	// over, and the new leader handles a reconcile request.
+	// A standby replica waits for the Lease, and serves no artifacts
+	// meanwhile (its port refuses connections); the leader's SIGTERM hands
+	// both over, and the new leader handles a reconcile request.
 	holder := leaseHolder(t, admin, leader)
 	standby := run("standby")
 	waitHTTP(t, "http://"+standby.health+"/readyz", standby)
-	g.Consistently(func() string { return leaseHolder(t, admin, leader) }).
-		WithTimeout(1500*time.Millisecond).WithPolling(100*time.Millisecond).
-		Should(Equal(holder), "the Lease's holder while the leader runs, over a few of the standby's retry periods")
+	g.Consistently(func(g Gomega) {
+		g.Expect(leaseHolder(t, admin, leader)).To(Equal(holder), "the Lease's holder")
+		g.Expect(storageGet(t, leader)).To(Equal(http.StatusOK), "GET / of the leader's artifact server")
+		_, err := storageGet(t, standby)
+		g.Expect(err).To(MatchError(syscall.ECONNREFUSED), "GET / of the standby's artifact server")
+	}).WithTimeout(1500*time.Millisecond).WithPolling(100*time.Millisecond).
+		Should(Succeed(), "while the leader runs, over a few of the standby's retry periods\n%s", standby)
 	if code := leader.stop(t); code != 0 {
 		t.Errorf("the leader exited %d on SIGTERM, want 0\n%s", code, leader)
 	}
@@ -204,6 +215,9 @@ func TestController(t *testing.T) {
 	g.Eventually(func() string { return leaseHolder(t, admin, standby) }).
 		WithTimeout(4*time.Second).WithPolling(100*time.Millisecond).
 		Should(And(Not(BeEmpty()), Not(Equal(holder))), "the Lease's holder after the leader stopped\n%s", standby)
+	g.Eventually(func() (int, error) { return storageGet(t, standby) }).
+		WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).
+		Should(Equal(http.StatusOK), "GET / of the new leader's artifact server\n%s", standby)
 	token := time.Now().Format(time.RFC3339Nano)
 	must(t, admin.Get(ctx, client.ObjectKeyFromObject(sharded), sharded))
 	patch := client.MergeFrom(sharded.DeepCopy())
@@ -420,6 +434,17 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// storageGet is the HTTP status of GET / of p's artifact server (a
+// listing of its storage directory), or why there is none.
+func storageGet(t *testing.T, p *process) (int, error) {
+	resp, err := get(t.Context(), "http://"+p.storage+"/")
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Body.Close()
+}
+
 // waitHTTP waits up to 30 s for url to answer 200.
 func waitHTTP(t *testing.T, url string, p *process) {
 	t.Helper()
@@ -447,11 +472,11 @@ func freePort(t *testing.T) string {
 
 // process is a long-running binary under test.
 type process struct {
-	name            string
-	cmd             *exec.Cmd
-	stdout, stderr  *syncBuffer
-	done            chan struct{}
-	health, metrics string
+	name                     string
+	cmd                      *exec.Cmd
+	stdout, stderr           *syncBuffer
+	done                     chan struct{}
+	health, metrics, storage string
 }
 
 // startProcess starts bin with args and exactly env; it is killed when

@@ -75,7 +75,7 @@ func TestFluxGate(t *testing.T) {
 	e.cosign.sign(t, "cosign.key", e.direct(web), bundleFlags)
 	end := step(t, "1. a signed revision: verified, republished pinned, applied")
 	start := time.Now()
-	rev1 := e.pushRevision("app", map[string]string{"deploy/web.yaml": deploymentYAML(appsNS, "web", web)})
+	rev1 := e.pushRevision("app", map[string]string{"deploy/web.yaml": deploymentYAML("web", web)})
 	e.waitGateReady("app", rev1)
 	verdictAfter := time.Since(start)
 	webPinned := web + "@" + e.digest(web)
@@ -88,7 +88,7 @@ func TestFluxGate(t *testing.T) {
 	// 2. An unsigned init container: blocked, revision 1 still served.
 	end = step(t, "2. an unsigned init container: blocked; revision 1 still served and applied")
 	initImage := e.push("e2e/init:v1")
-	withInit := withInitContainer(deploymentYAML(appsNS, "web", web), initImage)
+	withInit := withInitContainer(deploymentYAML("web", web), initImage)
 	rev2 := e.pushRevision("app", map[string]string{"deploy/web.yaml": withInit})
 	g := e.waitGateBlocked("app", rev2, "NoSignatures")
 	if msg := readyMessage(g); !strings.Contains(msg, initImage) || !strings.Contains(msg, "Deployment/apps/web") {
@@ -131,7 +131,7 @@ func TestFluxGate(t *testing.T) {
 	webV2 := e.push("e2e/web:v2")
 	e.cosign.sign(t, "cosign.key", e.direct(webV2), bundleFlags)
 	rev4 := e.pushRevision("app", map[string]string{
-		"deploy/web.yaml":    deploymentYAML(appsNS, "web", webV2),
+		"deploy/web.yaml":    deploymentYAML("web", webV2),
 		"deploy/policy.yaml": e.trustPolicyYAML("other.pub"),
 	})
 	g = e.waitGateBlocked("app", rev4, "VerificationFailed", "IdentityMismatch", "NoSignatures")
@@ -153,7 +153,7 @@ func TestFluxGate(t *testing.T) {
 		t.Fatalf("the ExternalArtifact serves %s, want revision 2 (%s)", served2.Revision, rev2)
 	}
 	release := e.holdManifest("e2e/web", "v2")
-	rev5 := e.pushRevision("app", map[string]string{"deploy/web.yaml": deploymentYAML(appsNS, "web", webV2)})
+	rev5 := e.pushRevision("app", map[string]string{"deploy/web.yaml": deploymentYAML("web", webV2)})
 	e.flux.waitFor(t, "the Gate verifying revision 5, its image's manifest held", func(g Gomega) {
 		gate := e.gate(g, "app")
 		g.Expect(gate.Status.LastAttemptedRevision).To(Equal(rev5))
@@ -577,7 +577,7 @@ spec:
   path: ./deploy
   interval: 10m
 `
-	files := map[string]string{"gate/gate.yaml": gateYAML, "deploy/web.yaml": deploymentYAML(appsNS, "web-hg", webHG)}
+	files := map[string]string{"gate/gate.yaml": gateYAML, "deploy/web.yaml": deploymentYAML("web-hg", webHG)}
 	createAll(t, e.c, e.ociRepository("hg"))
 	rev1 := e.pushRevision("hg", files)
 	gateKS := newFluxKustomization(fluxNS, "hg-gate", sourcev1.OCIRepositoryKind, "hg", "./gate")
@@ -603,7 +603,7 @@ spec:
 
 	end = step(t, "5. health gating: an unsigned init container holds the app back")
 	initHG := e.push("e2e/init-hg:v1")
-	files["deploy/web.yaml"] = withInitContainer(deploymentYAML(appsNS, "web-hg", webHG), initHG)
+	files["deploy/web.yaml"] = withInitContainer(deploymentYAML("web-hg", webHG), initHG)
 	rev2 := e.pushRevision("hg", files)
 	e.waitGateBlocked("hg", rev2, "NoSignatures")
 	e.flux.waitFor(t, "Kustomization hg-gate failing its health check on revision 2", func(g Gomega) {
@@ -643,7 +643,7 @@ func (e *fluxGateEnv) fiftyImages() {
 	e.cosign.mustRun(t, append(append([]string{"sign", "--key", "cosign.key", "--allow-http-registry", "-y"}, bundleFlags...), direct...)...)
 	files := map[string]string{}
 	for i, img := range images {
-		files[fmt.Sprintf("deploy/svc-%02d.yaml", i)] = deploymentYAML(appsNS, fmt.Sprintf("svc-%02d", i), img)
+		files[fmt.Sprintf("deploy/svc-%02d.yaml", i)] = deploymentYAML(fmt.Sprintf("svc-%02d", i), img)
 	}
 	end()
 

@@ -100,7 +100,7 @@ func TestFluxHarness(t *testing.T) {
 	registry := verifytest.NewRegistry(t)
 	image := registry + "/acme/web:1.0"
 	revision := pushFluxArtifact(t, registry+"/acme/apps:v1", map[string]string{
-		"deploy/web.yaml": deploymentYAML("apps", "web", image),
+		"deploy/web.yaml": deploymentYAML("web", image),
 	})
 	end()
 
@@ -127,7 +127,7 @@ func TestFluxHarness(t *testing.T) {
 	arts := sourcestest.NewServer(t)
 	extImage := registry + "/acme/ext:2.0"
 	art := arts.Publish(t, "externalartifact/apps/ext", map[string]string{
-		"ext.yaml": deploymentYAML("apps", "ext", extImage),
+		"ext.yaml": deploymentYAML("ext", extImage),
 	}, sourcestest.OCIRevision)
 	publishExternalArtifact(t, c, client.ObjectKey{Namespace: "apps", Name: "ext"}, art)
 	createAll(t, c, newFluxKustomization("apps", "ext", sourcev1.ExternalArtifactKind, "ext", "./"))
@@ -158,8 +158,8 @@ func TestFluxHarness(t *testing.T) {
 // fluxControllers are source-controller and kustomize-controller running
 // against a control plane with their CRDs. When the test fails, the logs
 // of every process registered with dumpProcess (the two controllers at
-// least) and every object of the kinds registered with dumpKinds are
-// written to the test log.
+// least) and every object of the kinds it knows are written to the test
+// log.
 type fluxControllers struct {
 	// client is an admin client of the API server that knows pregate's,
 	// Flux's and Kubernetes' kinds.
@@ -268,7 +268,7 @@ func startFlux(t *testing.T, env *envtest.Environment) *fluxControllers {
 	// The API server holds every create of a custom resource for 2 s while
 	// its CRD was established less than 2 s ago (customresource_handler.go,
 	// for HA API servers): wait that out here, not in the test's first step.
-	time.Sleep(time.Until(established.Add(2 * time.Second)))
+	time.Sleep(time.Until(established.Add(2 * time.Second))) //nolint:forbidigo // a fixed hold of the API server, with nothing to poll
 	return f
 }
 
@@ -379,14 +379,6 @@ func (f *fluxControllers) dumpProcess(p *process) {
 	f.procs = append(f.procs, p)
 }
 
-// dumpKinds adds kinds to those whose objects are written to the test log
-// if the test fails.
-func (f *fluxControllers) dumpKinds(kinds ...schema.GroupVersionKind) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.kinds = append(f.kinds, kinds...)
-}
-
 // dumpLogLines is how much of each output of a process dump writes: the
 // end of it.
 const dumpLogLines = 400
@@ -459,7 +451,7 @@ func (f *fluxControllers) waitFor(t *testing.T, what string, check func(g Gomega
 
 // waitOCIRepository waits for the OCIRepository key to have an artifact
 // of revision ("TAG@sha256:<manifest digest>") and returns it.
-func (f *fluxControllers) waitOCIRepository(t *testing.T, key client.ObjectKey, revision string) *sourcev1.OCIRepository {
+func (f *fluxControllers) waitOCIRepository(t *testing.T, key client.ObjectKey, revision string) {
 	t.Helper()
 	repo := &sourcev1.OCIRepository{}
 	f.waitFor(t, fmt.Sprintf("OCIRepository %s at %s", key, revision), func(g Gomega) {
@@ -467,19 +459,17 @@ func (f *fluxControllers) waitOCIRepository(t *testing.T, key client.ObjectKey, 
 		g.Expect(repo.Status.Artifact).NotTo(BeNil(), "artifact; status:\n%s", toYAML(repo.Status))
 		g.Expect(repo.Status.Artifact.Revision).To(Equal(revision), "artifact revision; status:\n%s", toYAML(repo.Status))
 	})
-	return repo
 }
 
 // waitKustomization waits for the Kustomization key to have applied
 // revision and returns it.
-func (f *fluxControllers) waitKustomization(t *testing.T, key client.ObjectKey, revision string) *kustomizev1.Kustomization {
+func (f *fluxControllers) waitKustomization(t *testing.T, key client.ObjectKey, revision string) {
 	t.Helper()
 	ks := &kustomizev1.Kustomization{}
 	f.waitFor(t, fmt.Sprintf("Kustomization %s applied %s", key, revision), func(g Gomega) {
 		g.Expect(f.client.Get(t.Context(), key, ks)).To(Succeed())
 		g.Expect(ks.Status.LastAppliedRevision).To(Equal(revision), "lastAppliedRevision; status:\n%s", toYAML(ks.Status))
 	})
-	return ks
 }
 
 // waitDeployment waits for the Deployment key to exist with a container
@@ -589,8 +579,9 @@ func newFluxKustomization(namespace, name, kind, source, path string) *kustomize
 	}
 }
 
-// deploymentYAML is a Deployment name in namespace running image.
-func deploymentYAML(namespace, name, image string) string {
+// deploymentYAML is a Deployment name in the namespace apps running
+// image.
+func deploymentYAML(name, image string) string {
 	return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -606,5 +597,5 @@ spec:
       containers:
         - name: %[2]s
           image: %[3]s
-`, namespace, name, image)
+`, appsNS, name, image)
 }

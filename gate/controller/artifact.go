@@ -29,7 +29,7 @@ import (
 	"github.com/pregate/pregate/render"
 )
 
-// ArtifactFailedReason: a revision the Gate allowed could not be
+// ArtifactFailedReason says a revision the Gate allowed could not be
 // republished as its ExternalArtifact.
 const ArtifactFailedReason = "ArtifactFailed"
 

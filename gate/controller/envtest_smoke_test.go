@@ -166,7 +166,7 @@ func setupController(ctx context.Context, scheme *runtime.Scheme, tufDir string)
 	}
 	// Republished revisions are stored next to the TUF cache and served
 	// over loopback, as --storage-path and --storage-addr make them.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
