@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +31,7 @@ func newCheckCmd() *cobra.Command {
 		concurrency int
 		timeout     time.Duration
 		pinDir      string
+		termination string
 	)
 	cmd := &cobra.Command{
 		Use:   "check PATH...",
@@ -65,7 +67,15 @@ decide (a render error, an unreachable registry, a bad policy).`,
   kubectl get pods -A -o yaml > pods.yaml && kubectl get clusterpolicies -o yaml > policies.yaml
   pregate check clusters/prod --policy policies/ --admission-policy policies.yaml --running-images pods.yaml`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			var res *pipeline.Result
+			if termination != "" {
+				defer func() {
+					if werr := writeTermination(termination, res, err); werr != nil {
+						err = errors.Join(err, werr)
+					}
+				}()
+			}
 			ctx := cmd.Context()
 			files, err := parseReports(reports)
 			if err != nil {
@@ -96,7 +106,7 @@ decide (a render error, an unreachable registry, a bad policy).`,
 			if format == report.Text {
 				opts.Progress = progressOn(cmd.ErrOrStderr())
 			}
-			res, err := pipeline.Check(ctx, opts, srcs...)
+			res, err = pipeline.Check(ctx, opts, srcs...)
 			if opts.Progress != nil {
 				opts.Progress(pipeline.Progress{}) // clears the line
 			}
@@ -118,12 +128,31 @@ decide (a render error, an unreachable registry, a bad policy).`,
 	pf.bind(cmd)
 	running.bind(cmd)
 	cmd.Flags().IntVar(&concurrency, "concurrency", 8, "how many images are verified at once")
+	cmd.Flags().StringVar(&termination, "termination-message", "", "also write the verdict (or why there is none) to this file, at most 4 KiB: a Kubernetes container's termination message file (/dev/termination-log), which Argo CD shows on a failed PreSync hook")
 	cmd.Flags().StringVar(&pinDir, "pin-digests", "", "when the revision is allowed, write its rendered manifests to this directory with every checked image pinned to the digest verified (repository:tag@sha256:…), one file per PATH, for CI to apply exactly what was checked")
 	cmd.Flags().DurationVar(&timeout, "timeout", gate.DefaultTimeout, "the bound on verifying all of the revision's images; what is not verified in time leaves the verdict undecided")
 	cmd.Flags().StringArrayVar(&reports, "report", nil, "also write a report to a file, as FORMAT=FILE (repeatable): "+report.Names(report.CheckFormats))
 	cf.bind(cmd)
 	addOutputFlag(cmd, &format, report.CheckFormats...)
 	return cmd
+}
+
+// writeTermination writes the verdict of res, or the error that left none,
+// as a container's termination message into file.
+func writeTermination(file string, res *pipeline.Result, runErr error) error {
+	msg := ""
+	switch {
+	case res != nil:
+		msg = report.TerminationMessage(res.Verdict)
+	case runErr != nil:
+		msg = report.TerminationError(runErr)
+	default:
+		return nil
+	}
+	if err := os.WriteFile(file, []byte(msg), 0o600); err != nil {
+		return fmt.Errorf("--termination-message: %w", err)
+	}
+	return nil
 }
 
 // writePinned writes, when v allows the revision, each path's rendered

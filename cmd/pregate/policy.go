@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -47,7 +49,7 @@ type policyFlags struct {
 
 func (f *policyFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringArrayVar(&f.policyFiles, "policy", nil, "a YAML file of TrustPolicies and TrustRoots (repeatable)")
+	fs.StringArrayVar(&f.policyFiles, "policy", nil, "a YAML file of TrustPolicies and TrustRoots, or a directory of them (its *.yaml, *.yml and *.json files, as a mounted ConfigMap holds them) (repeatable)")
 	fs.StringArrayVar(&f.admissionFiles, "admission-policy", nil, "a YAML file of the cluster's admission policies (Kyverno ClusterPolicy/Policy verifyImages, policy-controller ClusterImagePolicy) whose answers for the images are predicted; those the revision applies are read too (repeatable)")
 	fs.StringArrayVar(&f.engines, "engine", nil, "the admission engine release the cluster runs, whose way of reading signatures the predictions follow: "+
 		"kyverno@1.19, policy-controller@0.15 (repeatable, one per engine; default the newest known: "+newestEngines()+")")
@@ -67,6 +69,39 @@ func (f *policyFlags) bind(cmd *cobra.Command) {
 	fs.DurationVar(&f.imageTimeout, "image-timeout", verify.DefaultImageTimeout, "the bound on verifying one image: every request, retry and wait for it")
 }
 
+// expandPolicyFiles replaces each directory of names by its policy files:
+// those named *.yaml, *.yml or *.json, in name order, but hidden ones
+// (a mounted ConfigMap's ..data and its timestamped copy).
+func expandPolicyFiles(names []string) ([]string, error) {
+	var out []string
+	for _, name := range names {
+		fi, err := os.Stat(name)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, name)
+			continue
+		}
+		entries, err := os.ReadDir(name)
+		if err != nil {
+			return nil, err
+		}
+		n := len(out)
+		for _, e := range entries {
+			ext := filepath.Ext(e.Name())
+			if strings.HasPrefix(e.Name(), ".") || ext != ".yaml" && ext != ".yml" && ext != ".json" {
+				continue
+			}
+			out = append(out, filepath.Join(name, e.Name()))
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("directory %s holds no .yaml, .yml or .json file", name)
+		}
+	}
+	return out, nil
+}
+
 // options reads the policies and says how to verify with them: the
 // pipeline's options, less what only check sets.
 func (f *policyFlags) options(ctx context.Context) (pipeline.Options, error) {
@@ -77,7 +112,11 @@ func (f *policyFlags) options(ctx context.Context) (pipeline.Options, error) {
 		return pipeline.Options{}, fmt.Errorf("--unmatched-images %q: want allow, warn or deny", f.unmatched)
 	}
 	set := &config.Set{}
-	for _, file := range f.policyFiles {
+	files, err := expandPolicyFiles(f.policyFiles)
+	if err != nil {
+		return pipeline.Options{}, fmt.Errorf("--policy: %w", err)
+	}
+	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return pipeline.Options{}, fmt.Errorf("--policy: %w", err)

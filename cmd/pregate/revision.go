@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,6 +36,12 @@ type renderFlags struct {
 	chartCacheDir     string
 	kubeVersion       string
 	apiVersions       []string
+	git               gitFlags
+}
+
+// gitFlags check a revision of a git repository instead of a local tree.
+type gitFlags struct {
+	url, revision, credentials string
 }
 
 func (f *renderFlags) bind(cmd *cobra.Command) {
@@ -51,6 +59,9 @@ func (f *renderFlags) bind(cmd *cobra.Command) {
 	fs.StringVar(&f.chartCacheDir, "chart-cache-dir", defaultChartCacheDir(), "where HelmRelease charts are kept between runs, by digest (empty: in memory only); safe to share between concurrent runs")
 	fs.StringVar(&f.kubeVersion, "kube-version", "", "the Kubernetes version charts see in .Capabilities.KubeVersion (default "+helm.DefaultKubeVersion+", as helm template)")
 	fs.StringArrayVar(&f.apiVersions, "api-versions", nil, "an API version charts see in .Capabilities.APIVersions beyond Helm's defaults, as group/version or group/version/Kind (repeatable)")
+	fs.StringVar(&f.git.url, "git-url", "", "check a revision of this git repository (https://, ssh://, or user@host:path), fetched shallow, instead of local directories: each PATH is a directory of the repository (as an Argo CD hook does with $ARGOCD_APP_SOURCE_REPO_URL)")
+	fs.StringVar(&f.git.revision, "git-revision", "", "with --git-url, the branch, tag or commit SHA to check ($ARGOCD_APP_REVISION; default: the default branch)")
+	fs.StringVar(&f.git.credentials, "git-credentials", "", "with --git-url, a directory holding the repository's credentials as files, as a Secret mounted there: username and password (or a token as password) for https; identity or sshPrivateKey, and known_hosts, for ssh (Flux's and Argo CD's Secret keys)")
 	_ = fs.MarkDeprecated("strict", "coverage gaps block by default; use --allow-gap KIND to let a kind through")
 }
 
@@ -182,6 +193,17 @@ func (f *renderFlags) sources(paths []string) ([]pipeline.Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.git.url != "" {
+		src, err := f.git.source(paths)
+		if err != nil {
+			return nil, err
+		}
+		src.Ref, src.Render = ref, opts
+		return []pipeline.Source{src}, nil
+	}
+	if f.git.revision != "" || f.git.credentials != "" {
+		return nil, errors.New("--git-revision and --git-credentials need --git-url")
+	}
 	var out []pipeline.Source
 	byRoot := map[string]int{}
 	for _, path := range paths {
@@ -201,6 +223,90 @@ func (f *renderFlags) sources(paths []string) ([]pipeline.Source, error) {
 		out[i].Name = strings.Join(out[i].Paths, ",")
 	}
 	return out, nil
+}
+
+// source is the repository at the revision, its paths to render.
+func (g gitFlags) source(paths []string) (pipeline.Source, error) {
+	repo := sources.Git{URL: g.url, Revision: g.revision}
+	if g.credentials != "" {
+		auth, err := readGitCredentials(g.credentials)
+		if err != nil {
+			return pipeline.Source{}, fmt.Errorf("--git-credentials: %w", err)
+		}
+		repo.Auth = auth
+	}
+	var rels []string
+	for _, p := range paths {
+		rel := path.Clean(strings.TrimPrefix(filepath.ToSlash(p), "/"))
+		if !filepath.IsLocal(rel) && rel != "." {
+			return pipeline.Source{}, fmt.Errorf("%s: with --git-url, a PATH is a directory inside the repository", p)
+		}
+		rels = append(rels, rel)
+	}
+	return pipeline.Source{
+		Name: strings.Join(rels, ","), Root: g.url, Paths: rels,
+		Open: func(ctx context.Context, dir string) (*sources.Tree, error) {
+			tree, err := sources.Clone(ctx, repo, dir)
+			if err != nil {
+				return nil, err
+			}
+			for _, rel := range rels {
+				if fi, err := os.Stat(filepath.Join(tree.Root, filepath.FromSlash(rel))); err != nil || !fi.IsDir() {
+					return nil, fmt.Errorf("git %s at %s: no directory %s", tree.Source, tree.Revision, rel)
+				}
+			}
+			return tree, nil
+		},
+	}, nil
+}
+
+// readGitCredentials reads the files of a mounted Secret of git
+// credentials: Flux's GitRepository keys (username, password, identity,
+// known_hosts) or Argo CD's repository keys (username, password,
+// sshPrivateKey). A key that is not there is not set.
+func readGitCredentials(dir string) (sources.GitAuth, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return sources.GitAuth{}, err
+	} else if !fi.IsDir() {
+		return sources.GitAuth{}, fmt.Errorf("%s is not a directory", dir)
+	}
+	read := func(names ...string) ([]byte, error) {
+		for _, n := range names {
+			b, err := os.ReadFile(filepath.Join(dir, n))
+			if err == nil {
+				return b, nil
+			}
+			if !os.IsNotExist(err) {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	var auth sources.GitAuth
+	for _, k := range []struct {
+		names []string
+		into  *[]byte
+	}{
+		{[]string{"identity", "sshPrivateKey"}, &auth.SSHKey},
+		{[]string{"known_hosts"}, &auth.KnownHosts},
+	} {
+		b, err := read(k.names...)
+		if err != nil {
+			return auth, err
+		}
+		*k.into = b
+	}
+	for _, k := range []struct {
+		name string
+		into *string
+	}{{"username", &auth.Username}, {"password", &auth.Password}} {
+		b, err := read(k.name)
+		if err != nil {
+			return auth, err
+		}
+		*k.into = strings.TrimRight(string(b), "\r\n")
+	}
+	return auth, nil
 }
 
 // locate finds the source root holding path and path's place in it.

@@ -1,0 +1,66 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/pregate/pregate/gate"
+)
+
+// MaxTerminationMessage is the most a container's termination message
+// holds: the kubelet keeps 4096 bytes of it.
+const MaxTerminationMessage = 4096
+
+// TerminationMessage is a verdict as a container's termination message
+// (what Argo CD shows on a failed PreSync hook, and `kubectl describe pod`
+// under the container's state): the decision, the revision, the reason
+// and the verdict's message, then each image that does not pass and each
+// blocking gap on a line, as much as MaxTerminationMessage holds.
+func TerminationMessage(v gate.Verdict) string {
+	var b strings.Builder
+	decision := "ALLOWED"
+	switch {
+	case v.Undecided:
+		decision = "UNDECIDED"
+	case !v.Allowed:
+		decision = "BLOCKED"
+	}
+	fmt.Fprintf(&b, "pregate: %s revision %s: %s: %s\n", decision, cmp.Or(v.Revision.ID, "(unknown)"), v.Reason, v.Message)
+	for _, iv := range v.Images {
+		if iv.Outcome == gate.Passed || iv.Outcome == gate.Allowed {
+			continue
+		}
+		where := ""
+		if len(iv.Locations) > 0 {
+			where = " at " + iv.Locations[0].String()
+		}
+		fmt.Fprintf(&b, "- %s %s%s: %s\n", iv.Outcome, iv.Ref, where, iv.Detail)
+	}
+	for _, g := range v.Gaps {
+		if g.Blocking {
+			fmt.Fprintf(&b, "- gap %s: %s\n", g, g.Message)
+		}
+	}
+	return bound(b.String(), MaxTerminationMessage)
+}
+
+// TerminationError is, as a termination message, the error that left a
+// check without a verdict.
+func TerminationError(err error) string {
+	return bound("pregate: UNDECIDED: "+err.Error()+"\n", MaxTerminationMessage)
+}
+
+// bound cuts s to at most n bytes, at a rune boundary, marking the cut.
+func bound(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = "\n…"
+	cut := n - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
+}
