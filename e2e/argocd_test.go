@@ -31,10 +31,10 @@ import (
 // termination message; a missing path and refused credentials fail it
 // saying so.
 func TestArgoCDHook(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("e2e: runs the pregate binary; `make test` runs it")
 	}
-	t.Parallel()
 	bin := e2eBinary(t, "PREGATE_BIN", "the pregate binary", "make build", "bin/pregate")
 
 	// A signed and an unsigned image, and a policy trusting the signer.

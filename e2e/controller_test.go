@@ -248,6 +248,14 @@ func TestController(t *testing.T) {
 // and Flux's, and stops them when the test ends.
 func startControlPlane(t *testing.T) (*rest.Config, *envtest.Environment) {
 	t.Helper()
+	env := startEnvtest(t, filepath.Join("..", "gate", "controller", "testdata", "crd", "flux"))
+	return env.Config, env
+}
+
+// startEnvtest starts a kube-apiserver and etcd with the CRDs of
+// manifests/ and those of crdDirs, and stops them when the test ends.
+func startEnvtest(t *testing.T, crdDirs ...string) *envtest.Environment {
+	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: this test runs a kube-apiserver and etcd. Run it with `make test`, " +
 			"which builds them (`make envtest-assets`) and sets KUBEBUILDER_ASSETS")
@@ -261,13 +269,8 @@ func startControlPlane(t *testing.T) (*rest.Config, *envtest.Environment) {
 		must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, crd))
 		crds = append(crds, crd)
 	}
-	env := &envtest.Environment{
-		CRDs:                  crds,
-		CRDDirectoryPaths:     []string{filepath.Join("..", "gate", "controller", "testdata", "crd", "flux")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := env.Start()
-	if err != nil {
+	env := &envtest.Environment{CRDs: crds, CRDDirectoryPaths: crdDirs, ErrorIfCRDPathMissing: true}
+	if _, err := env.Start(); err != nil {
 		t.Fatalf("starting the control plane: %v", err)
 	}
 	t.Cleanup(func() {
@@ -275,7 +278,7 @@ func startControlPlane(t *testing.T) (*rest.Config, *envtest.Environment) {
 			t.Errorf("stopping the control plane: %v", err)
 		}
 	})
-	return cfg, env
+	return env
 }
 
 // buildManifests is what `kubectl apply -k manifests/` applies.

@@ -46,7 +46,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -177,34 +176,12 @@ type fluxControllers struct {
 	kinds []schema.GroupVersionKind
 }
 
-// startFluxControlPlane starts a kube-apiserver and etcd (from
-// KUBEBUILDER_ASSETS, which `make test` sets) with the CRDs of manifests/
-// (the Flux CRDs are startFlux's), and stops them when the test ends.
+// startFluxControlPlane starts a kube-apiserver and etcd with the CRDs of
+// manifests/ (the Flux CRDs are startFlux's), and stops them when the
+// test ends.
 func startFluxControlPlane(t *testing.T) *envtest.Environment {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: this test runs a kube-apiserver and etcd. Run it with `make test`, " +
-			"which builds them (`make envtest-assets`) and sets KUBEBUILDER_ASSETS")
-	}
-	var crds []*apiextensionsv1.CustomResourceDefinition
-	for _, obj := range buildManifests(t) {
-		if obj.GetKind() != "CustomResourceDefinition" {
-			continue
-		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, crd))
-		crds = append(crds, crd)
-	}
-	env := &envtest.Environment{CRDs: crds}
-	if _, err := env.Start(); err != nil {
-		t.Fatalf("starting the control plane: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
-	return env
+	return startEnvtest(t)
 }
 
 // startFlux installs the CRDs of the Flux controllers under test into

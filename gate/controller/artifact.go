@@ -16,6 +16,7 @@ import (
 	"github.com/fluxcd/pkg/artifact/storage"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +27,7 @@ import (
 	"github.com/pregate/pregate/config/v1alpha1"
 	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/gate/pipeline"
+	"github.com/pregate/pregate/gate/report"
 	"github.com/pregate/pregate/render"
 )
 
@@ -243,7 +245,7 @@ func (r *GateReconciler) syncArtifact(ctx context.Context, obj *v1alpha1.Gate) e
 	} else {
 		conditions.Delete(obj, sourcev1.ArtifactOutdatedCondition)
 	}
-	ready.Message = truncate(ready.Message, 1024)
+	ready.Message = gate.Clip(ready.Message, report.MaxStatusMessage)
 
 	ea := &sourcev1.ExternalArtifact{}
 	key := types.NamespacedName{Namespace: obj.Namespace, Name: artifactName(obj)}
@@ -260,25 +262,11 @@ func (r *GateReconciler) syncArtifact(ctx context.Context, obj *v1alpha1.Gate) e
 	ea.Status.Artifact = art
 	ready.ObservedGeneration = ea.Generation
 	apimeta.SetStatusCondition(&ea.Status.Conditions, ready)
-	if equalArtifactStatus(before, ea) {
+	if equality.Semantic.DeepEqual(before.Status, ea.Status) {
 		return nil
 	}
 	if err := r.Status().Patch(ctx, ea, client.MergeFrom(before), client.FieldOwner(r.ControllerName)); err != nil {
 		return fmt.Errorf("updating ExternalArtifact %s: %w", key, err)
 	}
 	return nil
-}
-
-func equalArtifactStatus(a, b *sourcev1.ExternalArtifact) bool {
-	ca, cb := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition), apimeta.FindStatusCondition(b.Status.Conditions, meta.ReadyCondition)
-	sameReady := ca != nil && cb != nil && ca.Status == cb.Status && ca.Reason == cb.Reason && ca.Message == cb.Message && ca.ObservedGeneration == cb.ObservedGeneration
-	return sameReady && (a.Status.Artifact == nil) == (b.Status.Artifact == nil) &&
-		(a.Status.Artifact == nil || a.Status.Artifact.Digest == b.Status.Artifact.Digest && a.Status.Artifact.URL == b.Status.Artifact.URL && a.Status.Artifact.Revision == b.Status.Artifact.Revision)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }
