@@ -1,10 +1,16 @@
 package sources_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/pregate/pregate/sources"
 	"github.com/pregate/pregate/sources/sourcestest"
@@ -94,4 +100,66 @@ func checkRevisions(t *testing.T, url string, auth sources.GitAuth, first, secon
 		})
 	}
 
+}
+
+// TestClone_ssh fetches over SSH from the loopback git server with a
+// private key and known_hosts, as from a Flux or Argo CD Secret, and
+// refuses a server whose host key known_hosts does not hold, and a key
+// the server does not authorize.
+func TestClone_ssh(t *testing.T) {
+	t.Parallel()
+	srv := sourcestest.NewGitServer(t)
+	sha := srv.Commit("apps", map[string]string{"deploy/app.yaml": "revision: 1\n"})
+	key, keyPEM := sshKey(t)
+	addr, hostKey := srv.ServeSSH(key)
+	url := "ssh://git@" + addr + "/apps.git"
+	hosts := func(k ssh.PublicKey) []byte {
+		return []byte(knownhosts.Line([]string{knownhosts.Normalize(addr)}, k) + "\n")
+	}
+
+	tree, err := sources.Clone(t.Context(), sources.Git{URL: url, Revision: sha,
+		Auth: sources.GitAuth{SSHKey: keyPEM, KnownHosts: hosts(hostKey)}}, filepath.Join(t.TempDir(), "tree"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(tree.Root, "deploy", "app.yaml")); err != nil || string(b) != "revision: 1\n" || tree.Revision != "sha1:"+sha {
+		t.Errorf("revision %s, deploy/app.yaml %q, %v", tree.Revision, b, err)
+	}
+
+	otherHost, _ := sshKey(t)
+	_, otherPEM := sshKey(t)
+	for name, tc := range map[string]struct {
+		auth sources.GitAuth
+		want string
+	}{
+		"unknown host key":   {sources.GitAuth{SSHKey: keyPEM, KnownHosts: hosts(otherHost)}, "key mismatch"},
+		"key not authorized": {sources.GitAuth{SSHKey: otherPEM, KnownHosts: hosts(hostKey)}, "unable to authenticate"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := sources.Clone(t.Context(), sources.Git{URL: url, Revision: "main", Auth: tc.auth}, filepath.Join(t.TempDir(), "tree"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// sshKey is a new ed25519 key pair: its public key, and its private key
+// in OpenSSH PEM, as an ssh Secret holds it.
+func sshKey(t *testing.T) (ssh.PublicKey, []byte) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, pem.EncodeToMemory(block)
 }
