@@ -14,7 +14,6 @@ import (
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
-	"github.com/fluxcd/pkg/apis/kustomize"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	. "github.com/onsi/gomega" //nolint:revive // Gomega's matchers read as a DSL, as in Flux's controller tests
@@ -23,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -258,21 +258,16 @@ func newFluxGateEnv(t *testing.T) *fluxGateEnv {
 	e.storage, e.storageAddr = filepath.Join(root, "storage"), freePort(t)
 	e.startController()
 
-	// The source, the Gate republishing it pinned, and the app
-	// Kustomization applying the Gate's ExternalArtifact.
-	createAll(t, e.c,
-		e.ociRepository("app"),
-		&v1alpha1.Gate{
-			ObjectMeta: metav1.ObjectMeta{Namespace: fluxNS, Name: "app"},
-			Spec: v1alpha1.GateSpec{
-				SourceRef: &v1alpha1.SourceReference{Kind: sourcev1.OCIRepositoryKind, Name: "app"},
-				Path:      "./deploy",
-				Interval:  metav1.Duration{Duration: 10 * time.Minute},
-				Artifact:  &v1alpha1.ArtifactSpec{PinDigests: true},
-			},
-		},
-		newFluxKustomization(fluxNS, "app", sourcev1.ExternalArtifactKind, "app", "./deploy"),
+	// The source, and the setup of manifests/flux/external-artifact.yaml:
+	// the Gate republishing it pinned, and the app Kustomization applying
+	// the Gate's ExternalArtifact.
+	var (
+		gate = &v1alpha1.Gate{}
+		app  = &kustomizev1.Kustomization{}
 	)
+	fromManifest(t, "external-artifact.yaml", gate, app)
+	app.Spec.RetryInterval = &metav1.Duration{Duration: 2 * time.Second}
+	createAll(t, e.c, e.ociRepository("app"), gate, app)
 	return e
 }
 
@@ -580,21 +575,16 @@ spec:
 	files := map[string]string{"gate/gate.yaml": gateYAML, "deploy/web.yaml": deploymentYAML("web-hg", webHG)}
 	createAll(t, e.c, e.ociRepository("hg"))
 	rev1 := e.pushRevision("hg", files)
-	gateKS := newFluxKustomization(fluxNS, "hg-gate", sourcev1.OCIRepositoryKind, "hg", "./gate")
-	gateKS.Spec.Timeout = &metav1.Duration{Duration: 10 * time.Second}
-	gateKS.Spec.HealthChecks = []meta.NamespacedObjectKindReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Gate", Name: "hg", Namespace: fluxNS}}
-	gateKS.Spec.HealthCheckExprs = []kustomize.CustomHealthCheck{{
-		APIVersion: v1alpha1.GroupVersion.String(), Kind: "Gate",
-		HealthCheckExpressions: kustomize.HealthCheckExpressions{
-			InProgress: "status.?observedGeneration.orValue(0) != metadata.generation || " +
-				"status.?lastVerifiedRevision.orValue('') != status.?lastAttemptedRevision.orValue('-') || " +
-				"status.conditions.exists(c, c.type == 'Ready' && c.status == 'Unknown')",
-			Failed:  "status.conditions.exists(c, c.type == 'Ready' && c.status == 'False')",
-			Current: "status.conditions.exists(c, c.type == 'Ready' && c.status == 'True') && status.lastVerifiedRevision == status.lastAttemptedRevision",
-		},
-	}}
-	appKS := newFluxKustomization(fluxNS, "hg-app", sourcev1.OCIRepositoryKind, "hg", "./deploy")
-	appKS.Spec.DependsOn = []kustomizev1.DependencyReference{{Name: "hg-gate"}}
+	// The setup of manifests/flux/health-gating.yaml, on the source hg.
+	gateKS, appKS := &kustomizev1.Kustomization{}, &kustomizev1.Kustomization{}
+	fromManifest(t, "health-gating.yaml", gateKS, appKS)
+	gateKS.Name, gateKS.Spec.SourceRef.Name, gateKS.Spec.HealthChecks[0].Name = "hg-gate", "hg", "hg"
+	appKS.Name, appKS.Spec.SourceRef.Name, appKS.Spec.DependsOn[0].Name = "hg-app", "hg", "hg-gate"
+	// A verdict here takes a second, not minutes; retries come quickly.
+	gateKS.Spec.Timeout = &metav1.Duration{Duration: 30 * time.Second}
+	for _, k := range []*kustomizev1.Kustomization{gateKS, appKS} {
+		k.Spec.RetryInterval = &metav1.Duration{Duration: 2 * time.Second}
+	}
 	createAll(t, e.c, gateKS, appKS)
 	e.waitGateReady("hg", rev1)
 	e.flux.waitKustomization(t, client.ObjectKey{Namespace: fluxNS, Name: "hg-app"}, rev1)
@@ -674,6 +664,19 @@ func (e *fluxGateEnv) fiftyImages() {
 	t.Logf("50-image revision: source fetched %s, Gate verdict %s, all Deployments applied %s after the push",
 		fetched.Round(time.Millisecond), verdict.Round(time.Millisecond), applied.Round(time.Millisecond))
 	end()
+}
+
+// fromManifest decodes the objects of manifests/flux/name into objs, in
+// order, and checks there are no more.
+func fromManifest(t *testing.T, name string, objs ...any) {
+	t.Helper()
+	docs := readYAMLObjects(t, filepath.Join("..", "manifests", "flux", name))
+	if len(docs) != len(objs) {
+		t.Fatalf("manifests/flux/%s holds %d objects, want %d", name, len(docs), len(objs))
+	}
+	for i, d := range docs {
+		must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(d.Object, objs[i]))
+	}
 }
 
 // withInitContainer adds an init container running image to a Deployment
