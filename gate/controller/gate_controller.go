@@ -287,6 +287,13 @@ func (r *GateReconciler) reconcile(ctx context.Context, obj *v1alpha1.Gate, patc
 		return ctrl.Result{}, r.fail(obj, stageReasons[pipeline.StageOf(err)], err)
 	}
 	verdict := res.Verdict
+	if r.announcedSince(ctx, obj, revision) {
+		// The announcer has withdrawn Ready for a newer revision while this
+		// one was verified: a verdict on this one would be read as the
+		// newer one's. The newer one is verified next.
+		log.V(1).Info("verdict dropped: a newer revision was announced", "revision", revision)
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
 	r.Metrics.verdict(obj, verdict)
 	if verdict.Allowed && obj.Spec.Artifact != nil {
 		// Only what was verified is served; the Gate is Ready once it is.

@@ -116,12 +116,27 @@ func (r *GateReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager,
 			UpdateFunc: func(event.UpdateEvent) bool { return false },
 		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: opts.RateLimiter})
+	if err := r.watchSources(b).Complete(r); err != nil {
+		return err
+	}
+
+	// New revisions are announced from a queue of their own, whatever the
+	// verifying workers are busy with (see announce).
+	announcer := ctrl.NewControllerManagedBy(mgr).Named(announcerName).
+		For(&v1alpha1.Gate{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2})
+	return r.watchSources(announcer).Complete(reconcile.Func(r.announce))
+}
+
+// watchSources makes b reconcile the Gates of each Flux source whose
+// revision changes.
+func (r *GateReconciler) watchSources(b *builder.TypedBuilder[reconcile.Request]) *builder.TypedBuilder[reconcile.Request] {
 	for _, kind := range []string{sourcev1.GitRepositoryKind, sourcev1.OCIRepositoryKind, sourcev1.BucketKind, sourcev1.ExternalArtifactKind} {
 		obj, _ := newSource(kind)
 		b = b.Watches(obj.(client.Object), handler.EnqueueRequestsFromMapFunc(r.gatesForSource(kind)),
 			builder.WithPredicates(revisionChanged{}))
 	}
-	return b.Complete(r)
+	return b
 }
 
 // gatesForSource maps a Flux source to the Gates that verify it, directly
