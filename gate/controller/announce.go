@@ -3,11 +3,12 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,15 +40,22 @@ func (r *GateReconciler) announce(ctx context.Context, req ctrl.Request) (ctrl.R
 	if !ok || revision == obj.Status.LastVerifiedRevision && revision == obj.Status.LastAttemptedRevision {
 		return ctrl.Result{}, nil
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	before := obj.DeepCopy()
 	msg := fmt.Sprintf("verifying revision %s", revision)
 	conditions.MarkReconciling(obj, meta.ProgressingReason, "%s", msg)
 	conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, "%s", msg)
 	obj.Status.LastAttemptedRevision = revision
+	// Only over the Gate as read: one the cache has not caught up with
+	// may have a newer verdict, which must not be withdrawn.
+	err := r.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}), client.FieldOwner(r.ControllerName))
+	switch {
+	case apierrors.IsConflict(err):
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	case err != nil:
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
 	ctrl.LoggerFrom(ctx).V(1).Info("new revision announced", "revision", revision)
-	return ctrl.Result{}, patcher.Patch(ctx, obj,
-		patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition}},
-		patch.WithFieldOwner(r.ControllerName))
+	return ctrl.Result{}, nil
 }
 
 // currentRevision is the artifact revision of the Gate's source, read
