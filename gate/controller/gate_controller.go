@@ -176,10 +176,14 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
-		if err := r.syncArtifact(ctx, obj); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-		if err := r.finalizeStatus(ctx, obj, patcher); err != nil {
+		err := errors.Join(r.syncArtifact(ctx, obj), r.finalizeStatus(ctx, obj, patcher))
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			// Stopping (SIGTERM, leadership lost): the next leader
+			// reconciles the Gate again; nothing is recorded half.
+			log.V(1).Info("status not recorded: stopping", "error", err.Error())
+		default:
 			retErr = errors.Join(retErr, err)
 		}
 		r.Metrics.record(obj, start)
