@@ -446,3 +446,43 @@ spec:
 		})
 	}
 }
+
+// TestCheckCmd_gitFlags: the git flags go together, and --policy takes a
+// directory as a mounted ConfigMap lays it out (its ..data entries are
+// not policy files); a directory without policy files is refused.
+func TestCheckCmd_gitFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	policies := filepath.Join(dir, "policies")
+	data := filepath.Join(policies, "..2026_12_03")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	policy := "apiVersion: gate.pregate.dev/v1alpha1\nkind: TrustPolicy\nmetadata: {name: p}\nspec:\n  images: [{glob: 'ghcr.io/acme/**'}]\n  authorities: [{name: a, static: {action: pass}}]\n"
+	if err := os.WriteFile(filepath.Join(data, "trust.yaml"), []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range [][2]string{{"..2026_12_03", "..data"}, {"..data/trust.yaml", "trust.yaml"}} {
+		if err := os.Symlink(link[0], filepath.Join(policies, link[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"revision without url":    {[]string{"--policy", policies, "--git-revision", "main"}, "--git-revision and --git-credentials need --git-url"},
+		"credentials without url": {[]string{"--policy", policies, "--git-credentials", dir}, "--git-revision and --git-credentials need --git-url"},
+		"path outside the repo":   {[]string{"--policy", policies, "--git-url", "https://git.example/acme/deploy.git"}, "with --git-url, a PATH is a directory inside the repository"},
+		"no policy file":          {[]string{"--policy", dir}, "holds no .yaml, .yml or .json file"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append([]string{"check", "../outside"}, tc.args...), &stdout, &stderr)
+			if code != exitUndecided || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d saying %q", code, stderr.String(), exitUndecided, tc.want)
+			}
+		})
+	}
+}

@@ -13,6 +13,10 @@ import (
 // holds: the kubelet keeps 4096 bytes of it.
 const MaxTerminationMessage = 4096
 
+// lineMax bounds each line of a termination message: text a registry or
+// a signer wrote is one line, and one line does not fill the message.
+const lineMax = 1024
+
 // TerminationMessage is a verdict as a container's termination message
 // (what Argo CD shows on a failed PreSync hook, and `kubectl describe pod`
 // under the container's state): the decision, the revision, the reason
@@ -27,7 +31,7 @@ func TerminationMessage(v gate.Verdict) string {
 	case !v.Allowed:
 		decision = "BLOCKED"
 	}
-	fmt.Fprintf(&b, "pregate: %s revision %s: %s: %s\n", decision, cmp.Or(v.Revision.ID, "(unknown)"), v.Reason, v.Message)
+	fmt.Fprintf(&b, "pregate: %s\n", gate.Clip(fmt.Sprintf("%s revision %s: %s: %s", decision, cmp.Or(v.Revision.ID, "(unknown)"), v.Reason, v.Message), lineMax))
 	for _, iv := range v.Images {
 		if iv.Outcome == gate.Passed || iv.Outcome == gate.Allowed {
 			continue
@@ -36,11 +40,11 @@ func TerminationMessage(v gate.Verdict) string {
 		if len(iv.Locations) > 0 {
 			where = " at " + iv.Locations[0].String()
 		}
-		fmt.Fprintf(&b, "- %s %s%s: %s\n", iv.Outcome, iv.Ref, where, iv.Detail)
+		fmt.Fprintf(&b, "- %s\n", gate.Clip(fmt.Sprintf("%s %s%s: %s", iv.Outcome, iv.Ref, where, iv.Detail), lineMax))
 	}
 	for _, g := range v.Gaps {
 		if g.Blocking {
-			fmt.Fprintf(&b, "- gap %s: %s\n", g, g.Message)
+			fmt.Fprintf(&b, "- gap %s\n", gate.Clip(g.String(), lineMax))
 		}
 	}
 	return bound(b.String(), MaxTerminationMessage)
@@ -49,7 +53,7 @@ func TerminationMessage(v gate.Verdict) string {
 // TerminationError is, as a termination message, the error that left a
 // check without a verdict.
 func TerminationError(err error) string {
-	return bound("pregate: UNDECIDED: "+err.Error()+"\n", MaxTerminationMessage)
+	return "pregate: " + gate.Clip("UNDECIDED: "+err.Error(), MaxTerminationMessage-len("pregate: \n")) + "\n"
 }
 
 // bound cuts s to at most n bytes, at a rune boundary, marking the cut.
