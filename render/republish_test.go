@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
@@ -150,5 +152,51 @@ func TestRepublish_refuses(t *testing.T) {
 	}
 	if got := string(files["manifests.yaml"]); !strings.Contains(got, "digest: sha256:aa") || !strings.Contains(got, "newTag: \"1\"") || !strings.Contains(got, "name: ghcr.io/acme/web") {
 		t.Errorf("HelmRelease republished:\n%s\nwant a kustomize post-renderer pinning ghcr.io/acme/web:1 to sha256:aa", got)
+	}
+}
+
+// TestRepublish_chartPostRenderer: the kustomize images entry a
+// HelmRelease gets pins the chart's image when kustomize applies it, as
+// helm-controller's post-renderer does.
+func TestRepublish_chartPostRenderer(t *testing.T) {
+	t.Parallel()
+	const dg = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	hr := Object{Content: map[string]any{"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+		"metadata": map[string]any{"name": "web", "namespace": "apps"}, "spec": map[string]any{}}}
+	img := Image{Ref: "ghcr.io/acme/web:1.0", Tag: "1.0", Locations: []Location{{Origin: Origin{HelmRelease: "HelmRelease/apps/web"}, Raw: "ghcr.io/acme/web:1.0"}}}
+	files, _, err := Republish(&Result{Objects: []Object{hr}, Images: []Image{img}}, RepublishOptions{Path: ".",
+		Pinned: map[string]string{img.Ref: img.Ref + "@" + dg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := yaml.Unmarshal(files["manifests.yaml"], &out); err != nil {
+		t.Fatal(err)
+	}
+	post := out["spec"].(map[string]any)["postRenderers"].([]any)[0].(map[string]any)["kustomize"].(map[string]any)
+	entries, err := yaml.Marshal(post["images"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the chart renders, post-rendered with the entries.
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"chart.yaml":         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: ghcr.io/acme/web:1.0}]\n",
+		"kustomization.yaml": "resources: [chart.yaml]\nimages:\n" + string(entries),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "image: ghcr.io/acme/web:1.0@"+dg) {
+		t.Errorf("post-rendered:\n%s\nwant the image pinned, ghcr.io/acme/web:1.0@%s", b, dg)
 	}
 }
