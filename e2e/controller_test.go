@@ -318,10 +318,16 @@ func install(t *testing.T, c client.Client) {
 // it.
 func serviceAccountKubeconfig(t *testing.T, env *envtest.Environment) string {
 	t.Helper()
-	user, err := env.AddUser(envtest.User{
+	return userKubeconfig(t, env, envtest.User{
 		Name:   "system:serviceaccount:" + controllerNamespace + ":" + controllerAccount,
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + controllerNamespace, "system:authenticated"},
-	}, nil)
+	})
+}
+
+// userKubeconfig writes a kubeconfig that authenticates as u.
+func userKubeconfig(t *testing.T, env *envtest.Environment, u envtest.User) string {
+	t.Helper()
+	user, err := env.AddUser(u, nil)
 	must(t, err)
 	b, err := user.KubeConfig()
 	must(t, err)

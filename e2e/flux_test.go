@@ -339,13 +339,7 @@ func readYAMLObjects(t *testing.T, file string) []*unstructured.Unstructured {
 // adminKubeconfig writes a kubeconfig for a member of system:masters.
 func adminKubeconfig(t *testing.T, env *envtest.Environment) string {
 	t.Helper()
-	user, err := env.AddUser(envtest.User{Name: "flux-admin", Groups: []string{"system:masters"}}, nil)
-	must(t, err)
-	b, err := user.KubeConfig()
-	must(t, err)
-	p := filepath.Join(t.TempDir(), "kubeconfig")
-	must(t, os.WriteFile(p, b, 0o600))
-	return p
+	return userKubeconfig(t, env, envtest.User{Name: "flux-admin", Groups: []string{"system:masters"}})
 }
 
 // dumpProcess adds p (the pregate controller, say) to the processes whose

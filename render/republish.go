@@ -98,21 +98,14 @@ func Republish(res *Result, o RepublishOptions) (map[string][]byte, int, error) 
 	}
 	files := map[string][]byte{}
 	for d, list := range byDir {
-		var b bytes.Buffer
-		for i, obj := range list {
-			y, err := yaml.Marshal(obj.Content)
-			if err != nil {
-				return nil, 0, fmt.Errorf("encoding %s: %w", obj.ID(), err)
-			}
-			if i > 0 {
-				b.WriteString("---\n")
-			}
-			b.Write(y)
-		}
 		resources := "resources: []\n"
 		if len(list) > 0 {
+			b, err := EncodeYAML(list)
+			if err != nil {
+				return nil, 0, err
+			}
 			resources = "resources:\n  - manifests.yaml\n"
-			files[path.Join(d, "manifests.yaml")] = b.Bytes()
+			files[path.Join(d, "manifests.yaml")] = b
 		}
 		files[path.Join(d, "kustomization.yaml")] = []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" + resources)
 	}
@@ -219,4 +212,20 @@ func splitID(id string) (kind, namespace, name string) {
 		return kind, "", rest
 	}
 	return kind, namespace, name
+}
+
+// EncodeYAML writes objs as one multi-document YAML stream, in order.
+func EncodeYAML(objs []Object) ([]byte, error) {
+	var b bytes.Buffer
+	for i, obj := range objs {
+		y, err := yaml.Marshal(obj.Content)
+		if err != nil {
+			return nil, fmt.Errorf("encoding %s: %w", obj.ID(), err)
+		}
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(y)
+	}
+	return b.Bytes(), nil
 }

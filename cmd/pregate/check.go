@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/pregate/pregate/gate"
 	"github.com/pregate/pregate/gate/pipeline"
@@ -183,19 +181,12 @@ func writePinned(stderr io.Writer, dir string, res *pipeline.Result) error {
 		}
 		written[name] = rev.Path
 		objs, n := render.Pin(rev.Objects, pinned)
-		var b bytes.Buffer
-		for i, o := range objs {
-			y, err := yaml.Marshal(o.Content)
-			if err != nil {
-				return fmt.Errorf("--pin-digests: encoding %s: %w", o.ID(), err)
-			}
-			if i > 0 {
-				b.WriteString("---\n")
-			}
-			b.Write(y)
+		b, err := render.EncodeYAML(objs)
+		if err != nil {
+			return fmt.Errorf("--pin-digests: %w", err)
 		}
 		file := filepath.Join(dir, name)
-		if err := os.WriteFile(file, b.Bytes(), 0o600); err != nil {
+		if err := os.WriteFile(file, b, 0o600); err != nil {
 			return fmt.Errorf("--pin-digests: %w", err)
 		}
 		if _, err := fmt.Fprintf(stderr, "pregate: wrote %s: %d objects, %d images pinned\n", file, len(objs), n); err != nil {

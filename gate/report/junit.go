@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/pregate/pregate/gate"
 )
@@ -336,15 +335,7 @@ func junitBody(s string) string {
 		}
 		return r
 	}, xmlChars(s))
-	if len(s) <= junitMaxBody {
-		return s
-	}
-	const mark = "\n… (truncated)"
-	cut := junitMaxBody - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
+	return cutMarked(s, junitMaxBody, "\n… (truncated)")
 }
 
 // xmlChars drops what XML 1.0's Char production excludes: invalid UTF-8,

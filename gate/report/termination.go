@@ -47,7 +47,7 @@ func TerminationMessage(v gate.Verdict) string {
 			fmt.Fprintf(&b, "- gap %s\n", gate.Clip(g.String(), lineMax))
 		}
 	}
-	return bound(b.String(), MaxTerminationMessage)
+	return cutMarked(b.String(), MaxTerminationMessage, "\n…")
 }
 
 // TerminationError is, as a termination message, the error that left a
@@ -56,15 +56,15 @@ func TerminationError(err error) string {
 	return "pregate: " + gate.Clip("UNDECIDED: "+err.Error(), MaxTerminationMessage-len("pregate: \n")) + "\n"
 }
 
-// bound cuts s to at most n bytes, at a rune boundary, marking the cut.
-func bound(s string, n int) string {
+// cutMarked cuts s to at most n bytes, at a rune boundary, ending with
+// mark when it cuts.
+func cutMarked(s string, n int, mark string) string {
 	if len(s) <= n {
 		return s
 	}
-	const more = "\n…"
-	cut := n - len(more)
+	cut := max(n-len(mark), 0)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + more
+	return s[:cut] + mark
 }
