@@ -342,7 +342,7 @@ func TestRender_remoteBasesDisabled(t *testing.T) { //nolint:tparallel // not pa
 		if !strings.HasSuffix(g.Message, "; remote bases are disabled") {
 			t.Errorf("gap = %+v", g)
 		}
-		for _, s := range []*rendertest.Server{git.Server, files} {
+		for _, s := range []interface{ Requests() []string }{git, files} {
 			for _, r := range s.Requests() {
 				if strings.Contains(r, "other") {
 					t.Errorf("the server saw %s with remote bases disabled", r)

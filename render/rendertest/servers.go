@@ -1,7 +1,7 @@
 // Package rendertest helps test rendering remote kustomize bases without
 // leaving the machine: HTTP servers on the loopback interface that record
-// what they are asked, and revision trees written to disk. The git server
-// is render's own test helper: it runs git, which only tests may.
+// what they are asked, and revision trees written to disk. Git
+// repositories are served by sources/sourcestest's GitServer.
 package rendertest
 
 import (

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -20,6 +21,9 @@ type GitServer struct {
 	srv  *httptest.Server
 	dir  string // bare repositories, NAME.git
 	work string // their work trees, NAME
+
+	mu       sync.Mutex
+	requests []string
 }
 
 // GitServerOption configures NewGitServer.
@@ -53,6 +57,9 @@ func NewGitServer(t testing.TB, opts ...GitServerOption) *GitServer {
 		Stderr: io.Discard,
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
+		s.mu.Unlock()
 		if cfg.user != "" {
 			user, pass, ok := r.BasicAuth()
 			if !ok {
@@ -73,6 +80,19 @@ func NewGitServer(t testing.TB, opts ...GitServerOption) *GitServer {
 
 // URL is the clone URL of the repository name.
 func (s *GitServer) URL(name string) string { return s.srv.URL + "/" + name + ".git" }
+
+// BaseURL is the URL the repositories are under, as NAME.git.
+func (s *GitServer) BaseURL() string { return s.srv.URL }
+
+// Dir is the directory holding the bare repositories, as NAME.git.
+func (s *GitServer) Dir() string { return s.dir }
+
+// Requests are the HTTP requests the server has seen, as "METHOD URI".
+func (s *GitServer) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.requests...)
+}
 
 // Commit commits files (slash paths to contents; an empty content
 // deletes the file) to the branch main of the repository name, creating
